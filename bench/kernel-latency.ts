@@ -1,0 +1,181 @@
+/**
+ * bench/kernel-latency: what durability and the kernel's decisions cost, all figures from one run.
+ *
+ * Baselines measured in the same run: a bare grpc-js unary echo on loopback and an fdatasync of a
+ * small file in the state directory. Then through the real daemon: sequential ApplyGates (one gate
+ * on a 1-qubit cluster), the same with 64 calls in flight across 8 tenants (group commit), and
+ * in-process the kernel's decision cost (handle verification and checks) per op.
+ * Targets (issue #2): sequential ApplyGates p50 ≤ 1.5 × (echo p50 + fdatasync p50); 64-in-flight
+ * throughput ≥ 20 × sequential throughput; decision cost < 20 µs per op.
+ * Usage: npm run bench:kernel-latency [-- --seconds 5]
+ */
+import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { Kernel } from '../src/kernel/kernel.js';
+import type { SimulatorPort, StorePort } from '../src/kernel/ports.js';
+import { Keyring } from '../src/security/keyring.js';
+import { NodeCrypto } from '../src/security/node-crypto.js';
+import { Admin } from '../src/kernel/admin.js';
+import {
+  type AnyClient,
+  call,
+  newTenant,
+  removeStateDir,
+  startDaemon,
+  tempStateDir,
+} from '../test/support/daemon.js';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' } } });
+const SECONDS = Number(values.seconds);
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+const ms = (ns: bigint | number) => Number(ns) / 1e6;
+
+async function timeLoop(fn: () => Promise<void>, seconds: number): Promise<number[]> {
+  const lat: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    lat.push(ms(process.hrtime.bigint() - t0));
+  }
+  return lat;
+}
+
+async function echoBaseline(): Promise<number[]> {
+  const server = new grpc.Server();
+  const id = (b: Buffer) => b;
+  server.addService(
+    { Echo: { path: '/bench.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
+    { Echo: (c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, c.request) },
+  );
+  const port = await new Promise<number>((res, rej) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+  );
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const payload = Buffer.alloc(200, 1); // about the size of an ApplyGates request with one handle
+  const once = () =>
+    new Promise<void>((res, rej) =>
+      client.makeUnaryRequest('/bench.Echo/Echo', id, id, payload, (e) => (e ? rej(e) : res())),
+    );
+  await timeLoop(once, 0.5);
+  const lat = await timeLoop(once, SECONDS);
+  client.close();
+  server.forceShutdown();
+  return lat;
+}
+
+function fdatasyncBaseline(dir: string): number[] {
+  const path = join(dir, 'fdatasync-probe');
+  const fd = openSync(path, 'w');
+  const block = Buffer.alloc(4096, 7);
+  const lat: number[] = [];
+  const end = performance.now() + SECONDS * 1000;
+  while (performance.now() < end) {
+    const t0 = process.hrtime.bigint();
+    writeSync(fd, block, 0, block.length, 0);
+    fdatasyncSync(fd);
+    lat.push(ms(process.hrtime.bigint() - t0));
+  }
+  closeSync(fd);
+  unlinkSync(path);
+  return lat;
+}
+
+/** Decision cost in-process: the kernel with ports that do no I/O, verifying real signed handles. */
+async function decisionCost(): Promise<number> {
+  const crypto = new NodeCrypto();
+  const keyring = new Keyring(crypto.secret(), []);
+  keyring.bootstrap(Date.now());
+  const store: StorePort = { commit: async () => {}, auditHead: () => ({ seq: 0, hash: '' }) };
+  const sim: SimulatorPort = {
+    engine: 'none', threads: 0, create() {}, execute: async (_p, done) => done([]), drop() {},
+    snapshot: async () => [], restore() {}, idle: async () => {},
+  };
+  const k = new Kernel({ store, signer: keyring, sim, clock: { nowMs: () => Date.now() }, crypto });
+  const admin = new Admin(k);
+  const t = await admin.createTenant('bench', 'pro', 0, []);
+  const p = k.authenticate(t.apiKey);
+  const { handle } = await k.openSession(p, [], 0);
+  const qubits = await k.allocateQubits(p, handle, 64, '');
+  const gates = qubits.map((q) => ({ kind: 'X', qubits: [q.handle], theta: 0 }));
+  const N = 200_000;
+  for (let i = 0; i < 10_000; i++) k.decodeApplyGates(k.authenticate(t.apiKey), [gates[i % 64]!]);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < N; i++) k.decodeApplyGates(k.authenticate(t.apiKey), [gates[i % 64]!]);
+  return Number(process.hrtime.bigint() - t0) / 1e3 / N;
+}
+
+async function main() {
+  const stateDir = tempStateDir();
+  console.log(`kernel-latency: ${SECONDS} s per phase, state dir ${stateDir}`);
+  const echo = await echoBaseline();
+  const sync = fdatasyncBaseline(stateDir);
+  const d = await startDaemon(stateDir);
+  const tenants: { client: AnyClient; handle: string }[] = [];
+  for (let i = 0; i < 8; i++) {
+    const t = await newTenant(d, `bench-${i}`, 'TIER_ENTERPRISE');
+    const s = await call<{ session_handle: string }>(t.client, 'OpenSession', {});
+    const q = await call<{ qubits: { handle: string }[] }>(t.client, 'AllocateQubits', { session_handle: s.session_handle, count: 8 });
+    for (const x of q.qubits) tenants.push({ client: t.client, handle: x.handle });
+  }
+  const apply = (i: number) => {
+    const { client, handle } = tenants[i % tenants.length]!;
+    return call(client, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [handle] }] }).then(() => undefined);
+  };
+  await timeLoop(() => apply(0), 0.5);
+  const seq = await timeLoop(() => apply(0), SECONDS);
+  const seqRate = seq.length / SECONDS;
+
+  // 64 in flight across 8 tenants: each lane owns one qubit, so lanes never wait on each other's clusters.
+  const LANES = 64;
+  let done = 0;
+  const conc: number[] = [];
+  const end = performance.now() + SECONDS * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: LANES }, async (_, lane) => {
+      while (performance.now() < end) {
+        const s = process.hrtime.bigint();
+        await apply(lane);
+        conc.push(ms(process.hrtime.bigint() - s));
+        done++;
+      }
+    }),
+  );
+  const concRate = done / ((performance.now() - t0) / 1000);
+  for (const t of tenants) t.client.close();
+  await d.stop();
+  removeStateDir(stateDir);
+  const decisionUs = await decisionCost();
+
+  const echoP50 = pct(echo, 50);
+  const syncP50 = pct(sync, 50);
+  const seqP50 = pct(seq, 50);
+  const rows = [
+    ['grpc-js unary echo', echoP50, pct(echo, 99), echo.length / SECONDS],
+    ['fdatasync 4 KiB (state dir)', syncP50, pct(sync, 99), sync.length / SECONDS],
+    ['ApplyGates sequential', seqP50, pct(seq, 99), seqRate],
+    ['ApplyGates 64 in flight / 8 tenants', pct(conc, 50), pct(conc, 99), concRate],
+  ] as const;
+  console.log('\n| measurement | p50 ms | p99 ms | ops/s |\n|---|---|---|---|');
+  for (const [name, p50, p99, rate] of rows) {
+    console.log(`| ${name} | ${p50.toFixed(3)} | ${p99.toFixed(3)} | ${rate.toFixed(0)} |`);
+  }
+  const ratio = seqP50 / (echoP50 + syncP50);
+  const speedup = concRate / seqRate;
+  console.log(`\nsequential p50 / (echo p50 + fdatasync p50) = ${ratio.toFixed(2)}  (target ≤ 1.5)`);
+  console.log(`64-in-flight throughput / sequential throughput = ${speedup.toFixed(1)}×  (target ≥ 20)`);
+  console.log(`decision cost (authenticate + decodeApplyGates, 1 gate) = ${decisionUs.toFixed(2)} µs/op  (target < 20)`);
+  console.log(
+    JSON.stringify({ echoP50, syncP50, seqP50, seqRate, concRate, ratio, speedup, decisionUs }),
+  );
+}
+
+await main();

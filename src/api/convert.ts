@@ -1,0 +1,62 @@
+/**
+ * Enum and record conversions between the wire (proto-loader objects, enums as names) and the
+ * kernel's words. Layer: api. No policy: unknown names pass through unchanged so the kernel's
+ * validation names the field.
+ */
+import type { Quota, Role, Tenant, Tier } from '../kernel/model.js';
+
+export const strip = (prefix: string) => (v: unknown): string =>
+  typeof v === 'string' && v.startsWith(prefix) ? v.slice(prefix.length) : String(v);
+
+export const tierFromWire = (v: unknown): string => {
+  const s = strip('TIER_')(v).toLowerCase();
+  return s === 'unspecified' ? '' : s;
+};
+export const tierToWire = (t: Tier): string => `TIER_${t.toUpperCase()}`;
+export const roleFromWire = (v: unknown): string => strip('ROLE_')(v).toLowerCase();
+export const roleToWire = (r: Role): string => `ROLE_${r.toUpperCase()}`;
+
+export interface WireQuota {
+  qubits_live_max: number;
+  qubits_per_cluster_max: number;
+  state_bytes_max: number;
+  sessions_max: number;
+  session_ttl_seconds_max: number;
+  gates_per_call_max: number;
+}
+
+export function quotaToWire(q: Quota): WireQuota {
+  return {
+    qubits_live_max: q.qubitsLiveMax,
+    qubits_per_cluster_max: q.qubitsPerClusterMax,
+    state_bytes_max: q.stateBytesMax,
+    sessions_max: q.sessionsMax,
+    session_ttl_seconds_max: q.sessionTtlSecondsMax,
+    gates_per_call_max: q.gatesPerCallMax,
+  };
+}
+
+export function quotaFromWire(w: Partial<WireQuota> | null | undefined): Partial<Quota> {
+  if (!w) return {};
+  return {
+    qubitsLiveMax: Number(w.qubits_live_max ?? 0),
+    qubitsPerClusterMax: Number(w.qubits_per_cluster_max ?? 0),
+    stateBytesMax: Number(w.state_bytes_max ?? 0),
+    sessionsMax: Number(w.sessions_max ?? 0),
+    sessionTtlSecondsMax: Number(w.session_ttl_seconds_max ?? 0),
+    gatesPerCallMax: Number(w.gates_per_call_max ?? 0),
+  };
+}
+
+export function tenantToWire(t: Tenant, quota: Quota) {
+  return {
+    tenant_id: t.id,
+    name: t.name,
+    tier: tierToWire(t.tier),
+    weight: t.weight,
+    status: t.status === 'active' ? 'TENANT_STATUS_ACTIVE' : 'TENANT_STATUS_SUSPENDED',
+    suspend_reason: t.suspendReason,
+    quota: quotaToWire(quota),
+    created_at_unix_ms: t.createdAtMs,
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Wraps a kernel call as a grpc-js unary handler with one exit: whatever the call throws or
+ * rejects with, synchronously or in a callback, becomes that call's status (api/errors.ts) and
+ * never reaches the process. Also counts in-flight calls so shutdown can drain them.
+ * Layer: api.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { KernelError } from '../kernel/errors.js';
+import type { Principal } from '../kernel/model.js';
+import { errorStatus } from './errors.js';
+import { principalOf } from './interceptor.js';
+
+export class CallTracker {
+  draining = false;
+  inFlight = 0;
+  private waiters: (() => void)[] = [];
+
+  enter(): void {
+    this.inFlight++;
+  }
+
+  leave(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when no call is in flight, or after `timeoutMs` (drain is bounded). */
+  drained(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+}
+
+export type DecodeFailure = { __decodeError: string };
+
+export function unary<Req, Res>(
+  tracker: CallTracker,
+  fn: (principal: Principal, req: Req) => Promise<Res> | Res,
+): grpc.handleUnaryCall<Req | DecodeFailure, Res> {
+  return (call, callback) => {
+    tracker.enter();
+    let answered = false;
+    const answer = (err: Partial<grpc.StatusObject> | null, res?: Res) => {
+      if (answered) return;
+      answered = true;
+      tracker.leave();
+      if (err) callback(err as grpc.ServiceError);
+      else callback(null, res);
+    };
+    Promise.resolve()
+      .then(() => {
+        if (tracker.draining) throw new KernelError('UNAVAILABLE', 'daemon is shutting down');
+        const req = call.request;
+        if (req && typeof req === 'object' && '__decodeError' in req) {
+          throw new KernelError('INVALID_ARGUMENT', `request: ${req.__decodeError}`, 'request');
+        }
+        const p = principalOf(call.metadata);
+        if (!p) throw new Error('no principal on an authenticated method');
+        return fn(p, req as Req);
+      })
+      .then(
+        (res) => answer(null, res),
+        (err: unknown) => answer(errorStatus(err)),
+      );
+  };
+}
+
+/**
+ * Replaces each method's request deserializer with one that cannot throw: a malformed message
+ * becomes a value the handler answers with INVALID_ARGUMENT (grpc-js would say INTERNAL).
+ */
+export function safeDeserializers(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(def)) {
+    out[name] = {
+      ...m,
+      requestDeserialize: (buf: Buffer) => {
+        try {
+          return m.requestDeserialize(buf);
+        } catch (err) {
+          return { __decodeError: `malformed message (${(err as Error).message})` } satisfies DecodeFailure;
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}

@@ -1,0 +1,81 @@
+/**
+ * The one server interceptor: authenticates every call and checks the authorization table before
+ * any handler runs. Layer: api. A refused call never reaches a handler; the principal of an
+ * accepted call is attached to its metadata object through a WeakMap (not a header), so a client
+ * cannot forge it.
+ */
+import { type Metadata, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js';
+import { KernelError } from '../kernel/errors.js';
+import type { Principal } from '../kernel/model.js';
+import type { AuthzEntry } from './authz.js';
+import { errorStatus } from './errors.js';
+
+const principals = new WeakMap<Metadata, Principal>();
+
+export function principalOf(metadata: Metadata): Principal | undefined {
+  return principals.get(metadata);
+}
+
+export type Audience = 'tenant' | 'operator';
+
+export interface InterceptorOptions {
+  table: Readonly<Record<string, AuthzEntry>>;
+  audience: Audience;
+  /** Bearer key -> tenant principal; throws KernelError. */
+  authenticate(apiKey: string | undefined): Principal;
+  /** Called for every refusal (logging, metrics). */
+  onRefuse?(path: string, err: KernelError): void;
+}
+
+/** Extracts the key from `authorization: Bearer <key>`; undefined when absent. */
+export function bearer(metadata: Metadata): string | undefined {
+  const v = metadata.get('authorization')[0];
+  if (typeof v !== 'string') return undefined;
+  const m = /^Bearer\s+(\S+)$/i.exec(v.trim());
+  return m ? m[1] : v;
+}
+
+function decide(opts: InterceptorOptions, path: string, metadata: Metadata): Principal | null {
+  const entry = opts.table[path];
+  if (!entry) throw new KernelError('ROLE_FORBIDDEN', `${path}: no authorization entry; denied`);
+  if (entry.principal === 'none') return null;
+  if (entry.principal === 'operator') {
+    if (opts.audience !== 'operator') {
+      throw new KernelError('ROLE_FORBIDDEN', `${path}: operator-only, use the admin socket`);
+    }
+    return { kind: 'operator' };
+  }
+  if (opts.audience !== 'tenant') {
+    throw new KernelError('ROLE_FORBIDDEN', `${path}: tenant method on the admin socket`);
+  }
+  const p = opts.authenticate(bearer(metadata));
+  if (p.kind === 'tenant' && !p.roles.some((r) => entry.roles.includes(r))) {
+    throw new KernelError('ROLE_FORBIDDEN', `${path}: the key's roles may not call this method`);
+  }
+  return p;
+}
+
+export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
+  return (method, call) =>
+    new ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, mdNext) {
+            let principal: Principal | null;
+            try {
+              principal = decide(opts, method.path, metadata);
+            } catch (err) {
+              const e =
+                err instanceof KernelError ? err : new KernelError('INTERNAL', 'authentication failed');
+              opts.onRefuse?.(method.path, e);
+              const s = errorStatus(e);
+              call.sendStatus({ code: s.code ?? status.INTERNAL, details: s.details ?? '', metadata: s.metadata! });
+              return;
+            }
+            if (principal) principals.set(metadata, principal);
+            mdNext(metadata);
+          },
+        });
+      },
+    });
+}

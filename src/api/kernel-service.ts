@@ -1,0 +1,100 @@
+/**
+ * KernelService adapter: decodes requests, calls the kernel, encodes replies. Layer: api; no
+ * policy here (every check is the kernel's).
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { rightsToNames } from '../kernel/handles.js';
+import type { Kernel, TenantPrincipal } from '../kernel/kernel.js';
+import type { Principal } from '../kernel/model.js';
+import { quotaToWire, roleToWire, strip, tierToWire } from './convert.js';
+import { type CallTracker, unary } from './handler.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: proto-loader request objects are untyped at run time
+type Req = any;
+
+function tenant(p: Principal): TenantPrincipal {
+  if (p.kind !== 'tenant') throw new Error('tenant method reached without a tenant principal');
+  return p;
+}
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
+const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
+
+export function kernelServiceHandlers(k: Kernel, tracker: CallTracker): grpc.UntypedServiceImplementation {
+  return {
+    OpenSession: unary(tracker, async (p, r: Req) => {
+      const { session, handle } = await k.openSession(
+        tenant(p),
+        strs(r.requested_caps),
+        num(r.ttl_seconds),
+      );
+      return {
+        session_id: session.id,
+        session_handle: handle,
+        granted_caps: session.caps,
+        expires_at_unix_ms: session.expiresAtMs,
+      };
+    }),
+    CloseSession: unary(tracker, async (p, r: Req) => ({
+      qubits_released: await k.closeSession(tenant(p), String(r.session_handle ?? '')),
+    })),
+    AllocateQubits: unary(tracker, async (p, r: Req) => {
+      const qubits = await k.allocateQubits(
+        tenant(p),
+        String(r.session_handle ?? ''),
+        num(r.count),
+        String(r.profile ?? ''),
+      );
+      return { qubits: qubits.map((q) => ({ qubit_id: q.id, handle: q.handle })) };
+    }),
+    ReleaseQubits: unary(tracker, async (p, r: Req) => ({
+      qubits_released: await k.releaseQubits(tenant(p), strs(r.qubit_handles)),
+    })),
+    ApplyGates: unary(tracker, async (p, r: Req) => {
+      const gates = (Array.isArray(r.gates) ? r.gates : []).map((g: Req) => ({
+        kind: strip('GATE_KIND_')(g.kind),
+        qubits: strs(g.qubits),
+        theta: num(g.theta),
+      }));
+      return { gates_applied: await k.applyGates(tenant(p), gates) };
+    }),
+    MeasureQubits: unary(tracker, async (p, r: Req) => {
+      const ms = (Array.isArray(r.measurements) ? r.measurements : []).map((m: Req) => ({
+        qubit: String(m.qubit ?? ''),
+        basis: strip('BASIS_')(m.basis),
+        angle: num(m.angle),
+      }));
+      return { outcomes: await k.measureQubits(tenant(p), ms) };
+    }),
+    AttenuateHandle: unary(tracker, (p, r: Req) => {
+      const out = k.attenuateHandle(
+        tenant(p),
+        String(r.handle ?? ''),
+        strs(r.rights),
+        num(r.expires_at_unix_ms),
+      );
+      return {
+        handle: out.handle,
+        rights: rightsToNames(out.rights),
+        expires_at_unix_ms: out.expiresAtMs,
+      };
+    }),
+    GetUsage: unary(tracker, (p) => {
+      const tp = tenant(p);
+      const t = k.tenantOf(tp);
+      const u = k.usageOf(t.id);
+      return {
+        tenant_id: t.id,
+        tier: tierToWire(t.tier),
+        quota: quotaToWire(k.quotaOf(t)),
+        usage: {
+          qubits_live: u.qubitsLive,
+          state_bytes: u.stateBytes,
+          sessions_open: u.sessionsOpen,
+          clusters: u.clusters,
+        },
+        roles: tp.roles.map(roleToWire),
+      };
+    }),
+  };
+}

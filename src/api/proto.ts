@@ -1,0 +1,44 @@
+/**
+ * Loads the wire contract (`proto/qmk/v1/*.proto`) at run time with @grpc/proto-loader.
+ * Layer: api (also used by the CLI, tests and benchmarks as clients). The .proto files are the source
+ * of truth; nothing here restates them. Options are fixed in one place so every client and the
+ * server decode the same way: enums as their names, 64-bit integers as JS numbers (all our 64-bit
+ * fields are millisecond timestamps and byte counts far below 2^53), defaults filled in.
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
+export const PROTO_FILES = ['qmk/v1/common.proto', 'qmk/v1/kernel.proto', 'qmk/v1/admin.proto'];
+
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  arrays: true,
+  oneofs: true,
+  includeDirs: [PROTO_ROOT],
+};
+
+let cached: protoLoader.PackageDefinition | undefined;
+
+/** The package definition of all qmk.v1 services (cached: loading parses every file). */
+export function loadPackageDefinition(): protoLoader.PackageDefinition {
+  cached ??= protoLoader.loadSync(PROTO_FILES, LOADER_OPTIONS);
+  return cached;
+}
+
+/** The grpc object tree; `qmk.v1.KernelService` etc. are client constructors with `.service`. */
+export function loadGrpcObject(): QmkGrpc {
+  const root = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
+    qmk: { v1: QmkGrpc };
+  };
+  return root.qmk.v1;
+}
+
+export interface QmkGrpc {
+  KernelService: grpc.ServiceClientConstructor;
+  AdminService: grpc.ServiceClientConstructor;
+}

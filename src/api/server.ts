@@ -1,0 +1,126 @@
+/**
+ * Builds the two gRPC servers: the tenant API (TCP, loopback by default) and the operator admin
+ * API (a unix socket, mode 0600). Layer: api. Both get the same interceptor (with a different
+ * audience), standard health and reflection. Limits are explicit: 4 MiB messages, 100 concurrent
+ * streams per connection, keepalive, and an idle timeout for connections.
+ */
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Admin } from '../kernel/admin.js';
+import type { KernelError } from '../kernel/errors.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { adminServiceHandlers } from './admin-service.js';
+import { AUTHZ_TABLE } from './authz.js';
+import { type CallTracker, safeDeserializers } from './handler.js';
+import { authInterceptor } from './interceptor.js';
+import { kernelServiceHandlers } from './kernel-service.js';
+import { loadGrpcObject, loadPackageDefinition } from './proto.js';
+
+export const MESSAGE_BYTES_MAX = 4 * 1024 * 1024;
+export const STREAMS_PER_CONNECTION_MAX = 100;
+export const KEEPALIVE_TIME_MS = 60_000;
+export const KEEPALIVE_TIMEOUT_MS = 20_000;
+/** A connection with no call for this long is closed (idle-stream timeout). */
+export const CONNECTION_IDLE_MS = 5 * 60_000;
+
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': MESSAGE_BYTES_MAX,
+  'grpc.max_send_message_length': MESSAGE_BYTES_MAX,
+  'grpc.max_concurrent_streams': STREAMS_PER_CONNECTION_MAX,
+  'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+  'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+  'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
+};
+
+export interface Servers {
+  tenant: grpc.Server;
+  admin: grpc.Server;
+  health: HealthImplementation;
+  tenantAddress: string;
+  adminSocket: string;
+}
+
+export interface ServerDeps {
+  kernel: Kernel;
+  admin: Admin;
+  tracker: CallTracker;
+  status(): Record<string, unknown>;
+  onRefuse(path: string, err: KernelError): void;
+}
+
+function bind(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    );
+  });
+}
+
+export async function startServers(
+  deps: ServerDeps,
+  listen: string,
+  adminSocket: string,
+): Promise<Servers> {
+  const pkg = loadPackageDefinition();
+  const qmk = loadGrpcObject();
+  const health = new HealthImplementation({ '': 'NOT_SERVING', 'qmk.v1.KernelService': 'NOT_SERVING' });
+  const reflection = new ReflectionService(pkg);
+
+  const tenant = new grpc.Server({
+    ...SERVER_OPTIONS,
+    interceptors: [
+      authInterceptor({
+        table: AUTHZ_TABLE,
+        audience: 'tenant',
+        authenticate: (key) => deps.kernel.authenticate(key),
+        onRefuse: deps.onRefuse,
+      }),
+    ],
+  });
+  tenant.addService(
+    safeDeserializers(qmk.KernelService.service),
+    kernelServiceHandlers(deps.kernel, deps.tracker),
+  );
+  health.addToServer(tenant);
+  reflection.addToServer(tenant);
+
+  const admin = new grpc.Server({
+    ...SERVER_OPTIONS,
+    interceptors: [
+      authInterceptor({
+        table: AUTHZ_TABLE,
+        audience: 'operator',
+        authenticate: () => ({ kind: 'operator' }),
+        onRefuse: deps.onRefuse,
+      }),
+    ],
+  });
+  admin.addService(
+    safeDeserializers(qmk.AdminService.service),
+    adminServiceHandlers(deps.admin, deps.tracker, deps.status),
+  );
+  health.addToServer(admin);
+  reflection.addToServer(admin);
+
+  const port = await bind(tenant, listen);
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  if (existsSync(adminSocket)) unlinkSync(adminSocket); // a stale socket from a killed daemon
+  // The socket is the operator's credential: only the daemon's user may connect. The umask makes
+  // it 0600 from the moment it exists; the chmod states the intent.
+  const umask = process.umask(0o177);
+  try {
+    await bind(admin, `unix:${adminSocket}`);
+  } finally {
+    process.umask(umask);
+  }
+  chmodSync(adminSocket, 0o600);
+  return { tenant, admin, health, tenantAddress: `${host}:${port}`, adminSocket };
+}
+
+export function shutdownServer(server: grpc.Server): Promise<void> {
+  return new Promise((resolve) => server.tryShutdown(() => resolve()));
+}

@@ -1,0 +1,52 @@
+/**
+ * The one registry of operating errors. Layer: kernel (pure; imports nothing).
+ * Every refusal the kernel makes is a `KernelError` with a code from `ERROR_CODES`; `api/status.ts`
+ * holds the only mapping to gRPC status codes (typed so the compiler makes it total), and
+ * `docs/errors.md` documents every code (a test fails when the two drift).
+ * Programmer errors are assertions, never KernelErrors: no tenant input may reach an assertion.
+ */
+
+export const ERROR_CODES = [
+  'INVALID_ARGUMENT',
+  'CREDENTIAL_MISSING',
+  'CREDENTIAL_INVALID',
+  'CREDENTIAL_REVOKED',
+  'TENANT_SUSPENDED',
+  'ROLE_FORBIDDEN',
+  'HANDLE_INVALID',
+  'HANDLE_EXPIRED',
+  'HANDLE_KEY_UNKNOWN',
+  'HANDLE_KEY_RETIRED',
+  'HANDLE_WRONG_KIND',
+  'RIGHTS_INSUFFICIENT',
+  'RIGHTS_WIDEN',
+  'CAP_MISSING',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'SESSION_EXPIRED',
+  'QUBIT_NOT_FRESH',
+  'QUOTA_EXCEEDED',
+  'LIMIT_EXCEEDED',
+  'UNAVAILABLE',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** An operating error: a refusal with a closed code and a message that names the field or limit. */
+export class KernelError extends Error {
+  readonly code: ErrorCode;
+  /** The request field (e.g. `gates[2].theta`) or limit (e.g. `qubits_per_cluster_max`) at fault. */
+  readonly field: string | undefined;
+
+  constructor(code: ErrorCode, message: string, field?: string) {
+    super(message);
+    this.name = 'KernelError';
+    this.code = code;
+    this.field = field;
+  }
+}
+
+export function invalid(field: string, message: string): KernelError {
+  return new KernelError('INVALID_ARGUMENT', `${field}: ${message}`, field);
+}

@@ -1,0 +1,908 @@
+/**
+ * The kernel: authenticates principals, verifies handles, and decides and invokes every tenant
+ * operation on sessions and persistent qubits. Layer: kernel; it talks to the outside only through
+ * ports (store, signer, simulator, clock, crypto) and imports nothing from api/, store/, sim/.
+ *
+ * Each operation is a decode/invoke pair (seL4 style): `decode*` checks everything and changes
+ * nothing (it throws KernelError); `invoke*` changes state and cannot fail except by assertion.
+ * Decisions happen synchronously on the main thread in one order, which is the kernel's
+ * serialisation: two calls cannot both take the last unit of a quota. Arithmetic happens later in
+ * the simulator; each plan's op-log entry and audit record commit in one transaction, and a reply
+ * goes out only once that transaction is durable.
+ */
+import assert from 'node:assert';
+import { ClusterGraph } from './clusters.js';
+import { invalid, KernelError } from './errors.js';
+import { gateSpec } from './gate-set.js';
+import {
+  decodeHandle,
+  encodeClaims,
+  encodeHandle,
+  type HandleClaims,
+  type HandleKind,
+  RIGHTS,
+  type RightName,
+  SESSION_RIGHTS_ALL,
+  VQ_RIGHTS_ALL,
+} from './handles.js';
+import {
+  effectiveQuota,
+  HANDLES_PER_RELEASE_MAX,
+  MEASUREMENTS_PER_CALL_MAX,
+  QUBITS_PER_ALLOCATION_MAX,
+  QUBITS_PER_CLUSTER_MAX,
+  stateBytes,
+  TIER_DEFAULTS,
+} from './limits.js';
+import type { Cap, Credential, Principal, Quota, Qubit, Session, Tenant } from './model.js';
+import type {
+  AuditEvent,
+  ClockPort,
+  ClusterRef,
+  CryptoPort,
+  ExecPlan,
+  LoadedState,
+  OplogEntry,
+  SignerPort,
+  SimOp,
+  SimulatorPort,
+  StorePort,
+  StoreRecord,
+} from './ports.js';
+
+export interface KernelPorts {
+  store: StorePort;
+  signer: SignerPort;
+  sim: SimulatorPort;
+  clock: ClockPort;
+  crypto: CryptoPort;
+}
+
+export type TenantPrincipal = Extract<Principal, { kind: 'tenant' }>;
+
+export interface GateRequest {
+  kind: string;
+  qubits: string[];
+  theta: number;
+}
+
+export interface MeasureRequest {
+  qubit: string;
+  basis: string;
+  angle: number;
+}
+
+export interface Usage {
+  qubitsLive: number;
+  stateBytes: number;
+  sessionsOpen: number;
+  clusters: number;
+}
+
+const API_KEY_PATTERN = /^qmk_[A-Za-z0-9_-]{43}$/;
+const PROFILE_PATTERN =
+  /^logical:(surface|surface_code|shyps|bacon_shor|qldpc)\(d=\d{1,3}(,k=\d{1,4})?(,rate=[0-9.]+)?\)$/i;
+const BASES = new Set(['Z', 'X', 'Y', 'ANGLE']);
+/** Verified-signature cache entries; a hit still checks key state, expiry and the resource. */
+const HANDLE_CACHE_ENTRIES_MAX = 65_536;
+
+export class Kernel {
+  readonly tenants = new Map<string, Tenant>();
+  readonly tenantsByName = new Map<string, Tenant>();
+  readonly credentials = new Map<string, Credential>(); // by key id
+  private readonly credentialsByHash = new Map<string, Credential>();
+  readonly sessions = new Map<string, Session>();
+  readonly qubits = new Map<string, Qubit>();
+  private readonly qubitsBySession = new Map<string, Set<string>>();
+  private readonly qubitsByTenant = new Map<string, Set<string>>();
+  private readonly sessionsByTenant = new Map<string, Set<string>>();
+  readonly graph: ClusterGraph;
+  private readonly handleCache = new Map<string, HandleClaims>();
+  /** While set, mutating operations wait before deciding (a checkpoint is being taken). */
+  private gate: Promise<void> | null = null;
+
+  constructor(
+    readonly ports: KernelPorts,
+    loaded?: LoadedState,
+  ) {
+    this.graph = new ClusterGraph(loaded?.nextClusterId ?? 1);
+    if (loaded) this.load(loaded);
+  }
+
+  // ---------------------------------------------------------------- loading and replay
+
+  private load(s: LoadedState): void {
+    for (const t of s.tenants) this.putTenant(t);
+    for (const c of s.credentials) this.putCredential(c);
+    for (const x of s.sessions) this.indexSession(x);
+    for (const q of s.qubits) this.indexQubit(q);
+  }
+
+  /**
+   * Rebuilds cluster state: restores the checkpoint, then replays the op log in order with the
+   * recorded outcomes forced, so the state is bit-exact. Resolves when the simulator is idle.
+   */
+  async replay(s: LoadedState): Promise<number> {
+    for (const { cluster, state } of s.checkpoint.clusters) {
+      this.graph.add(cluster);
+      this.ports.sim.restore(cluster, state);
+    }
+    for (const { entry } of s.oplog) this.replayEntry(entry);
+    await this.ports.sim.idle();
+    return s.oplog.length;
+  }
+
+  private replayEntry(e: OplogEntry): void {
+    if (e.kind === 'create') {
+      this.graph.add(e.cluster);
+      this.ports.sim.create(e.cluster);
+    } else if (e.kind === 'drop') {
+      this.graph.remove(e.clusterId);
+      this.ports.sim.drop(e.clusterId);
+    } else {
+      let k = 0;
+      const ops: SimOp[] = e.plan.ops.map((op) => {
+        const measures = op.kind === 'measure' || op.name === 'RESET';
+        if (!measures) return op;
+        const forced = e.outcomes[k++];
+        assert(forced === 0 || forced === 1, 'op log outcome missing');
+        const { random: _r, ...rest } = op;
+        return { ...rest, forced };
+      });
+      const plan: ExecPlan = { ...e.plan, ops };
+      this.graph.apply(plan);
+      void this.ports.sim.execute(plan, async () => {});
+    }
+  }
+
+  /**
+   * Runs `fn` with no plan in flight and no new decision taken: mutating calls wait at the gate.
+   * Used to take a consistent checkpoint of all cluster states.
+   */
+  async quiesce<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.gate) await this.gate;
+    let open!: () => void;
+    this.gate = new Promise((r) => {
+      open = r;
+    });
+    try {
+      await this.ports.sim.idle();
+      return await fn();
+    } finally {
+      this.gate = null;
+      open();
+    }
+  }
+
+  async pass(): Promise<void> {
+    while (this.gate) await this.gate;
+  }
+
+  /** Qubits whose cluster is missing after replay would be a store bug: assert, don't guess. */
+  checkConsistency(): void {
+    for (const q of this.qubits.keys()) assert(this.graph.has(q), `qubit ${q} has no cluster`);
+  }
+
+  // ---------------------------------------------------------------- indexes
+
+  putTenant(t: Tenant): void {
+    const old = this.tenants.get(t.id);
+    if (old) this.tenantsByName.delete(old.name);
+    this.tenants.set(t.id, t);
+    this.tenantsByName.set(t.name, t);
+  }
+
+  dropTenantIndex(t: Tenant): void {
+    this.tenants.delete(t.id);
+    this.tenantsByName.delete(t.name);
+  }
+
+  putCredential(c: Credential): void {
+    this.credentials.set(c.keyId, c);
+    this.credentialsByHash.set(c.secretHash, c);
+  }
+
+  private indexSession(s: Session): void {
+    this.sessions.set(s.id, s);
+    setOf(this.sessionsByTenant, s.tenantId).add(s.id);
+    setOf(this.qubitsBySession, s.id);
+  }
+
+  private unindexSession(s: Session): void {
+    this.sessions.delete(s.id);
+    this.sessionsByTenant.get(s.tenantId)?.delete(s.id);
+    this.qubitsBySession.delete(s.id);
+  }
+
+  private indexQubit(q: Qubit): void {
+    this.qubits.set(q.id, q);
+    setOf(this.qubitsBySession, q.sessionId).add(q.id);
+    setOf(this.qubitsByTenant, q.tenantId).add(q.id);
+  }
+
+  private unindexQubit(q: Qubit): void {
+    this.qubits.delete(q.id);
+    this.qubitsBySession.get(q.sessionId)?.delete(q.id);
+    this.qubitsByTenant.get(q.tenantId)?.delete(q.id);
+  }
+
+  sessionIdsOf(tenantId: string): string[] {
+    return [...(this.sessionsByTenant.get(tenantId) ?? [])];
+  }
+
+  // ---------------------------------------------------------------- authentication
+
+  /**
+   * Turns a bearer API key into a principal.
+   * @throws CREDENTIAL_MISSING, CREDENTIAL_INVALID, CREDENTIAL_REVOKED, TENANT_SUSPENDED
+   */
+  authenticate(apiKey: string | undefined): TenantPrincipal {
+    if (apiKey === undefined || apiKey === '') {
+      throw new KernelError('CREDENTIAL_MISSING', 'authorization: missing "Bearer <api key>"');
+    }
+    if (!API_KEY_PATTERN.test(apiKey)) {
+      throw new KernelError('CREDENTIAL_INVALID', 'authorization: not an API key');
+    }
+    const cred = this.credentialsByHash.get(this.ports.crypto.sha256Hex(apiKey));
+    if (!cred) throw new KernelError('CREDENTIAL_INVALID', 'authorization: unknown API key');
+    if (cred.revoked) throw new KernelError('CREDENTIAL_REVOKED', 'authorization: key revoked');
+    const tenant = this.tenants.get(cred.tenantId);
+    if (!tenant) throw new KernelError('CREDENTIAL_INVALID', 'authorization: unknown API key');
+    if (tenant.status === 'suspended') {
+      throw new KernelError(
+        'TENANT_SUSPENDED',
+        `tenant suspended: ${tenant.suspendReason || 'no reason given'}`,
+      );
+    }
+    return { kind: 'tenant', tenantId: tenant.id, keyId: cred.keyId, roles: cred.roles };
+  }
+
+  tenantOf(p: TenantPrincipal): Tenant {
+    const t = this.tenants.get(p.tenantId);
+    assert(t, 'authenticated tenant exists');
+    return t;
+  }
+
+  quotaOf(t: Tenant): Quota {
+    return effectiveQuota(t.tier, t.quotaOverrides);
+  }
+
+  // ---------------------------------------------------------------- handles
+
+  issueHandle(
+    kind: HandleKind,
+    resourceId: string,
+    tenantId: string,
+    sessionId: string,
+    rights: number,
+    expiresAtMs: number,
+  ): string {
+    const claims: HandleClaims = {
+      kind,
+      resourceId,
+      tenantId,
+      sessionId,
+      rights,
+      issuedAtMs: this.ports.clock.nowMs(),
+      expiresAtMs,
+      keyId: this.ports.signer.activeKeyId(),
+    };
+    const payload = encodeClaims(claims);
+    return encodeHandle(payload, this.ports.signer.sign(payload));
+  }
+
+  /**
+   * Verifies a handle in full on every use: signature (cached), key known and not retired, not
+   * expired, tenant = caller, kind, resource exists in that session, rights include `need`.
+   * @throws HANDLE_INVALID, HANDLE_KEY_UNKNOWN, HANDLE_KEY_RETIRED, HANDLE_EXPIRED,
+   *   HANDLE_WRONG_KIND, NOT_FOUND, SESSION_EXPIRED, RIGHTS_INSUFFICIENT, INVALID_ARGUMENT
+   */
+  verifyHandle(
+    p: TenantPrincipal,
+    text: string,
+    field: string,
+    kind: HandleKind | null,
+    need: number,
+  ): HandleClaims {
+    let claims = this.handleCache.get(text);
+    if (!claims) {
+      const d = decodeHandle(text, field);
+      const keyState = this.ports.signer.keyState(d.claims.keyId, this.ports.clock.nowMs());
+      if (keyState === 'unknown-key') {
+        throw new KernelError('HANDLE_KEY_UNKNOWN', `${field}: signed by an unknown key`, field);
+      }
+      if (!this.ports.signer.verify(d.claims.keyId, d.payload, d.signature)) {
+        throw new KernelError('HANDLE_INVALID', `${field}: bad signature`, field);
+      }
+      claims = d.claims;
+      if (this.handleCache.size >= HANDLE_CACHE_ENTRIES_MAX) this.handleCache.clear();
+      this.handleCache.set(text, claims);
+    }
+    const now = this.ports.clock.nowMs();
+    const keyState = this.ports.signer.keyState(claims.keyId, now);
+    if (keyState === 'retired') {
+      throw new KernelError('HANDLE_KEY_RETIRED', `${field}: signing key retired`, field);
+    }
+    if (keyState === 'unknown-key') {
+      throw new KernelError('HANDLE_KEY_UNKNOWN', `${field}: signed by an unknown key`, field);
+    }
+    if (now >= claims.expiresAtMs) {
+      throw new KernelError('HANDLE_EXPIRED', `${field}: handle expired`, field);
+    }
+    // Another tenant's handle is reported exactly like a missing resource: no existence leak.
+    if (claims.tenantId !== p.tenantId) {
+      throw new KernelError('NOT_FOUND', `${field}: no such resource`, field);
+    }
+    if (kind !== null && claims.kind !== kind) {
+      throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a ${kind} handle`, field);
+    }
+    this.checkResource(claims, field);
+    if ((claims.rights & need) !== need) {
+      throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
+    }
+    return claims;
+  }
+
+  private checkResource(c: HandleClaims, field: string): void {
+    const session = this.sessions.get(c.sessionId);
+    const missing = () => new KernelError('NOT_FOUND', `${field}: no such resource`, field);
+    if (!session || session.tenantId !== c.tenantId) throw missing();
+    if (c.kind === 'VQ') {
+      const q = this.qubits.get(c.resourceId);
+      if (!q || q.sessionId !== c.sessionId || q.tenantId !== c.tenantId) throw missing();
+    } else if (c.kind === 'SESSION') {
+      if (c.resourceId !== c.sessionId) throw missing();
+    } else {
+      throw missing();
+    }
+    if (this.ports.clock.nowMs() >= session.expiresAtMs) {
+      throw new KernelError('SESSION_EXPIRED', `${field}: session expired`, field);
+    }
+  }
+
+  private requireCap(session: Session, cap: Cap, field: string): void {
+    if (!session.caps.includes(cap)) {
+      throw new KernelError('CAP_MISSING', `${field}: session lacks ${cap}`, field);
+    }
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  /** @throws INVALID_ARGUMENT, QUOTA_EXCEEDED */
+  async openSession(
+    p: TenantPrincipal,
+    requestedCaps: readonly string[],
+    ttlSeconds: number,
+  ): Promise<{ session: Session; handle: string }> {
+    await this.pass();
+    const tenant = this.tenantOf(p);
+    const quota = this.quotaOf(tenant);
+    const tierCaps = TIER_DEFAULTS[tenant.tier].caps;
+    requestedCaps.forEach((c, i) => {
+      if (!(tierCaps as readonly string[]).concat(ALL_CAP_NAMES).includes(c)) {
+        throw invalid(`requested_caps[${i}]`, `unknown cap ${c}`);
+      }
+    });
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 0) {
+      throw invalid('ttl_seconds', 'must be a non-negative integer');
+    }
+    const open = this.sessionsByTenant.get(tenant.id)?.size ?? 0;
+    if (open + 1 > quota.sessionsMax) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `sessions_max: ${open} of ${quota.sessionsMax} sessions open`,
+        'sessions_max',
+      );
+    }
+    const caps =
+      requestedCaps.length === 0
+        ? [...tierCaps]
+        : tierCaps.filter((c) => requestedCaps.includes(c));
+    const ttl = Math.min(ttlSeconds === 0 ? quota.sessionTtlSecondsMax : ttlSeconds, quota.sessionTtlSecondsMax);
+    const now = this.ports.clock.nowMs();
+    const session: Session = {
+      id: this.ports.crypto.id(),
+      tenantId: tenant.id,
+      caps,
+      createdAtMs: now,
+      expiresAtMs: now + ttl * 1000,
+    };
+    this.indexSession(session);
+    await this.ports.store.commit(
+      [{ op: 'put', db: 'sessions', key: session.id, value: session }],
+      [this.audit(p, 'OpenSession', session.id, { caps, ttl })],
+    );
+    const handle = this.issueHandle(
+      'SESSION',
+      session.id,
+      tenant.id,
+      session.id,
+      SESSION_RIGHTS_ALL,
+      session.expiresAtMs,
+    );
+    return { session, handle };
+  }
+
+  /** @throws handle errors, RIGHTS_INSUFFICIENT */
+  async closeSession(p: TenantPrincipal, handle: string): Promise<number> {
+    await this.pass();
+    const c = this.verifyHandle(p, handle, 'session_handle', 'SESSION', RIGHTS.RIGHT_CLOSE);
+    const session = this.sessions.get(c.sessionId);
+    assert(session);
+    return this.invokeCloseSession(session, this.audit(p, 'CloseSession', session.id));
+  }
+
+  /** Closes a session: releases its qubits, deletes it. Used by CloseSession, sweeps, deletion. */
+  async invokeCloseSession(session: Session, event: AuditEvent): Promise<number> {
+    const qubits = [...(this.qubitsBySession.get(session.id) ?? [])];
+    const released = this.invokeRelease(qubits.map((id) => this.qubits.get(id)!));
+    this.unindexSession(session);
+    const done = this.ports.store.commit(
+      [{ op: 'del', db: 'sessions', key: session.id }],
+      [{ ...event, detail: { ...event.detail, qubits_released: qubits.length } }],
+    );
+    await Promise.all([released, done]);
+    return qubits.length;
+  }
+
+  /** Closes every session past its expiry. Returns how many it closed. */
+  async sweepExpiredSessions(): Promise<number> {
+    await this.pass();
+    const now = this.ports.clock.nowMs();
+    const expired = [...this.sessions.values()].filter((s) => now >= s.expiresAtMs);
+    await Promise.all(
+      expired.map((s) =>
+        this.invokeCloseSession(s, {
+          actor: 'kernel',
+          action: 'SessionExpired',
+          target: s.id,
+          outcome: 'ok',
+          detail: { tenant: s.tenantId },
+        }),
+      ),
+    );
+    return expired.length;
+  }
+
+  // ---------------------------------------------------------------- qubits
+
+  /** @throws handle errors, CAP_MISSING, INVALID_ARGUMENT, QUOTA_EXCEEDED, LIMIT_EXCEEDED */
+  async allocateQubits(
+    p: TenantPrincipal,
+    sessionHandle: string,
+    count: number,
+    profile: string,
+  ): Promise<{ id: string; handle: string }[]> {
+    await this.pass();
+    const c = this.verifyHandle(p, sessionHandle, 'session_handle', 'SESSION', RIGHTS.RIGHT_ALLOC);
+    const session = this.sessions.get(c.sessionId)!;
+    this.requireCap(session, 'CAP_ALLOC', 'session_handle');
+    if (!Number.isInteger(count) || count < 1) throw invalid('count', 'must be at least 1');
+    if (count > QUBITS_PER_ALLOCATION_MAX) {
+      throw new KernelError(
+        'LIMIT_EXCEEDED',
+        `count: ${count} exceeds qubits_per_allocation_max ${QUBITS_PER_ALLOCATION_MAX}`,
+        'count',
+      );
+    }
+    if (profile !== '' && !PROFILE_PATTERN.test(profile)) {
+      throw invalid('profile', `"${profile}" is not logical:<family>(d=<int>)`);
+    }
+    const tenant = this.tenantOf(p);
+    const quota = this.quotaOf(tenant);
+    const live = this.qubitsByTenant.get(tenant.id)?.size ?? 0;
+    if (live + count > quota.qubitsLiveMax) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `qubits_live_max: ${live} live + ${count} requested > ${quota.qubitsLiveMax}`,
+        'qubits_live_max',
+      );
+    }
+    const bytes = this.stateBytesOf(tenant.id) + count * stateBytes(1);
+    if (bytes > quota.stateBytesMax) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `state_bytes_max: ${bytes} bytes > ${quota.stateBytesMax}`,
+        'state_bytes_max',
+      );
+    }
+    // Invoke: nothing below can fail except by assertion.
+    const now = this.ports.clock.nowMs();
+    const records: StoreRecord[] = [];
+    const oplog: OplogEntry[] = [];
+    const out: { id: string; handle: string }[] = [];
+    for (let i = 0; i < count; i++) {
+      const q: Qubit = {
+        id: this.ports.crypto.id(),
+        tenantId: tenant.id,
+        sessionId: session.id,
+        profile,
+        fresh: true,
+        createdAtMs: now,
+      };
+      this.indexQubit(q);
+      const cluster = this.graph.planCreate(q.id);
+      this.graph.add(cluster);
+      this.ports.sim.create(cluster);
+      records.push({ op: 'put', db: 'qubits', key: q.id, value: q });
+      oplog.push({ kind: 'create', cluster });
+      const handle = this.issueHandle('VQ', q.id, tenant.id, session.id, VQ_RIGHTS_ALL, session.expiresAtMs);
+      out.push({ id: q.id, handle });
+    }
+    await this.ports.store.commit(
+      records,
+      [this.audit(p, 'AllocateQubits', session.id, { count, qubits: out.map((x) => x.id) })],
+      oplog,
+    );
+    return out;
+  }
+
+  /** @throws handle errors, INVALID_ARGUMENT, LIMIT_EXCEEDED */
+  async releaseQubits(p: TenantPrincipal, handles: readonly string[]): Promise<number> {
+    await this.pass();
+    if (handles.length === 0) throw invalid('qubit_handles', 'at least one handle is required');
+    if (handles.length > HANDLES_PER_RELEASE_MAX) {
+      throw new KernelError(
+        'LIMIT_EXCEEDED',
+        `qubit_handles: more than ${HANDLES_PER_RELEASE_MAX}`,
+        'qubit_handles',
+      );
+    }
+    const ids = new Set<string>();
+    handles.forEach((h, i) => {
+      const c = this.verifyHandle(p, h, `qubit_handles[${i}]`, 'VQ', RIGHTS.RIGHT_RELEASE);
+      if (ids.has(c.resourceId)) throw invalid(`qubit_handles[${i}]`, 'qubit named twice');
+      ids.add(c.resourceId);
+    });
+    const qubits = [...ids].map((id) => this.qubits.get(id)!);
+    await Promise.all([
+      this.invokeRelease(qubits),
+      this.ports.store.commit([], [this.audit(p, 'ReleaseQubits', [...ids].join(','))]),
+    ]);
+    return qubits.length;
+  }
+
+  /**
+   * Releases qubits: an entangled qubit is first measured out (release = measure and discard),
+   * then its 1-qubit cluster is dropped. Each qubit's record deletion commits with its op-log
+   * entries.
+   */
+  private invokeRelease(qubits: Qubit[]): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const q of qubits) {
+      this.unindexQubit(q);
+      const del: StoreRecord = { op: 'del', db: 'qubits', key: q.id };
+      const cluster = this.graph.clusterOf(q.id);
+      if (cluster.qubits.length === 1) {
+        this.graph.remove(cluster.id);
+        this.ports.sim.drop(cluster.id);
+        pending.push(this.ports.store.commit([del], [], [{ kind: 'drop', clusterId: cluster.id }]));
+        continue;
+      }
+      const plan = this.graph.plan(
+        [{ kind: 'measure', qubit: q.id, basis: 'Z', random: this.ports.crypto.unit() }],
+        [q.id],
+      );
+      this.graph.apply(plan);
+      const own = plan.results[plan.results.length - 1]!;
+      assert(own.qubits.length === 1 && own.qubits[0] === q.id);
+      this.graph.remove(own.id);
+      pending.push(
+        this.ports.sim.execute(plan, (outcomes) =>
+          this.ports.store.commit(
+            [del],
+            [],
+            [
+              { kind: 'exec', plan, outcomes },
+              { kind: 'drop', clusterId: own.id },
+            ],
+          ),
+        ),
+      );
+      this.ports.sim.drop(own.id);
+    }
+    return Promise.all(pending).then(() => undefined);
+  }
+
+  // ---------------------------------------------------------------- gates and measurement
+
+  /**
+   * Applies a batch of gates: every gate is checked before any is applied. Gates on disjoint
+   * qubit sets run as separate plans (no needless cluster merge).
+   * @throws INVALID_ARGUMENT, handle errors, CAP_MISSING, QUBIT_NOT_FRESH, QUOTA_EXCEEDED,
+   *   LIMIT_EXCEEDED
+   */
+  async applyGates(p: TenantPrincipal, gates: readonly GateRequest[]): Promise<number> {
+    await this.pass();
+    const decoded = this.decodeApplyGates(p, gates);
+    await this.invokeComponents(p, 'ApplyGates', decoded);
+    return gates.length;
+  }
+
+  decodeApplyGates(p: TenantPrincipal, gates: readonly GateRequest[]): SimOp[][] {
+    const tenant = this.tenantOf(p);
+    const quota = this.quotaOf(tenant);
+    if (gates.length === 0) throw invalid('gates', 'at least one gate is required');
+    if (gates.length > quota.gatesPerCallMax) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `gates: ${gates.length} gates > gates_per_call_max ${quota.gatesPerCallMax}`,
+        'gates_per_call_max',
+      );
+    }
+    const touched = new Set<string>();
+    const ops: SimOp[] = gates.map((g, i) => {
+      const f = `gates[${i}]`;
+      const spec = gateSpec(g.kind);
+      if (!spec) throw invalid(`${f}.kind`, `unknown gate ${JSON.stringify(g.kind)}`);
+      if (g.qubits.length !== spec.arity) {
+        throw invalid(`${f}.qubits`, `${g.kind} takes ${spec.arity} qubit(s), got ${g.qubits.length}`);
+      }
+      if (!Number.isFinite(g.theta)) throw invalid(`${f}.theta`, 'must be a finite number');
+      if (!spec.theta && g.theta !== 0) throw invalid(`${f}.theta`, `${g.kind} takes no angle`);
+      const ids = g.qubits.map((h, j) => {
+        const c = this.verifyHandle(p, h, `${f}.qubits[${j}]`, 'VQ', RIGHTS.RIGHT_COMPUTE);
+        this.requireCap(this.sessions.get(c.sessionId)!, spec.cap, `${f}.qubits[${j}]`);
+        return c.resourceId;
+      });
+      if (new Set(ids).size !== ids.length) throw invalid(`${f}.qubits`, 'qubits must be distinct');
+      if (g.kind === 'INJECT_T_STATE' && (!this.qubits.get(ids[0]!)!.fresh || touched.has(ids[0]!))) {
+        throw new KernelError('QUBIT_NOT_FRESH', `${f}.qubits[0]: INJECT_T_STATE needs a fresh qubit`, `${f}.qubits[0]`);
+      }
+      for (const id of ids) touched.add(id);
+      const op: SimOp = { kind: 'gate', name: g.kind, qubits: ids };
+      if (spec.theta) op.theta = g.theta;
+      if (spec.measures) op.random = this.ports.crypto.unit();
+      return op;
+    });
+    // Group by current cluster, not only by qubit: two gates on qubits already sharing a cluster
+    // are one component, so the merged size (and the limit check) is the real one.
+    const components = groupByConnectivity(ops, (q) => `c${this.graph.clusterOf(q).id}`);
+    this.checkClusterLimits(tenant, quota, components);
+    return components;
+  }
+
+  /** @throws INVALID_ARGUMENT, handle errors, CAP_MISSING, LIMIT_EXCEEDED */
+  async measureQubits(p: TenantPrincipal, ms: readonly MeasureRequest[]): Promise<(0 | 1)[]> {
+    await this.pass();
+    if (ms.length === 0) throw invalid('measurements', 'at least one measurement is required');
+    if (ms.length > MEASUREMENTS_PER_CALL_MAX) {
+      throw new KernelError(
+        'LIMIT_EXCEEDED',
+        `measurements: more than ${MEASUREMENTS_PER_CALL_MAX}`,
+        'measurements',
+      );
+    }
+    const ops: SimOp[] = ms.map((m, i) => {
+      const f = `measurements[${i}]`;
+      const c = this.verifyHandle(p, m.qubit, `${f}.qubit`, 'VQ', RIGHTS.RIGHT_MEASURE);
+      this.requireCap(this.sessions.get(c.sessionId)!, 'CAP_MEASURE', `${f}.qubit`);
+      if (!BASES.has(m.basis)) throw invalid(`${f}.basis`, `unknown basis ${JSON.stringify(m.basis)}`);
+      if (!Number.isFinite(m.angle)) throw invalid(`${f}.angle`, 'must be a finite number');
+      if (m.basis !== 'ANGLE' && m.angle !== 0) throw invalid(`${f}.angle`, 'only BASIS_ANGLE takes an angle');
+      const op: SimOp = {
+        kind: 'measure',
+        qubit: c.resourceId,
+        basis: m.basis as 'Z' | 'X' | 'Y' | 'ANGLE',
+        random: this.ports.crypto.unit(),
+      };
+      if (m.basis === 'ANGLE') op.angle = m.angle;
+      return op;
+    });
+    // Measurements never merge clusters: group by the cluster each qubit is in now.
+    const byCluster = new Map<number, SimOp[]>();
+    for (const op of ops) {
+      const id = this.graph.clusterOf((op as { qubit: string }).qubit).id;
+      const list = byCluster.get(id) ?? [];
+      list.push(op);
+      byCluster.set(id, list);
+    }
+    const outcomes = await this.invokeComponents(p, 'MeasureQubits', [...byCluster.values()]);
+    // Map outcomes back to request order.
+    return ops.map((op) => outcomes.get(op)!);
+  }
+
+  /**
+   * Plans, applies to the graph, and executes each component; each plan's op-log entry and audit
+   * record commit together. Resolves when all are durable, with each measuring op's outcome.
+   */
+  private async invokeComponents(
+    p: TenantPrincipal,
+    action: string,
+    components: SimOp[][],
+  ): Promise<Map<SimOp, 0 | 1>> {
+    const results = new Map<SimOp, 0 | 1>();
+    const pending = components.map((ops) => {
+      const split = splitAfter(ops);
+      const plan = this.graph.plan(ops, split);
+      this.graph.apply(plan);
+      const records = this.markUsed(ops);
+      const event = this.audit(p, action, plan.results.map((r) => r.id).join(','), {
+        ops: ops.length,
+        qubits: plan.results.flatMap((r) => r.qubits).length,
+      });
+      return this.ports.sim.execute(plan, (outcomes) => {
+        let k = 0;
+        for (const op of ops) {
+          if (op.kind === 'measure' || op.name === 'RESET') results.set(op, outcomes[k++]!);
+        }
+        return this.ports.store.commit(records, [event], [{ kind: 'exec', plan, outcomes }]);
+      });
+    });
+    await Promise.all(pending);
+    return results;
+  }
+
+  /** Marks fresh qubits as used; their records commit with the plan that used them. */
+  private markUsed(ops: SimOp[]): StoreRecord[] {
+    const records: StoreRecord[] = [];
+    for (const op of ops) {
+      for (const id of op.kind === 'gate' ? op.qubits : [op.qubit]) {
+        const q = this.qubits.get(id);
+        if (q?.fresh) {
+          q.fresh = false;
+          records.push({ op: 'put', db: 'qubits', key: q.id, value: q });
+        }
+      }
+    }
+    return records;
+  }
+
+  /**
+   * Checked before any memory is allocated: the largest cluster a component would create, and the
+   * tenant's state bytes after all merges.
+   */
+  private checkClusterLimits(tenant: Tenant, quota: Quota, components: SimOp[][]): void {
+    const perCluster = Math.min(quota.qubitsPerClusterMax, QUBITS_PER_CLUSTER_MAX);
+    let delta = 0;
+    for (const ops of components) {
+      const qubits = ops.flatMap((o) => (o.kind === 'gate' ? o.qubits : [o.qubit]));
+      const parts = this.graph.partsFor(qubits);
+      const n = ClusterGraph.mergedSize(parts);
+      if (n > perCluster) {
+        throw new KernelError(
+          'QUOTA_EXCEEDED',
+          `qubits_per_cluster_max: the gates would make a ${n}-qubit cluster > ${perCluster}`,
+          'qubits_per_cluster_max',
+        );
+      }
+      if (parts.length > 1) {
+        delta += stateBytes(n) - parts.reduce((a, c) => a + stateBytes(c.qubits.length), 0);
+      }
+    }
+    const after = this.stateBytesOf(tenant.id) + delta;
+    if (after > quota.stateBytesMax) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `state_bytes_max: ${after} bytes of state > ${quota.stateBytesMax}`,
+        'state_bytes_max',
+      );
+    }
+  }
+
+  stateBytesOf(tenantId: string): number {
+    const seen = new Set<number>();
+    let bytes = 0;
+    for (const q of this.qubitsByTenant.get(tenantId) ?? []) {
+      const c = this.graph.clusterOf(q);
+      if (!seen.has(c.id)) {
+        seen.add(c.id);
+        bytes += stateBytes(c.qubits.length);
+      }
+    }
+    return bytes;
+  }
+
+  // ---------------------------------------------------------------- attenuation and usage
+
+  /**
+   * Derives a handle whose rights are a subset of the parent's and whose expiry is no later.
+   * @throws handle errors, INVALID_ARGUMENT, RIGHTS_WIDEN
+   */
+  attenuateHandle(
+    p: TenantPrincipal,
+    parent: string,
+    rights: readonly string[],
+    expiresAtMs: number,
+  ): { handle: string; rights: number; expiresAtMs: number } {
+    const c = this.verifyHandle(p, parent, 'handle', null, 0);
+    let mask = 0;
+    rights.forEach((r, i) => {
+      if (!Object.hasOwn(RIGHTS, r)) throw invalid(`rights[${i}]`, `unknown right ${JSON.stringify(r)}`);
+      mask |= RIGHTS[r as RightName];
+    });
+    if ((mask & ~c.rights) !== 0) {
+      throw new KernelError('RIGHTS_WIDEN', 'rights: attenuation cannot add rights', 'rights');
+    }
+    if (!Number.isInteger(expiresAtMs) || expiresAtMs < 0) {
+      throw invalid('expires_at_unix_ms', 'must be a non-negative integer');
+    }
+    const expiry = expiresAtMs === 0 ? c.expiresAtMs : expiresAtMs;
+    if (expiry > c.expiresAtMs) {
+      throw new KernelError(
+        'RIGHTS_WIDEN',
+        'expires_at_unix_ms: attenuation cannot extend the expiry',
+        'expires_at_unix_ms',
+      );
+    }
+    if (expiry <= this.ports.clock.nowMs()) throw invalid('expires_at_unix_ms', 'is in the past');
+    const handle = this.issueHandle(c.kind, c.resourceId, c.tenantId, c.sessionId, mask, expiry);
+    return { handle, rights: mask, expiresAtMs: expiry };
+  }
+
+  usageOf(tenantId: string): Usage {
+    const qubits = this.qubitsByTenant.get(tenantId) ?? new Set<string>();
+    const clusters = new Set([...qubits].map((q) => this.graph.clusterOf(q).id));
+    return {
+      qubitsLive: qubits.size,
+      stateBytes: this.stateBytesOf(tenantId),
+      sessionsOpen: this.sessionsByTenant.get(tenantId)?.size ?? 0,
+      clusters: clusters.size,
+    };
+  }
+
+  audit(p: Principal, action: string, target: string, detail?: Record<string, unknown>): AuditEvent {
+    const actor = p.kind === 'operator' ? 'operator' : `${p.tenantId}/${p.keyId}`;
+    return detail ? { actor, action, target, outcome: 'ok', detail } : { actor, action, target, outcome: 'ok' };
+  }
+}
+
+const ALL_CAP_NAMES: readonly string[] = [
+  'CAP_ALLOC',
+  'CAP_COMPUTE',
+  'CAP_MEASURE',
+  'CAP_LINK',
+  'CAP_TELEPORT',
+  'CAP_MAGIC',
+  'CAP_DEBUG',
+];
+
+function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {
+  let s = m.get(k);
+  if (!s) {
+    s = new Set();
+    m.set(k, s);
+  }
+  return s;
+}
+
+/**
+ * Splits a batch into groups of ops whose qubits are connected through multi-qubit gates
+ * (union-find); ops on disjoint qubit sets commute, so each group keeps its own program order.
+ */
+export function groupByConnectivity(ops: SimOp[], keyOf: (qubit: string) => string): SimOp[][] {
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    let r = x;
+    while (parent.get(r) !== r) r = parent.get(r)!;
+    parent.set(x, r);
+    return r;
+  };
+  const qubitsOf = (o: SimOp) => (o.kind === 'gate' ? o.qubits : [o.qubit]).map(keyOf);
+  for (const o of ops) {
+    const qs = qubitsOf(o);
+    for (const q of qs) if (!parent.has(q)) parent.set(q, q);
+    for (const q of qs.slice(1)) parent.set(find(q), find(qs[0]!));
+  }
+  const groups = new Map<string, SimOp[]>();
+  for (const o of ops) {
+    const root = find(qubitsOf(o)[0]!);
+    const g = groups.get(root) ?? [];
+    g.push(o);
+    groups.set(root, g);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Qubits to split out after a plan: those whose last op is a measurement (or RESET) leave the
+ * plan in a product state with the rest, so keeping them merged would only waste memory.
+ */
+export function splitAfter(ops: SimOp[]): string[] {
+  const last = new Map<string, boolean>();
+  for (const o of ops) {
+    if (o.kind === 'measure') last.set(o.qubit, true);
+    else for (const q of o.qubits) last.set(q, o.name === 'RESET');
+  }
+  return [...last].filter(([, m]) => m).map(([q]) => q);
+}

@@ -1,0 +1,108 @@
+/**
+ * Compiled-in limits and tier defaults. Layer: kernel (pure).
+ * Limits put the subject first and the unit and qualifier last, so related limits sort together.
+ * Configuration and operator overrides may lower a maximum here, never raise it (checked in
+ * `effectiveQuota`).
+ */
+import assert from 'node:assert';
+import type { Cap, Quota, Tier } from './model.js';
+
+/** A cluster of n qubits holds 2^n complex doubles = 16·2^n bytes: 26 qubits is 1 GiB. */
+export const QUBITS_PER_CLUSTER_MAX = 26;
+export const STATE_BYTES_PER_AMPLITUDE = 16;
+export const STATE_BYTES_MAX = STATE_BYTES_PER_AMPLITUDE * 2 ** QUBITS_PER_CLUSTER_MAX;
+/** Live qubits one tenant may hold (handles and bookkeeping, not state: that is bytes-limited). */
+export const QUBITS_LIVE_PER_TENANT_MAX = 4096;
+export const QUBITS_PER_ALLOCATION_MAX = 1024;
+export const SESSIONS_PER_TENANT_MAX = 1024;
+/** One day: a session handle outliving that is a leak, not a feature. */
+export const SESSION_TTL_SECONDS_MAX = 24 * 60 * 60;
+export const GATES_PER_CALL_MAX = 4096;
+export const MEASUREMENTS_PER_CALL_MAX = 1024;
+export const HANDLES_PER_RELEASE_MAX = 1024;
+export const TENANTS_MAX = 100_000;
+export const API_KEYS_PER_TENANT_MAX = 64;
+export const TENANT_WEIGHT_MAX = 1000;
+export const LIST_PAGE_SIZE_MAX = 1000;
+export const LIST_PAGE_SIZE_DEFAULT = 100;
+/** Handles are ~180 characters; anything far longer is garbage, refused before decoding. */
+export const HANDLE_CHARS_MAX = 512;
+export const TENANT_NAME_PATTERN = /^[a-z][a-z0-9-]{1,62}$/;
+/** Sweep expired sessions this often. */
+export const SESSION_SWEEP_INTERVAL_MS = 5_000;
+
+export const TIERS: readonly Tier[] = ['free', 'pro', 'enterprise'];
+
+const BASIC_CAPS: readonly Cap[] = ['CAP_ALLOC', 'CAP_COMPUTE', 'CAP_MEASURE'];
+
+/** Tier defaults. A free tenant gets a 16-qubit cluster (1 MiB of state), enough for teaching. */
+export const TIER_DEFAULTS: Readonly<
+  Record<Tier, { quota: Quota; weight: number; caps: readonly Cap[] }>
+> = {
+  free: {
+    quota: {
+      qubitsLiveMax: 64,
+      qubitsPerClusterMax: 16,
+      stateBytesMax: 4 * STATE_BYTES_PER_AMPLITUDE * 2 ** 16,
+      sessionsMax: 4,
+      sessionTtlSecondsMax: 60 * 60,
+      gatesPerCallMax: 1024,
+    },
+    weight: 1,
+    caps: BASIC_CAPS,
+  },
+  pro: {
+    quota: {
+      qubitsLiveMax: 512,
+      qubitsPerClusterMax: 22,
+      stateBytesMax: 4 * STATE_BYTES_PER_AMPLITUDE * 2 ** 22,
+      sessionsMax: 64,
+      sessionTtlSecondsMax: 8 * 60 * 60,
+      gatesPerCallMax: GATES_PER_CALL_MAX,
+    },
+    weight: 3,
+    caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'],
+  },
+  enterprise: {
+    quota: {
+      qubitsLiveMax: QUBITS_LIVE_PER_TENANT_MAX,
+      qubitsPerClusterMax: QUBITS_PER_CLUSTER_MAX,
+      stateBytesMax: 2 * STATE_BYTES_MAX,
+      sessionsMax: SESSIONS_PER_TENANT_MAX,
+      sessionTtlSecondsMax: SESSION_TTL_SECONDS_MAX,
+      gatesPerCallMax: GATES_PER_CALL_MAX,
+    },
+    weight: 10,
+    caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC', 'CAP_DEBUG'],
+  },
+};
+
+/** The compiled-in ceiling for each quota field: overrides are clamped to it. */
+export const QUOTA_CEILING: Readonly<Quota> = {
+  qubitsLiveMax: QUBITS_LIVE_PER_TENANT_MAX,
+  qubitsPerClusterMax: QUBITS_PER_CLUSTER_MAX,
+  stateBytesMax: 2 * STATE_BYTES_MAX,
+  sessionsMax: SESSIONS_PER_TENANT_MAX,
+  sessionTtlSecondsMax: SESSION_TTL_SECONDS_MAX,
+  gatesPerCallMax: GATES_PER_CALL_MAX,
+};
+
+for (const tier of TIERS) {
+  const q = TIER_DEFAULTS[tier].quota;
+  for (const k of Object.keys(q) as (keyof Quota)[]) assert(q[k] <= QUOTA_CEILING[k], `${tier}.${k}`);
+}
+
+/** Tier defaults with the tenant's overrides applied; a zero override keeps the default. */
+export function effectiveQuota(tier: Tier, overrides: Partial<Quota>): Quota {
+  const base = TIER_DEFAULTS[tier].quota;
+  const out = { ...base };
+  for (const k of Object.keys(base) as (keyof Quota)[]) {
+    const v = overrides[k];
+    if (v !== undefined && v > 0) out[k] = Math.min(v, QUOTA_CEILING[k]);
+  }
+  return out;
+}
+
+export function stateBytes(qubits: number): number {
+  return STATE_BYTES_PER_AMPLITUDE * 2 ** qubits;
+}

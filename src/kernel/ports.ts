@@ -1,0 +1,140 @@
+/**
+ * Ports: the interfaces through which the kernel talks to the outside. Layer: kernel.
+ * `store/`, `security/` and `sim/` implement them; `main.ts` wires them. The kernel never imports
+ * an implementation, so its decisions can be tested with in-memory fakes and its imports stay inward.
+ */
+import type { Credential, Qubit, Session, Tenant } from './model.js';
+
+export interface ClockPort {
+  nowMs(): number;
+}
+
+export interface CryptoPort {
+  /** 16 random bytes as 32 hex characters (resource ids). */
+  id(): string;
+  /** A uniform draw in [0, 1) from a CSPRNG (measurement outcomes). */
+  unit(): number;
+  /** 32 random bytes (API key secrets). */
+  secret(): Buffer;
+  /** SHA-256 of a UTF-8 string, hex. API keys are 256-bit random, so one hash is enough. */
+  sha256Hex(text: string): string;
+}
+
+export type KeyState = 'ok' | 'unknown-key' | 'retired';
+
+export interface SigningKeyInfo {
+  keyId: number;
+  publicKey: string;
+  active: boolean;
+  createdAtMs: number;
+  retireAtMs: number;
+}
+
+export interface SignerPort {
+  activeKeyId(): number;
+  /** Signs with the active key. */
+  sign(payload: Uint8Array): Uint8Array;
+  /** Cryptographic check only; callers also check `keyState` on every use. */
+  verify(keyId: number, payload: Uint8Array, signature: Uint8Array): boolean;
+  keyState(keyId: number, nowMs: number): KeyState;
+  /** Makes a new key active; returns the records to persist (sealed) in the same transaction. */
+  rotate(nowMs: number, graceMs: number): { records: StoreRecord[]; active: SigningKeyInfo };
+  keys(nowMs: number): SigningKeyInfo[];
+}
+
+/** A gate or measurement as the simulator runs it (qubit ids, not handles). */
+export type SimOp =
+  | { kind: 'gate'; name: string; qubits: string[]; theta?: number; random?: number; forced?: 0 | 1 }
+  | {
+      kind: 'measure';
+      qubit: string;
+      basis: 'Z' | 'X' | 'Y' | 'ANGLE';
+      angle?: number;
+      random?: number;
+      forced?: 0 | 1;
+    };
+
+export interface ClusterRef {
+  id: number;
+  qubits: string[];
+}
+
+/**
+ * One unit of simulation work on one (merged) cluster: merge `parts` in order, run `ops`, split
+ * `split` out. `results` is the planned outcome: the rest cluster first, then one per split qubit.
+ */
+export interface ExecPlan {
+  parts: ClusterRef[];
+  ops: SimOp[];
+  split: string[];
+  results: ClusterRef[];
+}
+
+export interface SimulatorPort {
+  /** A new 1-qubit cluster in |0>. */
+  create(cluster: ClusterRef): void;
+  /**
+   * Runs after every earlier plan touching the same clusters. `onDone` is called synchronously
+   * with the outcomes as soon as the work finishes and before any later plan on these clusters can
+   * finish, so the op-log entry it enqueues lands in per-cluster order (replay depends on it).
+   */
+  execute(plan: ExecPlan, onDone: (outcomes: (0 | 1)[]) => Promise<void>): Promise<void>;
+  /** Forgets a cluster after its pending work. */
+  drop(clusterId: number): void;
+  /** Waits for all pending work, then returns a copy of every cluster's state. */
+  snapshot(): Promise<{ cluster: ClusterRef; state: Float64Array }[]>;
+  restore(cluster: ClusterRef, state: Float64Array): void;
+  /** Waits for all pending work. */
+  idle(): Promise<void>;
+  readonly engine: string;
+  readonly threads: number;
+}
+
+export type DbName =
+  | 'meta'
+  | 'tenants'
+  | 'credentials'
+  | 'sessions'
+  | 'qubits'
+  | 'signing_keys'
+  | 'oplog'
+  | 'clusters'
+  | 'audit';
+
+export type StoreRecord =
+  | { op: 'put'; db: DbName; key: string | number; value: unknown }
+  | { op: 'del'; db: DbName; key: string | number };
+
+export interface AuditEvent {
+  actor: string;
+  action: string;
+  target: string;
+  outcome: 'ok' | string;
+  detail?: Record<string, unknown>;
+}
+
+/** An op-log entry: enough to replay cluster state bit-exactly (measurements carry outcomes). */
+export type OplogEntry =
+  | { kind: 'create'; cluster: ClusterRef }
+  | { kind: 'exec'; plan: ExecPlan; outcomes: (0 | 1)[] }
+  | { kind: 'drop'; clusterId: number };
+
+export interface StorePort {
+  /**
+   * Commits records, op-log entries and audit events in one transaction; resolves once durable.
+   * Enqueue order is commit order.
+   */
+  commit(records: StoreRecord[], audit: AuditEvent[], oplog?: OplogEntry[]): Promise<void>;
+  auditHead(): { seq: number; hash: string };
+}
+
+/** Everything the kernel loads at start. */
+export interface LoadedState {
+  tenants: Tenant[];
+  credentials: Credential[];
+  sessions: Session[];
+  qubits: Qubit[];
+  checkpoint: { seq: number; clusters: { cluster: ClusterRef; state: Float64Array }[] };
+  oplog: { seq: number; entry: OplogEntry }[];
+  nextClusterId: number;
+}

@@ -1,0 +1,195 @@
+/**
+ * qmkd composition root: configuration, master key, store, keyring, pool, kernel, replay, servers,
+ * signals and shutdown. The only file that wires implementations to the kernel's ports.
+ *
+ * Start: open the store (schema check, audit tail verified) -> load -> start and warm the pool ->
+ * replay the op log bit-exactly -> checkpoint -> serve (health SERVING, systemd READY=1).
+ * Stop (SIGTERM/SIGINT): health NOT_SERVING, STOPPING=1, stop accepting, drain in-flight calls
+ * (bounded), checkpoint, flush and close the store, exit 0.
+ */
+import { AssertionError } from 'node:assert';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setErrorLogger } from './api/errors.js';
+import { CallTracker } from './api/handler.js';
+import { type Servers, shutdownServer, startServers } from './api/server.js';
+import { loadConfig } from './config.js';
+import { Admin } from './kernel/admin.js';
+import { Kernel } from './kernel/kernel.js';
+import { SESSION_SWEEP_INTERVAL_MS } from './kernel/limits.js';
+import { Keyring, MASTER_KEY_BYTES } from './security/keyring.js';
+import { NodeCrypto } from './security/node-crypto.js';
+import { PoolSimulator } from './sim/front.js';
+import { LmdbStore, SCHEMA_VERSION } from './store/store.js';
+import { createNotifier } from './util/sd-notify.js';
+
+const VERSION = '0.1.0';
+const CHECKPOINT_CHECK_INTERVAL_MS = 10_000;
+
+function log(level: 'info' | 'warn' | 'error', msg: string, fields: object = {}): void {
+  const line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields });
+  (level === 'info' ? process.stdout : process.stderr).write(`${line}\n`);
+}
+
+/** Reads the operator's master key, or in the development default generates one (mode 0400). */
+function masterKey(file: string | null, stateDir: string): Uint8Array {
+  const path = file ?? join(stateDir, 'master.key');
+  if (!existsSync(path)) {
+    if (file !== null) throw new Error(`master key file ${path} does not exist`);
+    const key = new NodeCrypto().secret();
+    writeFileSync(path, key.toString('base64'), { mode: 0o400 });
+    chmodSync(path, 0o400);
+    log('info', 'generated a development master key', { path });
+  }
+  const text = readFileSync(path, 'utf8').trim();
+  const raw = /^[A-Za-z0-9+/=]+$/.test(text) ? Buffer.from(text, 'base64') : Buffer.from(text, 'hex');
+  if (raw.length !== MASTER_KEY_BYTES) {
+    throw new Error(`master key file ${path} must hold ${MASTER_KEY_BYTES} bytes (base64 or hex)`);
+  }
+  return raw;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.argv.slice(2), process.env);
+  const notifier = createNotifier();
+  setErrorLogger(log);
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const key = masterKey(config.masterKeyFile, config.stateDir);
+  const clock = { nowMs: () => Date.now() };
+  const crypto = new NodeCrypto();
+
+  const store = LmdbStore.open(join(config.stateDir, 'db'));
+  const loaded = store.load();
+  const keyring = new Keyring(key, loaded.signingKeys);
+  if (keyring.empty) {
+    const records = keyring.bootstrap(clock.nowMs());
+    await store.commit(records, [
+      { actor: 'kernel', action: 'CreateSigningKey', target: '1', outcome: 'ok' },
+    ]);
+  }
+  const sim = new PoolSimulator(config.threads === undefined ? {} : { threads: config.threads });
+  await sim.warm();
+  const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto }, loaded);
+  const replayed = await kernel.replay(loaded);
+  kernel.checkConsistency();
+  const checkpoint = () =>
+    kernel.quiesce(async () => store.checkpoint(await sim.snapshot(), kernel.graph.nextClusterId));
+  if (replayed > 0) await checkpoint();
+  log('info', 'state loaded', {
+    tenants: kernel.tenants.size,
+    sessions: kernel.sessions.size,
+    qubits: kernel.qubits.size,
+    clusters: kernel.graph.size,
+    replayed_ops: replayed,
+    audit_seq: store.auditHead().seq,
+    engine: sim.engine,
+    threads: sim.threads,
+  });
+
+  const admin = new Admin(kernel);
+  if (config.devTenant && kernel.tenants.size === 0 && store.auditHead().seq <= 2) {
+    const dev = await admin.createTenant('dev', 'pro', 0, ['tenant_admin']);
+    process.stdout.write(
+      `\nCreated development tenant "dev" (pro). Its API key, shown once:\n\n  ${dev.apiKey}\n\n` +
+        'Use it as "authorization: Bearer <key>". Create more with: npx qmkctl tenant create NAME\n\n',
+    );
+  }
+
+  const tracker = new CallTracker();
+  const startedAt = Date.now();
+  let servers: Servers | undefined;
+  const status = () => ({
+    version: VERSION,
+    started_at_unix_ms: startedAt,
+    engine: sim.engine,
+    pool_threads: sim.threads,
+    tenants: kernel.tenants.size,
+    sessions: kernel.sessions.size,
+    qubits: kernel.qubits.size,
+    clusters: kernel.graph.size,
+    audit_seq: store.auditHead().seq,
+    audit_head: store.auditHead().hash,
+    signing_key_id: keyring.activeKeyId(),
+    schema_version: SCHEMA_VERSION,
+    state_dir: config.stateDir,
+    tenant_address: servers?.tenantAddress ?? '',
+  });
+  servers = await startServers(
+    {
+      kernel,
+      admin,
+      tracker,
+      status,
+      onRefuse: (path, err) => log('info', 'refused', { method: path, code: err.code }),
+    },
+    config.listen,
+    config.adminSocket,
+  );
+  servers.health.setStatus('', 'SERVING');
+  servers.health.setStatus('qmk.v1.KernelService', 'SERVING');
+  log('info', 'listening', {
+    address: servers.tenantAddress,
+    admin_socket: servers.adminSocket,
+    state_dir: config.stateDir,
+  });
+  notifier.ready(`serving on ${servers.tenantAddress}`);
+  const stopWatchdog = notifier.startWatchdog();
+
+  const background = (what: string, fn: () => Promise<unknown>) => () => {
+    fn().catch((err) => log('error', `${what} failed`, { error: String(err) }));
+  };
+  const sweep = setInterval(background('session sweep', () => kernel.sweepExpiredSessions()), SESSION_SWEEP_INTERVAL_MS);
+  const checkpoints = setInterval(
+    background('checkpoint', async () => {
+      if (store.oplogEntriesSinceCheckpoint >= config.checkpointEntries) await checkpoint();
+    }),
+    CHECKPOINT_CHECK_INTERVAL_MS,
+  );
+  sweep.unref();
+  checkpoints.unref();
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'stopping', { signal });
+    const s = servers!;
+    s.health.setStatus('', 'NOT_SERVING');
+    s.health.setStatus('qmk.v1.KernelService', 'NOT_SERVING');
+    notifier.stopping();
+    clearInterval(sweep);
+    clearInterval(checkpoints);
+    stopWatchdog();
+    const shutdown = Promise.all([shutdownServer(s.tenant), shutdownServer(s.admin)]);
+    const drained = await tracker.drained(config.drainMs);
+    tracker.draining = true;
+    if (!drained) log('warn', 'drain timed out', { in_flight: tracker.inFlight });
+    s.tenant.forceShutdown();
+    s.admin.forceShutdown();
+    await shutdown;
+    await checkpoint();
+    await sim.close();
+    await store.close();
+    log('info', 'stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+// A stray exception (a timer or callback outside any call's promise chain) must not take tenants
+// down: it is logged and the daemon keeps serving. An assertion is a programmer error that may
+// have left shared state wrong, so it ends the process (systemd restarts it; replay restores).
+process.on('uncaughtException', (err) => {
+  log('error', 'uncaught exception', { error: err.stack ?? String(err) });
+  if (err instanceof AssertionError) process.exit(70);
+});
+process.on('unhandledRejection', (err) => {
+  log('error', 'unhandled rejection', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  if (err instanceof AssertionError) process.exit(70);
+});
+
+main().catch((err: unknown) => {
+  log('error', 'failed to start', { error: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+});

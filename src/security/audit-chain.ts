@@ -1,0 +1,61 @@
+/**
+ * The audit chain's hashing: each record carries the previous record's hash and its own SHA-256
+ * over a canonical encoding, so changing, removing or reordering any record breaks every later
+ * link. Layer: security (pure functions; the store persists the records).
+ */
+import { createHash } from 'node:crypto';
+import type { AuditEvent } from '../kernel/ports.js';
+
+export const AUDIT_GENESIS_HASH = '0'.repeat(64);
+
+export interface AuditRecord extends AuditEvent {
+  seq: number;
+  tsMs: number;
+  prev: string;
+  hash: string;
+}
+
+/** JSON with object keys sorted at every level: one byte sequence per record, whatever built it. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+}
+
+export function hashAuditRecord(r: Omit<AuditRecord, 'hash'>): string {
+  const { seq, tsMs, prev, actor, action, target, outcome, detail } = r;
+  const body = canonicalJson({ seq, tsMs, prev, actor, action, target, outcome, detail });
+  return createHash('sha256').update(prev).update('\n').update(body).digest('hex');
+}
+
+export function linkAuditRecord(
+  event: AuditEvent,
+  seq: number,
+  tsMs: number,
+  prev: string,
+): AuditRecord {
+  const r = { ...event, seq, tsMs, prev };
+  return { ...r, hash: hashAuditRecord(r) };
+}
+
+/**
+ * Checks a run of consecutive records. Returns null when intact, else the first broken seq and why.
+ * `expectPrev` is the hash the first record must link to (genesis for seq 1).
+ */
+export function verifyAuditRun(
+  records: readonly AuditRecord[],
+  expectPrev: string | null,
+): { seq: number; reason: string } | null {
+  let prev = expectPrev;
+  let prevSeq: number | null = null;
+  for (const r of records) {
+    if (prevSeq !== null && r.seq !== prevSeq + 1) return { seq: r.seq, reason: 'sequence gap' };
+    if (prev !== null && r.prev !== prev) return { seq: r.seq, reason: 'previous hash mismatch' };
+    if (hashAuditRecord(r) !== r.hash) return { seq: r.seq, reason: 'record hash mismatch' };
+    prev = r.hash;
+    prevSeq = r.seq;
+  }
+  return null;
+}

@@ -1,0 +1,148 @@
+/**
+ * The simulator front on the main thread: owns every cluster's state vector (SharedArrayBuffer)
+ * and runs plans on the Piscina pool. Layer: sim; implements `SimulatorPort`.
+ * Ordering: each cluster has a tail promise; a plan starts when the tails of all its parts have
+ * settled, so batches on one cluster run one at a time in decision order while different clusters
+ * run in parallel on different workers. A plan's `onDone` runs before any later plan on the same
+ * clusters can start, which keeps op-log commits in per-cluster order.
+ */
+import assert from 'node:assert';
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import type { ClusterRef, ExecPlan, SimulatorPort } from '../kernel/ports.js';
+import type { BatchInput, BatchOutput, ClusterState } from './batch.js';
+
+export interface PoolSimulatorOptions {
+  threads?: number;
+}
+
+interface Held {
+  qubits: string[];
+  state: Float64Array;
+}
+
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js',
+  import.meta.url,
+);
+
+export class PoolSimulator implements SimulatorPort {
+  readonly engine = 'js';
+  readonly threads: number;
+  private readonly pool: Piscina;
+  private readonly states = new Map<number, Held>();
+  private readonly tails = new Map<number, Promise<void>>();
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(opts: PoolSimulatorOptions = {}) {
+    this.threads = opts.threads ?? Math.max(1, availableParallelism());
+    this.pool = new Piscina({
+      filename: WORKER_URL.href,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      // Bounded: beyond this the kernel's per-tenant limits already refused the work.
+      maxQueue: 100_000,
+      idleTimeout: 60_000,
+    });
+  }
+
+  /** Runs a trivial task on every thread so the first real call does not pay for thread start. */
+  async warm(): Promise<void> {
+    await Promise.all(Array.from({ length: this.threads }, () => this.pool.run({ warm: true })));
+  }
+
+  create(cluster: ClusterRef): void {
+    assert(cluster.qubits.length === 1 && !this.states.has(cluster.id));
+    const state = new Float64Array(new SharedArrayBuffer(4 * 8));
+    state[0] = 1;
+    this.states.set(cluster.id, { qubits: [...cluster.qubits], state });
+  }
+
+  restore(cluster: ClusterRef, state: Float64Array): void {
+    assert(state.length === 2 * 2 ** cluster.qubits.length && !this.states.has(cluster.id));
+    const shared = new Float64Array(new SharedArrayBuffer(state.byteLength));
+    shared.set(state);
+    this.states.set(cluster.id, { qubits: [...cluster.qubits], state: shared });
+  }
+
+  execute(plan: ExecPlan, onDone: (outcomes: (0 | 1)[]) => Promise<void>): Promise<void> {
+    const deps = plan.parts.map((p) => this.tails.get(p.id) ?? Promise.resolve());
+    let durable: Promise<void> = Promise.resolve();
+    const ran = Promise.all(deps)
+      .then(() => this.runPlan(plan))
+      .then((outcomes) => {
+        durable = onDone(outcomes);
+      });
+    const tail = ran.catch(() => {}); // a failed plan still releases its successors
+    for (const r of plan.results) this.forgetTail(r.id, tail);
+    for (const p of plan.parts) this.forgetTail(p.id, tail);
+    return this.track(ran.then(() => durable));
+  }
+
+  private async runPlan(plan: ExecPlan): Promise<(0 | 1)[]> {
+    const parts: ClusterState[] = plan.parts.map((p) => {
+      const held = this.states.get(p.id);
+      assert(held, `cluster ${p.id} has no state`);
+      assert(held.qubits.join() === p.qubits.join(), `cluster ${p.id} layout differs from plan`);
+      return { qubits: held.qubits, state: held.state };
+    });
+    const input: BatchInput = { parts, ops: plan.ops as BatchInput['ops'], split: plan.split };
+    const out = (await this.pool.run(input)) as BatchOutput;
+    for (const p of plan.parts) this.states.delete(p.id);
+    assert(out.clusters.length === plan.results.length, 'worker returned another cluster layout');
+    plan.results.forEach((r, i) => {
+      const c = out.clusters[i]!;
+      assert(c.qubits.join() === r.qubits.join(), 'worker returned another qubit order');
+      this.states.set(r.id, { qubits: c.qubits, state: c.state });
+    });
+    return out.outcomes;
+  }
+
+  drop(clusterId: number): void {
+    const tail = this.tails.get(clusterId) ?? Promise.resolve();
+    const done = tail.then(() => {
+      this.states.delete(clusterId);
+    });
+    this.forgetTail(clusterId, done);
+    this.track(done);
+  }
+
+  /** Removes a tail entry once it settles, unless a later plan replaced it. */
+  private forgetTail(id: number, tail: Promise<void>): void {
+    this.tails.set(id, tail);
+    void tail.then(() => {
+      if (this.tails.get(id) === tail) this.tails.delete(id);
+    });
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    const settled = p.catch(() => {});
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return p;
+  }
+
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  async snapshot(): Promise<{ cluster: ClusterRef; state: Float64Array }[]> {
+    await this.idle();
+    return [...this.states].map(([id, h]) => ({
+      cluster: { id, qubits: [...h.qubits] },
+      state: Float64Array.from(h.state),
+    }));
+  }
+
+  /** Copy of one cluster's state after its pending work (tests and debugging). */
+  async stateOf(clusterId: number): Promise<Float64Array | undefined> {
+    await (this.tails.get(clusterId) ?? Promise.resolve());
+    const h = this.states.get(clusterId);
+    return h ? Float64Array.from(h.state) : undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
+    await this.pool.destroy();
+  }
+}

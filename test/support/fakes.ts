@@ -1,0 +1,65 @@
+/**
+ * In-memory ports for kernel unit tests (the kernel's decisions, not the daemon: integration tests
+ * use the real store and pool). The fake simulator records plans and answers measurements with 0.
+ */
+import type { ExecPlan, SimulatorPort, StorePort, StoreRecord, AuditEvent, OplogEntry } from '../../src/kernel/ports.js';
+import { Kernel } from '../../src/kernel/kernel.js';
+import { Admin } from '../../src/kernel/admin.js';
+import { Keyring } from '../../src/security/keyring.js';
+import { NodeCrypto } from '../../src/security/node-crypto.js';
+
+export class MemoryStore implements StorePort {
+  commits: { records: StoreRecord[]; audit: AuditEvent[]; oplog: OplogEntry[] }[] = [];
+  async commit(records: StoreRecord[], audit: AuditEvent[], oplog: OplogEntry[] = []) {
+    this.commits.push({ records, audit, oplog });
+  }
+  auditHead() {
+    return { seq: this.commits.length, hash: '' };
+  }
+}
+
+export class RecordingSim implements SimulatorPort {
+  readonly engine = 'fake';
+  readonly threads = 0;
+  plans: ExecPlan[] = [];
+  created: number[] = [];
+  dropped: number[] = [];
+  create(c: { id: number }) {
+    this.created.push(c.id);
+  }
+  async execute(plan: ExecPlan, done: (o: (0 | 1)[]) => Promise<void>) {
+    this.plans.push(plan);
+    const n = plan.ops.filter((o) => o.kind === 'measure' || o.name === 'RESET').length;
+    await done(new Array(n).fill(0));
+  }
+  drop(id: number) {
+    this.dropped.push(id);
+  }
+  async snapshot() {
+    return [];
+  }
+  restore() {}
+  async idle() {}
+}
+
+export class ManualClock {
+  constructor(public now = 1_700_000_000_000) {}
+  nowMs() {
+    return this.now;
+  }
+}
+
+export async function kernelWithTenant(tier = 'pro') {
+  const crypto = new NodeCrypto();
+  const keyring = new Keyring(crypto.secret(), []);
+  keyring.bootstrap(Date.now());
+  const store = new MemoryStore();
+  const sim = new RecordingSim();
+  const clock = new ManualClock();
+  const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto });
+  const admin = new Admin(kernel);
+  const t = await admin.createTenant('tester', tier, 0, []);
+  const principal = kernel.authenticate(t.apiKey);
+  const { handle: session } = await kernel.openSession(principal, [], 0);
+  return { kernel, admin, store, sim, clock, keyring, principal, session, apiKey: t.apiKey, tenant: t.tenant };
+}
