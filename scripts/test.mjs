@@ -26,6 +26,7 @@ const filter = process.argv.slice(2);
 const files = walk(join(ROOT, 'test')).filter(
   (f) => filter.length === 0 || filter.some((x) => f.includes(x)),
 );
+// biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes
 const ANSI = /\u001b\[[0-9;]*m/g;
 
 function runFile(file) {

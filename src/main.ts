@@ -51,7 +51,9 @@ function masterKey(file: string | null, stateDir: string): Uint8Array {
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
-  const notifier = createNotifier();
+  const notifier = createNotifier(process.env, {
+    onError: (e) => log('warn', 'systemd notification failed', { error: e.message }),
+  });
   setErrorLogger(log);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const key = masterKey(config.masterKeyFile, config.stateDir);
@@ -61,7 +63,9 @@ async function main(): Promise<void> {
   const store = LmdbStore.open(join(config.stateDir, 'db'));
   const loaded = store.load();
   const keyring = new Keyring(key, loaded.signingKeys);
-  if (keyring.empty) {
+  // A store without signing keys is a new state directory: the first start.
+  const firstStart = keyring.empty;
+  if (firstStart) {
     const records = keyring.bootstrap(clock.nowMs());
     await store.commit(records, [
       { actor: 'kernel', action: 'CreateSigningKey', target: '1', outcome: 'ok' },
@@ -87,7 +91,7 @@ async function main(): Promise<void> {
   });
 
   const admin = new Admin(kernel);
-  if (config.devTenant && kernel.tenants.size === 0 && store.auditHead().seq <= 2) {
+  if (config.devTenant && firstStart) {
     const dev = await admin.createTenant('dev', 'pro', 0, ['tenant_admin']);
     process.stdout.write(
       `\nCreated development tenant "dev" (pro). Its API key, shown once:\n\n  ${dev.apiKey}\n\n` +
@@ -97,7 +101,7 @@ async function main(): Promise<void> {
 
   const tracker = new CallTracker();
   const startedAt = Date.now();
-  let servers: Servers | undefined;
+  const bound: { servers?: Servers } = {}; // filled once the servers listen; status reads it
   const status = () => ({
     version: VERSION,
     started_at_unix_ms: startedAt,
@@ -112,9 +116,9 @@ async function main(): Promise<void> {
     signing_key_id: keyring.activeKeyId(),
     schema_version: SCHEMA_VERSION,
     state_dir: config.stateDir,
-    tenant_address: servers?.tenantAddress ?? '',
+    tenant_address: bound.servers?.tenantAddress ?? '',
   });
-  servers = await startServers(
+  const servers = await startServers(
     {
       kernel,
       admin,
@@ -125,6 +129,7 @@ async function main(): Promise<void> {
     config.listen,
     config.adminSocket,
   );
+  bound.servers = servers;
   servers.health.setStatus('', 'SERVING');
   servers.health.setStatus('qmk.v1.KernelService', 'SERVING');
   log('info', 'listening', {
@@ -153,7 +158,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log('info', 'stopping', { signal });
-    const s = servers!;
+    const s = servers;
     s.health.setStatus('', 'NOT_SERVING');
     s.health.setStatus('qmk.v1.KernelService', 'NOT_SERVING');
     notifier.stopping();

@@ -5,11 +5,23 @@
  * server decode the same way: enums as their names, 64-bit integers as JS numbers (all our 64-bit
  * fields are millisecond timestamps and byte counts far below 2^53), defaults filled in.
  */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
+/** The repository's proto/ folder, found upward from this module (src/ in development, dist/src/ built). */
+function findProtoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'proto', 'qmk', 'v1', 'kernel.proto'))) return join(dir, 'proto');
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find proto/qmk/v1 above the qmkd installation');
+}
+
+export const PROTO_ROOT = findProtoRoot();
 export const PROTO_FILES = ['qmk/v1/common.proto', 'qmk/v1/kernel.proto', 'qmk/v1/admin.proto'];
 
 export const LOADER_OPTIONS: protoLoader.Options = {

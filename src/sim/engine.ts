@@ -1,0 +1,454 @@
+/**
+ * Gate routines of the reference state-vector engine: the hot loops that act on one cluster's
+ * amplitudes. Layer: sim (must not import from kernel/, api/ or store/); pure numerics, no policy.
+ *
+ * Representation (the invariant every routine here relies on): an n-qubit state is a Float64Array
+ * of 2·2^n doubles, interleaved complex (re at 2i, im at 2i+1), and qubit q is bit q of the basis
+ * index i (qubit 0 is the least significant bit). States may be views on SharedArrayBuffers, so
+ * routines work in place and never keep a reference.
+ *
+ * Why this form: plain for-loops over typed arrays with no allocation per amplitude are what V8
+ * compiles best, and they are the reference the native engine is compared against, so each routine
+ * is written to be obviously correct first and fast second. Pairs (i0, i1) that differ only in bit
+ * q are enumerated by inserting a zero bit at q into a counter over 2^(n-1) values, which touches
+ * each amplitude exactly once without a branch. Indices stay below 2^27 for n ≤ 26, so 32-bit
+ * integer bit operations are exact.
+ */
+import assert from 'node:assert';
+
+/** 26 qubits is 2^27 doubles = 1 GiB; beyond 30 the 32-bit index arithmetic would overflow. */
+export const ENGINE_QUBITS_MAX = 30;
+
+function checkState(s: Float64Array, n: number): void {
+  assert(Number.isInteger(n) && n >= 0 && n <= ENGINE_QUBITS_MAX, `qubit count ${n} out of range`);
+  assert(s.length === 2 << n, `state length ${s.length} is not 2·2^${n}`);
+}
+
+function checkQubit(n: number, q: number): void {
+  assert(Number.isInteger(q) && q >= 0 && q < n, `qubit ${q} out of range for ${n} qubits`);
+}
+
+/** Index i with a zero bit inserted at position q (bits ≥ q move up by one). */
+function insertZero(i: number, q: number): number {
+  return ((i >> q) << (q + 1)) | (i & ((1 << q) - 1));
+}
+
+/**
+ * The n-qubit basis state |0…0>.
+ * @param n qubit count, 0 ≤ n ≤ ENGINE_QUBITS_MAX (0 gives the scalar 1).
+ */
+export function zeroState(n: number): Float64Array {
+  assert(Number.isInteger(n) && n >= 0 && n <= ENGINE_QUBITS_MAX, `qubit count ${n} out of range`);
+  const s = new Float64Array(2 << n);
+  s[0] = 1;
+  return s;
+}
+
+/**
+ * Applies a 2×2 complex matrix to qubit q, in place.
+ * @param m row-major [m00re, m00im, m01re, m01im, m10re, m10im, m11re, m11im].
+ */
+export function applyMatrix1(s: Float64Array, n: number, q: number, m: Float64Array): void {
+  checkState(s, n);
+  checkQubit(n, q);
+  assert(m.length === 8, 'a 1-qubit matrix has 8 doubles');
+  const a00r = m[0]!;
+  const a00i = m[1]!;
+  const a01r = m[2]!;
+  const a01i = m[3]!;
+  const a10r = m[4]!;
+  const a10i = m[5]!;
+  const a11r = m[6]!;
+  const a11i = m[7]!;
+  const bit = 1 << q;
+  const half = 1 << (n - 1);
+  for (let i = 0; i < half; i++) {
+    const i0 = insertZero(i, q);
+    const p0 = 2 * i0;
+    const p1 = 2 * (i0 | bit);
+    const x0r = s[p0]!;
+    const x0i = s[p0 + 1]!;
+    const x1r = s[p1]!;
+    const x1i = s[p1 + 1]!;
+    s[p0] = a00r * x0r - a00i * x0i + (a01r * x1r - a01i * x1i);
+    s[p0 + 1] = a00r * x0i + a00i * x0r + (a01r * x1i + a01i * x1r);
+    s[p1] = a10r * x0r - a10i * x0i + (a11r * x1r - a11i * x1i);
+    s[p1 + 1] = a10r * x0i + a10i * x0r + (a11r * x1i + a11i * x1r);
+  }
+}
+
+/**
+ * Applies a 2×2 matrix to `target` on the basis states where every qubit in `controls` is 1, in
+ * place. With no controls this is `applyMatrix1`.
+ * @param controls distinct qubits, none equal to `target`.
+ */
+export function applyControlled1(
+  s: Float64Array,
+  n: number,
+  controls: readonly number[],
+  target: number,
+  m: Float64Array,
+): void {
+  checkState(s, n);
+  checkQubit(n, target);
+  assert(m.length === 8, 'a 1-qubit matrix has 8 doubles');
+  let cmask = 0;
+  for (const c of controls) {
+    checkQubit(n, c);
+    assert(c !== target && (cmask & (1 << c)) === 0, 'controls must be distinct from each other');
+    cmask |= 1 << c;
+  }
+  // Insert zero bits at every involved position (ascending, so earlier insertions stay put),
+  // then set the control bits: each index visited has all controls at 1 and the target at 0.
+  const positions = [...controls, target].sort((a, b) => a - b);
+  const k = positions.length;
+  const count = 1 << (n - k);
+  const a00r = m[0]!;
+  const a00i = m[1]!;
+  const a01r = m[2]!;
+  const a01i = m[3]!;
+  const a10r = m[4]!;
+  const a10i = m[5]!;
+  const a11r = m[6]!;
+  const a11i = m[7]!;
+  const bit = 1 << target;
+  for (let i = 0; i < count; i++) {
+    let idx = i;
+    for (let j = 0; j < k; j++) idx = insertZero(idx, positions[j]!);
+    const i0 = idx | cmask;
+    const p0 = 2 * i0;
+    const p1 = 2 * (i0 | bit);
+    const x0r = s[p0]!;
+    const x0i = s[p0 + 1]!;
+    const x1r = s[p1]!;
+    const x1i = s[p1 + 1]!;
+    s[p0] = a00r * x0r - a00i * x0i + (a01r * x1r - a01i * x1i);
+    s[p0 + 1] = a00r * x0i + a00i * x0r + (a01r * x1i + a01i * x1r);
+    s[p1] = a10r * x0r - a10i * x0i + (a11r * x1r - a11i * x1i);
+    s[p1 + 1] = a10r * x0i + a10i * x0r + (a11r * x1i + a11i * x1r);
+  }
+}
+
+/**
+ * Multiplies amplitudes with qubit q = 0 by d0 and those with q = 1 by d1, in place. A factor of
+ * exactly 1 is skipped: S, T, Z and RZ-like phases then touch only half the state.
+ */
+export function applyDiagonal1(
+  s: Float64Array,
+  n: number,
+  q: number,
+  d0re: number,
+  d0im: number,
+  d1re: number,
+  d1im: number,
+): void {
+  checkState(s, n);
+  checkQubit(n, q);
+  const bit = 1 << q;
+  const half = 1 << (n - 1);
+  const scale0 = !(d0re === 1 && d0im === 0);
+  const scale1 = !(d1re === 1 && d1im === 0);
+  for (let i = 0; i < half; i++) {
+    const i0 = insertZero(i, q);
+    if (scale0) {
+      const p = 2 * i0;
+      const xr = s[p]!;
+      const xi = s[p + 1]!;
+      s[p] = d0re * xr - d0im * xi;
+      s[p + 1] = d0re * xi + d0im * xr;
+    }
+    if (scale1) {
+      const p = 2 * (i0 | bit);
+      const xr = s[p]!;
+      const xi = s[p + 1]!;
+      s[p] = d1re * xr - d1im * xi;
+      s[p + 1] = d1re * xi + d1im * xr;
+    }
+  }
+}
+
+/** Swaps the complex amplitudes at basis indices a and b. */
+function swapAmp(s: Float64Array, a: number, b: number): void {
+  const pa = 2 * a;
+  const pb = 2 * b;
+  const r = s[pa]!;
+  const im = s[pa + 1]!;
+  s[pa] = s[pb]!;
+  s[pa + 1] = s[pb + 1]!;
+  s[pb] = r;
+  s[pb + 1] = im;
+}
+
+/** Pauli X on qubit q as an index permutation (exact: no arithmetic on amplitudes). */
+export function applyX(s: Float64Array, n: number, q: number): void {
+  checkState(s, n);
+  checkQubit(n, q);
+  const bit = 1 << q;
+  const half = 1 << (n - 1);
+  for (let i = 0; i < half; i++) {
+    const i0 = insertZero(i, q);
+    swapAmp(s, i0, i0 | bit);
+  }
+}
+
+/** CNOT with control c and target t as an index permutation. */
+export function applyCnot(s: Float64Array, n: number, c: number, t: number): void {
+  checkState(s, n);
+  checkQubit(n, c);
+  checkQubit(n, t);
+  assert(c !== t, 'CNOT control and target must differ');
+  const lo = Math.min(c, t);
+  const hi = Math.max(c, t);
+  const cbit = 1 << c;
+  const tbit = 1 << t;
+  const count = 1 << (n - 2);
+  for (let i = 0; i < count; i++) {
+    const i0 = insertZero(insertZero(i, lo), hi) | cbit;
+    swapAmp(s, i0, i0 | tbit);
+  }
+}
+
+/** SWAP of qubits a and b as an index permutation (|01> ↔ |10> on those bits). */
+export function applySwap(s: Float64Array, n: number, a: number, b: number): void {
+  checkState(s, n);
+  checkQubit(n, a);
+  checkQubit(n, b);
+  assert(a !== b, 'SWAP operands must differ');
+  const lo = Math.min(a, b);
+  const hi = Math.max(a, b);
+  const abit = 1 << a;
+  const bbit = 1 << b;
+  const count = 1 << (n - 2);
+  for (let i = 0; i < count; i++) {
+    const base = insertZero(insertZero(i, lo), hi);
+    swapAmp(s, base | abit, base | bbit);
+  }
+}
+
+/** Toffoli (CCX) with controls c1, c2 and target t as an index permutation. */
+export function applyToffoli(s: Float64Array, n: number, c1: number, c2: number, t: number): void {
+  checkState(s, n);
+  checkQubit(n, c1);
+  checkQubit(n, c2);
+  checkQubit(n, t);
+  assert(c1 !== c2 && c1 !== t && c2 !== t, 'Toffoli operands must be distinct');
+  const sorted = [c1, c2, t].sort((x, y) => x - y);
+  const p0 = sorted[0]!;
+  const p1 = sorted[1]!;
+  const p2 = sorted[2]!;
+  const cmask = (1 << c1) | (1 << c2);
+  const tbit = 1 << t;
+  const count = 1 << (n - 3);
+  for (let i = 0; i < count; i++) {
+    const i0 = insertZero(insertZero(insertZero(i, p0), p1), p2) | cmask;
+    swapAmp(s, i0, i0 | tbit);
+  }
+}
+
+/** CZ on qubits a and b: negates the amplitudes where both are 1 (symmetric in a, b). */
+export function applyCz(s: Float64Array, n: number, a: number, b: number): void {
+  checkState(s, n);
+  checkQubit(n, a);
+  checkQubit(n, b);
+  assert(a !== b, 'CZ operands must differ');
+  const lo = Math.min(a, b);
+  const hi = Math.max(a, b);
+  const mask = (1 << a) | (1 << b);
+  const count = 1 << (n - 2);
+  for (let i = 0; i < count; i++) {
+    const p = 2 * (insertZero(insertZero(i, lo), hi) | mask);
+    s[p] = -s[p]!;
+    s[p + 1] = -s[p + 1]!;
+  }
+}
+
+/** Probability that measuring qubit q in the Z basis gives 1 (the state is assumed normalised). */
+export function probabilityOne(s: Float64Array, n: number, q: number): number {
+  checkState(s, n);
+  checkQubit(n, q);
+  const bit = 1 << q;
+  const half = 1 << (n - 1);
+  let p = 0;
+  for (let i = 0; i < half; i++) {
+    const pos = 2 * (insertZero(i, q) | bit);
+    const re = s[pos]!;
+    const im = s[pos + 1]!;
+    p += re * re + im * im;
+  }
+  return p;
+}
+
+/**
+ * Projects qubit q onto |outcome> in place: zeroes the other half and rescales the kept half to
+ * unit norm. The kept probability is summed from the kept half itself (not 1 − p), so a tiny
+ * kept branch is renormalised by its own weight.
+ */
+export function collapse(s: Float64Array, n: number, q: number, outcome: 0 | 1): void {
+  checkState(s, n);
+  checkQubit(n, q);
+  assert(outcome === 0 || outcome === 1, 'outcome is 0 or 1');
+  const bit = 1 << q;
+  const half = 1 << (n - 1);
+  const keep = outcome === 1 ? bit : 0;
+  const drop = keep ^ bit;
+  let kept = 0;
+  for (let i = 0; i < half; i++) {
+    const pos = 2 * (insertZero(i, q) | keep);
+    const re = s[pos]!;
+    const im = s[pos + 1]!;
+    kept += re * re + im * im;
+  }
+  assert(kept > 0, `collapse of qubit ${q} onto ${outcome}, which has probability 0`);
+  const scale = 1 / Math.sqrt(kept);
+  for (let i = 0; i < half; i++) {
+    const i0 = insertZero(i, q);
+    const pk = 2 * (i0 | keep);
+    const pd = 2 * (i0 | drop);
+    s[pk] = s[pk]! * scale;
+    s[pk + 1] = s[pk + 1]! * scale;
+    s[pd] = 0;
+    s[pd + 1] = 0;
+  }
+}
+
+function overlaps(a: Float64Array, b: Float64Array): boolean {
+  if (a.buffer !== b.buffer) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/**
+ * Writes low ⊗ high into `dst` in place: on entry the first 2·2^nLow doubles of `dst` hold the
+ * low state; on exit `dst` holds the (nLow+nHigh)-qubit state with index iLow | (iHigh << nLow).
+ * Why in place: merging k clusters then needs one buffer, not k−1 intermediate ones. Writing
+ * high blocks first (descending) never overwrites a low amplitude still to be read, because every
+ * block with iHigh > 0 lies above the low state and block 0 is written from the top down.
+ */
+export function kronInto(dst: Float64Array, nLow: number, high: Float64Array, nHigh: number): void {
+  checkState(high, nHigh);
+  assert(Number.isInteger(nLow) && nLow >= 0, `qubit count ${nLow} out of range`);
+  assert(nLow + nHigh <= ENGINE_QUBITS_MAX, 'merged state too large');
+  assert(dst.length >= 2 << (nLow + nHigh), 'destination too short for the product');
+  assert(!overlaps(dst, high), 'high must not overlap the destination');
+  const lowCount = 1 << nLow;
+  for (let h = (1 << nHigh) - 1; h >= 0; h--) {
+    const hr = high[2 * h]!;
+    const hi = high[2 * h + 1]!;
+    const base = h << nLow;
+    for (let l = lowCount - 1; l >= 0; l--) {
+      const lr = dst[2 * l]!;
+      const li = dst[2 * l + 1]!;
+      const p = 2 * (base | l);
+      dst[p] = lr * hr - li * hi;
+      dst[p + 1] = lr * hi + li * hr;
+    }
+  }
+}
+
+/**
+ * Tensor product low ⊗ high as a new array: nLow + nHigh qubits, index iLow | (iHigh << nLow),
+ * so the low state's qubits keep their numbers and the high state's move up by nLow.
+ */
+export function kron(
+  low: Float64Array,
+  nLow: number,
+  high: Float64Array,
+  nHigh: number,
+): Float64Array {
+  checkState(low, nLow);
+  checkState(high, nHigh);
+  assert(nLow + nHigh <= ENGINE_QUBITS_MAX, 'merged state too large');
+  const out = new Float64Array(2 << (nLow + nHigh));
+  out.set(low);
+  kronInto(out, nLow, high, nHigh);
+  return out;
+}
+
+/**
+ * Factors qubit q out of a state in which it is in a product state with the rest, into
+ * preallocated outputs: `qubit` (4 doubles) and `rest` (2·2^(n-1) doubles; the remaining qubits
+ * keep their relative order). `rest` may be `s` itself: rest amplitude r is written after its
+ * sources 2r' ≥ r are read, and later sources lie above r, so the in-place pass is safe.
+ *
+ * Method: the rest index r* with the largest weight |s(r,0)|² + |s(r,1)|² (first on ties, so the
+ * result is a pure function of s) gives the qubit factor c = normalise(s(r*,0), s(r*,1)); then
+ * rest(r) = conj(c0)·s(r,0) + conj(c1)·s(r,1). Exact for product states; for anything else it is
+ * the projection onto c, which is why callers use it only after a measurement of q.
+ */
+export function splitOutQubitInto(
+  s: Float64Array,
+  n: number,
+  q: number,
+  qubit: Float64Array,
+  rest: Float64Array,
+): void {
+  checkState(s, n);
+  checkQubit(n, q);
+  assert(qubit.length === 4, 'a 1-qubit state has 4 doubles');
+  assert(rest.length >= 1 << n, 'rest too short for n-1 qubits');
+  const bit = 1 << q;
+  const half = 1 << (n - 1);
+  let best = -1;
+  let bestW = -1;
+  for (let r = 0; r < half; r++) {
+    const p0 = 2 * insertZero(r, q);
+    const p1 = p0 + 2 * bit;
+    const w = s[p0]! * s[p0]! + s[p0 + 1]! * s[p0 + 1]! + s[p1]! * s[p1]! + s[p1 + 1]! * s[p1 + 1]!;
+    if (w > bestW) {
+      bestW = w;
+      best = r;
+    }
+  }
+  assert(bestW > 0, 'cannot split a qubit out of the zero vector');
+  const b0 = 2 * insertZero(best, q);
+  const b1 = b0 + 2 * bit;
+  const inv = 1 / Math.sqrt(bestW);
+  const c0r = s[b0]! * inv;
+  const c0i = s[b0 + 1]! * inv;
+  const c1r = s[b1]! * inv;
+  const c1i = s[b1 + 1]! * inv;
+  for (let r = 0; r < half; r++) {
+    const p0 = 2 * insertZero(r, q);
+    const p1 = p0 + 2 * bit;
+    const x0r = s[p0]!;
+    const x0i = s[p0 + 1]!;
+    const x1r = s[p1]!;
+    const x1i = s[p1 + 1]!;
+    // conj(c0)·x0 + conj(c1)·x1
+    rest[2 * r] = c0r * x0r + c0i * x0i + (c1r * x1r + c1i * x1i);
+    rest[2 * r + 1] = c0r * x0i - c0i * x0r + (c1r * x1i - c1i * x1r);
+  }
+  qubit[0] = c0r;
+  qubit[1] = c0i;
+  qubit[2] = c1r;
+  qubit[3] = c1i;
+}
+
+/**
+ * Factors qubit q out of a state in which it is in a product state with the rest (as after a
+ * measurement of q in any basis). See `splitOutQubitInto` for the method.
+ * @returns `qubit`: the 1-qubit factor (4 doubles, unit norm); `rest`: the other n−1 qubits in
+ *   their relative order.
+ */
+export function splitOutQubit(
+  s: Float64Array,
+  n: number,
+  q: number,
+): { qubit: Float64Array; rest: Float64Array } {
+  checkState(s, n);
+  checkQubit(n, q);
+  const qubit = new Float64Array(4);
+  const rest = new Float64Array(2 << (n - 1));
+  splitOutQubitInto(s, n, q, qubit, rest);
+  return { qubit, rest };
+}
+
+/** Squared norm Σ|amplitude|² (1 for a normalised state). */
+export function norm2(s: Float64Array): number {
+  assert(s.length % 2 === 0, 'a state has an even number of doubles');
+  let sum = 0;
+  for (let i = 0; i < s.length; i++) {
+    const x = s[i]!;
+    sum += x * x;
+  }
+  return sum;
+}
