@@ -18,6 +18,7 @@
  */
 import assert from 'node:assert';
 import {
+  ENGINE_QUBITS_MAX,
   applyCnot,
   applyCz,
   applyDiagonal1,
@@ -250,6 +251,7 @@ export function runBatch(input: BatchInput, alloc: (doubles: number) => Float64A
   }
   const n = qubits.length;
   assert(new Set(qubits).size === n, 'a qubit appears in two parts');
+  assert(n <= ENGINE_QUBITS_MAX, `a merged cluster of ${n} qubits exceeds the engine's bound`);
   const index = new Map<string, number>();
   qubits.forEach((id, i) => index.set(id, i));
   const at = (id: string): number => {

@@ -16,8 +16,11 @@
  */
 import assert from 'node:assert';
 
-/** 26 qubits is 2^27 doubles = 1 GiB; beyond 30 the 32-bit index arithmetic would overflow. */
-export const ENGINE_QUBITS_MAX = 30;
+/**
+ * The kernel caps clusters at 26 qubits (2^27 doubles = 1 GiB). The engine's own bound is where
+ * its int32 arithmetic ends: the double count 2 << n must stay a positive int32, so n ≤ 29.
+ */
+export const ENGINE_QUBITS_MAX = 29;
 
 function checkState(s: Float64Array, n: number): void {
   assert(Number.isInteger(n) && n >= 0 && n <= ENGINE_QUBITS_MAX, `qubit count ${n} out of range`);

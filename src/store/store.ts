@@ -60,6 +60,11 @@ export class LmdbStore implements StorePort {
   private oplogSeq = 0;
   private checkpointSeq = 0;
   private oplogSinceCheckpoint = 0;
+  private pending: { records: StoreRecord[]; auditRecords: AuditRecord[]; ops: { seq: number; e: OplogEntry }[] }[] = [];
+  /** The batch being written and synced; at most one at a time. */
+  private writing: Promise<void> = Promise.resolve();
+  /** The batch collecting commits while `writing` is in flight. */
+  private nextBatch: Promise<void> | null = null;
 
   private constructor(
     private readonly root: RootDatabase,
@@ -133,8 +138,8 @@ export class LmdbStore implements StorePort {
   }
 
   commit(records: StoreRecord[], audit: AuditEvent[], oplog: OplogEntry[] = []): Promise<void> {
-    // Sequence numbers and hashes are assigned now, in call order; lmdb-js runs transaction
-    // callbacks in the same order, so the chain on disk is the chain computed here.
+    // Sequence numbers and hashes are assigned now, in call order, and batches are written in the
+    // same order, so the chain on disk is the chain computed here.
     const now = this.clock();
     const auditRecords = audit.map((e) => {
       const r = linkAuditRecord(e, ++this.auditSeq, now, this.auditHash);
@@ -143,15 +148,36 @@ export class LmdbStore implements StorePort {
     });
     const ops = oplog.map((e) => ({ seq: ++this.oplogSeq, e }));
     this.oplogSinceCheckpoint += ops.length;
-    const written = this.root.transaction(() => {
-      for (const r of records) {
-        if (r.op === 'put') this.dbs[r.db].put(r.key, r.value);
-        else this.dbs[r.db].remove(r.key);
+    this.pending.push({ records, auditRecords, ops });
+    if (!this.nextBatch) {
+      this.nextBatch = this.writing.then(() => {
+        this.nextBatch = null;
+        const written = this.writeBatch();
+        this.writing = written.catch(() => {});
+        return written;
+      });
+    }
+    return this.nextBatch;
+  }
+
+  /**
+   * Group commit: one batch is written and synced at a time; every commit enqueued meanwhile joins
+   * the next batch, which becomes one LMDB transaction with one sync. Under load a sync serves as
+   * many calls as arrived during the previous one. Order inside a batch is enqueue order.
+   */
+  private async writeBatch(): Promise<void> {
+    const batch = this.pending.splice(0);
+    await this.root.transaction(() => {
+      for (const { records, auditRecords, ops } of batch) {
+        for (const r of records) {
+          if (r.op === 'put') this.dbs[r.db].put(r.key, r.value);
+          else this.dbs[r.db].remove(r.key);
+        }
+        for (const r of auditRecords) this.dbs.audit.put(r.seq, r);
+        for (const o of ops) this.dbs.oplog.put(o.seq, o.e);
       }
-      for (const r of auditRecords) this.dbs.audit.put(r.seq, r);
-      for (const o of ops) this.dbs.oplog.put(o.seq, o.e);
     });
-    return written.then(() => this.root.flushed).then(() => undefined);
+    await this.root.flushed;
   }
 
   /**

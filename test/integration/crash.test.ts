@@ -43,6 +43,14 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
           { kind: 'GATE_KIND_CNOT', qubits: [b0.handle, b1.handle] },
         ],
       });
+      // A 12-qubit GHZ state (simulated on the worker pool, replayed after the crash).
+      const ghz = (await call<{ qubits: Q[] }>(client, 'AllocateQubits', { session_handle: session, count: 12 })).qubits;
+      await call(client, 'ApplyGates', {
+        gates: [
+          { kind: 'GATE_KIND_H', qubits: [ghz[0]!.handle] },
+          ...ghz.slice(1).map((q) => ({ kind: 'GATE_KIND_CNOT', qubits: [ghz[0]!.handle, q.handle] })),
+        ],
+      });
       const acked = new Array(STREAMS).fill(0);
       const inFlight = new Array(STREAMS).fill(0);
       let dead = false;
@@ -77,7 +85,13 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
       }
       assert.ok(acked.some((n) => n > 0), `cycle ${cycle}: some X gates were acknowledged`);
       assert.is(out[STREAMS], out[STREAMS + 1], `cycle ${cycle}: Bell pair still correlated`);
-      await call(client, 'ReleaseQubits', { qubit_handles: qs.map((q) => q.handle) });
+      const g = (
+        await call<{ outcomes: number[] }>(client, 'MeasureQubits', {
+          measurements: ghz.map((q) => ({ qubit: q.handle, basis: 'BASIS_Z' })),
+        })
+      ).outcomes.join('');
+      assert.ok(g === '0'.repeat(12) || g === '1'.repeat(12), `cycle ${cycle}: GHZ-12 after replay ${g}`);
+      await call(client, 'ReleaseQubits', { qubit_handles: [...qs, ...ghz].map((q) => q.handle) });
     }
   } finally {
     client.close();

@@ -106,6 +106,19 @@ test('ghz: 10 qubits → all zeros or all ones, both seen', async () => {
   assert.is(zeros + ones, RUNS);
 });
 
+test('ghz: 14 qubits (above the inline size: runs on the worker pool) → all zeros or all ones', async () => {
+  const seen = new Set<string>();
+  for (let r = 0; r < 30; r++) {
+    const qs = await alloc(14);
+    await apply([gate('GATE_KIND_H', [qs[0]!]), ...qs.slice(1).map((q) => gate('GATE_KIND_CNOT', [qs[0]!, q]))]);
+    const s = (await measure(qs)).join('');
+    assert.ok(s === '0'.repeat(14) || s === '1'.repeat(14), `GHZ-14 outcome ${s}`);
+    seen.add(s);
+    await release(qs);
+  }
+  assert.is(seen.size, 2, 'both outcomes seen in 30 runs');
+});
+
 test('rotations: RX, RY at several angles → P(1) = sin²(θ/2) within 5σ; RZ on |0> → always 0', async () => {
   const N = 400;
   for (const kind of ['GATE_KIND_RX', 'GATE_KIND_RY']) {

@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  ENGINE_QUBITS_MAX,
   applyCnot,
   applyControlled1,
   applyCz,
@@ -117,6 +118,11 @@ test('zeroState: n = 0 → the scalar 1', () => {
   close(zeroState(0), [1, 0]);
 });
 
+test('zeroState: ENGINE_QUBITS_MAX + 1 or a negative count → assertion', () => {
+  assert.throws(() => zeroState(ENGINE_QUBITS_MAX + 1));
+  assert.throws(() => zeroState(-1));
+});
+
 test('applyMatrix1: H on qubit 1 of |000> → (|000> + |010>)/√2', () => {
   const s = zeroState(3);
   applyMatrix1(s, 3, 1, H);
@@ -131,7 +137,11 @@ test('applyMatrix1: random matrix on every qubit of random 5-qubit states → de
   for (let q = 0; q < 5; q++) {
     const s = randomState(5, rnd);
     const m = randomMatrix(rnd);
-    const want = dense(s, 5, oneQubitEntry(m, q, () => true));
+    const want = dense(
+      s,
+      5,
+      oneQubitEntry(m, q, () => true),
+    );
     applyMatrix1(s, 5, q, m);
     close(s, want, `q=${q}`);
   }
@@ -169,7 +179,11 @@ test('applyDiagonal1: random phases on every qubit of random 4-qubit states → 
     const s = randomState(4, rnd);
     const d = randomMatrix(rnd);
     const m = Float64Array.of(d[0]!, d[1]!, 0, 0, 0, 0, d[2]!, d[3]!);
-    const want = dense(s, 4, oneQubitEntry(m, q, () => true));
+    const want = dense(
+      s,
+      4,
+      oneQubitEntry(m, q, () => true),
+    );
     applyDiagonal1(s, 4, q, d[0]!, d[1]!, d[2]!, d[3]!);
     close(s, want, `q=${q}`);
   }
@@ -178,7 +192,11 @@ test('applyDiagonal1: random phases on every qubit of random 4-qubit states → 
 test('applyDiagonal1: d0 = 1 (skipped half) → same as the full product', () => {
   const rnd = prng(4);
   const s = randomState(3, rnd);
-  const want = dense(s, 3, oneQubitEntry(Float64Array.of(1, 0, 0, 0, 0, 0, R, R), 2, () => true));
+  const want = dense(
+    s,
+    3,
+    oneQubitEntry(Float64Array.of(1, 0, 0, 0, 0, 0, R, R), 2, () => true),
+  );
   applyDiagonal1(s, 3, 2, 1, 0, R, R);
   close(s, want);
 });
@@ -187,7 +205,11 @@ test('applyX: every qubit of random 4-qubit states → dense permutation result'
   const rnd = prng(5);
   for (let q = 0; q < 4; q++) {
     const s = randomState(4, rnd);
-    const want = dense(s, 4, permutationEntry((c) => flip(c, q)));
+    const want = dense(
+      s,
+      4,
+      permutationEntry((c) => flip(c, q)),
+    );
     applyX(s, 4, q);
     close(s, want, `q=${q}`);
   }
@@ -199,7 +221,11 @@ test('applyCnot: every ordered pair on random 4-qubit states → dense permutati
     for (let t = 0; t < 4; t++) {
       if (c === t) continue;
       const s = randomState(4, rnd);
-      const want = dense(s, 4, permutationEntry((i) => (has(i, c) ? flip(i, t) : i)));
+      const want = dense(
+        s,
+        4,
+        permutationEntry((i) => (has(i, c) ? flip(i, t) : i)),
+      );
       applyCnot(s, 4, c, t);
       close(s, want, `c=${c} t=${t}`);
     }
@@ -230,7 +256,7 @@ test('applySwap: every pair on random 4-qubit states → dense permutation resul
   }
 });
 
-test('applyToffoli: every operand triple on random 4-qubit states → dense permutation result', () => {
+test('applyToffoli: every operand triple, random 4-qubit states → dense result', () => {
   const rnd = prng(8);
   for (let c1 = 0; c1 < 4; c1++) {
     for (let c2 = 0; c2 < 4; c2++) {
@@ -279,7 +305,7 @@ test('applyCz: every pair on random 4-qubit states → dense diagonal result', (
   }
 });
 
-test('applyCnot, applySwap, applyToffoli, applyCz: equal or out-of-range operands → assertion', () => {
+test('gate routines: equal or out-of-range operands → assertion', () => {
   assert.throws(() => applyCnot(zeroState(2), 2, 1, 1));
   assert.throws(() => applySwap(zeroState(2), 2, 0, 2));
   assert.throws(() => applyToffoli(zeroState(3), 3, 0, 0, 1));

@@ -202,7 +202,7 @@ test('matrix1: returned arrays → fresh on every call', () => {
   assert.is(matrix1('H')[0], R);
 });
 
-test('GATE_ARITY: table → 1 for 1-qubit gates and RESET/INJECT, 2 for CNOT/CZ/SWAP, 3 TOFFOLI', () => {
+test('GATE_ARITY: table → 1 for 1-qubit gates, 2 for CNOT/CZ/SWAP, 3 for TOFFOLI', () => {
   assert.equal(Object.keys(GATE_ARITY).sort(), [...ALL].sort());
   for (const g of ONE_QUBIT) assert.is(GATE_ARITY[g], 1, g);
   assert.is(GATE_ARITY.RESET, 1);
