@@ -37,7 +37,12 @@ export function removeStateDir(dir: string): void {
 export async function startDaemon(stateDir = tempStateDir(), extraEnv: NodeJS.ProcessEnv = {}): Promise<Daemon> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'src/main.ts'), '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--no-dev-tenant'],
+    [
+      // Extra node flags for the daemon (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" when profiling).
+      ...(extraEnv.QMK_DAEMON_NODE_ARGS ?? process.env.QMK_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      '--import',
+      'tsx',
+      join(ROOT, 'src/main.ts'), '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--no-dev-tenant'],
     { cwd: ROOT, env: { ...process.env, QMK_THREADS: '2', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
