@@ -34,7 +34,7 @@ import {
   stateBytes,
   TIER_DEFAULTS,
 } from './limits.js';
-import type { Cap, Credential, Principal, Quota, Qubit, Session, Tenant } from './model.js';
+import { CAPS, type Cap, type Credential, type Principal, type Quota, type Qubit, type Session, type Tenant } from './model.js';
 import type {
   AuditEvent,
   ClockPort,
@@ -379,7 +379,7 @@ export class Kernel {
     const quota = this.quotaOf(tenant);
     const tierCaps = TIER_DEFAULTS[tenant.tier].caps;
     requestedCaps.forEach((c, i) => {
-      if (!(tierCaps as readonly string[]).concat(ALL_CAP_NAMES).includes(c)) {
+      if (!(CAPS as readonly string[]).includes(c)) {
         throw invalid(`requested_caps[${i}]`, `unknown cap ${c}`);
       }
     });
@@ -847,15 +847,6 @@ export class Kernel {
   }
 }
 
-const ALL_CAP_NAMES: readonly string[] = [
-  'CAP_ALLOC',
-  'CAP_COMPUTE',
-  'CAP_MEASURE',
-  'CAP_LINK',
-  'CAP_TELEPORT',
-  'CAP_MAGIC',
-  'CAP_DEBUG',
-];
 
 function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {
   let s = m.get(k);
