@@ -1,8 +1,9 @@
 /**
  * bench/kernel-latency: what durability and the kernel's decisions cost, all figures from one run.
  *
- * Baselines measured in the same run: a bare grpc-js unary echo on loopback and an fdatasync of a
- * small file in the state directory. Then through the real daemon: sequential ApplyGates (one gate
+ * Baselines measured in the same run: a bare grpc-js unary echo on loopback, an fdatasync of a
+ * small file in the state directory, and a bare lmdb-js commit of one record (LMDB syncs the data
+ * pages and then the meta page, so its floor is above one fdatasync). Then through the real daemon: sequential ApplyGates (one gate
  * on a 1-qubit cluster), the same with 64 calls in flight across 8 tenants (group commit), and
  * in-process the kernel's decision cost (handle verification and checks) per op.
  * Targets (issue #2): sequential ApplyGates p50 ≤ 1.5 × (echo p50 + fdatasync p50); 64-in-flight
@@ -13,6 +14,7 @@ import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import { open } from 'lmdb';
 import { Kernel } from '../src/kernel/kernel.js';
 import type { SimulatorPort, StorePort } from '../src/kernel/ports.js';
 import { Keyring } from '../src/security/keyring.js';
@@ -88,6 +90,20 @@ function fdatasyncBaseline(dir: string): number[] {
   return lat;
 }
 
+/** A bare lmdb-js commit of one small record, awaited until flushed: the store's own floor. */
+async function lmdbBaseline(dir: string): Promise<number[]> {
+  const root = open({ path: join(dir, 'lmdb-probe'), maxDbs: 2 });
+  const db = root.openDB({ name: 'probe' });
+  const once = async (i: number) => {
+    await root.transaction(() => db.put(i % 64, { i }));
+    await root.flushed;
+  };
+  let i = 0;
+  const lat = await timeLoop(() => once(i++), SECONDS);
+  await root.close();
+  return lat;
+}
+
 /** Decision cost in-process: the kernel with ports that do no I/O, verifying real signed handles. */
 async function decisionCost(): Promise<number> {
   const crypto = new NodeCrypto();
@@ -117,6 +133,7 @@ async function main() {
   console.log(`kernel-latency: ${SECONDS} s per phase, state dir ${stateDir}`);
   const echo = await echoBaseline();
   const sync = fdatasyncBaseline(stateDir);
+  const lmdb = await lmdbBaseline(stateDir);
   const d = await startDaemon(stateDir);
   const tenants: { client: AnyClient; handle: string }[] = [];
   for (let i = 0; i < 8; i++) {
@@ -161,6 +178,7 @@ async function main() {
   const rows = [
     ['grpc-js unary echo', echoP50, pct(echo, 99), echo.length / SECONDS],
     ['fdatasync 4 KiB (state dir)', syncP50, pct(sync, 99), sync.length / SECONDS],
+    ['lmdb-js commit of one record, flushed', pct(lmdb, 50), pct(lmdb, 99), lmdb.length / SECONDS],
     ['ApplyGates sequential', seqP50, pct(seq, 99), seqRate],
     ['ApplyGates 64 in flight / 8 tenants', pct(conc, 50), pct(conc, 99), concRate],
   ] as const;
@@ -171,10 +189,15 @@ async function main() {
   const ratio = seqP50 / (echoP50 + syncP50);
   const speedup = concRate / seqRate;
   console.log(`\nsequential p50 / (echo p50 + fdatasync p50) = ${ratio.toFixed(2)}  (target ≤ 1.5)`);
+  const lmdbP50 = pct(lmdb, 50);
+  console.log(
+    `sequential p50 / (echo p50 + lmdb commit p50) = ${(seqP50 / (echoP50 + lmdbP50)).toFixed(2)}  ` +
+      '(what the kernel adds on top of one store commit)',
+  );
   console.log(`64-in-flight throughput / sequential throughput = ${speedup.toFixed(1)}×  (target ≥ 20)`);
   console.log(`decision cost (authenticate + decodeApplyGates, 1 gate) = ${decisionUs.toFixed(2)} µs/op  (target < 20)`);
   console.log(
-    JSON.stringify({ echoP50, syncP50, seqP50, seqRate, concRate, ratio, speedup, decisionUs }),
+    JSON.stringify({ echoP50, syncP50, lmdbP50, seqP50, seqRate, concRate, ratio, speedup, decisionUs }),
   );
 }
 
