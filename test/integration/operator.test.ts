@@ -118,13 +118,12 @@ test('qmkctl: signing-key rotate and status → new key id reported by status', 
 });
 
 test('health: SERVING while up (no credentials needed)', async () => {
-  const { HealthImplementation: _h, protoPath } = await import('grpc-health-check');
-  void _h;
+  const { protoPath } = await import('grpc-health-check');
   const loader = await import('@grpc/proto-loader');
   const def = grpc.loadPackageDefinition(loader.loadSync(protoPath, { enums: String })) as unknown as {
     grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
   };
-  const c = new def.grpc.health.v1.Health(d.address, grpc.credentials.createInsecure()) as unknown as grpc.Client const c = new def.grpc.health.v1.Health(d.address, grpc.credentials.createInsecure()) as grpc.Client & { {
+  const c = new def.grpc.health.v1.Health(d.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     check: (r: object, cb: (e: Error | null, res: { status: string }) => void) => void;
   };
   const res = await new Promise<{ status: string }>((ok, no) => c.check({ service: '' }, (e, r) => (e ? no(e) : ok(r))));
