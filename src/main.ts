@@ -7,11 +7,10 @@
  * Stop (SIGTERM/SIGINT): health NOT_SERVING, STOPPING=1, stop accepting, drain in-flight calls
  * (bounded), checkpoint, flush and close the store, exit 0.
  */
-import { AssertionError } from 'node:assert';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setErrorLogger } from './api/errors.js';
-import { CallTracker } from './api/handler.js';
+import { CallTracker, routeUncaught } from './api/handler.js';
 import { type Servers, shutdownServer, startServers } from './api/server.js';
 import { loadConfig } from './config.js';
 import { Admin } from './kernel/admin.js';
@@ -182,17 +181,20 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-// A stray exception (a timer or callback outside any call's promise chain) must not take tenants
-// down: it is logged and the daemon keeps serving. An assertion is a programmer error that may
-// have left shared state wrong, so it ends the process (systemd restarts it; replay restores).
-process.on('uncaughtException', (err) => {
-  log('error', 'uncaught exception', { error: err.stack ?? String(err) });
-  if (err instanceof AssertionError) process.exit(70);
-});
-process.on('unhandledRejection', (err) => {
-  log('error', 'unhandled rejection', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-  if (err instanceof AssertionError) process.exit(70);
-});
+// A stray exception (a throw in a timer or callback a handler started) must not take tenants down:
+// inside a call it becomes that call's INTERNAL error, elsewhere it is logged, and the daemon keeps
+// serving. An assertion is a programmer error that may have left shared state wrong, so it ends
+// the process (systemd restarts it; replay restores the acknowledged state).
+const onUncaught = (err: unknown) => {
+  const route = routeUncaught(err);
+  log('error', 'uncaught exception', {
+    route,
+    error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+  });
+  if (route === 'fatal') process.exit(70);
+};
+process.on('uncaughtException', onUncaught);
+process.on('unhandledRejection', onUncaught);
 
 main().catch((err: unknown) => {
   log('error', 'failed to start', { error: err instanceof Error ? err.message : String(err) });

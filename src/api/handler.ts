@@ -4,6 +4,8 @@
  * never reaches the process. Also counts in-flight calls so shutdown can drain them.
  * Layer: api.
  */
+import { AssertionError } from 'node:assert';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
 import type { Principal } from '../kernel/model.js';
@@ -37,6 +39,22 @@ export class CallTracker {
   }
 }
 
+/** The call a piece of code runs for, across awaits, callbacks and timers it starts. */
+const callContext = new AsyncLocalStorage<{ fail(err: unknown): void }>();
+
+/**
+ * Routes an exception nothing caught (a throw in a timer or callback a handler started): an
+ * assertion is a programmer error and is 'fatal' (the caller ends the process); inside a call's
+ * context it becomes that call's INTERNAL error ('call'); otherwise it is only logged ('logged').
+ */
+export function routeUncaught(err: unknown): 'fatal' | 'call' | 'logged' {
+  if (err instanceof AssertionError) return 'fatal';
+  const ctx = callContext.getStore();
+  if (!ctx) return 'logged';
+  ctx.fail(err);
+  return 'call';
+}
+
 export type DecodeFailure = { __decodeError: string };
 
 export function unary<Req, Res>(
@@ -53,21 +71,23 @@ export function unary<Req, Res>(
       if (err) callback(err as grpc.ServiceError);
       else callback(null, res);
     };
-    Promise.resolve()
-      .then(() => {
-        if (tracker.draining) throw new KernelError('UNAVAILABLE', 'daemon is shutting down');
-        const req = call.request;
-        if (req && typeof req === 'object' && '__decodeError' in req) {
-          throw new KernelError('INVALID_ARGUMENT', `request: ${req.__decodeError}`, 'request');
-        }
-        const p = principalOf(call.metadata);
-        if (!p) throw new Error('no principal on an authenticated method');
-        return fn(p, req as Req);
-      })
-      .then(
-        (res) => answer(null, res),
-        (err: unknown) => answer(errorStatus(err)),
-      );
+    callContext.run({ fail: (err) => answer(errorStatus(err)) }, () =>
+      Promise.resolve()
+        .then(() => {
+          if (tracker.draining) throw new KernelError('UNAVAILABLE', 'daemon is shutting down');
+          const req = call.request;
+          if (req && typeof req === 'object' && '__decodeError' in req) {
+            throw new KernelError('INVALID_ARGUMENT', `request: ${req.__decodeError}`, 'request');
+          }
+          const p = principalOf(call.metadata);
+          if (!p) throw new Error('no principal on an authenticated method');
+          return fn(p, req as Req);
+        })
+        .then(
+          (res) => answer(null, res),
+          (err: unknown) => answer(errorStatus(err)),
+        ),
+    );
   };
 }
 
@@ -84,7 +104,9 @@ export function safeDeserializers(def: grpc.ServiceDefinition): grpc.ServiceDefi
         try {
           return m.requestDeserialize(buf);
         } catch (err) {
-          return { __decodeError: `malformed message (${(err as Error).message})` } satisfies DecodeFailure;
+          return {
+            __decodeError: `malformed message (${(err as Error).message})`,
+          } satisfies DecodeFailure;
         }
       },
     };

@@ -16,6 +16,11 @@ export function principalOf(metadata: Metadata): Principal | undefined {
   return principals.get(metadata);
 }
 
+/** Records the authenticated principal of a call (the interceptor's only way to hand it on). */
+export function attachPrincipal(metadata: Metadata, principal: Principal): void {
+  principals.set(metadata, principal);
+}
+
 export type Audience = 'tenant' | 'operator';
 
 export interface InterceptorOptions {
@@ -72,7 +77,7 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
               call.sendStatus({ code: s.code ?? status.INTERNAL, details: s.details ?? '', metadata: s.metadata! });
               return;
             }
-            if (principal) principals.set(metadata, principal);
+            if (principal) attachPrincipal(metadata, principal);
             mdNext(metadata);
           },
         });

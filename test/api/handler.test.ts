@@ -1,0 +1,78 @@
+/**
+ * The handler wrapper's one exit: a synchronous throw, a rejection and a throw from a timer the
+ * handler started all end as that call's status; the process keeps running.
+ */
+import { AssertionError } from 'node:assert';
+import { Metadata, status } from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CallTracker, routeUncaught, unary } from '../../src/api/handler.js';
+import { attachPrincipal } from '../../src/api/interceptor.js';
+import { setErrorLogger } from '../../src/api/errors.js';
+import { KernelError } from '../../src/kernel/errors.js';
+
+setErrorLogger(() => {});
+process.on('uncaughtException', (err) => {
+  if (routeUncaught(err) !== 'call') throw err;
+});
+
+function invoke(fn: () => unknown, request: object = {}): Promise<Partial<grpc.StatusObject> | { ok: unknown }> {
+  const tracker = new CallTracker();
+  const metadata = new Metadata();
+  attachPrincipal(metadata, { kind: 'operator' });
+  const h = unary(tracker, fn as () => Promise<unknown>);
+  return new Promise((resolve) => {
+    h({ request, metadata } as unknown as grpc.ServerUnaryCall<object, unknown>, (err, res) => {
+      assert.is(tracker.inFlight, 0, 'the call left the tracker');
+      resolve(err ? (err as Partial<grpc.StatusObject>) : { ok: res });
+    });
+  });
+}
+
+test('handler: a value → OK with that value', async () => {
+  assert.equal(await invoke(() => ({ a: 1 })), { ok: { a: 1 } });
+});
+
+test('handler: a KernelError rejection → its mapped status and message', async () => {
+  const r = (await invoke(async () => {
+    throw new KernelError('QUOTA_EXCEEDED', 'sessions_max: 4 of 4', 'sessions_max');
+  })) as grpc.StatusObject;
+  assert.is(r.code, status.RESOURCE_EXHAUSTED);
+  assert.is(r.details, 'sessions_max: 4 of 4');
+  assert.equal(r.metadata.get('qmk-error-code'), ['QUOTA_EXCEEDED']);
+});
+
+test('handler: a synchronous TypeError → INTERNAL with a correlation id, no detail leaked', async () => {
+  const r = (await invoke(() => {
+    throw new TypeError('secret internals');
+  })) as grpc.StatusObject;
+  assert.is(r.code, status.INTERNAL);
+  assert.match(r.details, /correlation id/);
+  assert.not.match(r.details, /secret/);
+});
+
+test('handler: a throw inside a timer the handler started → that call gets INTERNAL, process lives', async () => {
+  const r = (await invoke(
+    () =>
+      new Promise(() => {
+        setTimeout(() => {
+          throw new Error('from a timer');
+        }, 5);
+      }),
+  )) as grpc.StatusObject;
+  assert.is(r.code, status.INTERNAL);
+});
+
+test('handler: malformed request bytes → INVALID_ARGUMENT naming the request', async () => {
+  const r = (await invoke(() => 1, { __decodeError: 'malformed message (x)' })) as grpc.StatusObject;
+  assert.is(r.code, status.INVALID_ARGUMENT);
+  assert.match(r.details, /^request:/);
+});
+
+test('routeUncaught: an assertion → fatal; outside any call → logged', () => {
+  assert.is(routeUncaught(new AssertionError({ message: 'x' })), 'fatal');
+  assert.is(routeUncaught(new Error('stray')), 'logged');
+});
+
+test.run();
