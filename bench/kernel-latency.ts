@@ -50,7 +50,8 @@ async function timeLoop(fn: () => Promise<void>, seconds: number): Promise<numbe
   return lat;
 }
 
-async function echoBaseline(): Promise<number[]> {
+/** Echo latencies sequentially, then throughput with 64 calls in flight (the transport's ceiling). */
+async function echoBaseline(): Promise<{ seq: number[]; concRate: number }> {
   const server = new grpc.Server();
   const id = (b: Buffer) => b;
   server.addService(
@@ -68,9 +69,21 @@ async function echoBaseline(): Promise<number[]> {
     );
   await timeLoop(once, 0.5);
   const lat = await timeLoop(once, SECONDS);
+  let done = 0;
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (performance.now() < end) {
+        await once();
+        done++;
+      }
+    }),
+  );
+  const concRate = done / ((performance.now() - t0) / 1000);
   client.close();
   server.forceShutdown();
-  return lat;
+  return { seq: lat, concRate };
 }
 
 function fdatasyncBaseline(dir: string): number[] {
@@ -131,7 +144,7 @@ async function decisionCost(): Promise<number> {
 async function main() {
   const stateDir = tempStateDir();
   console.log(`kernel-latency: ${SECONDS} s per phase, state dir ${stateDir}`);
-  const echo = await echoBaseline();
+  const { seq: echo, concRate: echoConcRate } = await echoBaseline();
   const sync = fdatasyncBaseline(stateDir);
   const lmdb = await lmdbBaseline(stateDir);
   const d = await startDaemon(stateDir);
@@ -177,6 +190,7 @@ async function main() {
   const seqP50 = pct(seq, 50);
   const rows = [
     ['grpc-js unary echo', echoP50, pct(echo, 99), echo.length / SECONDS],
+    ['grpc-js unary echo, 64 in flight', Number.NaN, Number.NaN, echoConcRate],
     ['fdatasync 4 KiB (state dir)', syncP50, pct(sync, 99), sync.length / SECONDS],
     ['lmdb-js commit of one record, flushed', pct(lmdb, 50), pct(lmdb, 99), lmdb.length / SECONDS],
     ['ApplyGates sequential', seqP50, pct(seq, 99), seqRate],
@@ -184,7 +198,8 @@ async function main() {
   ] as const;
   console.log('\n| measurement | p50 ms | p99 ms | ops/s |\n|---|---|---|---|');
   for (const [name, p50, p99, rate] of rows) {
-    console.log(`| ${name} | ${p50.toFixed(3)} | ${p99.toFixed(3)} | ${rate.toFixed(0)} |`);
+    const f = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
+    console.log(`| ${name} | ${f(p50)} | ${f(p99)} | ${rate.toFixed(0)} |`);
   }
   const ratio = seqP50 / (echoP50 + syncP50);
   const speedup = concRate / seqRate;
@@ -195,9 +210,13 @@ async function main() {
       '(what the kernel adds on top of one store commit)',
   );
   console.log(`64-in-flight throughput / sequential throughput = ${speedup.toFixed(1)}×  (target ≥ 20)`);
+  console.log(
+    `64-in-flight ApplyGates / 64-in-flight bare echo = ${(concRate / echoConcRate).toFixed(2)}  ` +
+      '(share of the transport ceiling this machine allows)',
+  );
   console.log(`decision cost (authenticate + decodeApplyGates, 1 gate) = ${decisionUs.toFixed(2)} µs/op  (target < 20)`);
   console.log(
-    JSON.stringify({ echoP50, syncP50, lmdbP50, seqP50, seqRate, concRate, ratio, speedup, decisionUs }),
+    JSON.stringify({ echoP50, echoConcRate, syncP50, lmdbP50, seqP50, seqRate, concRate, ratio, speedup, decisionUs }),
   );
 }
 
