@@ -182,7 +182,7 @@ export class Admin {
     const sessions = this.k.sessionIdsOf(t.id).map((id) => this.k.sessions.get(id)!);
     this.k.dropTenantIndex(t);
     await Promise.all(
-      sessions.map((s) => this.k.invokeCloseSession(s, this.k.audit(OPERATOR, 'CloseSession', s.id))),
+      sessions.map((s) => this.k.invokeCloseSession(s, OPERATOR, 'CloseSession')),
     );
     for (const c of keys) this.k.putCredential({ ...c, revoked: true });
     await this.ports.store.commit(

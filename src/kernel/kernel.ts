@@ -34,7 +34,16 @@ import {
   stateBytes,
   TIER_DEFAULTS,
 } from './limits.js';
-import { CAPS, type Cap, type Credential, type Principal, type Quota, type Qubit, type Session, type Tenant } from './model.js';
+import {
+  CAPS,
+  type Cap,
+  type Credential,
+  type Principal,
+  type Quota,
+  type Qubit,
+  type Session,
+  type Tenant,
+} from './model.js';
 import type {
   AuditEvent,
   ClockPort,
@@ -59,6 +68,8 @@ export interface KernelPorts {
 }
 
 export type TenantPrincipal = Extract<Principal, { kind: 'tenant' }>;
+/** Who an audit record names: a principal, or the kernel itself (sweeps, checkpoints). */
+export type Actor = Principal | 'kernel';
 
 export interface GateRequest {
   kind: string;
@@ -398,7 +409,10 @@ export class Kernel {
       requestedCaps.length === 0
         ? [...tierCaps]
         : tierCaps.filter((c) => requestedCaps.includes(c));
-    const ttl = Math.min(ttlSeconds === 0 ? quota.sessionTtlSecondsMax : ttlSeconds, quota.sessionTtlSecondsMax);
+    const ttl = Math.min(
+      ttlSeconds === 0 ? quota.sessionTtlSecondsMax : ttlSeconds,
+      quota.sessionTtlSecondsMax,
+    );
     const now = this.ports.clock.nowMs();
     const session: Session = {
       id: this.ports.crypto.id(),
@@ -429,17 +443,25 @@ export class Kernel {
     const c = this.verifyHandle(p, handle, 'session_handle', 'SESSION', RIGHTS.RIGHT_CLOSE);
     const session = this.sessions.get(c.sessionId);
     assert(session);
-    return this.invokeCloseSession(session, this.audit(p, 'CloseSession', session.id));
+    return this.invokeCloseSession(session, p, 'CloseSession');
   }
 
   /** Closes a session: releases its qubits, deletes it. Used by CloseSession, sweeps, deletion. */
-  async invokeCloseSession(session: Session, event: AuditEvent): Promise<number> {
+  async invokeCloseSession(session: Session, actor: Actor, action: string): Promise<number> {
     const qubits = [...(this.qubitsBySession.get(session.id) ?? [])];
-    const released = this.invokeRelease(qubits.map((id) => this.qubits.get(id)!));
+    const released = this.invokeRelease(
+      qubits.map((id) => this.qubits.get(id)!),
+      actor,
+    );
     this.unindexSession(session);
     const done = this.ports.store.commit(
       [{ op: 'del', db: 'sessions', key: session.id }],
-      [{ ...event, detail: { ...event.detail, qubits_released: qubits.length } }],
+      [
+        this.audit(actor, action, session.id, {
+          tenant: session.tenantId,
+          qubits_released: qubits.length,
+        }),
+      ],
     );
     await Promise.all([released, done]);
     return qubits.length;
@@ -450,17 +472,7 @@ export class Kernel {
     await this.pass();
     const now = this.ports.clock.nowMs();
     const expired = [...this.sessions.values()].filter((s) => now >= s.expiresAtMs);
-    await Promise.all(
-      expired.map((s) =>
-        this.invokeCloseSession(s, {
-          actor: 'kernel',
-          action: 'SessionExpired',
-          target: s.id,
-          outcome: 'ok',
-          detail: { tenant: s.tenantId },
-        }),
-      ),
-    );
+    await Promise.all(expired.map((s) => this.invokeCloseSession(s, 'kernel', 'SessionExpired')));
     return expired.length;
   }
 
@@ -526,7 +538,14 @@ export class Kernel {
       this.ports.sim.create(cluster);
       records.push({ op: 'put', db: 'qubits', key: q.id, value: q });
       oplog.push({ kind: 'create', cluster });
-      const handle = this.issueHandle('VQ', q.id, tenant.id, session.id, VQ_RIGHTS_ALL, session.expiresAtMs);
+      const handle = this.issueHandle(
+        'VQ',
+        q.id,
+        tenant.id,
+        session.id,
+        VQ_RIGHTS_ALL,
+        session.expiresAtMs,
+      );
       out.push({ id: q.id, handle });
     }
     await this.ports.store.commit(
@@ -555,28 +574,28 @@ export class Kernel {
       ids.add(c.resourceId);
     });
     const qubits = [...ids].map((id) => this.qubits.get(id)!);
-    await Promise.all([
-      this.invokeRelease(qubits),
-      this.ports.store.commit([], [this.audit(p, 'ReleaseQubits', [...ids].join(','))]),
-    ]);
+    await this.invokeRelease(qubits, p);
     return qubits.length;
   }
 
   /**
    * Releases qubits: an entangled qubit is first measured out (release = measure and discard),
    * then its 1-qubit cluster is dropped. Each qubit's record deletion commits with its op-log
-   * entries.
+   * entries and its audit record, in one transaction.
    */
-  private invokeRelease(qubits: Qubit[]): Promise<void> {
+  private invokeRelease(qubits: Qubit[], actor: Actor): Promise<void> {
     const pending: Promise<void>[] = [];
     for (const q of qubits) {
       this.unindexQubit(q);
       const del: StoreRecord = { op: 'del', db: 'qubits', key: q.id };
+      const event = [this.audit(actor, 'ReleaseQubit', q.id, { session: q.sessionId })];
       const cluster = this.graph.clusterOf(q.id);
       if (cluster.qubits.length === 1) {
         this.graph.remove(cluster.id);
         this.ports.sim.drop(cluster.id);
-        pending.push(this.ports.store.commit([del], [], [{ kind: 'drop', clusterId: cluster.id }]));
+        pending.push(
+          this.ports.store.commit([del], event, [{ kind: 'drop', clusterId: cluster.id }]),
+        );
         continue;
       }
       const plan = this.graph.plan(
@@ -589,14 +608,10 @@ export class Kernel {
       this.graph.remove(own.id);
       pending.push(
         this.ports.sim.execute(plan, (outcomes) =>
-          this.ports.store.commit(
-            [del],
-            [],
-            [
-              { kind: 'exec', plan, outcomes },
-              { kind: 'drop', clusterId: own.id },
-            ],
-          ),
+          this.ports.store.commit([del], event, [
+            { kind: 'exec', plan, outcomes },
+            { kind: 'drop', clusterId: own.id },
+          ]),
         ),
       );
       this.ports.sim.drop(own.id);
@@ -636,7 +651,10 @@ export class Kernel {
       const spec = gateSpec(g.kind);
       if (!spec) throw invalid(`${f}.kind`, `unknown gate ${JSON.stringify(g.kind)}`);
       if (g.qubits.length !== spec.arity) {
-        throw invalid(`${f}.qubits`, `${g.kind} takes ${spec.arity} qubit(s), got ${g.qubits.length}`);
+        throw invalid(
+          `${f}.qubits`,
+          `${g.kind} takes ${spec.arity} qubit(s), got ${g.qubits.length}`,
+        );
       }
       if (!Number.isFinite(g.theta)) throw invalid(`${f}.theta`, 'must be a finite number');
       if (!spec.theta && g.theta !== 0) throw invalid(`${f}.theta`, `${g.kind} takes no angle`);
@@ -646,8 +664,15 @@ export class Kernel {
         return c.resourceId;
       });
       if (new Set(ids).size !== ids.length) throw invalid(`${f}.qubits`, 'qubits must be distinct');
-      if (g.kind === 'INJECT_T_STATE' && (!this.qubits.get(ids[0]!)!.fresh || touched.has(ids[0]!))) {
-        throw new KernelError('QUBIT_NOT_FRESH', `${f}.qubits[0]: INJECT_T_STATE needs a fresh qubit`, `${f}.qubits[0]`);
+      if (
+        g.kind === 'INJECT_T_STATE' &&
+        (!this.qubits.get(ids[0]!)!.fresh || touched.has(ids[0]!))
+      ) {
+        throw new KernelError(
+          'QUBIT_NOT_FRESH',
+          `${f}.qubits[0]: INJECT_T_STATE needs a fresh qubit`,
+          `${f}.qubits[0]`,
+        );
       }
       for (const id of ids) touched.add(id);
       const op: SimOp = { kind: 'gate', name: g.kind, qubits: ids };
@@ -677,9 +702,11 @@ export class Kernel {
       const f = `measurements[${i}]`;
       const c = this.verifyHandle(p, m.qubit, `${f}.qubit`, 'VQ', RIGHTS.RIGHT_MEASURE);
       this.requireCap(this.sessions.get(c.sessionId)!, 'CAP_MEASURE', `${f}.qubit`);
-      if (!BASES.has(m.basis)) throw invalid(`${f}.basis`, `unknown basis ${JSON.stringify(m.basis)}`);
+      if (!BASES.has(m.basis))
+        throw invalid(`${f}.basis`, `unknown basis ${JSON.stringify(m.basis)}`);
       if (!Number.isFinite(m.angle)) throw invalid(`${f}.angle`, 'must be a finite number');
-      if (m.basis !== 'ANGLE' && m.angle !== 0) throw invalid(`${f}.angle`, 'only BASIS_ANGLE takes an angle');
+      if (m.basis !== 'ANGLE' && m.angle !== 0)
+        throw invalid(`${f}.angle`, 'only BASIS_ANGLE takes an angle');
       const op: SimOp = {
         kind: 'measure',
         qubit: c.resourceId,
@@ -808,7 +835,8 @@ export class Kernel {
     const c = this.verifyHandle(p, parent, 'handle', null, 0);
     let mask = 0;
     rights.forEach((r, i) => {
-      if (!Object.hasOwn(RIGHTS, r)) throw invalid(`rights[${i}]`, `unknown right ${JSON.stringify(r)}`);
+      if (!Object.hasOwn(RIGHTS, r))
+        throw invalid(`rights[${i}]`, `unknown right ${JSON.stringify(r)}`);
       mask |= RIGHTS[r as RightName];
     });
     if ((mask & ~c.rights) !== 0) {
@@ -841,12 +869,14 @@ export class Kernel {
     };
   }
 
-  audit(p: Principal, action: string, target: string, detail?: Record<string, unknown>): AuditEvent {
-    const actor = p.kind === 'operator' ? 'operator' : `${p.tenantId}/${p.keyId}`;
-    return detail ? { actor, action, target, outcome: 'ok', detail } : { actor, action, target, outcome: 'ok' };
+  audit(p: Actor, action: string, target: string, detail?: Record<string, unknown>): AuditEvent {
+    const actor =
+      p === 'kernel' ? 'kernel' : p.kind === 'operator' ? 'operator' : `${p.tenantId}/${p.keyId}`;
+    return detail
+      ? { actor, action, target, outcome: 'ok', detail }
+      : { actor, action, target, outcome: 'ok' };
   }
 }
-
 
 function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {
   let s = m.get(k);
