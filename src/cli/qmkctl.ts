@@ -21,6 +21,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import type { WireQuota } from '../api/convert.js';
 import { loadGrpcObject } from '../api/proto.js';
 
 /** Where output goes. Each call is one line or block of text without its trailing newline. */
@@ -84,14 +85,7 @@ Exit status: 0 success, 1 the daemon returned an error or could not be reached, 
 // (src/api/proto.ts); these mirror only the fields the human output reads. Unset message fields
 // decode as null.
 
-interface Quota {
-  qubits_live_max: number;
-  qubits_per_cluster_max: number;
-  state_bytes_max: number;
-  sessions_max: number;
-  session_ttl_seconds_max: number;
-  gates_per_call_max: number;
-}
+type Quota = WireQuota;
 
 interface Tenant {
   tenant_id: string;

@@ -35,6 +35,16 @@ export const TIERS: readonly Tier[] = ['free', 'pro', 'enterprise'];
 
 const BASIC_CAPS: readonly Cap[] = ['CAP_ALLOC', 'CAP_COMPUTE', 'CAP_MEASURE'];
 
+/** The compiled-in ceiling for each quota field: overrides are clamped to it. */
+export const QUOTA_CEILING: Readonly<Quota> = {
+  qubitsLiveMax: QUBITS_LIVE_PER_TENANT_MAX,
+  qubitsPerClusterMax: QUBITS_PER_CLUSTER_MAX,
+  stateBytesMax: 2 * STATE_BYTES_MAX,
+  sessionsMax: SESSIONS_PER_TENANT_MAX,
+  sessionTtlSecondsMax: SESSION_TTL_SECONDS_MAX,
+  gatesPerCallMax: GATES_PER_CALL_MAX,
+};
+
 /** Tier defaults. A free tenant gets a 16-qubit cluster (1 MiB of state), enough for teaching. */
 export const TIER_DEFAULTS: Readonly<
   Record<Tier, { quota: Quota; weight: number; caps: readonly Cap[] }>
@@ -64,28 +74,13 @@ export const TIER_DEFAULTS: Readonly<
     caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'],
   },
   enterprise: {
-    quota: {
-      qubitsLiveMax: QUBITS_LIVE_PER_TENANT_MAX,
-      qubitsPerClusterMax: QUBITS_PER_CLUSTER_MAX,
-      stateBytesMax: 2 * STATE_BYTES_MAX,
-      sessionsMax: SESSIONS_PER_TENANT_MAX,
-      sessionTtlSecondsMax: SESSION_TTL_SECONDS_MAX,
-      gatesPerCallMax: GATES_PER_CALL_MAX,
-    },
+    // Enterprise gets the compiled-in ceiling itself.
+    quota: { ...QUOTA_CEILING },
     weight: 10,
     caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC', 'CAP_DEBUG'],
   },
 };
 
-/** The compiled-in ceiling for each quota field: overrides are clamped to it. */
-export const QUOTA_CEILING: Readonly<Quota> = {
-  qubitsLiveMax: QUBITS_LIVE_PER_TENANT_MAX,
-  qubitsPerClusterMax: QUBITS_PER_CLUSTER_MAX,
-  stateBytesMax: 2 * STATE_BYTES_MAX,
-  sessionsMax: SESSIONS_PER_TENANT_MAX,
-  sessionTtlSecondsMax: SESSION_TTL_SECONDS_MAX,
-  gatesPerCallMax: GATES_PER_CALL_MAX,
-};
 
 for (const tier of TIERS) {
   const q = TIER_DEFAULTS[tier].quota;
