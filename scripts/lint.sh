@@ -60,6 +60,7 @@ check_systemd_unit() {
 
 run "typescript" npx tsc --noEmit -p tsconfig.json
 run "buf" npx buf lint
+run "generated types" node scripts/gen-types.mjs --check
 
 # Biome errors out on a path that does not exist; lint the directories that are present.
 BIOME_DIRS=()

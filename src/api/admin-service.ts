@@ -8,8 +8,17 @@ import type { SigningKeyInfo } from '../kernel/ports.js';
 import { quotaFromWire, roleFromWire, roleToWire, tenantToWire, tierFromWire } from './convert.js';
 import { type CallTracker, unary } from './handler.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: proto-loader request objects are untyped at run time
-type Req = any;
+import type { CreateTenantRequest__Output } from './generated/qmk/v1/CreateTenantRequest.js';
+import type { GetTenantRequest__Output } from './generated/qmk/v1/GetTenantRequest.js';
+import type { ListTenantsRequest__Output } from './generated/qmk/v1/ListTenantsRequest.js';
+import type { UpdateTenantRequest__Output } from './generated/qmk/v1/UpdateTenantRequest.js';
+import type { SuspendTenantRequest__Output } from './generated/qmk/v1/SuspendTenantRequest.js';
+import type { ResumeTenantRequest__Output } from './generated/qmk/v1/ResumeTenantRequest.js';
+import type { DeleteTenantRequest__Output } from './generated/qmk/v1/DeleteTenantRequest.js';
+import type { CreateApiKeyRequest__Output } from './generated/qmk/v1/CreateApiKeyRequest.js';
+import type { ListApiKeysRequest__Output } from './generated/qmk/v1/ListApiKeysRequest.js';
+import type { RevokeApiKeyRequest__Output } from './generated/qmk/v1/RevokeApiKeyRequest.js';
+import type { RotateSigningKeyRequest__Output } from './generated/qmk/v1/RotateSigningKeyRequest.js';
 
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
@@ -43,7 +52,7 @@ export function adminServiceHandlers(
 ): grpc.UntypedServiceImplementation {
   const wire = (t: Parameters<Admin['quotaOf']>[0]) => tenantToWire(t, a.quotaOf(t));
   return {
-    CreateTenant: unary(tracker, async (_p, r: Req) => {
+    CreateTenant: unary(tracker, async (_p, r: CreateTenantRequest__Output) => {
       const out = await a.createTenant(
         String(r.name ?? ''),
         tierFromWire(r.tier),
@@ -52,27 +61,27 @@ export function adminServiceHandlers(
       );
       return { tenant: wire(out.tenant), key: keyToWire(out.credential), api_key: out.apiKey };
     }),
-    GetTenant: unary(tracker, (_p, r: Req) => ({ tenant: wire(a.find(String(r.tenant ?? ''))) })),
-    ListTenants: unary(tracker, (_p, r: Req) => {
+    GetTenant: unary(tracker, (_p, r: GetTenantRequest__Output) => ({ tenant: wire(a.find(String(r.tenant ?? ''))) })),
+    ListTenants: unary(tracker, (_p, r: ListTenantsRequest__Output) => {
       const out = a.list(num(r.page_size), String(r.page_token ?? ''));
       return { tenants: out.tenants.map(wire), next_page_token: out.next };
     }),
-    UpdateTenant: unary(tracker, async (_p, r: Req) => ({
+    UpdateTenant: unary(tracker, async (_p, r: UpdateTenantRequest__Output) => ({
       tenant: wire(
         await a.update(String(r.tenant ?? ''), tierFromWire(r.tier), num(r.weight), quotaFromWire(r.quota)),
       ),
     })),
-    SuspendTenant: unary(tracker, async (_p, r: Req) => ({
+    SuspendTenant: unary(tracker, async (_p, r: SuspendTenantRequest__Output) => ({
       tenant: wire(await a.suspend(String(r.tenant ?? ''), String(r.reason ?? ''))),
     })),
-    ResumeTenant: unary(tracker, async (_p, r: Req) => ({
+    ResumeTenant: unary(tracker, async (_p, r: ResumeTenantRequest__Output) => ({
       tenant: wire(await a.resume(String(r.tenant ?? ''))),
     })),
-    DeleteTenant: unary(tracker, async (_p, r: Req) => {
+    DeleteTenant: unary(tracker, async (_p, r: DeleteTenantRequest__Output) => {
       const out = await a.delete(String(r.tenant ?? ''));
       return { sessions_closed: out.sessions, keys_revoked: out.keys };
     }),
-    CreateApiKey: unary(tracker, async (_p, r: Req) => {
+    CreateApiKey: unary(tracker, async (_p, r: CreateApiKeyRequest__Output) => {
       const out = await a.createKey(
         String(r.tenant ?? ''),
         strs(r.roles).map(roleFromWire),
@@ -80,13 +89,13 @@ export function adminServiceHandlers(
       );
       return { key: keyToWire(out.credential), api_key: out.apiKey };
     }),
-    ListApiKeys: unary(tracker, (_p, r: Req) => ({
+    ListApiKeys: unary(tracker, (_p, r: ListApiKeysRequest__Output) => ({
       keys: a.listKeys(String(r.tenant ?? '')).map(keyToWire),
     })),
-    RevokeApiKey: unary(tracker, async (_p, r: Req) => ({
+    RevokeApiKey: unary(tracker, async (_p, r: RevokeApiKeyRequest__Output) => ({
       key: keyToWire(await a.revokeKey(String(r.key_id ?? ''))),
     })),
-    RotateSigningKey: unary(tracker, async (_p, r: Req) => {
+    RotateSigningKey: unary(tracker, async (_p, r: RotateSigningKeyRequest__Output) => {
       const out = await a.rotateSigningKey(num(r.grace_seconds), Boolean(r.retire_previous_now));
       const now = Date.now();
       return {

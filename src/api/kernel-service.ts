@@ -9,8 +9,13 @@ import type { Principal } from '../kernel/model.js';
 import { quotaToWire, roleToWire, strip, tierToWire } from './convert.js';
 import { type CallTracker, unary } from './handler.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: proto-loader request objects are untyped at run time
-type Req = any;
+import type { AllocateQubitsRequest__Output } from './generated/qmk/v1/AllocateQubitsRequest.js';
+import type { ApplyGatesRequest__Output } from './generated/qmk/v1/ApplyGatesRequest.js';
+import type { AttenuateHandleRequest__Output } from './generated/qmk/v1/AttenuateHandleRequest.js';
+import type { CloseSessionRequest__Output } from './generated/qmk/v1/CloseSessionRequest.js';
+import type { MeasureQubitsRequest__Output } from './generated/qmk/v1/MeasureQubitsRequest.js';
+import type { OpenSessionRequest__Output } from './generated/qmk/v1/OpenSessionRequest.js';
+import type { ReleaseQubitsRequest__Output } from './generated/qmk/v1/ReleaseQubitsRequest.js';
 
 function tenant(p: Principal): TenantPrincipal {
   if (p.kind !== 'tenant') throw new Error('tenant method reached without a tenant principal');
@@ -22,7 +27,7 @@ const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
 export function kernelServiceHandlers(k: Kernel, tracker: CallTracker): grpc.UntypedServiceImplementation {
   return {
-    OpenSession: unary(tracker, async (p, r: Req) => {
+    OpenSession: unary(tracker, async (p, r: OpenSessionRequest__Output) => {
       const { session, handle } = await k.openSession(
         tenant(p),
         strs(r.requested_caps),
@@ -35,10 +40,10 @@ export function kernelServiceHandlers(k: Kernel, tracker: CallTracker): grpc.Unt
         expires_at_unix_ms: session.expiresAtMs,
       };
     }),
-    CloseSession: unary(tracker, async (p, r: Req) => ({
+    CloseSession: unary(tracker, async (p, r: CloseSessionRequest__Output) => ({
       qubits_released: await k.closeSession(tenant(p), String(r.session_handle ?? '')),
     })),
-    AllocateQubits: unary(tracker, async (p, r: Req) => {
+    AllocateQubits: unary(tracker, async (p, r: AllocateQubitsRequest__Output) => {
       const qubits = await k.allocateQubits(
         tenant(p),
         String(r.session_handle ?? ''),
@@ -47,26 +52,26 @@ export function kernelServiceHandlers(k: Kernel, tracker: CallTracker): grpc.Unt
       );
       return { qubits: qubits.map((q) => ({ qubit_id: q.id, handle: q.handle })) };
     }),
-    ReleaseQubits: unary(tracker, async (p, r: Req) => ({
+    ReleaseQubits: unary(tracker, async (p, r: ReleaseQubitsRequest__Output) => ({
       qubits_released: await k.releaseQubits(tenant(p), strs(r.qubit_handles)),
     })),
-    ApplyGates: unary(tracker, async (p, r: Req) => {
-      const gates = (Array.isArray(r.gates) ? r.gates : []).map((g: Req) => ({
+    ApplyGates: unary(tracker, async (p, r: ApplyGatesRequest__Output) => {
+      const gates = (Array.isArray(r.gates) ? r.gates : []).map((g) => ({
         kind: strip('GATE_KIND_')(g.kind),
         qubits: strs(g.qubits),
         theta: num(g.theta),
       }));
       return { gates_applied: await k.applyGates(tenant(p), gates) };
     }),
-    MeasureQubits: unary(tracker, async (p, r: Req) => {
-      const ms = (Array.isArray(r.measurements) ? r.measurements : []).map((m: Req) => ({
+    MeasureQubits: unary(tracker, async (p, r: MeasureQubitsRequest__Output) => {
+      const ms = (Array.isArray(r.measurements) ? r.measurements : []).map((m) => ({
         qubit: String(m.qubit ?? ''),
         basis: strip('BASIS_')(m.basis),
         angle: num(m.angle),
       }));
       return { outcomes: await k.measureQubits(tenant(p), ms) };
     }),
-    AttenuateHandle: unary(tracker, (p, r: Req) => {
+    AttenuateHandle: unary(tracker, (p, r: AttenuateHandleRequest__Output) => {
       const out = k.attenuateHandle(
         tenant(p),
         String(r.handle ?? ''),
