@@ -45,9 +45,7 @@ export const OPCODES = [
 export type Opcode = (typeof OPCODES)[number];
 
 /** A guard: the node runs only when the condition on earlier events holds. */
-export type Guard =
-  | { event: string; equals: 0 | 1 }
-  | { type: 'and' | 'or'; conditions: Guard[] };
+export type Guard = { event: string; equals: 0 | 1 } | { type: 'and' | 'or'; conditions: Guard[] };
 
 export interface ProgramArgs {
   /** Rotation angle in radians (APPLY_RX/RY/RZ). */
