@@ -122,7 +122,11 @@ async function decisionCost(): Promise<number> {
   const crypto = new NodeCrypto();
   const keyring = new Keyring(crypto.secret(), []);
   keyring.bootstrap(Date.now());
-  const store: StorePort = { commit: async () => {}, auditHead: () => ({ seq: 0, hash: '' }) };
+  const store: StorePort = {
+    commit: async () => {},
+    auditHead: () => ({ seq: 0, hash: '' }),
+    read: () => undefined,
+  };
   const sim: SimulatorPort = {
     engine: 'none', threads: 0, create() {}, execute: async (_p, done) => done([]), drop() {},
     snapshot: async () => [], restore() {}, idle: async () => {},

@@ -14,6 +14,7 @@ import { CallTracker, routeUncaught } from './api/handler.js';
 import { type Servers, shutdownServer, startServers } from './api/server.js';
 import { loadConfig } from './config.js';
 import { Admin } from './kernel/admin.js';
+import { JobManager } from './kernel/jobs.js';
 import { Kernel } from './kernel/kernel.js';
 import { SESSION_SWEEP_INTERVAL_MS } from './kernel/limits.js';
 import { Keyring, MASTER_KEY_BYTES } from './security/keyring.js';
@@ -41,7 +42,9 @@ function masterKey(file: string | null, stateDir: string): Uint8Array {
     log('info', 'generated a development master key', { path });
   }
   const text = readFileSync(path, 'utf8').trim();
-  const raw = /^[A-Za-z0-9+/=]+$/.test(text) ? Buffer.from(text, 'base64') : Buffer.from(text, 'hex');
+  const raw = /^[A-Za-z0-9+/=]+$/.test(text)
+    ? Buffer.from(text, 'base64')
+    : Buffer.from(text, 'hex');
   if (raw.length !== MASTER_KEY_BYTES) {
     throw new Error(`master key file ${path} must hold ${MASTER_KEY_BYTES} bytes (base64 or hex)`);
   }
@@ -89,6 +92,10 @@ async function main(): Promise<void> {
     threads: sim.threads,
   });
 
+  const jobs = new JobManager(kernel, sim, loaded.jobs);
+  const recovered = await jobs.recover();
+  if (recovered.requeued + recovered.queued > 0) log('info', 'jobs recovered', recovered);
+
   const admin = new Admin(kernel);
   if (config.devTenant && firstStart) {
     const dev = await admin.createTenant('dev', 'pro', 0, ['tenant_admin']);
@@ -101,25 +108,31 @@ async function main(): Promise<void> {
   const tracker = new CallTracker();
   const startedAt = Date.now();
   const bound: { servers?: Servers } = {}; // filled once the servers listen; status reads it
-  const status = () => ({
-    version: VERSION,
-    started_at_unix_ms: startedAt,
-    engine: sim.engine,
-    pool_threads: sim.threads,
-    tenants: kernel.tenants.size,
-    sessions: kernel.sessions.size,
-    qubits: kernel.qubits.size,
-    clusters: kernel.graph.size,
-    audit_seq: store.auditHead().seq,
-    audit_head: store.auditHead().hash,
-    signing_key_id: keyring.activeKeyId(),
-    schema_version: SCHEMA_VERSION,
-    state_dir: config.stateDir,
-    tenant_address: bound.servers?.tenantAddress ?? '',
-  });
+  const status = () => {
+    const j = jobs.stats();
+    return {
+      version: VERSION,
+      started_at_unix_ms: startedAt,
+      engine: sim.engine,
+      pool_threads: sim.threads,
+      tenants: kernel.tenants.size,
+      sessions: kernel.sessions.size,
+      qubits: kernel.qubits.size,
+      clusters: kernel.graph.size,
+      audit_seq: store.auditHead().seq,
+      audit_head: store.auditHead().hash,
+      signing_key_id: keyring.activeKeyId(),
+      schema_version: SCHEMA_VERSION,
+      state_dir: config.stateDir,
+      tenant_address: bound.servers?.tenantAddress ?? '',
+      jobs_queued: j.QUEUED,
+      jobs_running: j.RUNNING + j.CANCELLING,
+    };
+  };
   const servers = await startServers(
     {
       kernel,
+      jobs,
       admin,
       tracker,
       status,
@@ -131,6 +144,7 @@ async function main(): Promise<void> {
   bound.servers = servers;
   servers.health.setStatus('', 'SERVING');
   servers.health.setStatus('qmk.v1.KernelService', 'SERVING');
+  servers.health.setStatus('qmk.v1.JobService', 'SERVING');
   log('info', 'listening', {
     address: servers.tenantAddress,
     admin_socket: servers.adminSocket,
@@ -142,7 +156,10 @@ async function main(): Promise<void> {
   const background = (what: string, fn: () => Promise<unknown>) => () => {
     fn().catch((err) => log('error', `${what} failed`, { error: String(err) }));
   };
-  const sweep = setInterval(background('session sweep', () => kernel.sweepExpiredSessions()), SESSION_SWEEP_INTERVAL_MS);
+  const sweep = setInterval(
+    background('session sweep', () => kernel.sweepExpiredSessions()),
+    SESSION_SWEEP_INTERVAL_MS,
+  );
   const checkpoints = setInterval(
     background('checkpoint', async () => {
       if (store.oplogEntriesSinceCheckpoint >= config.checkpointEntries) await checkpoint();
@@ -160,11 +177,16 @@ async function main(): Promise<void> {
     const s = servers;
     s.health.setStatus('', 'NOT_SERVING');
     s.health.setStatus('qmk.v1.KernelService', 'NOT_SERVING');
+    s.health.setStatus('qmk.v1.JobService', 'NOT_SERVING');
     notifier.stopping();
     clearInterval(sweep);
     clearInterval(checkpoints);
     stopWatchdog();
     const shutdown = Promise.all([shutdownServer(s.tenant), shutdownServer(s.admin)]);
+    // Running jobs stop at their next gate boundary and re-run after the restart (same seed);
+    // watch streams end with UNAVAILABLE so clients reconnect.
+    jobs.stop();
+    tracker.endStreams();
     const drained = await tracker.drained(config.drainMs);
     tracker.draining = true;
     if (!drained) log('warn', 'drain timed out', { in_flight: tracker.inFlight });

@@ -17,6 +17,7 @@ const none: AuthzEntry = { principal: 'none' };
 
 const KERNEL = '/qmk.v1.KernelService/';
 const ADMIN = '/qmk.v1.AdminService/';
+const JOBS = '/qmk.v1.JobService/';
 
 export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${KERNEL}OpenSession`]: tenant(),
@@ -27,6 +28,13 @@ export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${KERNEL}MeasureQubits`]: tenant(),
   [`${KERNEL}AttenuateHandle`]: tenant(),
   [`${KERNEL}GetUsage`]: tenant(),
+  [`${JOBS}SubmitJob`]: tenant(),
+  [`${JOBS}ValidateProgram`]: tenant(),
+  [`${JOBS}GetJob`]: tenant(),
+  [`${JOBS}WatchJob`]: tenant(),
+  [`${JOBS}CancelJob`]: tenant(),
+  [`${JOBS}ListJobs`]: tenant(),
+  [`${JOBS}GetJobResult`]: tenant(),
   [`${ADMIN}CreateTenant`]: operator,
   [`${ADMIN}GetTenant`]: operator,
   [`${ADMIN}ListTenants`]: operator,

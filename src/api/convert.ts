@@ -23,6 +23,11 @@ export interface WireQuota {
   sessions_max: number;
   session_ttl_seconds_max: number;
   gates_per_call_max: number;
+  jobs_queued_max: number;
+  jobs_running_max: number;
+  job_runtime_seconds_max: number;
+  program_nodes_max: number;
+  shots_per_job_max: number;
 }
 
 export function quotaToWire(q: Quota): WireQuota {
@@ -33,6 +38,11 @@ export function quotaToWire(q: Quota): WireQuota {
     sessions_max: q.sessionsMax,
     session_ttl_seconds_max: q.sessionTtlSecondsMax,
     gates_per_call_max: q.gatesPerCallMax,
+    jobs_queued_max: q.jobsQueuedMax,
+    jobs_running_max: q.jobsRunningMax,
+    job_runtime_seconds_max: q.jobRuntimeSecondsMax,
+    program_nodes_max: q.programNodesMax,
+    shots_per_job_max: q.shotsPerJobMax,
   };
 }
 
@@ -45,6 +55,11 @@ export function quotaFromWire(w: Partial<WireQuota> | null | undefined): Partial
     sessionsMax: Number(w.sessions_max ?? 0),
     sessionTtlSecondsMax: Number(w.session_ttl_seconds_max ?? 0),
     gatesPerCallMax: Number(w.gates_per_call_max ?? 0),
+    jobsQueuedMax: Number(w.jobs_queued_max ?? 0),
+    jobsRunningMax: Number(w.jobs_running_max ?? 0),
+    jobRuntimeSecondsMax: Number(w.job_runtime_seconds_max ?? 0),
+    programNodesMax: Number(w.program_nodes_max ?? 0),
+    shotsPerJobMax: Number(w.shots_per_job_max ?? 0),
   };
 }
 

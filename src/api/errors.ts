@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, type StatusObject, status } from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
+import { badRequestStatus, STATUS_DETAILS_KEY } from './details.js';
 import { GRPC_STATUS } from './status.js';
 
 export const ERROR_CODE_KEY = 'qmk-error-code';
@@ -24,7 +25,11 @@ export function errorStatus(err: unknown): Partial<StatusObject> {
   const metadata = new Metadata();
   if (err instanceof KernelError) {
     metadata.set(ERROR_CODE_KEY, err.code);
-    return { code: GRPC_STATUS[err.code], details: err.message, metadata };
+    const code = GRPC_STATUS[err.code];
+    if (err.fieldViolations.length > 0) {
+      metadata.set(STATUS_DETAILS_KEY, badRequestStatus(code, err.message, err.fieldViolations));
+    }
+    return { code, details: err.message, metadata };
   }
   const id = randomUUID();
   log('error', 'handler failed', {

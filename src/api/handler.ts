@@ -16,6 +16,21 @@ export class CallTracker {
   draining = false;
   inFlight = 0;
   private waiters: (() => void)[] = [];
+  private readonly drainListeners = new Set<() => void>();
+
+  /** Long-lived streams register here to be ended when the daemon starts draining. */
+  onDrain(fn: () => void): void {
+    this.drainListeners.add(fn);
+  }
+
+  offDrain(fn: () => void): void {
+    this.drainListeners.delete(fn);
+  }
+
+  /** Ends open streams with UNAVAILABLE (shutdown); unary calls in flight finish. */
+  endStreams(): void {
+    for (const fn of [...this.drainListeners]) fn();
+  }
 
   enter(): void {
     this.inFlight++;
@@ -112,4 +127,62 @@ export function safeDeserializers(def: grpc.ServiceDefinition): grpc.ServiceDefi
     };
   }
   return out as grpc.ServiceDefinition;
+}
+
+/**
+ * Wraps a server-streaming kernel call with the same single exit as `unary`: `fn` subscribes,
+ * sends with `send` and finishes with `end`; it returns the unsubscribe function, called when the
+ * stream ends for any reason (finished, cancelled by the client, failed, or the daemon drains).
+ * A throw becomes the stream's status. Open streams count as in-flight calls; when the daemon
+ * drains, each ends with UNAVAILABLE so clients know to reconnect.
+ */
+export function serverStream<Req, Res>(
+  tracker: CallTracker,
+  fn: (
+    principal: Principal,
+    req: Req,
+    send: (res: Res) => void,
+    end: () => void,
+  ) => (() => void) | Promise<() => void>,
+): grpc.handleServerStreamingCall<Req | DecodeFailure, Res> {
+  return (call) => {
+    tracker.enter();
+    let closed = false;
+    let unsubscribe: () => void = () => {};
+    const close = (err: Partial<grpc.StatusObject> | null) => {
+      if (closed) return;
+      closed = true;
+      tracker.offDrain(onDrain);
+      unsubscribe();
+      tracker.leave();
+      if (err) call.emit('error', err);
+      else call.end();
+    };
+    const onDrain = () => close(errorStatus(new KernelError('UNAVAILABLE', 'daemon is shutting down')));
+    call.on('cancelled', () => close(null));
+    callContext.run({ fail: (err) => close(errorStatus(err)) }, async () => {
+      try {
+        if (tracker.draining) throw new KernelError('UNAVAILABLE', 'daemon is shutting down');
+        const req = call.request;
+        if (req && typeof req === 'object' && '__decodeError' in req) {
+          throw new KernelError('INVALID_ARGUMENT', `request: ${req.__decodeError}`, 'request');
+        }
+        const p = principalOf(call.metadata);
+        if (!p) throw new Error('no principal on an authenticated method');
+        tracker.onDrain(onDrain);
+        const off = await fn(
+          p,
+          req as Req,
+          (res) => {
+            if (!closed) call.write(res);
+          },
+          () => close(null),
+        );
+        if (closed) off();
+        else unsubscribe = off;
+      } catch (err) {
+        close(errorStatus(err));
+      }
+    });
+  };
 }

@@ -22,7 +22,16 @@ function findProtoRoot(): string {
 }
 
 export const PROTO_ROOT = findProtoRoot();
-export const PROTO_FILES = ['qmk/v1/common.proto', 'qmk/v1/kernel.proto', 'qmk/v1/admin.proto'];
+export const PROTO_FILES = [
+  'qmk/v1/common.proto',
+  'qmk/v1/kernel.proto',
+  'qmk/v1/admin.proto',
+  'qmk/v1/jobs.proto',
+  // Error details travel in the `grpc-status-details-bin` trailer; loading them here puts them in
+  // reflection, so clients can fetch the types they decode.
+  'google/rpc/status.proto',
+  'google/rpc/error_details.proto',
+];
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
@@ -53,4 +62,5 @@ export function loadGrpcObject(): QmkGrpc {
 export interface QmkGrpc {
   KernelService: grpc.ServiceClientConstructor;
   AdminService: grpc.ServiceClientConstructor;
+  JobService: grpc.ServiceClientConstructor;
 }

@@ -10,11 +10,13 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Admin } from '../kernel/admin.js';
 import type { KernelError } from '../kernel/errors.js';
+import type { JobManager } from '../kernel/jobs.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { adminServiceHandlers } from './admin-service.js';
 import { AUTHZ_TABLE } from './authz.js';
 import { type CallTracker, safeDeserializers } from './handler.js';
 import { authInterceptor } from './interceptor.js';
+import { jobServiceHandlers } from './job-service.js';
 import { kernelServiceHandlers } from './kernel-service.js';
 import { loadGrpcObject, loadPackageDefinition } from './proto.js';
 
@@ -46,6 +48,7 @@ export interface Servers {
 
 export interface ServerDeps {
   kernel: Kernel;
+  jobs: JobManager;
   admin: Admin;
   tracker: CallTracker;
   status(): Record<string, unknown>;
@@ -67,7 +70,11 @@ export async function startServers(
 ): Promise<Servers> {
   const pkg = loadPackageDefinition();
   const qmk = loadGrpcObject();
-  const health = new HealthImplementation({ '': 'NOT_SERVING', 'qmk.v1.KernelService': 'NOT_SERVING' });
+  const health = new HealthImplementation({
+    '': 'NOT_SERVING',
+    'qmk.v1.KernelService': 'NOT_SERVING',
+    'qmk.v1.JobService': 'NOT_SERVING',
+  });
   const reflection = new ReflectionService(pkg);
 
   const tenant = new grpc.Server({
@@ -85,6 +92,7 @@ export async function startServers(
     safeDeserializers(qmk.KernelService.service),
     kernelServiceHandlers(deps.kernel, deps.tracker),
   );
+  tenant.addService(safeDeserializers(qmk.JobService.service), jobServiceHandlers(deps.jobs, deps.tracker));
   health.addToServer(tenant);
   reflection.addToServer(tenant);
 

@@ -68,6 +68,8 @@ Daemon:
 Quota flags of tenant update (a flag not given leaves that quota as it is):
   --qubits-live-max N   --qubits-per-cluster-max N   --state-bytes-max N
   --sessions-max N      --session-ttl-seconds-max N  --gates-per-call-max N
+  --jobs-queued-max N   --jobs-running-max N         --job-runtime-seconds-max N
+  --program-nodes-max N --shots-per-job-max N
 
 Roles: tenant_admin, researcher, domain_scientist (repeat --role or separate with commas;
 none given: tenant_admin). Weight 0 or unset: the tier's weight.
@@ -183,6 +185,11 @@ const FLAG_TYPES = {
   'sessions-max': { type: 'string' },
   'session-ttl-seconds-max': { type: 'string' },
   'gates-per-call-max': { type: 'string' },
+  'jobs-queued-max': { type: 'string' },
+  'jobs-running-max': { type: 'string' },
+  'job-runtime-seconds-max': { type: 'string' },
+  'program-nodes-max': { type: 'string' },
+  'shots-per-job-max': { type: 'string' },
   'grace-seconds': { type: 'string' },
   'retire-previous-now': { type: 'boolean' },
 } as const;
@@ -199,6 +206,11 @@ const QUOTA_FLAGS: readonly (readonly [FlagName, keyof Quota, number])[] = [
   ['sessions-max', 'sessions_max', UINT32_MAX],
   ['session-ttl-seconds-max', 'session_ttl_seconds_max', UINT32_MAX],
   ['gates-per-call-max', 'gates_per_call_max', UINT32_MAX],
+  ['jobs-queued-max', 'jobs_queued_max', UINT32_MAX],
+  ['jobs-running-max', 'jobs_running_max', UINT32_MAX],
+  ['job-runtime-seconds-max', 'job_runtime_seconds_max', UINT32_MAX],
+  ['program-nodes-max', 'program_nodes_max', UINT32_MAX],
+  ['shots-per-job-max', 'shots_per_job_max', UINT32_MAX],
 ];
 
 /** A mistake in the command line: reported on stderr with exit status 2, before any RPC. */
@@ -401,6 +413,11 @@ function tenantDetail(t: Tenant): string {
       ['  sessions-max', String(q.sessions_max)],
       ['  session-ttl-seconds-max', String(q.session_ttl_seconds_max)],
       ['  gates-per-call-max', String(q.gates_per_call_max)],
+      ['  jobs-queued-max', String(q.jobs_queued_max)],
+      ['  jobs-running-max', String(q.jobs_running_max)],
+      ['  job-runtime-seconds-max', String(q.job_runtime_seconds_max)],
+      ['  program-nodes-max', String(q.program_nodes_max)],
+      ['  shots-per-job-max', String(q.shots_per_job_max)],
     );
   }
   return formatFields(fields);

@@ -25,6 +25,10 @@ export const ERROR_CODES = [
   'ALREADY_EXISTS',
   'SESSION_EXPIRED',
   'QUBIT_NOT_FRESH',
+  'PROGRAM_INVALID',
+  'JOB_FINISHED',
+  'JOB_NOT_DONE',
+  'QUBIT_BUSY',
   'QUOTA_EXCEEDED',
   'LIMIT_EXCEEDED',
   'UNAVAILABLE',
@@ -38,13 +42,29 @@ export class KernelError extends Error {
   readonly code: ErrorCode;
   /** The request field (e.g. `gates[2].theta`) or limit (e.g. `qubits_per_cluster_max`) at fault. */
   readonly field: string | undefined;
+  /** Every field at fault, for refusals that list several (a program's rule violations). */
+  readonly fieldViolations: readonly FieldViolation[];
 
-  constructor(code: ErrorCode, message: string, field?: string) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    field?: string,
+    fieldViolations: readonly FieldViolation[] = [],
+  ) {
     super(message);
     this.name = 'KernelError';
     this.code = code;
     this.field = field;
+    this.fieldViolations = fieldViolations;
   }
+}
+
+/** One field at fault; the api sends these as google.rpc.BadRequest field violations. */
+export interface FieldViolation {
+  field: string;
+  description: string;
+  /** A short machine-readable reason, e.g. `QVM_RULE_6`. */
+  reason: string;
 }
 
 export function invalid(field: string, message: string): KernelError {

@@ -18,6 +18,23 @@ export const SESSIONS_PER_TENANT_MAX = 1024;
 /** One day: a session handle outliving that is a leak, not a feature. */
 export const SESSION_TTL_SECONDS_MAX = 24 * 60 * 60;
 export const GATES_PER_CALL_MAX = 4096;
+/** Queued jobs of one tenant: beyond it SubmitJob is refused, so one tenant cannot fill memory. */
+export const JOBS_QUEUED_PER_TENANT_MAX = 10_000;
+/** Running jobs of one tenant: never more than the pool could run at once anyway. */
+export const JOBS_RUNNING_PER_TENANT_MAX = 64;
+export const JOB_RUNTIME_SECONDS_MAX = 24 * 60 * 60;
+/** Program nodes (after OpenQASM expansion); the parsers' own ceiling is the same. */
+export const PROGRAM_NODES_MAX = 1 << 16;
+export const SHOTS_PER_JOB_MAX = 1_000_000;
+/** Per-shot outcome strings kept with a result (they cost ~events bytes each). */
+export const SHOT_OUTCOMES_KEPT_MAX = 10_000;
+/** Finished jobs kept per tenant; older finished ones (and their results) are deleted. */
+export const JOBS_RETAINED_PER_TENANT_MAX = 10_000;
+export const IDEMPOTENCY_KEY_CHARS_MAX = 128;
+/** Physical qubits (by error-correction profile) one job may account for at its peak. */
+export const PHYSICAL_QUBITS_PER_JOB_MAX = 100_000_000;
+/** Program text (QVM JSON or OpenQASM) bytes; the message limit (4 MiB) is the outer bound. */
+export const PROGRAM_SOURCE_BYTES_MAX = 1024 * 1024;
 export const MEASUREMENTS_PER_CALL_MAX = 1024;
 export const HANDLES_PER_RELEASE_MAX = 1024;
 export const TENANTS_MAX = 100_000;
@@ -43,6 +60,11 @@ export const QUOTA_CEILING: Readonly<Quota> = {
   sessionsMax: SESSIONS_PER_TENANT_MAX,
   sessionTtlSecondsMax: SESSION_TTL_SECONDS_MAX,
   gatesPerCallMax: GATES_PER_CALL_MAX,
+  jobsQueuedMax: JOBS_QUEUED_PER_TENANT_MAX,
+  jobsRunningMax: JOBS_RUNNING_PER_TENANT_MAX,
+  jobRuntimeSecondsMax: JOB_RUNTIME_SECONDS_MAX,
+  programNodesMax: PROGRAM_NODES_MAX,
+  shotsPerJobMax: SHOTS_PER_JOB_MAX,
 };
 
 /** Tier defaults. A free tenant gets a 16-qubit cluster (1 MiB of state), enough for teaching. */
@@ -57,6 +79,11 @@ export const TIER_DEFAULTS: Readonly<
       sessionsMax: 4,
       sessionTtlSecondsMax: 60 * 60,
       gatesPerCallMax: 1024,
+      jobsQueuedMax: 64,
+      jobsRunningMax: 1,
+      jobRuntimeSecondsMax: 60,
+      programNodesMax: 10_000,
+      shotsPerJobMax: 100_000,
     },
     weight: 1,
     caps: BASIC_CAPS,
@@ -69,6 +96,11 @@ export const TIER_DEFAULTS: Readonly<
       sessionsMax: 64,
       sessionTtlSecondsMax: 8 * 60 * 60,
       gatesPerCallMax: GATES_PER_CALL_MAX,
+      jobsQueuedMax: 1024,
+      jobsRunningMax: 4,
+      jobRuntimeSecondsMax: 10 * 60,
+      programNodesMax: 20_000,
+      shotsPerJobMax: SHOTS_PER_JOB_MAX,
     },
     weight: 3,
     caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'],

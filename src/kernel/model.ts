@@ -26,6 +26,11 @@ export interface Quota {
   sessionsMax: number;
   sessionTtlSecondsMax: number;
   gatesPerCallMax: number;
+  jobsQueuedMax: number;
+  jobsRunningMax: number;
+  jobRuntimeSecondsMax: number;
+  programNodesMax: number;
+  shotsPerJobMax: number;
 }
 
 export interface Tenant {

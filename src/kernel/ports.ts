@@ -3,7 +3,9 @@
  * `store/`, `security/` and `sim/` implement them; `main.ts` wires them. The kernel never imports
  * an implementation, so its decisions can be tested with in-memory fakes and its imports stay inward.
  */
+import type { JobRecord } from './jobs.js';
 import type { Credential, Qubit, Session, Tenant } from './model.js';
+import type { Program } from './program/ir.js';
 
 export interface ClockPort {
   nowMs(): number;
@@ -99,7 +101,9 @@ export type DbName =
   | 'signing_keys'
   | 'oplog'
   | 'clusters'
-  | 'audit';
+  | 'audit'
+  | 'jobs'
+  | 'job_results';
 
 export type StoreRecord =
   | { op: 'put'; db: DbName; key: string | number; value: unknown }
@@ -126,6 +130,48 @@ export interface StorePort {
    */
   commit(records: StoreRecord[], audit: AuditEvent[], oplog?: OplogEntry[]): Promise<void>;
   auditHead(): { seq: number; hash: string };
+  /** A committed record (synchronous: LMDB reads are memory-mapped), or undefined. */
+  read(db: DbName, key: string | number): unknown;
+}
+
+/** One job run: a verified program for a number of shots, reproducible from the seed. */
+export interface JobRunRequest {
+  program: Program;
+  shots: number;
+  /** Decimal unsigned 64-bit seed of the run's PRNG. */
+  seed: string;
+  /** Keep per-shot outcome strings for the first this-many shots. */
+  shotOutcomesMax: number;
+  /** Shared control words: [0] stop flag (0 run; see JOB_STOP_*), [1] shots done (runner writes). */
+  control?: Int32Array;
+}
+
+export interface JobRunResult {
+  /** 0 when the run completed, else the stop flag it saw. */
+  stopped: number;
+  /** Bit string over `program.events` (first event leftmost) -> shots. */
+  counts: Record<string, number>;
+  shotOutcomes: string[];
+  mode: 'sampled' | 'per-shot';
+  shotsDone: number;
+  largestState: number;
+}
+
+/** Runs jobs (programs for many shots) on the simulator: inline when tiny, else on the pool. */
+export interface JobRunnerPort {
+  readonly engine: string;
+  /** Pool jobs that may run at once (more would only queue inside the pool). */
+  readonly slots: number;
+  samplingMode(program: Program): 'sampled' | 'per-shot';
+  /** Amplitude updates the run needs (scheduling cost, inline routing). */
+  workEstimate(program: Program, shots: number): number;
+  /** Whether `runInline` would run this (tiny work: a pool round trip would cost more). */
+  fitsInline(program: Program, shots: number): boolean;
+  /** Runs on the calling thread and returns, when the work is small enough; null otherwise. */
+  runInline(req: JobRunRequest): JobRunResult | null;
+  run(req: JobRunRequest): Promise<JobRunResult>;
+  /** Fresh shared control words for one run. */
+  newControl(): Int32Array;
 }
 
 /** Everything the kernel loads at start. */
@@ -137,4 +183,6 @@ export interface LoadedState {
   checkpoint: { seq: number; clusters: { cluster: ClusterRef; state: Float64Array }[] };
   oplog: { seq: number; entry: OplogEntry }[];
   nextClusterId: number;
+  /** Every retained job (results stay in the store and are read on demand). */
+  jobs: JobRecord[];
 }

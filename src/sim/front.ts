@@ -9,8 +9,17 @@
 import assert from 'node:assert';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { ClusterRef, ExecPlan, SimulatorPort } from '../kernel/ports.js';
+import type {
+  ClusterRef,
+  ExecPlan,
+  JobRunnerPort,
+  JobRunRequest,
+  JobRunResult,
+  SimulatorPort,
+} from '../kernel/ports.js';
+import type { Program } from '../kernel/program/ir.js';
 import { type BatchInput, type BatchOutput, type ClusterState, runBatch } from './batch.js';
+import { runProgram, samplingMode, workEstimate } from './program.js';
 
 /**
  * Plans on clusters of at most this many qubits (16 KiB of state) run synchronously on the main
@@ -19,6 +28,11 @@ import { type BatchInput, type BatchOutput, type ClusterState, runBatch } from '
  * known at decision time, so the op-log commit is enqueued at once. Larger clusters go to the pool.
  */
 export const INLINE_QUBITS_MAX = 10;
+/**
+ * Jobs needing at most this many amplitude updates run on the main thread (a Bell pair at 1,000
+ * shots is a few thousand): well under a millisecond, less than the pool round trip they save.
+ */
+export const JOB_INLINE_WORK_MAX = 1 << 17;
 
 export interface PoolSimulatorOptions {
   threads?: number;
@@ -38,9 +52,10 @@ const WORKER_URL = new URL(
   import.meta.url,
 );
 
-export class PoolSimulator implements SimulatorPort {
+export class PoolSimulator implements SimulatorPort, JobRunnerPort {
   readonly engine = 'js';
   readonly threads: number;
+  readonly slots: number;
   private readonly pool: Piscina;
   private readonly states = new Map<number, Held>();
   private readonly tails = new Map<number, Promise<void>>();
@@ -48,6 +63,7 @@ export class PoolSimulator implements SimulatorPort {
 
   constructor(opts: PoolSimulatorOptions = {}) {
     this.threads = opts.threads ?? Math.max(1, availableParallelism());
+    this.slots = this.threads;
     this.pool = new Piscina({
       filename: WORKER_URL.href,
       minThreads: this.threads,
@@ -163,6 +179,32 @@ export class PoolSimulator implements SimulatorPort {
     await (this.tails.get(clusterId) ?? Promise.resolve());
     const h = this.states.get(clusterId);
     return h ? Float64Array.from(h.state) : undefined;
+  }
+
+  // ---------------------------------------------------------------- jobs (JobRunnerPort)
+
+  samplingMode(program: Program): 'sampled' | 'per-shot' {
+    return samplingMode(program);
+  }
+
+  workEstimate(program: Program, shots: number): number {
+    return workEstimate(program, shots);
+  }
+
+  fitsInline(program: Program, shots: number): boolean {
+    return workEstimate(program, shots) <= JOB_INLINE_WORK_MAX;
+  }
+
+  runInline(req: JobRunRequest): JobRunResult | null {
+    return this.fitsInline(req.program, req.shots) ? runProgram(req) : null;
+  }
+
+  async run(req: JobRunRequest): Promise<JobRunResult> {
+    return (await this.pool.run({ job: req })) as JobRunResult;
+  }
+
+  newControl(): Int32Array {
+    return new Int32Array(new SharedArrayBuffer(2 * 4));
   }
 
   async close(): Promise<void> {

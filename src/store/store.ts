@@ -12,6 +12,7 @@ import assert from 'node:assert';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
+import type { JobRecord } from '../kernel/jobs.js';
 import type { Credential, Qubit, Session, Tenant } from '../kernel/model.js';
 import type {
   AuditEvent,
@@ -41,6 +42,8 @@ const DB_NAMES: readonly DbName[] = [
   'oplog',
   'clusters',
   'audit',
+  'jobs',
+  'job_results',
 ];
 /** How many of the newest audit records are re-hashed at start. */
 export const AUDIT_VERIFY_TAIL_RECORDS = 10_000;
@@ -127,6 +130,10 @@ export class LmdbStore implements StorePort {
     const first = records[0]!;
     if (first.seq !== from) return { seq: from, reason: 'record missing' };
     return verifyAuditRun(records, from === 1 ? AUDIT_GENESIS_HASH : null);
+  }
+
+  read(db: DbName, key: string | number): unknown {
+    return this.dbs[db].get(key);
   }
 
   auditHead(): { seq: number; hash: string } {
@@ -231,6 +238,7 @@ export class LmdbStore implements StorePort {
       checkpoint: { seq: this.checkpointSeq, clusters },
       oplog,
       nextClusterId: (this.dbs.meta.get('next_cluster_id') as number | undefined) ?? 1,
+      jobs: all<JobRecord>('jobs'),
     };
   }
 

@@ -432,7 +432,9 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
   addTenant('acme');
   const r = await run('tenant', 'update', 'acme', '--tier', 'TIER_PRO', '--weight', '7',
     '--qubits-live-max', '32', '--qubits-per-cluster-max', '18', '--state-bytes-max', '4194304',
-    '--sessions-max', '2', '--session-ttl-seconds-max', '600', '--gates-per-call-max', '256');
+    '--sessions-max', '2', '--session-ttl-seconds-max', '600', '--gates-per-call-max', '256',
+    '--jobs-queued-max', '50', '--jobs-running-max', '3', '--job-runtime-seconds-max', '90',
+    '--program-nodes-max', '5000', '--shots-per-job-max', '20000');
   assert.is(r.code, 0, r.err);
   assert.equal(lastRequest('UpdateTenant'), {
     tenant: 'acme',
@@ -445,6 +447,11 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
       sessions_max: 2,
       session_ttl_seconds_max: 600,
       gates_per_call_max: 256,
+      jobs_queued_max: 50,
+      jobs_running_max: 3,
+      job_runtime_seconds_max: 90,
+      program_nodes_max: 5000,
+      shots_per_job_max: 20000,
     },
   });
   const one = await run('tenant', 'update', 'acme', '--sessions-max', '3');
@@ -460,6 +467,11 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
       sessions_max: 3,
       session_ttl_seconds_max: 0,
       gates_per_call_max: 0,
+      jobs_queued_max: 0,
+      jobs_running_max: 0,
+      job_runtime_seconds_max: 0,
+      program_nodes_max: 0,
+      shots_per_job_max: 0,
     },
   });
   assert.match(one.out, /^ {2}sessions-max\s+3$/m);

@@ -85,6 +85,9 @@ export async function startDaemon(stateDir = tempStateDir(), extraEnv: NodeJS.Pr
 
 // biome-ignore lint/suspicious/noExplicitAny: generated client methods are untyped at run time
 export type AnyClient = grpc.Client & Record<string, any>;
+/** A decoded reply message: tests read whichever fields they assert on. */
+// biome-ignore lint/suspicious/noExplicitAny: reply shapes are checked by the assertions
+export type Wire = Record<string, any>;
 
 export function adminClient(d: Pick<Daemon, 'adminSocket'>): AnyClient {
   const { AdminService } = loadGrpcObject();
@@ -92,9 +95,22 @@ export function adminClient(d: Pick<Daemon, 'adminSocket'>): AnyClient {
 }
 
 export function kernelClient(d: Pick<Daemon, 'address'>, apiKey?: string): AnyClient {
-  const { KernelService } = loadGrpcObject();
+  return serviceClient(d, 'KernelService', apiKey);
+}
+
+export function jobClient(d: Pick<Daemon, 'address'>, apiKey?: string): AnyClient {
+  return serviceClient(d, 'JobService', apiKey);
+}
+
+/** A client of one tenant service, sending `authorization: Bearer <apiKey>` when given. */
+export function serviceClient(
+  d: Pick<Daemon, 'address'>,
+  service: 'KernelService' | 'JobService',
+  apiKey?: string,
+): AnyClient {
+  const Ctor = loadGrpcObject()[service];
   const creds = grpc.credentials.createInsecure();
-  const client = new KernelService(d.address, creds, {
+  const client = new Ctor(d.address, creds, {
     interceptors: apiKey
       ? [
           (options: grpc.InterceptorOptions, next: grpc.NextCall) =>
@@ -163,3 +179,26 @@ export async function newTenant(
 }
 
 export const sleep = promisify(setTimeout);
+
+/** Collects a WatchJob stream until it ends; rejects with the stream's error. */
+export function watchJob(client: AnyClient, jobId: string): Promise<{ job: Wire }[]> {
+  return new Promise((resolve, reject) => {
+    const out: { job: Wire }[] = [];
+    const stream = client.WatchJob({ job_id: jobId }) as grpc.ClientReadableStream<{ job: Wire }>;
+    stream.on('data', (m) => out.push(m));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(out));
+  });
+}
+
+/** Submits a job and waits (by watching) until it is terminal; returns the final job and result. */
+export async function runJob(
+  client: AnyClient,
+  req: Record<string, unknown>,
+): Promise<{ job: Wire; result: Wire | null }> {
+  const { job } = await call<{ job: { job_id: string } }>(client, 'SubmitJob', req);
+  const events = await watchJob(client, job.job_id);
+  const last = events[events.length - 1]!.job;
+  const result = last.state === 'JOB_STATE_DONE' ? await call(client, 'GetJobResult', { job_id: job.job_id }) : null;
+  return { job: last, result: result as Wire | null };
+}

@@ -16,6 +16,16 @@ export class MemoryStore implements StorePort {
   auditHead() {
     return { seq: this.commits.length, hash: '' };
   }
+  /** The latest committed put of a key (committed records only, as in LMDB). */
+  read(db: string, key: string | number): unknown {
+    for (let i = this.commits.length - 1; i >= 0; i--) {
+      for (let j = this.commits[i]!.records.length - 1; j >= 0; j--) {
+        const r = this.commits[i]!.records[j]!;
+        if (r.db === db && r.key === key) return r.op === 'put' ? r.value : undefined;
+      }
+    }
+    return undefined;
+  }
 }
 
 export class RecordingSim implements SimulatorPort {

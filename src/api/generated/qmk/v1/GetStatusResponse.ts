@@ -18,6 +18,8 @@ export interface GetStatusResponse {
   'schema_version'?: (number);
   'state_dir'?: (string);
   'tenant_address'?: (string);
+  'jobs_queued'?: (number);
+  'jobs_running'?: (number);
 }
 
 export interface GetStatusResponse__Output {
@@ -35,4 +37,6 @@ export interface GetStatusResponse__Output {
   'schema_version': (number);
   'state_dir': (string);
   'tenant_address': (string);
+  'jobs_queued': (number);
+  'jobs_running': (number);
 }

@@ -10,6 +10,11 @@ export interface Quota {
   'sessions_max'?: (number);
   'session_ttl_seconds_max'?: (number);
   'gates_per_call_max'?: (number);
+  'jobs_queued_max'?: (number);
+  'jobs_running_max'?: (number);
+  'job_runtime_seconds_max'?: (number);
+  'program_nodes_max'?: (number);
+  'shots_per_job_max'?: (number);
 }
 
 export interface Quota__Output {
@@ -19,4 +24,9 @@ export interface Quota__Output {
   'sessions_max': (number);
   'session_ttl_seconds_max': (number);
   'gates_per_call_max': (number);
+  'jobs_queued_max': (number);
+  'jobs_running_max': (number);
+  'job_runtime_seconds_max': (number);
+  'program_nodes_max': (number);
+  'shots_per_job_max': (number);
 }

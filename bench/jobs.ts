@@ -1,0 +1,133 @@
+/**
+ * bench/jobs: job throughput and latency through the real gRPC API, all figures from one run.
+ *
+ * Bell jobs of 1,000 shots, each client doing submit then watch-until-done in a loop, with 8
+ * concurrent clients (each its own tenant and channel): jobs/s and p50/p99 latency (submit to the
+ * DONE event). Baseline in the same run: the same clients doing one bare grpc-js round trip per
+ * "job" on loopback (the transport's ceiling for one unary call; a job is two calls: SubmitJob and
+ * a WatchJob stream). Then single-job latency for GHZ-20 and a seeded random 20-qubit depth-20
+ * circuit at 1,000 shots, with the run time the daemon reports.
+ * Target (issue #3): ≥ 2,000 Bell jobs/s on the 2-core machine.
+ * Usage: npm run bench:jobs [-- --seconds 5 --clients 8]
+ */
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import {
+  type AnyClient,
+  call,
+  jobClient,
+  newTenant,
+  removeStateDir,
+  startDaemon,
+  watchJob,
+} from '../test/support/daemon.js';
+import { ghzQasm, qvm, randomCircuitQasm } from '../test/support/programs.js';
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '5' }, clients: { type: 'string', default: '8' } },
+});
+const SECONDS = Number(values.seconds);
+const CLIENTS = Number(values.clients);
+
+const BELL = qvm(
+  ['a', 'b'],
+  [
+    { op: 'APPLY_H', vqs: ['a'] },
+    { op: 'APPLY_CNOT', vqs: ['a', 'b'] },
+    { op: 'MEASURE_Z', vqs: ['a'], produces: ['ma'] },
+    { op: 'MEASURE_Z', vqs: ['b'], produces: ['mb'] },
+  ],
+  ['ma', 'mb'],
+);
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+}
+
+/** Runs `clients` loops of `one` for SECONDS; returns per-op latencies (ms) and ops/s. */
+async function closedLoop(clients: number, one: (i: number) => Promise<void>): Promise<{ lat: number[]; rate: number }> {
+  const lat: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, i) => {
+      while (performance.now() < end) {
+        const s = performance.now();
+        await one(i);
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  return { lat, rate: lat.length / ((performance.now() - t0) / 1000) };
+}
+
+/** The generic client's one method (makeGenericClientConstructor leaves it untyped). */
+type AnyEcho = { Echo(req: Buffer, cb: (e: Error | null) => void): void };
+
+async function echoBaseline(): Promise<{ lat: number[]; rate: number }> {
+  const server = new grpc.Server();
+  const id = (b: Buffer) => b;
+  const def = { path: '/bench.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id };
+  server.addService({ Echo: def }, { Echo: (c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, c.request) });
+  const port = await new Promise<number>((res, rej) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+  );
+  const Client = grpc.makeGenericClientConstructor({ Echo: def }, 'Echo');
+  const clients = Array.from({ length: CLIENTS }, () => new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()));
+  const payload = Buffer.alloc(64);
+  const r = await closedLoop(CLIENTS, (i) =>
+    new Promise<void>((res, rej) => (clients[i] as unknown as AnyEcho).Echo(payload, (e: Error | null) => (e ? rej(e) : res()))),
+  );
+  for (const c of clients) c.close();
+  server.forceShutdown();
+  return r;
+}
+
+async function main(): Promise<void> {
+  const echo = await echoBaseline();
+  const d = await startDaemon();
+  try {
+    const clients: AnyClient[] = [];
+    for (let i = 0; i < CLIENTS; i++) {
+      const t = await newTenant(d, `bench-${i}`);
+      t.client.close();
+      clients.push(jobClient(d, t.apiKey));
+    }
+    const bellJob = async (i: number) => {
+      const c = clients[i]!;
+      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL }, shots: 1000 });
+      const events = await watchJob(c, job.job_id);
+      if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error('bell job did not finish');
+    };
+    for (let i = 0; i < 50; i++) await bellJob(0); // warm up
+    const bell = await closedLoop(CLIENTS, bellJob);
+
+    const single = async (name: string, source: string) => {
+      const c = clients[0]!;
+      const s = performance.now();
+      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source }, shots: 1000, seed: '1' });
+      const events = await watchJob(c, job.job_id);
+      const total = performance.now() - s;
+      if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error(`${name} did not finish`);
+      const r = await call<{ run_ms: number; sampling: string; engine: string }>(c, 'GetJobResult', { job_id: job.job_id });
+      return { name, total, run: Number(r.run_ms), sampling: r.sampling, engine: r.engine };
+    };
+    const big = [await single('GHZ-20, 1,000 shots', ghzQasm(20)), await single('random 20q depth 20, 1,000 shots', randomCircuitQasm(20, 20, 42))];
+    for (const c of clients) c.close();
+
+    const f = (x: number) => x.toFixed(2);
+    console.log(`bench/jobs — ${CLIENTS} clients, ${SECONDS} s per phase`);
+    console.log(`  baseline: bare gRPC unary echo   ${echo.rate.toFixed(0)} calls/s   p50 ${f(pct(echo.lat, 50))} ms  p99 ${f(pct(echo.lat, 99))} ms`);
+    console.log(`  Bell jobs, 1,000 shots           ${bell.rate.toFixed(0)} jobs/s    p50 ${f(pct(bell.lat, 50))} ms  p99 ${f(pct(bell.lat, 99))} ms  (${bell.lat.length} jobs)`);
+    console.log(`  target ≥ 2,000 jobs/s: ${bell.rate >= 2000 ? 'met' : 'NOT met'}; jobs/s ÷ echo calls/s = ${(bell.rate / echo.rate).toFixed(3)}`);
+    for (const b of big) {
+      console.log(`  ${b.name.padEnd(34)} submit→DONE ${f(b.total)} ms  (run ${b.run} ms, ${b.sampling}, engine ${b.engine})`);
+    }
+  } finally {
+    await d.stop();
+    removeStateDir(d.stateDir);
+  }
+}
+
+await main();
