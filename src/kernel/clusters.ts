@@ -8,7 +8,7 @@
  * splitting keeps the rest's relative order and puts each split qubit in a cluster of its own.
  */
 import assert from 'node:assert';
-import type { ClusterRef, ExecPlan, SimOp } from './ports.js';
+import type { BoundJobRun, ClusterRef, ExecPlan, SimOp } from './ports.js';
 
 export class ClusterGraph {
   private readonly byQubit = new Map<string, ClusterRef>();
@@ -91,6 +91,17 @@ export class ClusterGraph {
     }
     for (const q of split) results.push({ id: this.nextId++, qubits: [q] });
     return { parts, ops, split, results };
+  }
+
+  /**
+   * A plan that merges the clusters of `qubits` into one (in part order, as `plan` does) and runs
+   * a bound job there. One part keeps its id.
+   */
+  planJob(qubits: readonly string[], job: BoundJobRun): ExecPlan {
+    const parts = this.partsFor(qubits);
+    const merged = parts.flatMap((p) => p.qubits);
+    const id = parts.length === 1 ? parts[0]!.id : this.nextId++;
+    return { parts, ops: [], split: [], results: [{ id, qubits: merged }], job };
   }
 
   /** Applies a planned change to the graph (decision time, synchronously). */

@@ -31,8 +31,8 @@ import {
   TIER_DEFAULTS,
 } from './limits.js';
 import type { Quota } from './model.js';
-import type { AuditEvent, JobRunnerPort, JobRunResult, StoreRecord } from './ports.js';
-import type { Program, Violation } from './program/ir.js';
+import type { AuditEvent, ExecPlan, JobRunnerPort, JobRunResult, OplogEntry, StoreRecord } from './ports.js';
+import type { Program, ProgramNode, Violation } from './program/ir.js';
 import { parseQasm } from './program/qasm.js';
 import { COUNTS_ORDER, parseQvm } from './program/qvm.js';
 import { mergeViolations, type ResourceEstimate, verifyProgram } from './program/verify.js';
@@ -221,7 +221,7 @@ export class JobManager {
 
   /** A stored QUEUED job whose program no longer verifies (a rule tightened) fails with why. */
   private compileLoaded(rec: JobRecord): Compiled | null {
-    const parsed = parseProgram(rec.format, rec.source);
+    const parsed = parseProgram(rec.format, rec.source, rec.bindings);
     if (parsed.program && parsed.violations.every((v) => v.severity === 'warning')) {
       return { program: parsed.program, registers: parsed.registers };
     }
@@ -372,12 +372,18 @@ export class JobManager {
     if (Buffer.byteLength(source, 'utf8') > PROGRAM_SOURCE_BYTES_MAX) {
       throw invalid('program.source', `longer than ${PROGRAM_SOURCE_BYTES_MAX} bytes`);
     }
-    const parsed = parseProgram(format, source);
+    const parsed = parseProgram(format, source, bindings);
     if (parsed.program === null) return { compiled: null, violations: parsed.violations, estimate: null };
     const program = parsed.program;
     bindings.forEach((b, i) => {
       if (!program.qubits.includes(b.name)) {
         throw invalid(`bindings[${i}].name`, `${JSON.stringify(b.name)} is not a qubit of the program`);
+      }
+      if (program.nodes.some((n) => n.op === 'FREE_LQ' && n.qubits.includes(b.name))) {
+        throw invalid(
+          `bindings[${i}].name`,
+          `the program frees bound qubit ${JSON.stringify(b.name)}; a job cannot release a session qubit (ReleaseQubits does)`,
+        );
       }
     });
     const caps = bindings.length > 0 ? this.boundCaps(bindings) : TIER_DEFAULTS[tier].caps;
@@ -589,6 +595,13 @@ export class JobManager {
       this.pump();
       return this.view(job);
     }
+    if (rec.bindings.length > 0) {
+      throw new KernelError(
+        'JOB_UNCANCELLABLE',
+        `job_id: job ${jobId} runs on bound qubits and is already running; its effect on them is all or nothing, so it runs to the end`,
+        'job_id',
+      );
+    }
     // Running: CANCELLING is durable first, then the flag goes up; the worker sees it at its next
     // gate boundary and the run's end commits CANCELLED (or DONE, had it finished meanwhile).
     rec.state = 'CANCELLING';
@@ -627,7 +640,8 @@ export class JobManager {
     const running = this.runningByTenant.get(tenantId) ?? 0;
     if (running >= this.kernel.quotaOf(tenant).jobsRunningMax) return false;
     const job = this.jobs.get(jobId)!;
-    return this.isInline(job) || this.poolBusy < this.runner.slots;
+    // A bound job runs as one plan on its qubits' cluster, not in a job slot of the pool.
+    return job.rec.bindings.length > 0 || this.isInline(job) || this.poolBusy < this.runner.slots;
   }
 
   private isInline(job: LiveJob): boolean {
@@ -649,6 +663,10 @@ export class JobManager {
       shotOutcomesMax: rec.shotOutcomesMax,
     };
     const startedEvent = this.kernel.audit('kernel', 'JobStarted', rec.id, { attempt: rec.attempts });
+    if (rec.bindings.length > 0) {
+      this.startBound(job, startedEvent);
+      return;
+    }
     const inline = this.runner.runInline(runReq);
     if (inline !== null) {
       // Tiny job: RUNNING and its end commit together (both records, both audits) and are
@@ -689,6 +707,49 @@ export class JobManager {
         await this.commitJob(job, records, audit);
         this.pump();
       });
+  }
+
+  /**
+   * A job on bound session qubits: RUNNING is committed, then (past any checkpoint in progress)
+   * the kernel decides the run on the qubits as they are now and runs it as one plan; its end
+   * commits DONE with the plan's op-log entry. Refusals at this point (a qubit released since
+   * submission, limits) fail the job with the reason.
+   */
+  private startBound(job: LiveJob, startedEvent: AuditEvent): void {
+    const rec = job.rec;
+    const program = job.compiled!.program;
+    void this.commitJob(job, [this.put(rec)], [startedEvent]);
+    const failWith = (reason: string) => {
+      const records: StoreRecord[] = [];
+      const audit = this.fail(job, reason, records);
+      void this.commitJob(job, records, audit).then(() => this.pump());
+    };
+    void this.kernel.pass().then(() => {
+      let plan: ExecPlan;
+      try {
+        plan = this.kernel.decideBoundJob(rec.tenantId, {
+          program,
+          seed: rec.seed,
+          shotOutcomesMax: rec.shotOutcomesMax,
+          bound: rec.bindings.map((b) => ({ name: b.name, qubitId: b.qubitId })),
+        });
+      } catch (err) {
+        if (!(err instanceof KernelError)) throw err;
+        failWith(`could not run on the bound qubits: ${err.message}`);
+        return;
+      }
+      this.kernel
+        .invokeBoundJob(plan, (run, records, oplog) => {
+          const audit = this.complete(job, run, records);
+          return this.commitJob(job, records, audit, undefined, oplog);
+        })
+        .then(
+          () => this.pump(),
+          (err: unknown) => {
+            if (!TERMINAL_STATES.has(rec.state)) failWith(`the simulator failed: ${String(err)}`);
+          },
+        );
+    });
   }
 
   /** Decides a finished run's terminal state; returns the audit records to commit with `records`. */
@@ -762,9 +823,15 @@ export class JobManager {
    * committed (first as `before` when one commit holds two transitions) and watchers are told.
    * Commits complete in call order, so what is shown only moves forward.
    */
-  private commitJob(job: LiveJob, records: StoreRecord[], audit: AuditEvent[], before?: JobRecord): Promise<void> {
+  private commitJob(
+    job: LiveJob,
+    records: StoreRecord[],
+    audit: AuditEvent[],
+    before?: JobRecord,
+    oplog: OplogEntry[] = [],
+  ): Promise<void> {
     const snapshot = { ...job.rec };
-    const done = this.kernel.ports.store.commit(records, audit).then(() => {
+    const done = this.kernel.ports.store.commit(records, audit, oplog).then(() => {
       if (before) this.show(job, before);
       this.show(job, snapshot);
     });
@@ -850,14 +917,20 @@ export class JobManager {
 
 // ---------------------------------------------------------------- helpers
 
-/** Parses either format into the IR; JSON syntax errors become a rule-1 violation. */
+/**
+ * Parses either format into the IR; JSON syntax errors become a rule-1 violation. OpenQASM
+ * allocates every qubit at the start and frees it at the end implicitly; a `bound` qubit is
+ * already live and stays the session's, so its implicit allocation and release are left out.
+ */
 export function parseProgram(
   format: ProgramFormat,
   source: string,
+  bound: readonly { name: string }[] = [],
 ): { program: Program | null; violations: Violation[]; registers: { name: string; size: number }[] | null } {
   if (format === 'qasm') {
     const r = parseQasm(source);
-    return { program: r.program, violations: r.violations, registers: r.registers };
+    const program = r.program && bound.length > 0 ? withoutImplicitLifetime(r.program, bound) : r.program;
+    return { program, violations: r.violations, registers: r.registers };
   }
   let json: unknown;
   try {
@@ -879,6 +952,22 @@ export function parseProgram(
   }
   const r = parseQvm(json);
   return { program: r.program, violations: r.violations, registers: null };
+}
+
+function withoutImplicitLifetime(p: Program, bound: readonly { name: string }[]): Program {
+  const names = new Set(bound.map((b) => b.name));
+  const nodes: ProgramNode[] = [];
+  for (const node of p.nodes) {
+    if (node.op !== 'ALLOC_LQ' && node.op !== 'FREE_LQ') {
+      nodes.push(node);
+      continue;
+    }
+    const qubits = node.qubits.filter((q) => !names.has(q));
+    if (qubits.length === 0) continue;
+    const args = node.op === 'ALLOC_LQ' ? { ...node.args, n: qubits.length } : node.args;
+    nodes.push({ ...node, qubits, args });
+  }
+  return { ...p, nodes };
 }
 
 function checkFormat(format: string): ProgramFormat {

@@ -46,10 +46,12 @@ import {
 } from './model.js';
 import type {
   AuditEvent,
+  BoundJobRun,
   ClockPort,
   ClusterRef,
   CryptoPort,
   ExecPlan,
+  JobRunResult,
   LoadedState,
   OplogEntry,
   SignerPort,
@@ -758,6 +760,82 @@ export class Kernel {
     });
     await Promise.all(pending);
     return results;
+  }
+
+  // ---------------------------------------------------------------- jobs on bound qubits
+
+  /**
+   * Decides a bound job's run: the clusters of its bound qubits merge into one, where the program
+   * runs once. Checked now, not at submission, since the qubits may have changed since: each must
+   * still be the tenant's, and the merged cluster with every program-allocated qubit added (an
+   * upper bound: not all may join) must fit the tenant's cluster and state limits.
+   * @throws NOT_FOUND (a bound qubit was released), QUOTA_EXCEEDED
+   */
+  decideBoundJob(tenantId: string, job: BoundJobRun): ExecPlan {
+    const tenant = this.tenants.get(tenantId);
+    assert(tenant, `job of unknown tenant ${tenantId}`);
+    const quota = this.quotaOf(tenant);
+    job.bound.forEach((b, i) => {
+      const q = this.qubits.get(b.qubitId);
+      if (!q || q.tenantId !== tenantId) {
+        throw new KernelError(
+          'NOT_FOUND',
+          `bindings[${i}]: the qubit bound as ${JSON.stringify(b.name)} was released before the job ran`,
+          `bindings[${i}]`,
+        );
+      }
+    });
+    const parts = this.graph.partsFor(job.bound.map((b) => b.qubitId));
+    const width = ClusterGraph.mergedSize(parts);
+    const added = job.program.qubits.length - job.bound.length;
+    const perCluster = Math.min(quota.qubitsPerClusterMax, QUBITS_PER_CLUSTER_MAX);
+    if (width + added > perCluster) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `qubits_per_cluster_max: the bound qubits' clusters hold ${width} qubits and the program adds up to ${added} (limit ${perCluster})`,
+        'qubits_per_cluster_max',
+      );
+    }
+    const after =
+      this.stateBytesOf(tenantId) + stateBytes(width) - parts.reduce((a, c) => a + stateBytes(c.qubits.length), 0);
+    if (after > quota.stateBytesMax) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `state_bytes_max: merging the bound qubits' clusters makes ${after} bytes of state > ${quota.stateBytesMax}`,
+        'state_bytes_max',
+      );
+    }
+    return this.graph.planJob(
+      job.bound.map((b) => b.qubitId),
+      job,
+    );
+  }
+
+  /**
+   * Runs a decided bound job after every earlier plan on its clusters. `commit` is called as soon
+   * as the run ends, before any later plan on these clusters can end, with the run's result and
+   * the qubit records and op-log entry that must commit in the job's final transaction: the job's
+   * effect on the qubits and its DONE record become durable together, or (a crash first) neither,
+   * and the re-run starts from the same state with the same seed.
+   */
+  invokeBoundJob(
+    plan: ExecPlan,
+    commit: (run: JobRunResult, records: StoreRecord[], oplog: OplogEntry[]) => Promise<void>,
+  ): Promise<void> {
+    assert(plan.job, 'a bound job plan');
+    this.graph.apply(plan);
+    const records: StoreRecord[] = [];
+    for (const b of plan.job.bound) {
+      const q = this.qubits.get(b.qubitId)!;
+      if (q.fresh) {
+        q.fresh = false;
+        records.push({ op: 'put', db: 'qubits', key: q.id, value: q });
+      }
+    }
+    return this.ports.sim.execute(plan, (outcomes, run) => {
+      assert(run, 'a bound job plan returns its run');
+      return commit(run, records, [{ kind: 'exec', plan, outcomes }]);
+    });
   }
 
   /** Marks fresh qubits as used; their records commit with the plan that used them. */

@@ -62,14 +62,28 @@ export interface ClusterRef {
 }
 
 /**
- * One unit of simulation work on one (merged) cluster: merge `parts` in order, run `ops`, split
- * `split` out. `results` is the planned outcome: the rest cluster first, then one per split qubit.
+ * A job on bound session qubits, run once on its plan's merged cluster. Deterministic in
+ * (program, seed, input state), so the op log replays it as is.
+ */
+export interface BoundJobRun {
+  program: Program;
+  seed: string;
+  shotOutcomesMax: number;
+  /** Program qubit name -> the session qubit id it is bound to. */
+  bound: { name: string; qubitId: string }[];
+}
+
+/**
+ * One unit of simulation work on one (merged) cluster: merge `parts` in order, run `ops` (or
+ * `job`), split `split` out. `results` is the planned outcome: the rest cluster first, then one
+ * per split qubit.
  */
 export interface ExecPlan {
   parts: ClusterRef[];
   ops: SimOp[];
   split: string[];
   results: ClusterRef[];
+  job?: BoundJobRun;
 }
 
 export interface SimulatorPort {
@@ -79,8 +93,9 @@ export interface SimulatorPort {
    * Runs after every earlier plan touching the same clusters. `onDone` is called synchronously
    * with the outcomes as soon as the work finishes and before any later plan on these clusters can
    * finish, so the op-log entry it enqueues lands in per-cluster order (replay depends on it).
+   * A plan with a `job` gives no outcomes and the job's result as `run`.
    */
-  execute(plan: ExecPlan, onDone: (outcomes: (0 | 1)[]) => Promise<void>): Promise<void>;
+  execute(plan: ExecPlan, onDone: (outcomes: (0 | 1)[], run?: JobRunResult) => Promise<void>): Promise<void>;
   /** Forgets a cluster after its pending work. */
   drop(clusterId: number): void;
   /** Waits for all pending work, then returns a copy of every cluster's state. */

@@ -32,6 +32,8 @@ import {
   splitOutQubitInto,
 } from './engine.js';
 import { GATE_ARITY, GATE_HAS_THETA, type GateName, isGateName, matrix1 } from './gates.js';
+import { type ProgramRunOutput, runBound } from './program.js';
+import type { Program } from '../kernel/program/ir.js';
 
 export type Basis = 'Z' | 'X' | 'Y' | 'ANGLE';
 
@@ -66,15 +68,27 @@ export interface ClusterState {
   state: Float64Array;
 }
 
+/** A job on bound session qubits: its program runs once on the merged parts (then no ops). */
+export interface BoundJob {
+  program: Program;
+  seed: string;
+  shotOutcomesMax: number;
+  /** Program qubit name -> the qubit id it is bound to. */
+  bound: { name: string; qubitId: string }[];
+}
+
 export interface BatchInput {
   parts: ClusterState[];
   ops: SimOp[];
   split: string[];
+  boundJob?: BoundJob;
 }
 
 export interface BatchOutput {
   clusters: ClusterState[];
   outcomes: (0 | 1)[];
+  /** The bound job's result, when the batch ran one. */
+  run?: ProgramRunOutput;
 }
 
 // Module-private and never mutated: measurement basis changes reuse them on every call.
@@ -261,6 +275,20 @@ export function runBatch(input: BatchInput, alloc: (doubles: number) => Float64A
   };
 
   const s = merge(parts, n, alloc);
+  if (input.boundJob !== undefined) {
+    assert(ops.length === 0 && split.length === 0, 'a bound job batch has no ops and no split');
+    const { program, seed, shotOutcomesMax, bound } = input.boundJob;
+    const { state, ...run } = runBound({
+      program,
+      seed,
+      shotOutcomesMax,
+      state: s,
+      width: n,
+      bound: bound.map((b) => ({ name: b.name, bit: at(b.qubitId) })),
+      alloc,
+    });
+    return { clusters: [{ qubits, state }], outcomes: [], run };
+  }
   const outcomes: (0 | 1)[] = [];
   for (const op of ops) {
     if (op.kind === 'gate') applyGate(s, n, op, at, outcomes);

@@ -93,18 +93,18 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     this.states.set(cluster.id, { qubits: [...cluster.qubits], state: shared });
   }
 
-  execute(plan: ExecPlan, onDone: (outcomes: (0 | 1)[]) => Promise<void>): Promise<void> {
+  execute(plan: ExecPlan, onDone: (outcomes: (0 | 1)[], run?: JobRunResult) => Promise<void>): Promise<void> {
     const qubits = plan.parts.reduce((n, p) => n + p.qubits.length, 0);
-    if (qubits <= INLINE_QUBITS_MAX && plan.parts.every((p) => !this.tails.has(p.id))) {
-      const outcomes = this.apply(plan, runBatch(this.input(plan), sharedAlloc));
-      return this.track(onDone(outcomes));
+    if (qubits <= INLINE_QUBITS_MAX && !plan.job && plan.parts.every((p) => !this.tails.has(p.id))) {
+      const out = this.apply(plan, runBatch(this.input(plan), sharedAlloc));
+      return this.track(onDone(out.outcomes, out.run));
     }
     const deps = plan.parts.map((p) => this.tails.get(p.id) ?? Promise.resolve());
     let durable: Promise<void> = Promise.resolve();
     const ran = Promise.all(deps)
       .then(() => this.runPlan(plan))
-      .then((outcomes) => {
-        durable = onDone(outcomes);
+      .then((out) => {
+        durable = onDone(out.outcomes, out.run);
       });
     const tail = ran.catch(() => {}); // a failed plan still releases its successors
     for (const r of plan.results) this.forgetTail(r.id, tail);
@@ -119,15 +119,17 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
       assert(held.qubits.join() === p.qubits.join(), `cluster ${p.id} layout differs from plan`);
       return { qubits: held.qubits, state: held.state };
     });
-    return { parts, ops: plan.ops as BatchInput['ops'], split: plan.split };
+    const input: BatchInput = { parts, ops: plan.ops as BatchInput['ops'], split: plan.split };
+    if (plan.job) input.boundJob = plan.job;
+    return input;
   }
 
-  private async runPlan(plan: ExecPlan): Promise<(0 | 1)[]> {
+  private async runPlan(plan: ExecPlan): Promise<BatchOutput> {
     return this.apply(plan, (await this.pool.run(this.input(plan))) as BatchOutput);
   }
 
   /** Installs a batch's output clusters under the plan's result ids. */
-  private apply(plan: ExecPlan, out: BatchOutput): (0 | 1)[] {
+  private apply(plan: ExecPlan, out: BatchOutput): BatchOutput {
     for (const p of plan.parts) this.states.delete(p.id);
     assert(out.clusters.length === plan.results.length, 'worker returned another cluster layout');
     plan.results.forEach((r, i) => {
@@ -135,7 +137,7 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
       assert(c.qubits.join() === r.qubits.join(), 'worker returned another qubit order');
       this.states.set(r.id, { qubits: c.qubits, state: c.state });
     });
-    return out.outcomes;
+    return out;
   }
 
   drop(clusterId: number): void {

@@ -189,7 +189,7 @@ function qubitIndices(p: Program): number[][] {
   );
 }
 
-function unionFindRoots(p: Program, qubits: readonly number[][]): Int32Array {
+function unionFindRoots(p: Program, qubits: readonly number[][], bound: readonly number[]): Int32Array {
   const parent = Int32Array.from({ length: p.qubits.length }, (_, i) => i);
   const find = (i: number): number => {
     let r = i;
@@ -206,11 +206,17 @@ function unionFindRoots(p: Program, qubits: readonly number[][]): Int32Array {
     const qs = qubits[i]!;
     for (let k = 1; k < qs.length; k++) parent[find(qs[k]!)] = find(qs[0]!);
   });
+  // Bound qubits start in one state (their session clusters, merged).
+  for (let k = 1; k < bound.length; k++) parent[find(bound[k]!)] = find(bound[0]!);
   return parent.map((_, i) => find(i));
 }
 
-/** One walk in program order: the mode, the measurement order and every qubit's last use. */
-function analyse(p: Program): Analysis {
+/**
+ * One walk in program order: the mode, the measurement order and every qubit's last use. With
+ * `bound` qubits (a bound run) the mode is per-shot, since the run must leave their state as a
+ * real shot would, and their last use is past the end: their state outlives the program.
+ */
+function analyse(p: Program, bound: readonly number[] = []): Analysis {
   const qubits = qubitIndices(p);
   const n = p.qubits.length;
   const fresh = new Uint8Array(n).fill(1);
@@ -236,8 +242,10 @@ function analyse(p: Program): Analysis {
     }
     touch(node, qs, fresh);
   });
-  const root = unionFindRoots(p, qubits);
-  return { mode: sampled ? 'sampled' : 'per-shot', qubits, root, measuredOrder, lastUse };
+  const root = unionFindRoots(p, qubits, bound);
+  for (const q of bound) lastUse[q] = p.nodes.length;
+  const mode = sampled && bound.length === 0 ? 'sampled' : 'per-shot';
+  return { mode, qubits, root, measuredOrder, lastUse };
 }
 
 // Compiled ops: one flat, monomorphic shape, so the per-shot loop is a switch over small ints.
@@ -378,7 +386,8 @@ function compileGuard(g: Guard, events: ReadonlyMap<string, number>): GuardFn {
 
 interface GroupPlan {
   /** Program qubit indices in local bit order: measured qubits first (sampled mode needs them in
-   * the low bits, so a marginal is a plain sum over the high bits). */
+   * the low bits, so a marginal is a plain sum over the high bits). In a bound run, group 0's
+   * first bits are the given state's, -1 where a bit holds no program qubit (a spectator). */
   qubits: number[];
   /** Measured qubits: local bits 0..measured-1. */
   measured: number;
@@ -400,10 +409,33 @@ interface Plan {
   eventWidth: Int32Array;
 }
 
-function layoutGroups(p: Program, a: Analysis): { groups: GroupPlan[]; groupOf: Int32Array } {
+/** A bound run's given state: `width` qubits, program qubit `indices[i]` at bit `bits[i]`. */
+interface BoundLayout {
+  width: number;
+  indices: number[];
+  bits: number[];
+}
+
+function layoutGroups(
+  p: Program,
+  a: Analysis,
+  bound: BoundLayout | null,
+): { groups: GroupPlan[]; groupOf: Int32Array } {
   const groups: GroupPlan[] = [];
   const byRoot = new Map<number, number>();
+  const placed = new Set<number>();
+  if (bound !== null) {
+    // Group 0 is simulated even with no measurement: its final state is the run's result.
+    const qubits = new Array<number>(bound.width).fill(-1);
+    bound.indices.forEach((q, i) => {
+      qubits[bound.bits[i]!] = q;
+      placed.add(q);
+    });
+    groups.push({ qubits, measured: 0 });
+    if (bound.indices.length > 0) byRoot.set(a.root[bound.indices[0]!]!, 0);
+  }
   for (const q of a.measuredOrder) {
+    if (placed.has(q)) continue;
     const r = a.root[q]!;
     let g = byRoot.get(r);
     if (g === undefined) {
@@ -414,7 +446,7 @@ function layoutGroups(p: Program, a: Analysis): { groups: GroupPlan[]; groupOf: 
     groups[g]!.qubits.push(q);
     groups[g]!.measured += 1;
   }
-  const measured = new Set(a.measuredOrder);
+  const measured = new Set([...a.measuredOrder, ...placed]);
   const groupOf = new Int32Array(p.qubits.length).fill(-1);
   for (let q = 0; q < p.qubits.length; q++) {
     const g = byRoot.get(a.root[q]!);
@@ -459,6 +491,7 @@ class Compiler {
     readonly groups: readonly GroupPlan[],
     private readonly groupOf: Int32Array,
     private readonly eventOffset: Int32Array,
+    bound: readonly number[],
   ) {
     this.prefix = groups.map(() => []);
     this.marks = groups.map((g) => new Int32Array(g.measured).fill(-1));
@@ -467,9 +500,11 @@ class Compiler {
     this.local = new Int32Array(p.qubits.length).fill(-1);
     for (const g of groups) {
       g.qubits.forEach((q, i) => {
-        this.local[q] = i;
+        if (q >= 0) this.local[q] = i;
       });
     }
+    // A bound qubit holds a session state: never assumed |0>.
+    for (const q of bound) this.fresh[q] = 0;
     p.events.forEach((e, i) => this.events.set(e, i));
   }
 
@@ -620,11 +655,12 @@ class Compiler {
   }
 }
 
-function compile(p: Program): Plan {
-  const a = analyse(p);
-  const { groups, groupOf } = layoutGroups(p, a);
+function compile(p: Program, bound: BoundLayout | null = null): Plan {
+  const indices = bound?.indices ?? [];
+  const a = analyse(p, indices);
+  const { groups, groupOf } = layoutGroups(p, a, bound);
   const ev = layoutEvents(p);
-  const c = new Compiler(p, a, groups, groupOf, ev.offset);
+  const c = new Compiler(p, a, groups, groupOf, ev.offset, indices);
   c.compile();
   const sizes = groups.map((g) => g.qubits.length);
   for (const ops of [...c.prefix, c.suffix]) {
@@ -986,11 +1022,17 @@ function runSampled(plan: Plan, m: Machine, tally: Tally, shots: number): [numbe
 
 const EMPTY = new Float64Array(0);
 
-function runPerShot(plan: Plan, m: Machine, tally: Tally, shots: number): [number, number] {
+function runPerShot(
+  plan: Plan,
+  m: Machine,
+  tally: Tally,
+  shots: number,
+  initial: (g: number, n: number) => Float64Array = (_g, n) => zeroState(n),
+): [number, number] {
   // Each group's prefix once; a snapshot only when there is a prefix and more than one shot.
   const snaps: (Float64Array | null)[] = [];
   for (let g = 0; g < plan.groups.length; g++) {
-    m.states[g] = zeroState(m.sizes[g]!);
+    m.states[g] = initial(g, m.sizes[g]!);
     const flag = execute(plan.prefix[g]!, m, 0);
     if (flag !== 0) return [flag, 0];
     snaps.push(plan.prefix[g]!.length > 0 && shots > 1 ? m.states[g]!.slice() : null);
@@ -1065,6 +1107,84 @@ export function runProgram(input: ProgramRunInput): ProgramRunOutput {
     mode: plan.mode,
     shotsDone,
     largestState: sizes.reduce((x, n) => Math.max(x, n), 0),
+  };
+}
+
+/** A bound run: one shot of a program on qubits that already hold a state (session qubits). */
+export interface BoundRunInput {
+  /** Verified with these names bound (they are live from the start, never allocated). */
+  program: Program;
+  seed: string;
+  shotOutcomesMax: number;
+  /** The merged state of the bound qubits' clusters: 2·2^width doubles; consumed. */
+  state: Float64Array;
+  width: number;
+  /** Each bound program qubit name and its bit in `state`; other bits are spectators. */
+  bound: { name: string; bit: number }[];
+  /** Allocates the returned state (a SharedArrayBuffer view on the pool). */
+  alloc: (doubles: number) => Float64Array;
+}
+
+export interface BoundRunOutput extends ProgramRunOutput {
+  /** The `width` qubits' state after the program, bits as in the input. */
+  state: Float64Array;
+}
+
+/**
+ * Runs a program once on bound qubits. The given state is group 0's low bits; program qubits
+ * the program joins to it take the bits above. Everything a real shot does happens (collapse,
+ * measured-basis eigenstates, guards), and at the end each program-allocated qubit still in group
+ * 0 is measured in Z (a draw from the same generator) and split off, as a release would, so the
+ * bound qubits keep a state of exactly `width` qubits. Deterministic in (program, seed, state):
+ * crash replay re-runs it to the same bits.
+ */
+export function runBound(input: BoundRunInput): BoundRunOutput {
+  const { program, seed, shotOutcomesMax, state, width, bound, alloc } = input;
+  assert(state.length === 2 << width, 'bound state length does not match its width');
+  const index = new Map<string, number>();
+  program.qubits.forEach((name, i) => index.set(name, i));
+  const indices = bound.map((b) => {
+    const i = index.get(b.name);
+    assert(i !== undefined, `bound qubit ${b.name} is not a program qubit`);
+    assert(Number.isInteger(b.bit) && b.bit >= 0 && b.bit < width, `bound bit ${b.bit}`);
+    return i;
+  });
+  const plan = compile(program, { width, indices, bits: bound.map((b) => b.bit) });
+  assert(plan.mode === 'per-shot', 'a bound run is per shot');
+  const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
+  for (const n of sizes) assert(n <= GROUP_QUBITS_MAX, `a group of ${n} qubits (unverified?)`);
+  const m: Machine = {
+    states: plan.groups.map(() => EMPTY),
+    sizes,
+    rng: new Rng(parseSeed(seed)),
+    values: new Int32Array(program.events.length),
+    stop: new Stopper(undefined),
+  };
+  const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, 1));
+  const initial = (g: number, n: number): Float64Array => {
+    if (g !== 0) return zeroState(n);
+    if (n === width) return state;
+    const s = new Float64Array(2 << n);
+    s.set(state);
+    return s;
+  };
+  const [stopped, shotsDone] = runPerShot(plan, m, tally, 1, initial);
+  assert(stopped === 0 && shotsDone === 1, 'a bound run has no stop flag');
+  // Measure out what the program added to group 0, then keep the slice of the outcome.
+  const s = m.states[0]!;
+  const n = sizes[0]!;
+  let offset = 0;
+  for (let b = width; b < n; b++) offset |= measureZ(s, n, b, m.rng) << b;
+  const out = alloc(2 << width);
+  out.set(s.subarray(2 * offset, 2 * offset + (2 << width)));
+  return {
+    stopped: 0,
+    counts: tally.counts(),
+    shotOutcomes: tally.outcomes,
+    mode: 'per-shot',
+    shotsDone: 1,
+    largestState: sizes.reduce((x, k) => Math.max(x, k), 0),
+    state: out,
   };
 }
 
