@@ -10,6 +10,7 @@
  * Target (issue #3): ≥ 2,000 Bell jobs/s on the 2-core machine.
  * Usage: npm run bench:jobs [-- --seconds 5 --clients 8]
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -84,6 +85,14 @@ async function echoBaseline(): Promise<{ lat: number[]; rate: number }> {
   return r;
 }
 
+/** CPU time (user + system, all threads) a process has used, from /proc. */
+function daemonCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+  return (ticks * 1000) / CLOCK_TICKS_PER_S;
+}
+const CLOCK_TICKS_PER_S = 100;
+
 async function main(): Promise<void> {
   const echo = await echoBaseline();
   const d = await startDaemon();
@@ -101,7 +110,13 @@ async function main(): Promise<void> {
       if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error('bell job did not finish');
     };
     for (let i = 0; i < 50; i++) await bellJob(0); // warm up
+    const cpu0 = { bench: process.cpuUsage(), daemon: daemonCpuMs(d.child.pid!) };
     const bell = await closedLoop(CLIENTS, bellJob);
+    const benchCpu = process.cpuUsage(cpu0.bench);
+    const cpu = {
+      bench: (benchCpu.user + benchCpu.system) / 1000 / (SECONDS * 1000),
+      daemon: (daemonCpuMs(d.child.pid!) - cpu0.daemon) / (SECONDS * 1000),
+    };
 
     const single = async (name: string, source: string) => {
       const c = clients[0]!;
@@ -120,6 +135,7 @@ async function main(): Promise<void> {
     console.log(`bench/jobs — ${CLIENTS} clients, ${SECONDS} s per phase`);
     console.log(`  baseline: bare gRPC unary echo   ${echo.rate.toFixed(0)} calls/s   p50 ${f(pct(echo.lat, 50))} ms  p99 ${f(pct(echo.lat, 99))} ms`);
     console.log(`  Bell jobs, 1,000 shots           ${bell.rate.toFixed(0)} jobs/s    p50 ${f(pct(bell.lat, 50))} ms  p99 ${f(pct(bell.lat, 99))} ms  (${bell.lat.length} jobs)`);
+    console.log(`  CPU during the Bell phase (cores busy): daemon ${cpu.daemon.toFixed(2)} (all threads), bench clients ${cpu.bench.toFixed(2)}; daemon CPU per job ${((cpu.daemon * SECONDS * 1000) / bell.lat.length).toFixed(2)} ms`);
     console.log(`  target ≥ 2,000 jobs/s: ${bell.rate >= 2000 ? 'met' : 'NOT met'}; jobs/s ÷ echo calls/s = ${(bell.rate / echo.rate).toFixed(3)}`);
     for (const b of big) {
       console.log(`  ${b.name.padEnd(34)} submit→DONE ${f(b.total)} ms  (run ${b.run} ms, ${b.sampling}, engine ${b.engine})`);

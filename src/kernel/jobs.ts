@@ -127,8 +127,20 @@ export type JobListener = (job: JobView) => void;
 
 interface Compiled {
   program: Program;
+  /** The runner's work estimate for the job's shots: cost, and inline routing. */
+  work: number;
   /** Classical register sizes in key order (OpenQASM), for the spaces in result keys. */
   registers: { name: string; size: number }[] | null;
+}
+
+interface CommitBatch {
+  records: StoreRecord[];
+  /** Index in `records` of each (db, key) written. */
+  slots: Map<string, number>;
+  audit: AuditEvent[];
+  oplog: OplogEntry[];
+  after: (() => void)[];
+  done: Promise<void>;
 }
 
 interface LiveJob {
@@ -162,6 +174,8 @@ export class JobManager {
   private stopped = false;
   private pumping = false;
   private progressTimer: ReturnType<typeof setInterval> | null = null;
+  /** Open while `batched` runs: `commitJob` adds to it instead of committing. */
+  private batch: CommitBatch | null = null;
 
   constructor(
     private readonly kernel: Kernel,
@@ -223,7 +237,8 @@ export class JobManager {
   private compileLoaded(rec: JobRecord): Compiled | null {
     const parsed = parseProgram(rec.format, rec.source, rec.bindings);
     if (parsed.program && parsed.violations.every((v) => v.severity === 'warning')) {
-      return { program: parsed.program, registers: parsed.registers };
+      const work = this.runner.workEstimate(parsed.program, rec.shots);
+      return { program: parsed.program, registers: parsed.registers, work };
     }
     const job = this.jobs.get(rec.id)!;
     const records: StoreRecord[] = [];
@@ -291,7 +306,15 @@ export class JobManager {
         return { job: this.view(job), deduplicated: true, warnings: [] };
       }
     }
-    const { compiled, estimate, warnings } = this.compileChecked(format, req.source, quota, tenant.tier, bindings, req.strict);
+    const { compiled, estimate, warnings } = this.compileChecked(
+      format,
+      req.source,
+      req.shots,
+      quota,
+      tenant.tier,
+      bindings,
+      req.strict,
+    );
     const queued = this.queuedOf(tenant.id);
     if (queued >= quota.jobsQueuedMax) {
       throw new KernelError(
@@ -324,7 +347,7 @@ export class JobManager {
       attempts: 0,
       shotsDone: 0,
       estimate,
-      cost: 1 + this.runner.workEstimate(compiled.program, req.shots) / JOB_COST_UNIT_AMPLITUDES,
+      cost: 1 + compiled.work / JOB_COST_UNIT_AMPLITUDES,
     };
     const job = liveJob(rec, compiled);
     this.index(job);
@@ -335,8 +358,12 @@ export class JobManager {
       nodes: estimate.nodes,
       seed: rec.seed,
     });
-    await this.commitJob(job, [this.put(rec)], [event]);
-    this.pump();
+    // The QUEUED record and whatever the dispatch it triggers decides (a tiny job runs at once)
+    // share one transaction: one sync for a submission that also finishes.
+    await this.batched(() => {
+      void this.commitJob(job, [this.put(rec)], [event]);
+      this.pump();
+    });
     return { job: this.view(job), deduplicated: false, warnings };
   }
 
@@ -357,13 +384,14 @@ export class JobManager {
     const f = checkFormat(format);
     checkShots(shots, quota);
     const bound = this.decodeBindings(p, bindings, shots);
-    const r = this.compile(f, source, quota, tenant.tier, bound, strict);
+    const r = this.compile(f, source, shots, quota, tenant.tier, bound, strict);
     return { violations: r.violations, estimate: r.estimate };
   }
 
   private compile(
     format: ProgramFormat,
     source: string,
+    shots: number,
     quota: Quota,
     tier: keyof typeof TIER_DEFAULTS,
     bindings: { name: string; qubitId: string }[],
@@ -402,18 +430,20 @@ export class JobManager {
     const violations = mergeViolations(parsed.violations, verified.violations);
     const valid = !violations.some((v) => v.severity === 'error');
     const estimate: JobEstimate = { ...verified.estimate, sampling: valid ? this.runner.samplingMode(program) : '' };
-    return { compiled: { program, registers: parsed.registers }, violations, estimate };
+    const work = valid ? this.runner.workEstimate(program, shots) : 0;
+    return { compiled: { program, registers: parsed.registers, work }, violations, estimate };
   }
 
   private compileChecked(
     format: ProgramFormat,
     source: string,
+    shots: number,
     quota: Quota,
     tier: keyof typeof TIER_DEFAULTS,
     bindings: { name: string; qubitId: string }[],
     strict: boolean,
   ): { compiled: Compiled; estimate: JobEstimate; warnings: Violation[] } {
-    const r = this.compile(format, source, quota, tier, bindings, strict);
+    const r = this.compile(format, source, shots, quota, tier, bindings, strict);
     const errors = r.violations.filter((v) => v.severity === 'error');
     if (r.compiled === null || r.estimate === null || errors.length > 0) {
       const shown = errors.length > 0 ? errors : r.violations;
@@ -645,7 +675,7 @@ export class JobManager {
   }
 
   private isInline(job: LiveJob): boolean {
-    return this.runner.fitsInline(job.compiled!.program, job.rec.shots);
+    return job.compiled!.work <= this.runner.inlineWorkMax;
   }
 
   private start(job: LiveJob): void {
@@ -667,8 +697,8 @@ export class JobManager {
       this.startBound(job, startedEvent);
       return;
     }
-    const inline = this.runner.runInline(runReq);
-    if (inline !== null) {
+    if (this.isInline(job)) {
+      const inline = this.runner.runInline(runReq);
       // Tiny job: RUNNING and its end commit together (both records, both audits) and are
       // shown in order once durable.
       const records: StoreRecord[] = [this.put(rec)];
@@ -831,11 +861,54 @@ export class JobManager {
     oplog: OplogEntry[] = [],
   ): Promise<void> {
     const snapshot = { ...job.rec };
-    const done = this.kernel.ports.store.commit(records, audit, oplog).then(() => {
+    const show = () => {
       if (before) this.show(job, before);
       this.show(job, snapshot);
-    });
+    };
+    const b = this.batch;
+    let done: Promise<void>;
+    if (b !== null) {
+      // One transaction: a later write of the same key replaces the earlier one (a job that is
+      // queued, started and finished in one batch is encoded once, as finished).
+      for (const r of records) {
+        const key = `${r.db}\u0000${r.key}`;
+        const at = b.slots.get(key);
+        if (at === undefined) {
+          b.slots.set(key, b.records.length);
+          b.records.push(r);
+        } else b.records[at] = r;
+      }
+      b.audit.push(...audit);
+      b.oplog.push(...oplog);
+      b.after.push(show);
+      done = b.done;
+    } else {
+      done = this.kernel.ports.store.commit(records, audit, oplog).then(show);
+    }
     job.pending = done;
+    return done;
+  }
+
+  /**
+   * Runs `fn` (synchronous) with every `commitJob` it makes collected into one transaction,
+   * committed when `fn` returns; each job is shown, in call order, once that is durable.
+   */
+  private batched(fn: () => void): Promise<void> {
+    let settle!: { resolve: () => void; reject: (e: unknown) => void };
+    const done = new Promise<void>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    const b: CommitBatch = { records: [], slots: new Map(), audit: [], oplog: [], after: [], done };
+    this.batch = b;
+    try {
+      fn();
+    } finally {
+      this.batch = null;
+    }
+    this.kernel.ports.store.commit(b.records, b.audit, b.oplog).then(() => {
+      for (const show of b.after) show();
+      settle.resolve();
+    }, settle.reject);
     return done;
   }
 

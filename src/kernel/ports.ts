@@ -180,10 +180,10 @@ export interface JobRunnerPort {
   samplingMode(program: Program): 'sampled' | 'per-shot';
   /** Amplitude updates the run needs (scheduling cost, inline routing). */
   workEstimate(program: Program, shots: number): number;
-  /** Whether `runInline` would run this (tiny work: a pool round trip would cost more). */
-  fitsInline(program: Program, shots: number): boolean;
-  /** Runs on the calling thread and returns, when the work is small enough; null otherwise. */
-  runInline(req: JobRunRequest): JobRunResult | null;
+  /** Work (`workEstimate`) up to which a job runs inline: a pool round trip would cost more. */
+  readonly inlineWorkMax: number;
+  /** Runs on the calling thread (the caller checked the work against `inlineWorkMax`). */
+  runInline(req: JobRunRequest): JobRunResult;
   run(req: JobRunRequest): Promise<JobRunResult>;
   /** Fresh shared control words for one run. */
   newControl(): Int32Array;

@@ -193,12 +193,10 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     return workEstimate(program, shots);
   }
 
-  fitsInline(program: Program, shots: number): boolean {
-    return workEstimate(program, shots) <= JOB_INLINE_WORK_MAX;
-  }
+  readonly inlineWorkMax = JOB_INLINE_WORK_MAX;
 
-  runInline(req: JobRunRequest): JobRunResult | null {
-    return this.fitsInline(req.program, req.shots) ? runProgram(req) : null;
+  runInline(req: JobRunRequest): JobRunResult {
+    return runProgram(req);
   }
 
   async run(req: JobRunRequest): Promise<JobRunResult> {
