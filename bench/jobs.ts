@@ -8,7 +8,8 @@
  * a WatchJob stream). Then single-job latency for GHZ-20 and a seeded random 20-qubit depth-20
  * circuit at 1,000 shots, with the run time the daemon reports.
  * Target (issue #3): ≥ 2,000 Bell jobs/s on the 2-core machine.
- * Usage: npm run bench:jobs [-- --seconds 5 --clients 8]
+ * Usage: npm run bench:jobs [-- --seconds 5 --clients 8]; with QMK_DAEMON_DIST=1 after `npm run build`
+ * the daemon runs compiled, as in production (otherwise under tsx, as the tests run it).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';

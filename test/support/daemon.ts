@@ -40,9 +40,9 @@ export async function startDaemon(stateDir = tempStateDir(), extraEnv: NodeJS.Pr
     [
       // Extra node flags for the daemon (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" when profiling).
       ...(extraEnv.QMK_DAEMON_NODE_ARGS ?? process.env.QMK_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
-      '--import',
-      'tsx',
-      join(ROOT, 'src/main.ts'), '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--no-dev-tenant'],
+      // QMK_DAEMON_DIST=1: the compiled daemon (`npm run build`), as production runs it.
+      ...(process.env.QMK_DAEMON_DIST === '1' ? [join(ROOT, 'dist/src/main.js')] : ['--import', 'tsx', join(ROOT, 'src/main.ts')]),
+      '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--no-dev-tenant'],
     { cwd: ROOT, env: { ...process.env, QMK_THREADS: '2', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
