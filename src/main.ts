@@ -26,9 +26,22 @@ import { createNotifier } from './util/sd-notify.js';
 const VERSION = '0.1.0';
 const CHECKPOINT_CHECK_INTERVAL_MS = 10_000;
 
+/**
+ * Log streams whose reader went away (EPIPE: journald restarted, the parent died). Writing on
+ * would only raise the error again; without this handler each failed write became an uncaught
+ * exception whose own log line failed the same way, a loop that spun the main thread and starved
+ * shutdown. The daemon keeps serving without those logs.
+ */
+const brokenLogStreams = new Set<NodeJS.WriteStream>();
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', () => brokenLogStreams.add(stream));
+}
+
 function log(level: 'info' | 'warn' | 'error', msg: string, fields: object = {}): void {
+  const stream = level === 'info' ? process.stdout : process.stderr;
+  if (brokenLogStreams.has(stream)) return;
   const line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields });
-  (level === 'info' ? process.stdout : process.stderr).write(`${line}\n`);
+  stream.write(`${line}\n`);
 }
 
 /** Reads the operator's master key, or in the development default generates one (mode 0400). */

@@ -141,4 +141,20 @@ test('restart: SIGTERM → exit 0; tenants and keys survive the restart', async 
   assert.match((await ctl('tenant', 'list')).out, /epsilon/);
 });
 
+test('log pipes closed under it (the reader went away): the daemon serves on and SIGTERM still exits 0', async () => {
+  const lone = await startDaemon();
+  lone.child.stdout!.destroy();
+  lone.child.stderr!.destroy();
+  // Calls that log (a failed one logs nothing on purpose; a new tenant logs nothing either), then
+  // the shutdown's own lines: every write now fails with EPIPE.
+  const c = kernelClient(lone);
+  const err = await callError(c, 'GetUsage', {});
+  assert.is(err.code, grpc.status.UNAUTHENTICATED);
+  c.close();
+  const code = await Promise.race([lone.stop(), new Promise((r) => setTimeout(() => r('no exit in 15 s'), 15_000))]);
+  if (code !== 0) await lone.kill(); // never leave a spinning daemon behind
+  removeStateDir(lone.stateDir);
+  assert.is(code, 0, 'exit status after SIGTERM');
+});
+
 test.run();
