@@ -72,6 +72,25 @@ export function routeUncaught(err: unknown): 'fatal' | 'call' | 'logged' {
 
 export type DecodeFailure = { __decodeError: string };
 
+/**
+ * What every call checks before its handler: the daemon is not draining, the request decoded,
+ * and the interceptor recorded a principal.
+ * @throws UNAVAILABLE, INVALID_ARGUMENT (malformed message)
+ */
+function admit<Req>(
+  tracker: CallTracker,
+  call: { request: Req | DecodeFailure; metadata: grpc.Metadata },
+): { p: Principal; req: Req } {
+  if (tracker.draining) throw new KernelError('UNAVAILABLE', 'daemon is shutting down');
+  const req = call.request;
+  if (req && typeof req === 'object' && '__decodeError' in req) {
+    throw new KernelError('INVALID_ARGUMENT', `request: ${req.__decodeError}`, 'request');
+  }
+  const p = principalOf(call.metadata);
+  if (!p) throw new Error('no principal on an authenticated method');
+  return { p, req: req as Req };
+}
+
 export function unary<Req, Res>(
   tracker: CallTracker,
   fn: (principal: Principal, req: Req) => Promise<Res> | Res,
@@ -89,14 +108,8 @@ export function unary<Req, Res>(
     callContext.run({ fail: (err) => answer(errorStatus(err)) }, () =>
       Promise.resolve()
         .then(() => {
-          if (tracker.draining) throw new KernelError('UNAVAILABLE', 'daemon is shutting down');
-          const req = call.request;
-          if (req && typeof req === 'object' && '__decodeError' in req) {
-            throw new KernelError('INVALID_ARGUMENT', `request: ${req.__decodeError}`, 'request');
-          }
-          const p = principalOf(call.metadata);
-          if (!p) throw new Error('no principal on an authenticated method');
-          return fn(p, req as Req);
+          const { p, req } = admit<Req>(tracker, call);
+          return fn(p, req);
         })
         .then(
           (res) => answer(null, res),
@@ -162,17 +175,11 @@ export function serverStream<Req, Res>(
     call.on('cancelled', () => close(null));
     callContext.run({ fail: (err) => close(errorStatus(err)) }, async () => {
       try {
-        if (tracker.draining) throw new KernelError('UNAVAILABLE', 'daemon is shutting down');
-        const req = call.request;
-        if (req && typeof req === 'object' && '__decodeError' in req) {
-          throw new KernelError('INVALID_ARGUMENT', `request: ${req.__decodeError}`, 'request');
-        }
-        const p = principalOf(call.metadata);
-        if (!p) throw new Error('no principal on an authenticated method');
+        const { p, req } = admit<Req>(tracker, call);
         tracker.onDrain(onDrain);
         const off = await fn(
           p,
-          req as Req,
+          req,
           (res) => {
             if (!closed) call.write(res);
           },

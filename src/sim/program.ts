@@ -42,6 +42,7 @@
  * single-qubit measurements leave theirs in the measured basis' eigenstate, as `batch.ts` does.
  */
 import assert from 'node:assert';
+import type { JobRunRequest, JobRunResult } from '../kernel/ports.js';
 import type { Guard, Program, ProgramNode } from '../kernel/program/ir.js';
 import {
   applyCnot,
@@ -80,33 +81,13 @@ export const SHOT_WORK_AMPLITUDES = 16;
 /** An op's fixed work (dispatch, the engine's argument checks) in amplitude-update units. */
 export const OP_WORK_AMPLITUDES = 16;
 
-export interface ProgramRunInput {
-  /** Already verified: every name declared, events produced before read, operands valid. */
-  program: Program;
-  /** 1..PROGRAM_SHOTS_MAX. */
-  shots: number;
-  /** Decimal uint64 string, "0".."18446744073709551615". */
-  seed: string;
-  /** Keep per-shot outcome strings for the first this-many shots (0 = none). */
-  shotOutcomesMax: number;
-  /**
-   * Optional shared control words: [0] stop flag (0 = run, non-zero = stop now; checked at gate
-   * boundaries, at least every ~1 ms of work), [1] shots completed (written with Atomics.store).
-   */
-  control?: Int32Array;
-}
-
-export interface ProgramRunOutput {
-  /** 0 if it ran to completion, else the stop flag value seen. */
-  stopped: number;
-  /** Key = bit string over program.events, first event leftmost. Finished shots only. */
-  counts: Record<string, number>;
-  shotOutcomes: string[];
-  mode: 'sampled' | 'per-shot';
-  shotsDone: number;
-  /** Qubits in the largest simulated state vector (0 when nothing was measured). */
-  largestState: number;
-}
+/**
+ * A run's input and output are the kernel's job-runner port types: the program is verified,
+ * shots are 1..PROGRAM_SHOTS_MAX, the seed a decimal uint64; control[0] is the stop flag (checked
+ * at gate boundaries, at least every ~1 ms of work) and control[1] the shots completed.
+ */
+export type ProgramRunInput = JobRunRequest;
+export type ProgramRunOutput = JobRunResult;
 
 type Mode = ProgramRunOutput['mode'];
 
