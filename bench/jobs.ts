@@ -111,6 +111,15 @@ async function main(): Promise<void> {
       if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error('bell job did not finish');
     };
     for (let i = 0; i < 50; i++) await bellJob(0); // warm up
+    // Second baseline: one authenticated unary call through the daemon that does no work (GetJob
+    // of a finished job): the daemon's per-call floor, against which a job's two calls compare.
+    const finished: string[] = [];
+    for (const c of clients) {
+      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL }, shots: 10 });
+      await watchJob(c, job.job_id);
+      finished.push(job.job_id);
+    }
+    const getJob = await closedLoop(CLIENTS, (i) => call(clients[i]!, 'GetJob', { job_id: finished[i] }).then(() => {}));
     const cpu0 = { bench: process.cpuUsage(), daemon: daemonCpuMs(d.child.pid!) };
     const bell = await closedLoop(CLIENTS, bellJob);
     const benchCpu = process.cpuUsage(cpu0.bench);
@@ -135,6 +144,7 @@ async function main(): Promise<void> {
     const f = (x: number) => x.toFixed(2);
     console.log(`bench/jobs — ${CLIENTS} clients, ${SECONDS} s per phase`);
     console.log(`  baseline: bare gRPC unary echo   ${echo.rate.toFixed(0)} calls/s   p50 ${f(pct(echo.lat, 50))} ms  p99 ${f(pct(echo.lat, 99))} ms`);
+    console.log(`  baseline: GetJob via the daemon  ${getJob.rate.toFixed(0)} calls/s   p50 ${f(pct(getJob.lat, 50))} ms  p99 ${f(pct(getJob.lat, 99))} ms`);
     console.log(`  Bell jobs, 1,000 shots           ${bell.rate.toFixed(0)} jobs/s    p50 ${f(pct(bell.lat, 50))} ms  p99 ${f(pct(bell.lat, 99))} ms  (${bell.lat.length} jobs)`);
     console.log(`  CPU during the Bell phase (cores busy): daemon ${cpu.daemon.toFixed(2)} (all threads), bench clients ${cpu.bench.toFixed(2)}; daemon CPU per job ${((cpu.daemon * SECONDS * 1000) / bell.lat.length).toFixed(2)} ms`);
     console.log(`  target ≥ 2,000 jobs/s: ${bell.rate >= 2000 ? 'met' : 'NOT met'}; jobs/s ÷ echo calls/s = ${(bell.rate / echo.rate).toFixed(3)}`);

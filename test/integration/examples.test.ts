@@ -13,7 +13,7 @@ import { type Daemon, newTenant, removeStateDir, startDaemon } from '../support/
 
 const run = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
-const EXAMPLES = join(ROOT, '../shared/examples/qvm');
+const EXAMPLES = join(ROOT, 'examples/qvm');
 
 let d: Daemon;
 let apiKey: string;

@@ -41,7 +41,7 @@ import {
   uniform,
 } from '../support/programs.js';
 
-const EXAMPLES = join(new URL('../../..', import.meta.url).pathname, 'shared/examples/qvm');
+const EXAMPLES = new URL('../../examples/qvm', import.meta.url).pathname;
 const QVM = 'PROGRAM_FORMAT_QVM_JSON';
 const QASM = 'PROGRAM_FORMAT_OPENQASM2';
 

@@ -26,7 +26,7 @@ import {
   verifyProgram,
 } from '../../src/kernel/program/verify.js';
 
-const EXAMPLES_DIR = new URL('../../../shared/examples/qvm/', import.meta.url).pathname;
+const EXAMPLES_DIR = new URL('../../examples/qvm/', import.meta.url).pathname;
 const CAPS_BASIC = ['CAP_ALLOC', 'CAP_COMPUTE', 'CAP_MEASURE'];
 const CAPS_ALL = [...CAPS_BASIC, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'];
 const LIMITS: VerifyContext['limits'] = {

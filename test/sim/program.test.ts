@@ -28,7 +28,7 @@ import {
   workEstimate,
 } from '../../src/sim/program.js';
 
-const EXAMPLES_DIR = new URL('../../../shared/examples/qvm/', import.meta.url).pathname;
+const EXAMPLES_DIR = new URL('../../examples/qvm/', import.meta.url).pathname;
 const CTX: VerifyContext = {
   caps: ['CAP_ALLOC', 'CAP_COMPUTE', 'CAP_MEASURE', 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'],
   strict: false,
