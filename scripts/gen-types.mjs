@@ -25,7 +25,7 @@ function generate(outDir) {
   execFileSync(
     join(ROOT, 'node_modules/.bin/proto-loader-gen-types'),
     [
-      'qmk/v1/common.proto', 'qmk/v1/kernel.proto', 'qmk/v1/admin.proto', 'qmk/v1/jobs.proto',
+      'qmk/v1/common.proto', 'qmk/v1/kernel.proto', 'qmk/v1/admin.proto', 'qmk/v1/jobs.proto', 'qmk/v1/channels.proto',
       'google/rpc/status.proto', 'google/rpc/error_details.proto',
       '--keepCase', '--longs=Number', '--enums=String', '--defaults', '--arrays', '--oneofs',
       '--grpcLib=@grpc/grpc-js', `--outDir=${outDir}`, `--includeDirs=${join(ROOT, 'proto')}`,

@@ -158,6 +158,7 @@ async function main(): Promise<void> {
   servers.health.setStatus('', 'SERVING');
   servers.health.setStatus('qmk.v1.KernelService', 'SERVING');
   servers.health.setStatus('qmk.v1.JobService', 'SERVING');
+  servers.health.setStatus('qmk.v1.ChannelService', 'SERVING');
   log('info', 'listening', {
     address: servers.tenantAddress,
     admin_socket: servers.adminSocket,
@@ -191,6 +192,7 @@ async function main(): Promise<void> {
     s.health.setStatus('', 'NOT_SERVING');
     s.health.setStatus('qmk.v1.KernelService', 'NOT_SERVING');
     s.health.setStatus('qmk.v1.JobService', 'NOT_SERVING');
+    s.health.setStatus('qmk.v1.ChannelService', 'NOT_SERVING');
     notifier.stopping();
     clearInterval(sweep);
     clearInterval(checkpoints);

@@ -5,7 +5,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Admin } from '../kernel/admin.js';
 import type { Credential } from '../kernel/model.js';
 import type { SigningKeyInfo } from '../kernel/ports.js';
-import { quotaFromWire, roleFromWire, roleToWire, tenantToWire, tierFromWire } from './convert.js';
+import { num, quotaFromWire, roleFromWire, roleToWire, tenantToWire, tierFromWire } from './convert.js';
 import { type CallTracker, unary } from './handler.js';
 
 import type { CreateTenantRequest__Output } from './generated/qmk/v1/CreateTenantRequest.js';
@@ -21,7 +21,6 @@ import type { RevokeApiKeyRequest__Output } from './generated/qmk/v1/RevokeApiKe
 import type { RotateSigningKeyRequest__Output } from './generated/qmk/v1/RotateSigningKeyRequest.js';
 
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
 
 function keyToWire(c: Credential) {
   return {

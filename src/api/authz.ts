@@ -18,6 +18,7 @@ const none: AuthzEntry = { principal: 'none' };
 const KERNEL = '/qmk.v1.KernelService/';
 const ADMIN = '/qmk.v1.AdminService/';
 const JOBS = '/qmk.v1.JobService/';
+const CHANNELS = '/qmk.v1.ChannelService/';
 
 export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${KERNEL}OpenSession`]: tenant(),
@@ -35,6 +36,14 @@ export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${JOBS}CancelJob`]: tenant(),
   [`${JOBS}ListJobs`]: tenant(),
   [`${JOBS}GetJobResult`]: tenant(),
+  [`${CHANNELS}RequestChannel`]: tenant(),
+  [`${CHANNELS}ListChannelRequests`]: tenant(),
+  [`${CHANNELS}RespondChannelRequest`]: tenant(),
+  [`${CHANNELS}GetChannel`]: tenant(),
+  [`${CHANNELS}ListChannels`]: tenant(),
+  [`${CHANNELS}RevokeChannel`]: tenant(),
+  [`${CHANNELS}ShareQubit`]: tenant(),
+  [`${CHANNELS}GetSigningKeys`]: tenant(),
   [`${ADMIN}CreateTenant`]: operator,
   [`${ADMIN}GetTenant`]: operator,
   [`${ADMIN}ListTenants`]: operator,

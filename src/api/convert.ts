@@ -3,7 +3,18 @@
  * kernel's words. Layer: api. No policy: unknown names pass through unchanged so the kernel's
  * validation names the field.
  */
-import type { Quota, Role, Tenant, Tier } from '../kernel/model.js';
+import type { TenantPrincipal } from '../kernel/kernel.js';
+import type { Principal, Quota, Role, Tenant, Tier } from '../kernel/model.js';
+
+/** proto-loader gives numbers (uint64 as strings with `longs: String`), strings, arrays or nothing. */
+export const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
+export const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** The principal of a tenant method (the authorization table admits only tenants to them). */
+export function tenant(p: Principal): TenantPrincipal {
+  if (p.kind !== 'tenant') throw new Error('tenant method reached without a tenant principal');
+  return p;
+}
 
 export const strip = (prefix: string) => (v: unknown): string =>
   typeof v === 'string' && v.startsWith(prefix) ? v.slice(prefix.length) : String(v);

@@ -5,10 +5,8 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { JobEstimate, JobManager, JobView } from '../kernel/jobs.js';
-import type { TenantPrincipal } from '../kernel/kernel.js';
-import type { Principal } from '../kernel/model.js';
 import type { Violation } from '../kernel/program/ir.js';
-import { strip } from './convert.js';
+import { num, str, strip, tenant } from './convert.js';
 import type { CancelJobRequest__Output } from './generated/qmk/v1/CancelJobRequest.js';
 import type { GetJobRequest__Output } from './generated/qmk/v1/GetJobRequest.js';
 import type { GetJobResultRequest__Output } from './generated/qmk/v1/GetJobResultRequest.js';
@@ -21,13 +19,6 @@ import type { Violation as WireViolation } from './generated/qmk/v1/Violation.js
 import type { WatchJobRequest__Output } from './generated/qmk/v1/WatchJobRequest.js';
 import { type CallTracker, serverStream, unary } from './handler.js';
 
-function tenant(p: Principal): TenantPrincipal {
-  if (p.kind !== 'tenant') throw new Error('tenant method reached without a tenant principal');
-  return p;
-}
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const FORMAT_TO_WIRE = { qvm: 'PROGRAM_FORMAT_QVM_JSON', qasm: 'PROGRAM_FORMAT_OPENQASM2' } as const;
 
 function bindingsFromWire(v: unknown): { name: string; handle: string }[] {

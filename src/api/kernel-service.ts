@@ -4,25 +4,19 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { rightsToNames } from '../kernel/handles.js';
-import type { Kernel, TenantPrincipal } from '../kernel/kernel.js';
-import type { Principal } from '../kernel/model.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { quotaToWire, roleToWire, strip, tierToWire } from './convert.js';
 import { type CallTracker, unary } from './handler.js';
 
 import type { AllocateQubitsRequest__Output } from './generated/qmk/v1/AllocateQubitsRequest.js';
 import type { ApplyGatesRequest__Output } from './generated/qmk/v1/ApplyGatesRequest.js';
 import type { AttenuateHandleRequest__Output } from './generated/qmk/v1/AttenuateHandleRequest.js';
+import { num, tenant } from './convert.js';
 import type { CloseSessionRequest__Output } from './generated/qmk/v1/CloseSessionRequest.js';
 import type { MeasureQubitsRequest__Output } from './generated/qmk/v1/MeasureQubitsRequest.js';
 import type { OpenSessionRequest__Output } from './generated/qmk/v1/OpenSessionRequest.js';
 import type { ReleaseQubitsRequest__Output } from './generated/qmk/v1/ReleaseQubitsRequest.js';
 
-function tenant(p: Principal): TenantPrincipal {
-  if (p.kind !== 'tenant') throw new Error('tenant method reached without a tenant principal');
-  return p;
-}
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
 export function kernelServiceHandlers(k: Kernel, tracker: CallTracker): grpc.UntypedServiceImplementation {

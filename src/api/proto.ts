@@ -27,6 +27,7 @@ export const PROTO_FILES = [
   'qmk/v1/kernel.proto',
   'qmk/v1/admin.proto',
   'qmk/v1/jobs.proto',
+  'qmk/v1/channels.proto',
   // Error details travel in the `grpc-status-details-bin` trailer; loading them here puts them in
   // reflection, so clients can fetch the types they decode.
   'google/rpc/status.proto',
@@ -63,4 +64,5 @@ export interface QmkGrpc {
   KernelService: grpc.ServiceClientConstructor;
   AdminService: grpc.ServiceClientConstructor;
   JobService: grpc.ServiceClientConstructor;
+  ChannelService: grpc.ServiceClientConstructor;
 }

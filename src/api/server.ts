@@ -16,6 +16,7 @@ import { adminServiceHandlers } from './admin-service.js';
 import { AUTHZ_TABLE } from './authz.js';
 import { type CallTracker, safeDeserializers } from './handler.js';
 import { authInterceptor } from './interceptor.js';
+import { channelServiceHandlers } from './channel-service.js';
 import { jobServiceHandlers } from './job-service.js';
 import { kernelServiceHandlers } from './kernel-service.js';
 import { loadGrpcObject, loadPackageDefinition } from './proto.js';
@@ -74,6 +75,7 @@ export async function startServers(
     '': 'NOT_SERVING',
     'qmk.v1.KernelService': 'NOT_SERVING',
     'qmk.v1.JobService': 'NOT_SERVING',
+    'qmk.v1.ChannelService': 'NOT_SERVING',
   });
   const reflection = new ReflectionService(pkg);
 
@@ -93,6 +95,10 @@ export async function startServers(
     kernelServiceHandlers(deps.kernel, deps.tracker),
   );
   tenant.addService(safeDeserializers(qmk.JobService.service), jobServiceHandlers(deps.jobs, deps.tracker));
+  tenant.addService(
+    safeDeserializers(qmk.ChannelService.service),
+    channelServiceHandlers(deps.kernel, deps.tracker),
+  );
   health.addToServer(tenant);
   reflection.addToServer(tenant);
 

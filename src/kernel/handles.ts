@@ -19,7 +19,11 @@ export const HANDLE_SIGNATURE_BYTES = 64;
 export const HANDLE_BYTES = HANDLE_PAYLOAD_BYTES + HANDLE_SIGNATURE_BYTES;
 const ID_BYTES = 16;
 
-export const HANDLE_KINDS = { SESSION: 1, VQ: 2, CHANNEL: 3, JOB: 4 } as const;
+/**
+ * SHARED_VQ: another tenant's qubit shared through a channel; `tenant` is the holder (the peer),
+ * the session field carries the channel id, and the only right is RIGHT_LINK.
+ */
+export const HANDLE_KINDS = { SESSION: 1, VQ: 2, CHANNEL: 3, JOB: 4, SHARED_VQ: 5 } as const;
 export type HandleKind = keyof typeof HANDLE_KINDS;
 
 /** Rights, as named in the proto enum `Right`; bit i is the enum value i + 1. */

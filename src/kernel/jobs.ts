@@ -31,6 +31,7 @@ import {
   TIER_DEFAULTS,
 } from './limits.js';
 import type { Quota } from './model.js';
+import type { ChannelRecord } from './channels.js';
 import type { AuditEvent, ExecPlan, JobRunnerPort, JobRunResult, OplogEntry, StoreRecord } from './ports.js';
 import type { Program, ProgramNode, Violation } from './program/ir.js';
 import { parseQasm } from './program/qasm.js';
@@ -755,9 +756,9 @@ export class JobManager {
       void this.commitJob(job, records, audit).then(() => this.pump());
     };
     void this.kernel.pass().then(() => {
-      let plan: ExecPlan;
+      let decided: { plan: ExecPlan; channels: ChannelRecord[] };
       try {
-        plan = this.kernel.decideBoundJob(rec.tenantId, {
+        decided = this.kernel.decideBoundJob(rec.tenantId, {
           program,
           seed: rec.seed,
           shotOutcomesMax: rec.shotOutcomesMax,
@@ -765,11 +766,12 @@ export class JobManager {
         });
       } catch (err) {
         if (!(err instanceof KernelError)) throw err;
+        void this.kernel.auditFirewallRefusal('kernel', 'RunBoundJob', err);
         failWith(`could not run on the bound qubits: ${err.message}`);
         return;
       }
       this.kernel
-        .invokeBoundJob(plan, (run, records, oplog) => {
+        .invokeBoundJob(decided.plan, decided.channels, (run, records, oplog) => {
           const audit = this.complete(job, run, records);
           return this.commitJob(job, records, audit, undefined, oplog);
         })

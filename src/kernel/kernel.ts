@@ -11,6 +11,15 @@
  * goes out only once that transaction is durable.
  */
 import assert from 'node:assert';
+import {
+  approvalPayload,
+  CHANNELS_PER_TENANT_MAX,
+  type ChannelRecord,
+  ChannelTable,
+  channelState,
+  checkChannelTerms,
+  checkText,
+} from './channels.js';
 import { ClusterGraph } from './clusters.js';
 import { invalid, KernelError } from './errors.js';
 import { gateSpec } from './gate-set.js';
@@ -110,6 +119,7 @@ export class Kernel {
   private readonly qubitsByTenant = new Map<string, Set<string>>();
   private readonly sessionsByTenant = new Map<string, Set<string>>();
   readonly graph: ClusterGraph;
+  readonly channels: ChannelTable;
   private readonly handleCache = new Map<string, HandleClaims>();
   /** While set, mutating operations wait before deciding (a checkpoint is being taken). */
   private gate: Promise<void> | null = null;
@@ -119,6 +129,7 @@ export class Kernel {
     loaded?: LoadedState,
   ) {
     this.graph = new ClusterGraph(loaded?.nextClusterId ?? 1);
+    this.channels = new ChannelTable(loaded?.channels ?? []);
     if (loaded) this.load(loaded);
   }
 
@@ -346,6 +357,13 @@ export class Kernel {
     if (claims.tenantId !== p.tenantId) {
       throw new KernelError('NOT_FOUND', `${field}: no such resource`, field);
     }
+    if (kind === 'VQ' && claims.kind === 'SHARED_VQ') {
+      throw new KernelError(
+        'RIGHTS_INSUFFICIENT',
+        `${field}: a shared qubit handle allows only entangling gates, through its channel`,
+        field,
+      );
+    }
     if (kind !== null && claims.kind !== kind) {
       throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a ${kind} handle`, field);
     }
@@ -357,8 +375,17 @@ export class Kernel {
   }
 
   private checkResource(c: HandleClaims, field: string): void {
-    const session = this.sessions.get(c.sessionId);
     const missing = () => new KernelError('NOT_FOUND', `${field}: no such resource`, field);
+    if (c.kind === 'SHARED_VQ') {
+      // The channel still exists with the holder as a party, and the qubit is still the other
+      // party's. Whether the channel may be used now is the firewall's decision, with its reason.
+      const ch = this.channels.get(c.sessionId);
+      if (!ch || (ch.requesterId !== c.tenantId && ch.peerId !== c.tenantId)) throw missing();
+      const owner = ch.requesterId === c.tenantId ? ch.peerId : ch.requesterId;
+      if (this.qubits.get(c.resourceId)?.tenantId !== owner) throw missing();
+      return;
+    }
+    const session = this.sessions.get(c.sessionId);
     if (!session || session.tenantId !== c.tenantId) throw missing();
     if (c.kind === 'VQ') {
       const q = this.qubits.get(c.resourceId);
@@ -631,12 +658,25 @@ export class Kernel {
    */
   async applyGates(p: TenantPrincipal, gates: readonly GateRequest[]): Promise<number> {
     await this.pass();
-    const decoded = this.decodeApplyGates(p, gates);
+    let decoded: Component[];
+    try {
+      decoded = this.decodeApplyGates(p, gates);
+    } catch (err) {
+      await this.auditFirewallRefusal(p, 'ApplyGates', err);
+      throw err;
+    }
     await this.invokeComponents(p, 'ApplyGates', decoded);
     return gates.length;
   }
 
-  decodeApplyGates(p: TenantPrincipal, gates: readonly GateRequest[]): SimOp[][] {
+  /** A firewall refusal is a security event: its audit record is durable before the reply. */
+  async auditFirewallRefusal(p: Actor, action: string, err: unknown): Promise<void> {
+    if (!(err instanceof KernelError) || !FIREWALL_CODES.has(err.code)) return;
+    const event = this.audit(p, action, 'firewall', { code: err.code, message: err.message });
+    await this.ports.store.commit([], [{ ...event, outcome: `denied:${err.code}` }]);
+  }
+
+  decodeApplyGates(p: TenantPrincipal, gates: readonly GateRequest[]): Component[] {
     const tenant = this.tenantOf(p);
     const quota = this.quotaOf(tenant);
     if (gates.length === 0) throw invalid('gates', 'at least one gate is required');
@@ -648,6 +688,7 @@ export class Kernel {
       );
     }
     const touched = new Set<string>();
+    const preferred = new Set<string>();
     const ops: SimOp[] = gates.map((g, i) => {
       const f = `gates[${i}]`;
       const spec = gateSpec(g.kind);
@@ -661,8 +702,28 @@ export class Kernel {
       if (!Number.isFinite(g.theta)) throw invalid(`${f}.theta`, 'must be a finite number');
       if (!spec.theta && g.theta !== 0) throw invalid(`${f}.theta`, `${g.kind} takes no angle`);
       const ids = g.qubits.map((h, j) => {
-        const c = this.verifyHandle(p, h, `${f}.qubits[${j}]`, 'VQ', RIGHTS.RIGHT_COMPUTE);
-        this.requireCap(this.sessions.get(c.sessionId)!, spec.cap, `${f}.qubits[${j}]`);
+        const field = `${f}.qubits[${j}]`;
+        const c = this.verifyHandle(p, h, field, null, 0);
+        if (c.kind === 'SHARED_VQ') {
+          // Another tenant's qubit, shared through a channel: only to entangle with.
+          if (spec.arity < 2) {
+            throw new KernelError(
+              'RIGHTS_INSUFFICIENT',
+              `${field}: a shared qubit handle allows only entangling gates, not ${g.kind}`,
+              field,
+            );
+          }
+          if ((c.rights & RIGHTS.RIGHT_LINK) === 0) {
+            throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
+          }
+          preferred.add(c.sessionId);
+          return c.resourceId;
+        }
+        if (c.kind !== 'VQ') throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a VQ handle`, field);
+        if ((c.rights & RIGHTS.RIGHT_COMPUTE) === 0) {
+          throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
+        }
+        this.requireCap(this.sessions.get(c.sessionId)!, spec.cap, field);
         return c.resourceId;
       });
       if (new Set(ids).size !== ids.length) throw invalid(`${f}.qubits`, 'qubits must be distinct');
@@ -686,7 +747,68 @@ export class Kernel {
     // are one component, so the merged size (and the limit check) is the real one.
     const components = groupByConnectivity(ops, (q) => `c${this.graph.clusterOf(q).id}`);
     this.checkClusterLimits(tenant, quota, components);
-    return components;
+    const taken = new Map<string, number>();
+    return components.map((c) => ({
+      ops: c,
+      channels: this.decideFirewall(
+        c.flatMap((o) => (o.kind === 'gate' ? o.qubits : [o.qubit])),
+        preferred,
+        taken,
+      ),
+    }));
+  }
+
+  /**
+   * The entanglement firewall for one join: when the clusters of `qubits` are more than one and
+   * hold qubits of two or more tenants, the channel (one per pair of tenants) whose use the join
+   * takes. `taken` counts uses already decided in the same call. Changes nothing.
+   * @throws FIREWALL_NO_CHANNEL, CHANNEL_NOT_APPROVED, CHANNEL_EXPIRED, CHANNEL_REVOKED,
+   *   CHANNEL_EXHAUSTED
+   */
+  private decideFirewall(
+    qubits: readonly string[],
+    preferred: ReadonlySet<string>,
+    taken: Map<string, number>,
+  ): ChannelRecord[] {
+    const parts = this.graph.partsFor(qubits);
+    if (parts.length < 2) return [];
+    const tenants = new Set<string>();
+    for (const part of parts) for (const q of part.qubits) tenants.add(this.qubits.get(q)!.tenantId);
+    if (tenants.size < 2) return [];
+    // The joined cluster counts against every tenant in it: the smallest cluster limit holds.
+    const size = ClusterGraph.mergedSize(parts);
+    for (const t of tenants) {
+      const limit = Math.min(this.quotaOf(this.tenants.get(t)!).qubitsPerClusterMax, QUBITS_PER_CLUSTER_MAX);
+      if (size > limit) {
+        throw new KernelError(
+          'QUOTA_EXCEEDED',
+          `qubits_per_cluster_max: the join would make a ${size}-qubit cluster > ${limit}, the limit of a tenant in it`,
+          'qubits_per_cluster_max',
+        );
+      }
+    }
+    const name = (id: string) => JSON.stringify(this.tenants.get(id)?.name ?? id);
+    const chosen = this.channels.decide([...tenants], preferred, this.ports.clock.nowMs(), name);
+    for (const ch of chosen) {
+      const n = (taken.get(ch.id) ?? 0) + 1;
+      if (ch.used + n > ch.maxUses) {
+        throw new KernelError(
+          'CHANNEL_EXHAUSTED',
+          `firewall: channel ${ch.id} has ${ch.maxUses - ch.used} entanglement(s) left, this call needs ${n}`,
+          'channel',
+        );
+      }
+      taken.set(ch.id, n);
+    }
+    return chosen;
+  }
+
+  /** Takes one use of each channel a join was decided with; the records commit with the join. */
+  private takeChannelUses(channels: readonly ChannelRecord[]): StoreRecord[] {
+    return channels.map((ch) => {
+      ch.used += 1;
+      return { op: 'put', db: 'channels', key: ch.id, value: { ...ch } };
+    });
   }
 
   /** @throws INVALID_ARGUMENT, handle errors, CAP_MISSING, LIMIT_EXCEEDED */
@@ -726,7 +848,11 @@ export class Kernel {
       list.push(op);
       byCluster.set(id, list);
     }
-    const outcomes = await this.invokeComponents(p, 'MeasureQubits', [...byCluster.values()]);
+    const outcomes = await this.invokeComponents(
+      p,
+      'MeasureQubits',
+      [...byCluster.values()].map((ops) => ({ ops, channels: [] })),
+    );
     // Map outcomes back to request order.
     return ops.map((op) => outcomes.get(op)!);
   }
@@ -738,18 +864,20 @@ export class Kernel {
   private async invokeComponents(
     p: TenantPrincipal,
     action: string,
-    components: SimOp[][],
+    components: Component[],
   ): Promise<Map<SimOp, 0 | 1>> {
     const results = new Map<SimOp, 0 | 1>();
-    const pending = components.map((ops) => {
+    const pending = components.map(({ ops, channels }) => {
       const split = splitAfter(ops);
       const plan = this.graph.plan(ops, split);
       this.graph.apply(plan);
-      const records = this.markUsed(ops);
-      const event = this.audit(p, action, plan.results.map((r) => r.id).join(','), {
+      const records = [...this.markUsed(ops), ...this.takeChannelUses(channels)];
+      const detail: Record<string, unknown> = {
         ops: ops.length,
         qubits: plan.results.flatMap((r) => r.qubits).length,
-      });
+      };
+      if (channels.length > 0) detail.channels = channels.map((c) => c.id);
+      const event = this.audit(p, action, plan.results.map((r) => r.id).join(','), detail);
       return this.ports.sim.execute(plan, (outcomes) => {
         let k = 0;
         for (const op of ops) {
@@ -762,6 +890,161 @@ export class Kernel {
     return results;
   }
 
+  // ---------------------------------------------------------------- channels
+
+  /**
+   * Asks `peerName` for a channel; the requester's approval is recorded and signed now.
+   * @throws INVALID_ARGUMENT, NOT_FOUND (no such peer), QUOTA_EXCEEDED (channels per tenant)
+   */
+  async requestChannel(
+    p: TenantPrincipal,
+    peerName: string,
+    maxUses: number,
+    expiresAtMs: number,
+    purpose: string,
+  ): Promise<ChannelRecord> {
+    await this.pass();
+    const tenant = this.tenantOf(p);
+    if (peerName === '') throw invalid('peer_tenant', 'is required');
+    const peer = this.tenantsByName.get(peerName);
+    if (!peer) throw new KernelError('NOT_FOUND', `peer_tenant: no tenant ${JSON.stringify(peerName.slice(0, 64))}`, 'peer_tenant');
+    if (peer.id === tenant.id) throw invalid('peer_tenant', 'is the caller: a channel joins two tenants');
+    const now = this.ports.clock.nowMs();
+    checkChannelTerms(maxUses, expiresAtMs, purpose, now);
+    for (const t of [tenant, peer]) {
+      if (this.channels.countOf(t.id) >= CHANNELS_PER_TENANT_MAX) {
+        throw new KernelError(
+          'QUOTA_EXCEEDED',
+          `channels: ${t === tenant ? 'you are' : 'the peer is'} party to ${CHANNELS_PER_TENANT_MAX} channels already`,
+          'channels',
+        );
+      }
+    }
+    const c: ChannelRecord = {
+      id: this.ports.crypto.id(),
+      requesterId: tenant.id,
+      peerId: peer.id,
+      maxUses,
+      used: 0,
+      expiresAtMs,
+      purpose,
+      status: 'pending',
+      approvals: [],
+      createdAtMs: now,
+      endedBy: '',
+      endedAtMs: 0,
+      endReason: '',
+    };
+    c.approvals.push(this.signApproval(c, tenant.id, now));
+    this.channels.put(c);
+    await this.ports.store.commit(
+      [this.channelRecord(c)],
+      [this.audit(p, 'RequestChannel', c.id, { peer: peer.id, max_entanglements: maxUses, expires_at: expiresAtMs })],
+    );
+    return c;
+  }
+
+  /**
+   * The peer approves (signed) or rejects a pending request.
+   * @throws NOT_FOUND, CHANNEL_WRONG_TENANTS (the requester itself), CHANNEL_NOT_PENDING,
+   *   INVALID_ARGUMENT
+   */
+  async respondChannel(p: TenantPrincipal, id: string, approve: boolean, reason: string): Promise<ChannelRecord> {
+    await this.pass();
+    const c = this.channels.visible(p.tenantId, id, 'channel_id');
+    if (c.peerId !== p.tenantId) {
+      throw new KernelError(
+        'CHANNEL_WRONG_TENANTS',
+        'channel_id: only the tenant a request is addressed to can approve or reject it',
+        'channel_id',
+      );
+    }
+    const now = this.ports.clock.nowMs();
+    const state = channelState(c, now);
+    if (state !== 'PENDING') {
+      throw new KernelError('CHANNEL_NOT_PENDING', `channel_id: the request is ${state.toLowerCase()}, not pending`, 'channel_id');
+    }
+    checkText('reason', reason);
+    if (approve) {
+      c.status = 'approved';
+      c.approvals.push(this.signApproval(c, p.tenantId, now));
+    } else {
+      c.status = 'rejected';
+      c.endedBy = p.tenantId;
+      c.endedAtMs = now;
+      c.endReason = reason;
+    }
+    await this.ports.store.commit(
+      [this.channelRecord(c)],
+      [this.audit(p, approve ? 'ApproveChannel' : 'RejectChannel', c.id, reason ? { reason } : undefined)],
+    );
+    return c;
+  }
+
+  /**
+   * Either side ends a pending or approved channel; no join may use it afterwards.
+   * @throws NOT_FOUND, CHANNEL_NOT_PENDING (already rejected or revoked), INVALID_ARGUMENT
+   */
+  async revokeChannel(p: TenantPrincipal, id: string, reason: string): Promise<ChannelRecord> {
+    await this.pass();
+    const c = this.channels.visible(p.tenantId, id, 'channel_id');
+    if (c.status === 'rejected' || c.status === 'revoked') {
+      throw new KernelError('CHANNEL_NOT_PENDING', `channel_id: the channel is already ${c.status}`, 'channel_id');
+    }
+    checkText('reason', reason);
+    c.status = 'revoked';
+    c.endedBy = p.tenantId;
+    c.endedAtMs = this.ports.clock.nowMs();
+    c.endReason = reason;
+    await this.ports.store.commit([this.channelRecord(c)], [this.audit(p, 'RevokeChannel', c.id, reason ? { reason } : undefined)]);
+    return c;
+  }
+
+  /**
+   * A handle to one of the caller's qubits for the channel's peer: RIGHT_LINK only, expiring with
+   * the channel (or the qubit's session, if sooner).
+   * @throws NOT_FOUND, handle errors, the channel's state as a firewall code
+   */
+  async shareQubit(p: TenantPrincipal, id: string, qubitHandle: string): Promise<{ handle: string; expiresAtMs: number }> {
+    await this.pass();
+    const c = this.channels.visible(p.tenantId, id, 'channel_id');
+    const claims = this.verifyHandle(p, qubitHandle, 'qubit_handle', 'VQ', RIGHTS.RIGHT_LINK);
+    const state = channelState(c, this.ports.clock.nowMs());
+    if (state !== 'ACTIVE') {
+      const code =
+        state === 'REVOKED'
+          ? 'CHANNEL_REVOKED'
+          : state === 'EXPIRED'
+            ? 'CHANNEL_EXPIRED'
+            : state === 'EXHAUSTED'
+              ? 'CHANNEL_EXHAUSTED'
+              : 'CHANNEL_NOT_APPROVED';
+      throw new KernelError(code, `channel_id: the channel is ${state.toLowerCase()}; only an active channel shares qubits`, 'channel_id');
+    }
+    const holder = c.requesterId === p.tenantId ? c.peerId : c.requesterId;
+    const session = this.sessions.get(claims.sessionId)!;
+    const expiresAtMs = Math.min(c.expiresAtMs, session.expiresAtMs);
+    const handle = this.issueHandle('SHARED_VQ', claims.resourceId, holder, c.id, RIGHTS.RIGHT_LINK, expiresAtMs);
+    await this.ports.store.commit([], [this.audit(p, 'ShareQubit', claims.resourceId, { channel: c.id, with: holder })]);
+    return { handle, expiresAtMs };
+  }
+
+  private signApproval(c: ChannelRecord, tenantId: string, atMs: number) {
+    const payload = approvalPayload(c, tenantId, atMs);
+    const signature = this.ports.signer.sign(Buffer.from(payload, 'utf8'));
+    return {
+      tenantId,
+      atMs,
+      keyId: this.ports.signer.activeKeyId(),
+      signature: Buffer.from(signature).toString('base64'),
+      payload,
+    };
+  }
+
+  private channelRecord(c: ChannelRecord): StoreRecord {
+    return { op: 'put', db: 'channels', key: c.id, value: { ...c, approvals: [...c.approvals] } };
+  }
+
   // ---------------------------------------------------------------- jobs on bound qubits
 
   /**
@@ -771,7 +1054,7 @@ export class Kernel {
    * upper bound: not all may join) must fit the tenant's cluster and state limits.
    * @throws NOT_FOUND (a bound qubit was released), QUOTA_EXCEEDED
    */
-  decideBoundJob(tenantId: string, job: BoundJobRun): ExecPlan {
+  decideBoundJob(tenantId: string, job: BoundJobRun): { plan: ExecPlan; channels: ChannelRecord[] } {
     const tenant = this.tenants.get(tenantId);
     assert(tenant, `job of unknown tenant ${tenantId}`);
     const quota = this.quotaOf(tenant);
@@ -805,10 +1088,20 @@ export class Kernel {
         'state_bytes_max',
       );
     }
-    return this.graph.planJob(
+    // The bound qubits' clusters may hold other tenants' qubits (entangled through channels):
+    // merging them is a join like any other.
+    const channels = this.decideFirewall(
       job.bound.map((b) => b.qubitId),
-      job,
+      new Set(),
+      new Map(),
     );
+    return {
+      plan: this.graph.planJob(
+        job.bound.map((b) => b.qubitId),
+        job,
+      ),
+      channels,
+    };
   }
 
   /**
@@ -820,11 +1113,12 @@ export class Kernel {
    */
   invokeBoundJob(
     plan: ExecPlan,
+    channels: readonly ChannelRecord[],
     commit: (run: JobRunResult, records: StoreRecord[], oplog: OplogEntry[]) => Promise<void>,
   ): Promise<void> {
     assert(plan.job, 'a bound job plan');
     this.graph.apply(plan);
-    const records: StoreRecord[] = [];
+    const records: StoreRecord[] = this.takeChannelUses(channels);
     for (const b of plan.job.bound) {
       const q = this.qubits.get(b.qubitId)!;
       if (q.fresh) {
@@ -969,6 +1263,20 @@ function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {
  * Splits a batch into groups of ops whose qubits are connected through multi-qubit gates
  * (union-find); ops on disjoint qubit sets commute, so each group keeps its own program order.
  */
+/** One connected group of a call's ops, and the channels whose uses its join takes. */
+export interface Component {
+  ops: SimOp[];
+  channels: ChannelRecord[];
+}
+
+const FIREWALL_CODES: ReadonlySet<string> = new Set([
+  'FIREWALL_NO_CHANNEL',
+  'CHANNEL_NOT_APPROVED',
+  'CHANNEL_EXPIRED',
+  'CHANNEL_REVOKED',
+  'CHANNEL_EXHAUSTED',
+]);
+
 export function groupByConnectivity(ops: SimOp[], keyOf: (qubit: string) => string): SimOp[][] {
   const parent = new Map<string, string>();
   const find = (x: string): string => {

@@ -3,6 +3,7 @@
  * `store/`, `security/` and `sim/` implement them; `main.ts` wires them. The kernel never imports
  * an implementation, so its decisions can be tested with in-memory fakes and its imports stay inward.
  */
+import type { ChannelRecord } from './channels.js';
 import type { JobRecord } from './jobs.js';
 import type { Credential, Qubit, Session, Tenant } from './model.js';
 import type { Program } from './program/ir.js';
@@ -118,7 +119,8 @@ export type DbName =
   | 'clusters'
   | 'audit'
   | 'jobs'
-  | 'job_results';
+  | 'job_results'
+  | 'channels';
 
 export type StoreRecord =
   | { op: 'put'; db: DbName; key: string | number; value: unknown }
@@ -200,4 +202,5 @@ export interface LoadedState {
   nextClusterId: number;
   /** Every retained job (results stay in the store and are read on demand). */
   jobs: JobRecord[];
+  channels: ChannelRecord[];
 }

@@ -12,6 +12,7 @@ import assert from 'node:assert';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
+import type { ChannelRecord } from '../kernel/channels.js';
 import type { JobRecord } from '../kernel/jobs.js';
 import type { Credential, Qubit, Session, Tenant } from '../kernel/model.js';
 import type {
@@ -44,6 +45,7 @@ const DB_NAMES: readonly DbName[] = [
   'audit',
   'jobs',
   'job_results',
+  'channels',
 ];
 /** How many of the newest audit records are re-hashed at start. */
 export const AUDIT_VERIFY_TAIL_RECORDS = 10_000;
@@ -239,6 +241,7 @@ export class LmdbStore implements StorePort {
       oplog,
       nextClusterId: (this.dbs.meta.get('next_cluster_id') as number | undefined) ?? 1,
       jobs: all<JobRecord>('jobs'),
+      channels: all<ChannelRecord>('channels'),
     };
   }
 

@@ -102,10 +102,14 @@ export function jobClient(d: Pick<Daemon, 'address'>, apiKey?: string): AnyClien
   return serviceClient(d, 'JobService', apiKey);
 }
 
+export function channelClient(d: Pick<Daemon, 'address'>, apiKey?: string): AnyClient {
+  return serviceClient(d, 'ChannelService', apiKey);
+}
+
 /** A client of one tenant service, sending `authorization: Bearer <apiKey>` when given. */
 export function serviceClient(
   d: Pick<Daemon, 'address'>,
-  service: 'KernelService' | 'JobService',
+  service: 'KernelService' | 'JobService' | 'ChannelService',
   apiKey?: string,
 ): AnyClient {
   const Ctor = loadGrpcObject()[service];
