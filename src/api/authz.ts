@@ -10,7 +10,15 @@ export type AuthzEntry =
   | { principal: 'operator' }
   | { principal: 'tenant'; roles: readonly Role[] };
 
+/**
+ * Roles ride on API keys. `tenant_admin` may do everything a tenant can, including consenting to
+ * and ending channels on the tenant's behalf; `researcher` works with sessions, qubits, jobs and
+ * approved channels; `domain_scientist` runs jobs only (simulator programs of at most
+ * `ROLE_QUBITS_MAX.domain_scientist` qubits) and reads its usage.
+ */
 const ALL_ROLES: readonly Role[] = ['tenant_admin', 'researcher', 'domain_scientist'];
+const BUILDERS: readonly Role[] = ['tenant_admin', 'researcher'];
+const ADMINS: readonly Role[] = ['tenant_admin'];
 const tenant = (roles: readonly Role[] = ALL_ROLES): AuthzEntry => ({ principal: 'tenant', roles });
 const operator: AuthzEntry = { principal: 'operator' };
 const none: AuthzEntry = { principal: 'none' };
@@ -21,13 +29,13 @@ const JOBS = '/qmk.v1.JobService/';
 const CHANNELS = '/qmk.v1.ChannelService/';
 
 export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
-  [`${KERNEL}OpenSession`]: tenant(),
-  [`${KERNEL}CloseSession`]: tenant(),
-  [`${KERNEL}AllocateQubits`]: tenant(),
-  [`${KERNEL}ReleaseQubits`]: tenant(),
-  [`${KERNEL}ApplyGates`]: tenant(),
-  [`${KERNEL}MeasureQubits`]: tenant(),
-  [`${KERNEL}AttenuateHandle`]: tenant(),
+  [`${KERNEL}OpenSession`]: tenant(BUILDERS),
+  [`${KERNEL}CloseSession`]: tenant(BUILDERS),
+  [`${KERNEL}AllocateQubits`]: tenant(BUILDERS),
+  [`${KERNEL}ReleaseQubits`]: tenant(BUILDERS),
+  [`${KERNEL}ApplyGates`]: tenant(BUILDERS),
+  [`${KERNEL}MeasureQubits`]: tenant(BUILDERS),
+  [`${KERNEL}AttenuateHandle`]: tenant(BUILDERS),
   [`${KERNEL}GetUsage`]: tenant(),
   [`${JOBS}SubmitJob`]: tenant(),
   [`${JOBS}ValidateProgram`]: tenant(),
@@ -36,13 +44,13 @@ export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${JOBS}CancelJob`]: tenant(),
   [`${JOBS}ListJobs`]: tenant(),
   [`${JOBS}GetJobResult`]: tenant(),
-  [`${CHANNELS}RequestChannel`]: tenant(),
-  [`${CHANNELS}ListChannelRequests`]: tenant(),
-  [`${CHANNELS}RespondChannelRequest`]: tenant(),
-  [`${CHANNELS}GetChannel`]: tenant(),
-  [`${CHANNELS}ListChannels`]: tenant(),
-  [`${CHANNELS}RevokeChannel`]: tenant(),
-  [`${CHANNELS}ShareQubit`]: tenant(),
+  [`${CHANNELS}RequestChannel`]: tenant(ADMINS),
+  [`${CHANNELS}ListChannelRequests`]: tenant(BUILDERS),
+  [`${CHANNELS}RespondChannelRequest`]: tenant(ADMINS),
+  [`${CHANNELS}GetChannel`]: tenant(BUILDERS),
+  [`${CHANNELS}ListChannels`]: tenant(BUILDERS),
+  [`${CHANNELS}RevokeChannel`]: tenant(ADMINS),
+  [`${CHANNELS}ShareQubit`]: tenant(BUILDERS),
   [`${CHANNELS}GetSigningKeys`]: tenant(),
   [`${ADMIN}CreateTenant`]: operator,
   [`${ADMIN}GetTenant`]: operator,

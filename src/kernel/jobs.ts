@@ -27,6 +27,7 @@ import {
   PHYSICAL_QUBITS_PER_JOB_MAX,
   PROGRAM_SOURCE_BYTES_MAX,
   QUBITS_PER_CLUSTER_MAX,
+  roleQubitsMax,
   SHOT_OUTCOMES_KEPT_MAX,
   TIER_DEFAULTS,
 } from './limits.js';
@@ -311,7 +312,7 @@ export class JobManager {
       format,
       req.source,
       req.shots,
-      quota,
+      roleLimited(quota, p),
       tenant.tier,
       bindings,
       req.strict,
@@ -385,7 +386,7 @@ export class JobManager {
     const f = checkFormat(format);
     checkShots(shots, quota);
     const bound = this.decodeBindings(p, bindings, shots);
-    const r = this.compile(f, source, shots, quota, tenant.tier, bound, strict);
+    const r = this.compile(f, source, shots, roleLimited(quota, p), tenant.tier, bound, strict);
     return { violations: r.violations, estimate: r.estimate };
   }
 
@@ -1043,6 +1044,16 @@ function withoutImplicitLifetime(p: Program, bound: readonly { name: string }[])
     nodes.push({ ...node, qubits, args });
   }
   return { ...p, nodes };
+}
+
+/** The quota a program is verified against: the tenant's, narrowed by the key's role. */
+function roleLimited(quota: Quota, p: TenantPrincipal): Quota {
+  const max = roleQubitsMax(p.roles);
+  return {
+    ...quota,
+    qubitsLiveMax: Math.min(quota.qubitsLiveMax, max),
+    qubitsPerClusterMax: Math.min(quota.qubitsPerClusterMax, max),
+  };
 }
 
 function checkFormat(format: string): ProgramFormat {

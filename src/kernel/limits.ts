@@ -5,7 +5,7 @@
  * `effectiveQuota`).
  */
 import assert from 'node:assert';
-import type { Cap, Quota, Tier } from './model.js';
+import type { Cap, Quota, Role, Tier } from './model.js';
 
 /** A cluster of n qubits holds 2^n complex doubles = 16·2^n bytes: 26 qubits is 1 GiB. */
 export const QUBITS_PER_CLUSTER_MAX = 26;
@@ -66,6 +66,20 @@ export const QUOTA_CEILING: Readonly<Quota> = {
   programNodesMax: PROGRAM_NODES_MAX,
   shotsPerJobMax: SHOTS_PER_JOB_MAX,
 };
+
+/**
+ * Qubits a program may use (live at once, and in one cluster) by the key's role; a key with
+ * several roles gets the largest. The domain scientist runs small simulator programs only.
+ */
+export const ROLE_QUBITS_MAX: Readonly<Record<Role, number>> = {
+  tenant_admin: Number.POSITIVE_INFINITY, // the tenant's quota is the limit
+  researcher: Number.POSITIVE_INFINITY,
+  domain_scientist: 20,
+};
+
+export function roleQubitsMax(roles: readonly Role[]): number {
+  return Math.max(0, ...roles.map((r) => ROLE_QUBITS_MAX[r]));
+}
 
 /** Tier defaults. A free tenant gets a 16-qubit cluster (1 MiB of state), enough for teaching. */
 export const TIER_DEFAULTS: Readonly<

@@ -109,7 +109,7 @@ export function channelClient(d: Pick<Daemon, 'address'>, apiKey?: string): AnyC
 /** A client of one tenant service, sending `authorization: Bearer <apiKey>` when given. */
 export function serviceClient(
   d: Pick<Daemon, 'address'>,
-  service: 'KernelService' | 'JobService' | 'ChannelService',
+  service: 'KernelService' | 'JobService' | 'ChannelService' | 'AdminService',
   apiKey?: string,
 ): AnyClient {
   const Ctor = loadGrpcObject()[service];
