@@ -39,6 +39,10 @@ export interface WireQuota {
   job_runtime_seconds_max: number;
   program_nodes_max: number;
   shots_per_job_max: number;
+  api_calls_per_minute: number;
+  jobs_per_minute: number;
+  allocations_per_minute: number;
+  measurements_per_second: number;
 }
 
 export function quotaToWire(q: Quota): WireQuota {
@@ -54,6 +58,10 @@ export function quotaToWire(q: Quota): WireQuota {
     job_runtime_seconds_max: q.jobRuntimeSecondsMax,
     program_nodes_max: q.programNodesMax,
     shots_per_job_max: q.shotsPerJobMax,
+    api_calls_per_minute: q.apiCallsPerMinute,
+    jobs_per_minute: q.jobsPerMinute,
+    allocations_per_minute: q.allocationsPerMinute,
+    measurements_per_second: q.measurementsPerSecond,
   };
 }
 
@@ -71,6 +79,10 @@ export function quotaFromWire(w: Partial<WireQuota> | null | undefined): Partial
     jobRuntimeSecondsMax: Number(w.job_runtime_seconds_max ?? 0),
     programNodesMax: Number(w.program_nodes_max ?? 0),
     shotsPerJobMax: Number(w.shots_per_job_max ?? 0),
+    apiCallsPerMinute: Number(w.api_calls_per_minute ?? 0),
+    jobsPerMinute: Number(w.jobs_per_minute ?? 0),
+    allocationsPerMinute: Number(w.allocations_per_minute ?? 0),
+    measurementsPerSecond: Number(w.measurements_per_second ?? 0),
   };
 }
 

@@ -18,6 +18,19 @@ root.resolvePath = (_origin, target) =>
 root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
 const Status = root.lookupType('google.rpc.Status');
 const BadRequest = root.lookupType('google.rpc.BadRequest');
+const QuotaFailure = root.lookupType('google.rpc.QuotaFailure');
+const RetryInfo = root.lookupType('google.rpc.RetryInfo');
+
+export interface QuotaViolation {
+  subject: string;
+  description: string;
+}
+
+export interface StatusDetails {
+  badRequest?: readonly FieldViolation[];
+  quotaFailure?: readonly QuotaViolation[];
+  retryDelayMs?: number;
+}
 
 function any(type: protobuf.Type, value: object): { type_url: string; value: Uint8Array } {
   return {
@@ -26,12 +39,24 @@ function any(type: protobuf.Type, value: object): { type_url: string; value: Uin
   };
 }
 
-/** A serialised google.rpc.Status with one BadRequest listing `violations`. */
-export function badRequestStatus(code: number, message: string, violations: readonly FieldViolation[]): Buffer {
-  const detail = any(BadRequest, {
-    field_violations: violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason })),
-  });
-  return Buffer.from(Status.encode(Status.fromObject({ code, message, details: [detail] })).finish());
+/** A serialised google.rpc.Status carrying the given details (BadRequest, QuotaFailure, RetryInfo). */
+export function statusDetails(code: number, message: string, d: StatusDetails): Buffer {
+  const details: { type_url: string; value: Uint8Array }[] = [];
+  if (d.badRequest && d.badRequest.length > 0) {
+    details.push(
+      any(BadRequest, {
+        field_violations: d.badRequest.map((v) => ({ field: v.field, description: v.description, reason: v.reason })),
+      }),
+    );
+  }
+  if (d.quotaFailure && d.quotaFailure.length > 0) {
+    details.push(any(QuotaFailure, { violations: d.quotaFailure.map((v) => ({ subject: v.subject, description: v.description })) }));
+  }
+  if (d.retryDelayMs !== undefined) {
+    const ms = Math.max(0, Math.ceil(d.retryDelayMs));
+    details.push(any(RetryInfo, { retry_delay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 } }));
+  }
+  return Buffer.from(Status.encode(Status.fromObject({ code, message, details })).finish());
 }
 
 /** Decodes a `grpc-status-details-bin` value (clients and tests). */
@@ -39,6 +64,8 @@ export function decodeStatusDetails(bytes: Uint8Array): {
   code: number;
   message: string;
   badRequest: FieldViolation[];
+  quotaFailure: QuotaViolation[];
+  retryDelayMs: number | null;
 } {
   const s = Status.toObject(Status.decode(bytes), { defaults: true }) as {
     code: number;
@@ -46,12 +73,22 @@ export function decodeStatusDetails(bytes: Uint8Array): {
     details: { type_url: string; value: Uint8Array }[];
   };
   const badRequest: FieldViolation[] = [];
+  const quotaFailure: QuotaViolation[] = [];
+  let retryDelayMs: number | null = null;
   for (const d of s.details) {
-    if (d.type_url !== `${TYPE_URL_PREFIX}google.rpc.BadRequest`) continue;
-    const br = BadRequest.toObject(BadRequest.decode(d.value), { defaults: true }) as {
-      field_violations: FieldViolation[];
-    };
-    badRequest.push(...br.field_violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason })));
+    const type = d.type_url.slice(TYPE_URL_PREFIX.length);
+    if (type === 'google.rpc.BadRequest') {
+      const br = BadRequest.toObject(BadRequest.decode(d.value), { defaults: true }) as { field_violations: FieldViolation[] };
+      badRequest.push(...br.field_violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason })));
+    } else if (type === 'google.rpc.QuotaFailure') {
+      const qf = QuotaFailure.toObject(QuotaFailure.decode(d.value), { defaults: true }) as { violations: QuotaViolation[] };
+      quotaFailure.push(...qf.violations.map((v) => ({ subject: v.subject, description: v.description })));
+    } else if (type === 'google.rpc.RetryInfo') {
+      const ri = RetryInfo.toObject(RetryInfo.decode(d.value), { defaults: true, longs: Number }) as {
+        retry_delay: { seconds: number; nanos: number };
+      };
+      retryDelayMs = ri.retry_delay.seconds * 1000 + Math.round(ri.retry_delay.nanos / 1_000_000);
+    }
   }
-  return { code: s.code, message: s.message, badRequest };
+  return { code: s.code, message: s.message, badRequest, quotaFailure, retryDelayMs };
 }

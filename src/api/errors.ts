@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, type StatusObject, status } from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
-import { badRequestStatus, STATUS_DETAILS_KEY } from './details.js';
+import { STATUS_DETAILS_KEY, statusDetails } from './details.js';
 import { GRPC_STATUS } from './status.js';
 
 export const ERROR_CODE_KEY = 'qmk-error-code';
@@ -26,8 +26,18 @@ export function errorStatus(err: unknown): Partial<StatusObject> {
   if (err instanceof KernelError) {
     metadata.set(ERROR_CODE_KEY, err.code);
     const code = GRPC_STATUS[err.code];
-    if (err.fieldViolations.length > 0) {
-      metadata.set(STATUS_DETAILS_KEY, badRequestStatus(code, err.message, err.fieldViolations));
+    // Every RESOURCE_EXHAUSTED names its quota (google.rpc.QuotaFailure); a rate limit adds when
+    // the call would pass (RetryInfo); a refused program lists its violations (BadRequest).
+    const exhausted = code === status.RESOURCE_EXHAUSTED;
+    if (err.fieldViolations.length > 0 || exhausted) {
+      metadata.set(
+        STATUS_DETAILS_KEY,
+        statusDetails(code, err.message, {
+          badRequest: err.fieldViolations,
+          quotaFailure: exhausted ? [{ subject: err.field ?? 'quota', description: err.message }] : [],
+          ...(err.retryDelayMs !== undefined ? { retryDelayMs: err.retryDelayMs } : {}),
+        }),
+      );
     }
     return { code, details: err.message, metadata };
   }

@@ -85,7 +85,11 @@ export async function startServers(
       authInterceptor({
         table: AUTHZ_TABLE,
         audience: 'tenant',
-        authenticate: (key) => deps.kernel.authenticate(key),
+        authenticate: (key) => {
+          const p = deps.kernel.authenticate(key);
+          deps.kernel.admitCall(p);
+          return p;
+        },
         onRefuse: deps.onRefuse,
       }),
     ],

@@ -70,6 +70,8 @@ Quota flags of tenant update (a flag not given leaves that quota as it is):
   --sessions-max N      --session-ttl-seconds-max N  --gates-per-call-max N
   --jobs-queued-max N   --jobs-running-max N         --job-runtime-seconds-max N
   --program-nodes-max N --shots-per-job-max N
+  --api-calls-per-minute N   --jobs-per-minute N   --allocations-per-minute N
+  --measurements-per-second N
 
 Roles: tenant_admin, researcher, domain_scientist (repeat --role or separate with commas;
 none given: tenant_admin). Weight 0 or unset: the tier's weight.
@@ -190,6 +192,10 @@ const FLAG_TYPES = {
   'job-runtime-seconds-max': { type: 'string' },
   'program-nodes-max': { type: 'string' },
   'shots-per-job-max': { type: 'string' },
+  'api-calls-per-minute': { type: 'string' },
+  'jobs-per-minute': { type: 'string' },
+  'allocations-per-minute': { type: 'string' },
+  'measurements-per-second': { type: 'string' },
   'grace-seconds': { type: 'string' },
   'retire-previous-now': { type: 'boolean' },
 } as const;
@@ -211,6 +217,10 @@ const QUOTA_FLAGS: readonly (readonly [FlagName, keyof Quota, number])[] = [
   ['job-runtime-seconds-max', 'job_runtime_seconds_max', UINT32_MAX],
   ['program-nodes-max', 'program_nodes_max', UINT32_MAX],
   ['shots-per-job-max', 'shots_per_job_max', UINT32_MAX],
+  ['api-calls-per-minute', 'api_calls_per_minute', UINT32_MAX],
+  ['jobs-per-minute', 'jobs_per_minute', UINT32_MAX],
+  ['allocations-per-minute', 'allocations_per_minute', UINT32_MAX],
+  ['measurements-per-second', 'measurements_per_second', UINT32_MAX],
 ];
 
 /** A mistake in the command line: reported on stderr with exit status 2, before any RPC. */
@@ -418,6 +428,10 @@ function tenantDetail(t: Tenant): string {
       ['  job-runtime-seconds-max', String(q.job_runtime_seconds_max)],
       ['  program-nodes-max', String(q.program_nodes_max)],
       ['  shots-per-job-max', String(q.shots_per_job_max)],
+      ['  api-calls-per-minute', String(q.api_calls_per_minute)],
+      ['  jobs-per-minute', String(q.jobs_per_minute)],
+      ['  allocations-per-minute', String(q.allocations_per_minute)],
+      ['  measurements-per-second', String(q.measurements_per_second)],
     );
   }
   return formatFields(fields);

@@ -51,18 +51,22 @@ export class KernelError extends Error {
   readonly field: string | undefined;
   /** Every field at fault, for refusals that list several (a program's rule violations). */
   readonly fieldViolations: readonly FieldViolation[];
+  /** For a rate limit: after how long the same call would pass (google.rpc.RetryInfo). */
+  readonly retryDelayMs: number | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
     field?: string,
     fieldViolations: readonly FieldViolation[] = [],
+    retryDelayMs?: number,
   ) {
     super(message);
     this.name = 'KernelError';
     this.code = code;
     this.field = field;
     this.fieldViolations = fieldViolations;
+    this.retryDelayMs = retryDelayMs;
   }
 }
 

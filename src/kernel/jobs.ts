@@ -274,6 +274,7 @@ export class JobManager {
     await this.kernel.pass();
     const tenant = this.kernel.tenantOf(p);
     const quota = this.kernel.quotaOf(tenant);
+    this.kernel.takeRate(p, 'jobs', 1);
     const format = checkFormat(req.format);
     checkShots(req.shots, quota);
     if (req.seed !== '' && !isUint64(req.seed)) {

@@ -21,6 +21,7 @@ import {
   checkText,
 } from './channels.js';
 import { ClusterGraph } from './clusters.js';
+import { type RateKind, RateLimiter } from './rates.js';
 import { invalid, KernelError } from './errors.js';
 import { gateSpec } from './gate-set.js';
 import {
@@ -120,6 +121,7 @@ export class Kernel {
   private readonly sessionsByTenant = new Map<string, Set<string>>();
   readonly graph: ClusterGraph;
   readonly channels: ChannelTable;
+  private readonly rates = new RateLimiter();
   private readonly handleCache = new Map<string, HandleClaims>();
   /** While set, mutating operations wait before deciding (a checkpoint is being taken). */
   private gate: Promise<void> | null = null;
@@ -279,6 +281,17 @@ export class Kernel {
       );
     }
     return { kind: 'tenant', tenantId: tenant.id, keyId: cred.keyId, roles: cred.roles };
+  }
+
+  /** Every tenant call takes one token of its tenant's API-call rate. @throws QUOTA_EXCEEDED */
+  admitCall(p: Principal): void {
+    if (p.kind === 'tenant') this.takeRate(p, 'apiCalls', 1);
+  }
+
+  /** Takes `n` of the tenant's `kind` rate, or refuses with the retry delay. @throws QUOTA_EXCEEDED */
+  takeRate(p: TenantPrincipal, kind: RateKind, n: number): void {
+    const tenant = this.tenantOf(p);
+    this.rates.take(tenant.id, kind, n, this.quotaOf(tenant), this.ports.clock.nowMs());
   }
 
   tenantOf(p: TenantPrincipal): Tenant {
@@ -547,6 +560,7 @@ export class Kernel {
         'state_bytes_max',
       );
     }
+    this.takeRate(p, 'allocations', count);
     // Invoke: nothing below can fail except by assertion.
     const now = this.ports.clock.nowMs();
     const records: StoreRecord[] = [];
@@ -840,6 +854,7 @@ export class Kernel {
       if (m.basis === 'ANGLE') op.angle = m.angle;
       return op;
     });
+    this.takeRate(p, 'measurements', ops.length);
     // Measurements never merge clusters: group by the cluster each qubit is in now.
     const byCluster = new Map<number, SimOp[]>();
     for (const op of ops) {

@@ -26,6 +26,11 @@ export const JOB_RUNTIME_SECONDS_MAX = 24 * 60 * 60;
 /** Program nodes (after OpenQASM expansion); the parsers' own ceiling is the same. */
 export const PROGRAM_NODES_MAX = 1 << 16;
 export const SHOTS_PER_JOB_MAX = 1_000_000;
+/** Rate ceilings; the free tier's defaults are QMK's (1000 calls/min, 60 jobs/min, 100 allocations/min, 1000 measurements/s). */
+export const API_CALLS_PER_MINUTE_MAX = 1_000_000;
+export const JOBS_PER_MINUTE_MAX = 60_000;
+export const ALLOCATIONS_PER_MINUTE_MAX = 1_000_000;
+export const MEASUREMENTS_PER_SECOND_MAX = 1_000_000;
 /** Per-shot outcome strings kept with a result (they cost ~events bytes each). */
 export const SHOT_OUTCOMES_KEPT_MAX = 10_000;
 /** Finished jobs kept per tenant; older finished ones (and their results) are deleted. */
@@ -65,6 +70,10 @@ export const QUOTA_CEILING: Readonly<Quota> = {
   jobRuntimeSecondsMax: JOB_RUNTIME_SECONDS_MAX,
   programNodesMax: PROGRAM_NODES_MAX,
   shotsPerJobMax: SHOTS_PER_JOB_MAX,
+  apiCallsPerMinute: API_CALLS_PER_MINUTE_MAX,
+  jobsPerMinute: JOBS_PER_MINUTE_MAX,
+  allocationsPerMinute: ALLOCATIONS_PER_MINUTE_MAX,
+  measurementsPerSecond: MEASUREMENTS_PER_SECOND_MAX,
 };
 
 /**
@@ -98,6 +107,10 @@ export const TIER_DEFAULTS: Readonly<
       jobRuntimeSecondsMax: 60,
       programNodesMax: 10_000,
       shotsPerJobMax: 100_000,
+      apiCallsPerMinute: 1000,
+      jobsPerMinute: 60,
+      allocationsPerMinute: 100,
+      measurementsPerSecond: 1000,
     },
     weight: 1,
     caps: BASIC_CAPS,
@@ -115,6 +128,10 @@ export const TIER_DEFAULTS: Readonly<
       jobRuntimeSecondsMax: 10 * 60,
       programNodesMax: 20_000,
       shotsPerJobMax: SHOTS_PER_JOB_MAX,
+      apiCallsPerMinute: 100_000,
+      jobsPerMinute: 6000,
+      allocationsPerMinute: 100_000,
+      measurementsPerSecond: 100_000,
     },
     weight: 3,
     caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'],

@@ -31,6 +31,10 @@ export interface Quota {
   jobRuntimeSecondsMax: number;
   programNodesMax: number;
   shotsPerJobMax: number;
+  apiCallsPerMinute: number;
+  jobsPerMinute: number;
+  allocationsPerMinute: number;
+  measurementsPerSecond: number;
 }
 
 export interface Tenant {

@@ -434,7 +434,8 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
     '--qubits-live-max', '32', '--qubits-per-cluster-max', '18', '--state-bytes-max', '4194304',
     '--sessions-max', '2', '--session-ttl-seconds-max', '600', '--gates-per-call-max', '256',
     '--jobs-queued-max', '50', '--jobs-running-max', '3', '--job-runtime-seconds-max', '90',
-    '--program-nodes-max', '5000', '--shots-per-job-max', '20000');
+    '--program-nodes-max', '5000', '--shots-per-job-max', '20000', '--api-calls-per-minute', '600',
+    '--jobs-per-minute', '30', '--allocations-per-minute', '50', '--measurements-per-second', '500');
   assert.is(r.code, 0, r.err);
   assert.equal(lastRequest('UpdateTenant'), {
     tenant: 'acme',
@@ -452,6 +453,10 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
       job_runtime_seconds_max: 90,
       program_nodes_max: 5000,
       shots_per_job_max: 20000,
+      api_calls_per_minute: 600,
+      jobs_per_minute: 30,
+      allocations_per_minute: 50,
+      measurements_per_second: 500,
     },
   });
   const one = await run('tenant', 'update', 'acme', '--sessions-max', '3');
@@ -472,6 +477,10 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
       job_runtime_seconds_max: 0,
       program_nodes_max: 0,
       shots_per_job_max: 0,
+      api_calls_per_minute: 0,
+      jobs_per_minute: 0,
+      allocations_per_minute: 0,
+      measurements_per_second: 0,
     },
   });
   assert.match(one.out, /^ {2}sessions-max\s+3$/m);

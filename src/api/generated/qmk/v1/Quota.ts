@@ -15,6 +15,10 @@ export interface Quota {
   'job_runtime_seconds_max'?: (number);
   'program_nodes_max'?: (number);
   'shots_per_job_max'?: (number);
+  'api_calls_per_minute'?: (number);
+  'jobs_per_minute'?: (number);
+  'allocations_per_minute'?: (number);
+  'measurements_per_second'?: (number);
 }
 
 export interface Quota__Output {
@@ -29,4 +33,8 @@ export interface Quota__Output {
   'job_runtime_seconds_max': (number);
   'program_nodes_max': (number);
   'shots_per_job_max': (number);
+  'api_calls_per_minute': (number);
+  'jobs_per_minute': (number);
+  'allocations_per_minute': (number);
+  'measurements_per_second': (number);
 }
