@@ -43,6 +43,7 @@ export interface WireQuota {
   jobs_per_minute: number;
   allocations_per_minute: number;
   measurements_per_second: number;
+  calls_in_flight_max: number;
 }
 
 export function quotaToWire(q: Quota): WireQuota {
@@ -62,6 +63,7 @@ export function quotaToWire(q: Quota): WireQuota {
     jobs_per_minute: q.jobsPerMinute,
     allocations_per_minute: q.allocationsPerMinute,
     measurements_per_second: q.measurementsPerSecond,
+    calls_in_flight_max: q.callsInFlightMax,
   };
 }
 
@@ -83,6 +85,7 @@ export function quotaFromWire(w: Partial<WireQuota> | null | undefined): Partial
     jobsPerMinute: Number(w.jobs_per_minute ?? 0),
     allocationsPerMinute: Number(w.allocations_per_minute ?? 0),
     measurementsPerSecond: Number(w.measurements_per_second ?? 0),
+    callsInFlightMax: Number(w.calls_in_flight_max ?? 0),
   };
 }
 

@@ -28,6 +28,8 @@ export interface InterceptorOptions {
   audience: Audience;
   /** Bearer key -> tenant principal; throws KernelError. */
   authenticate(apiKey: string | undefined): Principal;
+  /** Counts an admitted call in flight; returns its release, called once when the call ends. */
+  enter?(p: Principal): () => void;
   /** Called for every refusal (logging, metrics). */
   onRefuse?(path: string, err: KernelError): void;
 }
@@ -61,14 +63,22 @@ function decide(opts: InterceptorOptions, path: string, metadata: Metadata): Pri
 }
 
 export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
-  return (method, call) =>
-    new ServerInterceptingCall(call, {
+  return (method, call) => {
+    // The admitted call's place in its tenant's in-flight count, given back when the call ends
+    // (its status is sent, or the client cancels).
+    let release: (() => void) | null = null;
+    const done = () => {
+      release?.();
+      release = null;
+    };
+    return new ServerInterceptingCall(call, {
       start(next) {
         next({
           onReceiveMetadata(metadata, mdNext) {
             let principal: Principal | null;
             try {
               principal = decide(opts, method.path, metadata);
+              if (principal && opts.enter) release = opts.enter(principal);
             } catch (err) {
               const e =
                 err instanceof KernelError ? err : new KernelError('INTERNAL', 'authentication failed');
@@ -80,7 +90,13 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
             if (principal) attachPrincipal(metadata, principal);
             mdNext(metadata);
           },
+          onCancel: done,
         });
       },
+      sendStatus(s, next) {
+        done();
+        next(s);
+      },
     });
+  };
 }

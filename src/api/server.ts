@@ -90,6 +90,7 @@ export async function startServers(
           deps.kernel.admitCall(p);
           return p;
         },
+        enter: (p) => deps.kernel.enterCall(p),
         onRefuse: deps.onRefuse,
       }),
     ],

@@ -71,7 +71,7 @@ Quota flags of tenant update (a flag not given leaves that quota as it is):
   --jobs-queued-max N   --jobs-running-max N         --job-runtime-seconds-max N
   --program-nodes-max N --shots-per-job-max N
   --api-calls-per-minute N   --jobs-per-minute N   --allocations-per-minute N
-  --measurements-per-second N
+  --measurements-per-second N --calls-in-flight-max N
 
 Roles: tenant_admin, researcher, domain_scientist (repeat --role or separate with commas;
 none given: tenant_admin). Weight 0 or unset: the tier's weight.
@@ -196,6 +196,7 @@ const FLAG_TYPES = {
   'jobs-per-minute': { type: 'string' },
   'allocations-per-minute': { type: 'string' },
   'measurements-per-second': { type: 'string' },
+  'calls-in-flight-max': { type: 'string' },
   'grace-seconds': { type: 'string' },
   'retire-previous-now': { type: 'boolean' },
 } as const;
@@ -221,6 +222,7 @@ const QUOTA_FLAGS: readonly (readonly [FlagName, keyof Quota, number])[] = [
   ['jobs-per-minute', 'jobs_per_minute', UINT32_MAX],
   ['allocations-per-minute', 'allocations_per_minute', UINT32_MAX],
   ['measurements-per-second', 'measurements_per_second', UINT32_MAX],
+  ['calls-in-flight-max', 'calls_in_flight_max', UINT32_MAX],
 ];
 
 /** A mistake in the command line: reported on stderr with exit status 2, before any RPC. */
@@ -432,6 +434,7 @@ function tenantDetail(t: Tenant): string {
       ['  jobs-per-minute', String(q.jobs_per_minute)],
       ['  allocations-per-minute', String(q.allocations_per_minute)],
       ['  measurements-per-second', String(q.measurements_per_second)],
+      ['  calls-in-flight-max', String(q.calls_in_flight_max)],
     );
   }
   return formatFields(fields);

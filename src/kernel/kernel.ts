@@ -122,6 +122,7 @@ export class Kernel {
   readonly graph: ClusterGraph;
   readonly channels: ChannelTable;
   private readonly rates = new RateLimiter();
+  private readonly callsInFlight = new Map<string, number>();
   private readonly handleCache = new Map<string, HandleClaims>();
   /** While set, mutating operations wait before deciding (a checkpoint is being taken). */
   private gate: Promise<void> | null = null;
@@ -281,6 +282,30 @@ export class Kernel {
       );
     }
     return { kind: 'tenant', tenantId: tenant.id, keyId: cred.keyId, roles: cred.roles };
+  }
+
+  /**
+   * Counts a tenant call in flight until the returned release (idempotent) is called; one past the
+   * tenant's limit is refused at once, so a flooding tenant is turned away, not queued.
+   * @throws QUOTA_EXCEEDED
+   */
+  enterCall(p: Principal): () => void {
+    if (p.kind !== 'tenant') return () => {};
+    const tenant = this.tenantOf(p);
+    const n = this.callsInFlight.get(tenant.id) ?? 0;
+    const limit = this.quotaOf(tenant).callsInFlightMax;
+    if (n >= limit) {
+      throw new KernelError('QUOTA_EXCEEDED', `calls_in_flight_max: ${n} calls of this tenant in flight (limit ${limit})`, 'calls_in_flight_max');
+    }
+    this.callsInFlight.set(tenant.id, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.callsInFlight.get(tenant.id) ?? 1) - 1;
+      if (left === 0) this.callsInFlight.delete(tenant.id);
+      else this.callsInFlight.set(tenant.id, left);
+    };
   }
 
   /** Every tenant call takes one token of its tenant's API-call rate. @throws QUOTA_EXCEEDED */

@@ -31,6 +31,7 @@ export const API_CALLS_PER_MINUTE_MAX = 1_000_000;
 export const JOBS_PER_MINUTE_MAX = 60_000;
 export const ALLOCATIONS_PER_MINUTE_MAX = 1_000_000;
 export const MEASUREMENTS_PER_SECOND_MAX = 1_000_000;
+export const CALLS_IN_FLIGHT_PER_TENANT_MAX = 4096;
 /** Per-shot outcome strings kept with a result (they cost ~events bytes each). */
 export const SHOT_OUTCOMES_KEPT_MAX = 10_000;
 /** Finished jobs kept per tenant; older finished ones (and their results) are deleted. */
@@ -74,6 +75,7 @@ export const QUOTA_CEILING: Readonly<Quota> = {
   jobsPerMinute: JOBS_PER_MINUTE_MAX,
   allocationsPerMinute: ALLOCATIONS_PER_MINUTE_MAX,
   measurementsPerSecond: MEASUREMENTS_PER_SECOND_MAX,
+  callsInFlightMax: CALLS_IN_FLIGHT_PER_TENANT_MAX,
 };
 
 /**
@@ -111,6 +113,7 @@ export const TIER_DEFAULTS: Readonly<
       jobsPerMinute: 60,
       allocationsPerMinute: 100,
       measurementsPerSecond: 1000,
+      callsInFlightMax: 16,
     },
     weight: 1,
     caps: BASIC_CAPS,
@@ -132,6 +135,7 @@ export const TIER_DEFAULTS: Readonly<
       jobsPerMinute: 6000,
       allocationsPerMinute: 100_000,
       measurementsPerSecond: 100_000,
+      callsInFlightMax: 256,
     },
     weight: 3,
     caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'],

@@ -35,6 +35,7 @@ export interface Quota {
   jobsPerMinute: number;
   allocationsPerMinute: number;
   measurementsPerSecond: number;
+  callsInFlightMax: number;
 }
 
 export interface Tenant {

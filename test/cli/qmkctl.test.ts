@@ -435,7 +435,8 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
     '--sessions-max', '2', '--session-ttl-seconds-max', '600', '--gates-per-call-max', '256',
     '--jobs-queued-max', '50', '--jobs-running-max', '3', '--job-runtime-seconds-max', '90',
     '--program-nodes-max', '5000', '--shots-per-job-max', '20000', '--api-calls-per-minute', '600',
-    '--jobs-per-minute', '30', '--allocations-per-minute', '50', '--measurements-per-second', '500');
+    '--jobs-per-minute', '30', '--allocations-per-minute', '50', '--measurements-per-second', '500',
+    '--calls-in-flight-max', '9');
   assert.is(r.code, 0, r.err);
   assert.equal(lastRequest('UpdateTenant'), {
     tenant: 'acme',
@@ -457,6 +458,7 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
       jobs_per_minute: 30,
       allocations_per_minute: 50,
       measurements_per_second: 500,
+      calls_in_flight_max: 9,
     },
   });
   const one = await run('tenant', 'update', 'acme', '--sessions-max', '3');
@@ -481,6 +483,7 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
       jobs_per_minute: 0,
       allocations_per_minute: 0,
       measurements_per_second: 0,
+      calls_in_flight_max: 0,
     },
   });
   assert.match(one.out, /^ {2}sessions-max\s+3$/m);

@@ -242,4 +242,28 @@ test('api_calls_per_minute: 60 calls, the 61st waits ~1 s; honoured, it passes; 
   other.close();
 });
 
+test('calls_in_flight_max: 2 open calls (watch streams), the 3rd call is refused at once; closing one frees it', async () => {
+  const t = await tenantWith({ calls_in_flight_max: 2 });
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) ids.push((await call<{ job: Wire }>(t.jobs, 'SubmitJob', SLOW)).job.job_id);
+  const streams = ids.map((id) => t.jobs.WatchJob({ job_id: id }) as grpc.ClientReadableStream<unknown>);
+  const ended: Promise<void>[] = streams.map((s) => new Promise((r) => s.on('error', () => r()).on('end', () => r())));
+  await Promise.all(streams.map((s) => new Promise((r) => s.once('data', r))));
+  const started = Date.now();
+  const err = await callError(t.kernel, 'GetUsage', {});
+  assert.ok(Date.now() - started < 1000, 'refused at once, not queued');
+  exhausted(err, 'calls_in_flight_max');
+  const other = await tenantWith({});
+  await call(other.kernel, 'GetUsage', {});
+  streams[0]!.cancel();
+  await ended[0];
+  await sleep(50);
+  await call(t.kernel, 'GetUsage', {});
+  streams[1]!.cancel();
+  await ended[1];
+  for (const id of ids) await call(t.jobs, 'CancelJob', { job_id: id });
+  t.close();
+  other.close();
+});
+
 test.run();

@@ -19,6 +19,7 @@ export interface Quota {
   'jobs_per_minute'?: (number);
   'allocations_per_minute'?: (number);
   'measurements_per_second'?: (number);
+  'calls_in_flight_max'?: (number);
 }
 
 export interface Quota__Output {
@@ -37,4 +38,5 @@ export interface Quota__Output {
   'jobs_per_minute': (number);
   'allocations_per_minute': (number);
   'measurements_per_second': (number);
+  'calls_in_flight_max': (number);
 }
