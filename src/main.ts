@@ -24,6 +24,33 @@ import { LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { createNotifier } from './util/sd-notify.js';
 
 const VERSION = '0.1.0';
+/** Refusals at the door are summed and logged once per window, not once each: a flood of them must stay cheap. */
+const REFUSAL_LOG_WINDOW_MS = 10_000;
+
+/** Counts refused calls by method and code; the first of each kind in a window is logged at once. */
+class RefusalLog {
+  private counts = new Map<string, number>();
+
+  constructor() {
+    setInterval(() => this.flush(), REFUSAL_LOG_WINDOW_MS).unref();
+  }
+
+  count(method: string, code: string): void {
+    const key = `${method} ${code}`;
+    const n = this.counts.get(key) ?? 0;
+    if (n === 0) log('info', 'refused', { method, code });
+    this.counts.set(key, n + 1);
+  }
+
+  private flush(): void {
+    if (this.counts.size === 0) return;
+    const refused = Object.fromEntries(this.counts);
+    this.counts = new Map();
+    log('info', 'refusals', { window_ms: REFUSAL_LOG_WINDOW_MS, refused });
+  }
+}
+
+const refusals = new RefusalLog();
 const CHECKPOINT_CHECK_INTERVAL_MS = 10_000;
 
 /**
@@ -149,7 +176,7 @@ async function main(): Promise<void> {
       admin,
       tracker,
       status,
-      onRefuse: (path, err) => log('info', 'refused', { method: path, code: err.code }),
+      onRefuse: (path, err) => refusals.count(path, err.code),
     },
     config.listen,
     config.adminSocket,

@@ -63,6 +63,9 @@ const QASM_BIT_ORDER =
 
 export type ProgramFormat = 'qvm' | 'qasm';
 
+/** How long a tenant counts as active after its last pool job ended (see `poolShare`). */
+export const JOB_ACTIVE_GRACE_MS = 250;
+
 export interface JobEstimate extends ResourceEstimate {
   /** Empty when the program has errors: the simulator's analysis needs a verified program. */
   sampling: 'sampled' | 'per-shot' | '';
@@ -172,6 +175,11 @@ export class JobManager {
   private readonly queue = new FairQueue();
   private readonly runningByTenant = new Map<string, number>();
   private poolBusy = 0;
+  /** Pool jobs running per tenant. */
+  private readonly poolByTenant = new Map<string, number>();
+  /** When each recently active tenant last queued, started or ended a pool job. */
+  private readonly lastActiveMs = new Map<string, number>();
+  private pumpTimer: ReturnType<typeof setTimeout> | null = null;
   private seq = 0;
   private stopped = false;
   private pumping = false;
@@ -252,6 +260,7 @@ export class JobManager {
   /** Stops dispatching and asks running jobs to stop; they re-run after the restart. */
   stop(): void {
     this.stopped = true;
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
     if (this.progressTimer) clearInterval(this.progressTimer);
     this.progressTimer = null;
     for (const job of this.jobs.values()) {
@@ -647,9 +656,34 @@ export class JobManager {
   // ---------------------------------------------------------------- dispatch
 
   private enqueue(job: LiveJob): void {
-    const tenant = this.kernel.tenants.get(job.rec.tenantId);
-    const weight = tenant ? tenant.weight || TIER_DEFAULTS[tenant.tier].weight : 1;
-    this.queue.enqueue(job.rec.id, job.rec.tenantId, job.rec.seq, job.rec.cost, weight);
+    this.lastActiveMs.set(job.rec.tenantId, this.kernel.ports.clock.nowMs());
+    this.queue.enqueue(job.rec.id, job.rec.tenantId, job.rec.seq, job.rec.cost, this.weightOf(job.rec.tenantId));
+  }
+
+  private weightOf(tenantId: string): number {
+    const tenant = this.kernel.tenants.get(tenantId);
+    return tenant ? tenant.weight || TIER_DEFAULTS[tenant.tier].weight : 1;
+  }
+
+  /**
+   * Pool slots a tenant may hold now. While only it is active, all of them (work-conserving).
+   * While others are active too, its weighted share of the slots, rounded up, at least one: a
+   * tenant with many jobs in flight cannot keep another's next job waiting for its long ones.
+   * A tenant counts as active while it has jobs queued or running and for `JOB_ACTIVE_GRACE_MS`
+   * after its last one ended: a client that submits its next job as soon as one is done is not
+   * idle in between.
+   */
+  private poolShare(tenantId: string, now: number): number {
+    const active: string[] = [];
+    for (const [t, last] of this.lastActiveMs) {
+      const busy = this.queue.sizeOf(t) > 0 || (this.runningByTenant.get(t) ?? 0) > 0;
+      if (busy || now - last < JOB_ACTIVE_GRACE_MS) active.push(t);
+      else this.lastActiveMs.delete(t);
+    }
+    if (!active.includes(tenantId)) active.push(tenantId);
+    if (active.length < 2) return this.runner.slots;
+    const total = active.reduce((w, t) => w + this.weightOf(t), 0);
+    return Math.max(1, Math.ceil((this.runner.slots * this.weightOf(tenantId)) / total));
   }
 
   /** Starts every queued job that may run now, in fair order. Re-entrant calls are no-ops. */
@@ -674,7 +708,22 @@ export class JobManager {
     if (running >= this.kernel.quotaOf(tenant).jobsRunningMax) return false;
     const job = this.jobs.get(jobId)!;
     // A bound job runs as one plan on its qubits' cluster, not in a job slot of the pool.
-    return job.rec.bindings.length > 0 || this.isInline(job) || this.poolBusy < this.runner.slots;
+    if (job.rec.bindings.length > 0 || this.isInline(job)) return true;
+    if (this.poolBusy >= this.runner.slots) return false;
+    if ((this.poolByTenant.get(tenantId) ?? 0) < this.poolShare(tenantId, this.kernel.ports.clock.nowMs())) return true;
+    // Held back for another active tenant: look again once that tenant's grace may have passed,
+    // so a slot is not left idle for a tenant that went away.
+    this.pumpLater();
+    return false;
+  }
+
+  private pumpLater(): void {
+    if (this.pumpTimer !== null || this.stopped) return;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = null;
+      this.pump();
+    }, JOB_ACTIVE_GRACE_MS);
+    this.pumpTimer.unref?.();
   }
 
   private isInline(job: LiveJob): boolean {
@@ -711,6 +760,8 @@ export class JobManager {
       return;
     }
     this.poolBusy++;
+    this.poolByTenant.set(rec.tenantId, (this.poolByTenant.get(rec.tenantId) ?? 0) + 1);
+    this.lastActiveMs.set(rec.tenantId, this.kernel.ports.clock.nowMs());
     const control = this.runner.newControl();
     job.control = control;
     const quota = this.kernel.quotaOf(this.kernel.tenants.get(rec.tenantId)!);
@@ -728,6 +779,10 @@ export class JobManager {
       .then(async (out) => {
         await durableRunning;
         this.poolBusy--;
+        const left = (this.poolByTenant.get(rec.tenantId) ?? 1) - 1;
+        if (left === 0) this.poolByTenant.delete(rec.tenantId);
+        else this.poolByTenant.set(rec.tenantId, left);
+        this.lastActiveMs.set(rec.tenantId, this.kernel.ports.clock.nowMs());
         if (job.timer) clearTimeout(job.timer);
         job.timer = null;
         if (!(out instanceof Error) && out.stopped === JOB_STOP_SHUTDOWN) return; // re-runs after restart

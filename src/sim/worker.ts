@@ -3,8 +3,24 @@
  * no store handle; a thrown error ends up as that task's rejection (an assertion here is a
  * programmer error in the plan, never tenant input: the kernel validated everything).
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { type BatchInput, type BatchOutput, runBatch } from './batch.js';
 import { type ProgramRunInput, type ProgramRunOutput, runProgram } from './program.js';
+
+/**
+ * Simulation threads run at a lower CPU priority (nice 10) than the main thread: when the cores
+ * are busy, deciding, committing and answering calls (every tenant's latency) comes first, and
+ * long simulations take what is left. Linux only (a thread's id is in /proc/thread-self, and
+ * setpriority on it affects that thread alone); elsewhere the workers keep the default priority.
+ */
+export const WORKER_NICE = 10;
+try {
+  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  if (Number.isInteger(tid) && tid > 0) setPriority(tid, WORKER_NICE);
+} catch {
+  // Not Linux, or /proc not mounted: default priority.
+}
 
 /** New state vectors live in SharedArrayBuffers so the main thread and later tasks share them. */
 function sharedAlloc(doubles: number): Float64Array {
