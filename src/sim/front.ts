@@ -34,6 +34,9 @@ export const INLINE_QUBITS_MAX = 10;
  */
 export const JOB_INLINE_WORK_MAX = 1 << 17;
 
+/** Pool threads beyond the job slots, so interactive work never queues behind jobs alone. */
+export const INTERACTIVE_THREADS = 1;
+
 export interface PoolSimulatorOptions {
   threads?: number;
 }
@@ -64,10 +67,12 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
   constructor(opts: PoolSimulatorOptions = {}) {
     this.threads = opts.threads ?? Math.max(1, availableParallelism());
     this.slots = this.threads;
+    // Jobs take at most `slots` threads (the job manager counts them); one thread more keeps
+    // interactive plans (gates and measurements on large clusters) from waiting behind long jobs.
     this.pool = new Piscina({
       filename: WORKER_URL.href,
-      minThreads: this.threads,
-      maxThreads: this.threads,
+      minThreads: this.threads + INTERACTIVE_THREADS,
+      maxThreads: this.threads + INTERACTIVE_THREADS,
       // Bounded: beyond this the kernel's per-tenant limits already refused the work.
       maxQueue: 100_000,
       idleTimeout: 60_000,
@@ -76,7 +81,7 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
 
   /** Runs a trivial task on every thread so the first real call does not pay for thread start. */
   async warm(): Promise<void> {
-    await Promise.all(Array.from({ length: this.threads }, () => this.pool.run({ warm: true })));
+    await Promise.all(Array.from({ length: this.threads + INTERACTIVE_THREADS }, () => this.pool.run({ warm: true })));
   }
 
   create(cluster: ClusterRef): void {

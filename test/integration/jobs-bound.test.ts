@@ -11,6 +11,7 @@ import {
   adminClient,
   call,
   callError,
+  channelClient,
   type Daemon,
   jobClient,
   kernelClient,
@@ -203,6 +204,48 @@ test('a bound qubit released while the job waits: the job fails saying so', asyn
   assert.match(final.reason, /bindings\[0\]: the qubit bound as "a" was released before the job ran/);
   await call(admin, 'UpdateTenant', { tenant: 'bound', quota: { jobs_running_max: 4 } });
   admin.close();
+});
+
+test('interactive gates on a pool-sized cluster do not wait behind jobs that fill every job slot', async () => {
+  const admin = adminClient(d);
+  await call(admin, 'UpdateTenant', { tenant: 'bound', quota: { jobs_running_max: 4 } });
+  admin.close();
+  const slow = { program: { format: QASM, source: perShotQasm(14, 6, 3) }, shots: 100_000 };
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) ids.push((await call<{ job: Wire }>(jobs, 'SubmitJob', slow)).job.job_id);
+  const state = async (id: string) => (await call<{ job: Wire }>(jobs, 'GetJob', { job_id: id })).job.state;
+  for (let i = 0; i < 200 && (await Promise.all(ids.map(state))).some((x) => x !== 'JOB_STATE_RUNNING'); i++) await sleep(20);
+  assert.equal(await Promise.all(ids.map(state)), ['JOB_STATE_RUNNING', 'JOB_STATE_RUNNING'], 'both job slots busy');
+  // 12 qubits in one cluster: past the inline limit, so these run on the pool.
+  const qs = await alloc(12);
+  const t0 = Date.now();
+  await call(kernel, 'ApplyGates', {
+    gates: [{ kind: 'GATE_KIND_H', qubits: [qs[0]!.handle] }, ...qs.slice(1).map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [qs[i]!.handle, q.handle] }))],
+  });
+  const out = await measure(qs);
+  const took = Date.now() - t0;
+  assert.ok(out.every((x) => x === out[0]), 'a GHZ state reads all equal');
+  assert.equal(await Promise.all(ids.map(state)), ['JOB_STATE_RUNNING', 'JOB_STATE_RUNNING'], `the jobs were still running (${took} ms)`);
+  for (const id of ids) await call(jobs, 'CancelJob', { job_id: id });
+});
+
+test('a shared qubit handle cannot be bound in a job (only the caller’s own qubits run in its jobs)', async () => {
+  const other = await newTenant(d, 'bound-peer');
+  const mine = channelClient(d, apiKey);
+  const theirs = channelClient(d, other.apiKey);
+  const req = await call<{ channel: Wire }>(mine, 'RequestChannel', { peer_tenant: 'bound-peer', max_entanglements: 2, expires_at_unix_ms: Date.now() + 60_000 });
+  await call(theirs, 'RespondChannelRequest', { channel_id: req.channel.channel_id, approve: true });
+  const os = (await call<{ session_handle: string }>(other.client, 'OpenSession', {})).session_handle;
+  const [q] = (await call<{ qubits: Q[] }>(other.client, 'AllocateQubits', { session_handle: os, count: 1 })).qubits;
+  const shared = (await call<{ shared_handle: string }>(theirs, 'ShareQubit', { channel_id: req.channel.channel_id, qubit_handle: q!.handle })).shared_handle;
+  const err = await callError(jobs, 'SubmitJob', {
+    program: { format: QVM, source: program(['a'], [], [{ op: 'APPLY_H', vqs: ['a'] }]) },
+    shots: 1,
+    bindings: [{ name: 'a', qubit_handle: shared }],
+  });
+  assert.is(err.code, 7);
+  assert.match(err.details, /^bindings\[0\]\.qubit_handle: a shared qubit handle allows only entangling gates/);
+  for (const c of [mine, theirs, other.client]) c.close();
 });
 
 test('kill -9 after a bound job: replay restores its effect on the session qubits', async () => {
