@@ -43,7 +43,7 @@ export function estimateToWire(e: JobEstimate): ResourceEstimate {
 }
 
 function violationToWire(v: Violation): WireViolation {
-  return { node: v.node, field: v.field, rule: v.rule, message: v.message, warning: v.severity === 'warning' };
+  return { node: v.node, field: v.field, rule: v.rule, message: v.message, warning: v.severity === 'warning', code: v.code ?? '' };
 }
 
 export function jobToWire(j: JobView): Job {

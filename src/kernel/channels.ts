@@ -191,7 +191,7 @@ export class ChannelTable {
 }
 
 /** Why no candidate is live, most telling first: a channel that was live says more than one never approved. */
-function refusal(candidates: readonly ChannelRecord[], nowMs: number, pair: string): KernelError {
+export function refusal(candidates: readonly ChannelRecord[], nowMs: number, pair: string): KernelError {
   const states = candidates.map((c) => ({ c, s: channelState(c, nowMs) }));
   const pick = (s: ChannelState) => states.find((x) => x.s === s)?.c;
   const exhausted = pick('EXHAUSTED');

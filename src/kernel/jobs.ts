@@ -16,9 +16,9 @@
  * enqueue happen in one turn, so two submissions cannot both take the last queue place.
  */
 import assert from 'node:assert';
-import { invalid, KernelError } from './errors.js';
+import { type ErrorCode, invalid, KernelError } from './errors.js';
 import { RIGHTS } from './handles.js';
-import type { Actor, Kernel, TenantPrincipal } from './kernel.js';
+import type { Actor, ChannelUse, Kernel, TenantPrincipal } from './kernel.js';
 import {
   IDEMPOTENCY_KEY_CHARS_MAX,
   JOBS_RETAINED_PER_TENANT_MAX,
@@ -32,7 +32,6 @@ import {
   TIER_DEFAULTS,
 } from './limits.js';
 import type { Quota } from './model.js';
-import type { ChannelRecord } from './channels.js';
 import type { AuditEvent, ExecPlan, JobRunnerPort, JobRunResult, OplogEntry, StoreRecord } from './ports.js';
 import type { Program, ProgramNode, Violation } from './program/ir.js';
 import { parseQasm } from './program/qasm.js';
@@ -85,7 +84,12 @@ export interface JobRecord {
   idempotencyKey: string;
   /** SHA-256 of everything that defines the request (idempotency compares it). */
   requestHash: string;
-  bindings: { name: string; qubitId: string }[];
+  bindings: Binding[];
+  /**
+   * Rule 9: uses per channel the program's joins across tenants need (shared qubits bound), as
+   * the verifier counted them; reserved when the job starts. Absent in records older than it.
+   */
+  channelUses?: Record<string, number>;
   shotOutcomesMax: number;
   strict: boolean;
   state: JobState;
@@ -97,6 +101,16 @@ export interface JobRecord {
   shotsDone: number;
   estimate: JobEstimate;
   cost: number;
+}
+
+/** A program qubit bound to a session qubit: the caller's own, or (`channel`) one shared with it. */
+export interface Binding {
+  name: string;
+  qubitId: string;
+  /** Set when the qubit is another tenant's, shared with the caller through this channel. */
+  channel?: string;
+  /** The shared qubit's owner (with `channel`). */
+  owner?: string;
 }
 
 export interface JobResultRecord {
@@ -136,6 +150,8 @@ interface Compiled {
   work: number;
   /** Classical register sizes in key order (OpenQASM), for the spaces in result keys. */
   registers: { name: string; size: number }[] | null;
+  /** Rule 9: channel uses the program's joins across tenants need. */
+  channelUses: Map<string, number>;
 }
 
 interface CommitBatch {
@@ -248,7 +264,8 @@ export class JobManager {
     const parsed = parseProgram(rec.format, rec.source, rec.bindings);
     if (parsed.program && parsed.violations.every((v) => v.severity === 'warning')) {
       const work = this.runner.workEstimate(parsed.program, rec.shots);
-      return { program: parsed.program, registers: parsed.registers, work };
+      const channelUses = new Map(Object.entries(rec.channelUses ?? {}));
+      return { program: parsed.program, registers: parsed.registers, work, channelUses };
     }
     const job = this.jobs.get(rec.id)!;
     const records: StoreRecord[] = [];
@@ -318,7 +335,8 @@ export class JobManager {
         return { job: this.view(job), deduplicated: true, warnings: [] };
       }
     }
-    const { compiled, estimate, warnings } = this.compileChecked(
+    const { compiled, estimate, warnings } = await this.compileChecked(
+      p,
       format,
       req.source,
       req.shots,
@@ -326,6 +344,7 @@ export class JobManager {
       tenant.tier,
       bindings,
       req.strict,
+      tenant.id,
     );
     const queued = this.queuedOf(tenant.id);
     if (queued >= quota.jobsQueuedMax) {
@@ -349,6 +368,7 @@ export class JobManager {
       idempotencyKey: req.idempotencyKey,
       requestHash,
       bindings,
+      ...(compiled.channelUses.size > 0 ? { channelUses: Object.fromEntries(compiled.channelUses) } : {}),
       shotOutcomesMax: Math.min(req.shotOutcomesMax, req.shots),
       strict: req.strict,
       state: 'QUEUED',
@@ -396,7 +416,7 @@ export class JobManager {
     const f = checkFormat(format);
     checkShots(shots, quota);
     const bound = this.decodeBindings(p, bindings, shots);
-    const r = this.compile(f, source, shots, roleLimited(quota, p), tenant.tier, bound, strict);
+    const r = this.compile(f, source, shots, roleLimited(quota, p), tenant.tier, bound, strict, tenant.id);
     return { violations: r.violations, estimate: r.estimate };
   }
 
@@ -406,8 +426,9 @@ export class JobManager {
     shots: number,
     quota: Quota,
     tier: keyof typeof TIER_DEFAULTS,
-    bindings: { name: string; qubitId: string }[],
+    bindings: Binding[],
     strict: boolean,
+    tenantId: string,
   ): { compiled: Compiled | null; violations: Violation[]; estimate: JobEstimate | null } {
     if (Buffer.byteLength(source, 'utf8') > PROGRAM_SOURCE_BYTES_MAX) {
       throw invalid('program.source', `longer than ${PROGRAM_SOURCE_BYTES_MAX} bytes`);
@@ -426,7 +447,11 @@ export class JobManager {
         );
       }
     });
-    const caps = bindings.length > 0 ? this.boundCaps(bindings) : TIER_DEFAULTS[tier].caps;
+    const own = bindings.filter((b) => b.channel === undefined);
+    const caps = own.length > 0 ? this.boundCaps(own) : TIER_DEFAULTS[tier].caps;
+    const foreign = new Map(
+      bindings.flatMap((b) => (b.channel === undefined ? [] : [[b.name, { tenant: b.owner!, channel: b.channel }] as const])),
+    );
     const verified = verifyProgram(program, {
       caps,
       strict,
@@ -438,25 +463,42 @@ export class JobManager {
         stateBytesMax: quota.stateBytesMax,
       },
       bound: bindings.map((b) => b.name),
+      firewall: {
+        tenant: tenantId,
+        foreign,
+        decide: (tenants, preferred) => this.kernel.firewallDecision(tenants, preferred),
+      },
     });
     const violations = mergeViolations(parsed.violations, verified.violations);
     const valid = !violations.some((v) => v.severity === 'error');
     const estimate: JobEstimate = { ...verified.estimate, sampling: valid ? this.runner.samplingMode(program) : '' };
     const work = valid ? this.runner.workEstimate(program, shots) : 0;
-    return { compiled: { program, registers: parsed.registers, work }, violations, estimate };
+    return {
+      compiled: { program, registers: parsed.registers, work, channelUses: verified.channelUses },
+      violations,
+      estimate,
+    };
   }
 
-  private compileChecked(
+  /** Compiles and throws every violation; a firewall refusal (rule 9) is audited first. */
+  private async compileChecked(
+    p: TenantPrincipal,
     format: ProgramFormat,
     source: string,
     shots: number,
     quota: Quota,
     tier: keyof typeof TIER_DEFAULTS,
-    bindings: { name: string; qubitId: string }[],
+    bindings: Binding[],
     strict: boolean,
-  ): { compiled: Compiled; estimate: JobEstimate; warnings: Violation[] } {
-    const r = this.compile(format, source, shots, quota, tier, bindings, strict);
+    tenantId: string,
+  ): Promise<{ compiled: Compiled; estimate: JobEstimate; warnings: Violation[] }> {
+    const r = this.compile(format, source, shots, quota, tier, bindings, strict, tenantId);
     const errors = r.violations.filter((v) => v.severity === 'error');
+    const firewall = errors.find((v) => v.rule === 9 && v.code !== undefined);
+    if (firewall) {
+      const err = new KernelError(firewall.code as ErrorCode, `${firewall.node}: ${firewall.message}`, 'program');
+      await this.kernel.auditFirewallRefusal(p, 'SubmitJob', err);
+    }
     if (r.compiled === null || r.estimate === null || errors.length > 0) {
       const shown = errors.length > 0 ? errors : r.violations;
       const first = shown[0];
@@ -479,7 +521,7 @@ export class JobManager {
     p: TenantPrincipal,
     bindings: { name: string; handle: string }[],
     shots: number,
-  ): { name: string; qubitId: string }[] {
+  ): Binding[] {
     if (bindings.length === 0) return [];
     if (shots !== 1) {
       throw invalid(
@@ -492,16 +534,18 @@ export class JobManager {
     return bindings.map((b, i) => {
       if (names.has(b.name)) throw invalid(`bindings[${i}].name`, `${JSON.stringify(b.name)} is bound twice`);
       names.add(b.name);
-      const c = this.kernel.verifyHandle(
-        p,
-        b.handle,
-        `bindings[${i}].qubit_handle`,
-        'VQ',
-        RIGHTS.RIGHT_COMPUTE | RIGHTS.RIGHT_MEASURE,
-      );
-      if (ids.has(c.resourceId)) throw invalid(`bindings[${i}].qubit_handle`, 'the same qubit is bound twice');
+      const field = `bindings[${i}].qubit_handle`;
+      const c = this.kernel.verifyHandle(p, b.handle, field, null, 0);
+      // Another tenant's qubit shared through a channel: its program uses are rule 9's to check.
+      const shared = c.kind === 'SHARED_VQ';
+      if (!shared && c.kind !== 'VQ') throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a VQ handle`, field);
+      const need = shared ? RIGHTS.RIGHT_LINK : RIGHTS.RIGHT_COMPUTE | RIGHTS.RIGHT_MEASURE;
+      if ((c.rights & need) !== need) throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
+      if (ids.has(c.resourceId)) throw invalid(field, 'the same qubit is bound twice');
       ids.add(c.resourceId);
-      return { name: b.name, qubitId: c.resourceId };
+      return shared
+        ? { name: b.name, qubitId: c.resourceId, channel: c.sessionId, owner: this.kernel.sharedOwner(c) }
+        : { name: b.name, qubitId: c.resourceId };
     });
   }
 
@@ -813,14 +857,19 @@ export class JobManager {
       void this.commitJob(job, records, audit).then(() => this.pump());
     };
     void this.kernel.pass().then(() => {
-      let decided: { plan: ExecPlan; channels: ChannelRecord[] };
+      let decided: { plan: ExecPlan; channels: ChannelUse[] };
       try {
-        decided = this.kernel.decideBoundJob(rec.tenantId, {
-          program,
-          seed: rec.seed,
-          shotOutcomesMax: rec.shotOutcomesMax,
-          bound: rec.bindings.map((b) => ({ name: b.name, qubitId: b.qubitId })),
-        });
+        const foreign = new Map(rec.bindings.flatMap((b) => (b.channel === undefined ? [] : [[b.qubitId, b.channel] as const])));
+        decided = this.kernel.decideBoundJob(
+          rec.tenantId,
+          {
+            program,
+            seed: rec.seed,
+            shotOutcomesMax: rec.shotOutcomesMax,
+            bound: rec.bindings.map((b) => ({ name: b.name, qubitId: b.qubitId })),
+          },
+          { foreign, uses: job.compiled!.channelUses },
+        );
       } catch (err) {
         if (!(err instanceof KernelError)) throw err;
         void this.kernel.auditFirewallRefusal('kernel', 'RunBoundJob', err);
@@ -828,8 +877,8 @@ export class JobManager {
         return;
       }
       this.kernel
-        .invokeBoundJob(decided.plan, decided.channels, (run, records, oplog) => {
-          const audit = this.complete(job, run, records);
+        .invokeBoundJob(rec.id, decided.plan, decided.channels, (run, records, oplog, used) => {
+          const audit = [...used, ...this.complete(job, run, records)];
           return this.commitJob(job, records, audit, undefined, oplog);
         })
         .then(
@@ -1135,7 +1184,8 @@ function isUint64(s: string): boolean {
 
 function describe(v: Violation): string {
   const where = [v.node, v.field].filter((x) => x !== '').join(' ');
-  return `${where ? `${where}: ` : ''}${v.message}${v.rule > 0 ? ` (rule ${v.rule})` : ''}`;
+  const code = v.code === undefined ? '' : `${v.code}: `;
+  return `${where ? `${where}: ` : ''}${code}${v.message}${v.rule > 0 ? ` (rule ${v.rule})` : ''}`;
 }
 
 function progressKey(v: JobView): string {

@@ -17,6 +17,7 @@ import {
   type ChannelRecord,
   ChannelTable,
   channelState,
+  refusal,
   checkChannelTerms,
   checkText,
 } from './channels.js';
@@ -826,8 +827,7 @@ export class Kernel {
         );
       }
     }
-    const name = (id: string) => JSON.stringify(this.tenants.get(id)?.name ?? id);
-    const chosen = this.channels.decide([...tenants], preferred, this.ports.clock.nowMs(), name);
+    const chosen = this.channels.decide([...tenants], preferred, this.ports.clock.nowMs(), (id) => this.tenantName(id));
     for (const ch of chosen) {
       const n = (taken.get(ch.id) ?? 0) + 1;
       if (ch.used + n > ch.maxUses) {
@@ -1088,22 +1088,57 @@ export class Kernel {
   // ---------------------------------------------------------------- jobs on bound qubits
 
   /**
-   * Decides a bound job's run: the clusters of its bound qubits merge into one, where the program
-   * runs once. Checked now, not at submission, since the qubits may have changed since: each must
-   * still be the tenant's, and the merged cluster with every program-allocated qubit added (an
-   * upper bound: not all may join) must fit the tenant's cluster and state limits.
-   * @throws NOT_FOUND (a bound qubit was released), QUOTA_EXCEEDED
+   * Rule 9's view of the firewall, for the job verifier: the channel per pair of tenants that a
+   * join of clusters holding qubits of `tenants` would use now, with its uses left. Changes nothing.
+   * @throws the firewall's refusal (FIREWALL_NO_CHANNEL, CHANNEL_NOT_APPROVED, …)
    */
-  decideBoundJob(tenantId: string, job: BoundJobRun): { plan: ExecPlan; channels: ChannelRecord[] } {
+  firewallDecision(
+    tenants: readonly string[],
+    preferred: ReadonlySet<string>,
+  ): { id: string; usesLeft: number }[] {
+    return this.channels
+      .decide(tenants, preferred, this.ports.clock.nowMs(), (id) => this.tenantName(id))
+      .map((c) => ({ id: c.id, usesLeft: c.maxUses - c.used }));
+  }
+
+  private tenantName(id: string): string {
+    return JSON.stringify(this.tenants.get(id)?.name ?? id);
+  }
+
+  /** The tenant whose qubit a shared handle (held by `claims.tenantId`) names. */
+  sharedOwner(claims: HandleClaims): string {
+    assert(claims.kind === 'SHARED_VQ', 'a shared handle');
+    return this.qubits.get(claims.resourceId)!.tenantId;
+  }
+
+  /**
+   * Decides a bound job's run: the clusters of its bound qubits merge into one, where the program
+   * runs once. Checked now, not at submission, since the qubits and channels may have changed:
+   * each own bound qubit must still be the tenant's and each shared one still its channel peer's;
+   * the merged cluster with every program-allocated qubit added (an upper bound: not all may
+   * join) must fit the tenant's cluster and state limits; and the firewall runs again. The
+   * channel uses taken are those the verifier counted for the program's joins across tenants
+   * (`uses`), and at least one on each channel the merge itself needs.
+   * @throws NOT_FOUND (a bound qubit was released), QUOTA_EXCEEDED, the firewall's refusals
+   */
+  decideBoundJob(
+    tenantId: string,
+    job: BoundJobRun,
+    fw: BoundFirewall = { foreign: new Map(), uses: new Map() },
+  ): { plan: ExecPlan; channels: ChannelUse[] } {
     const tenant = this.tenants.get(tenantId);
     assert(tenant, `job of unknown tenant ${tenantId}`);
     const quota = this.quotaOf(tenant);
     job.bound.forEach((b, i) => {
       const q = this.qubits.get(b.qubitId);
-      if (!q || q.tenantId !== tenantId) {
+      const channelId = fw.foreign.get(b.qubitId);
+      const ch = channelId === undefined ? undefined : this.channels.get(channelId);
+      const owner =
+        channelId === undefined ? tenantId : ch?.requesterId === tenantId ? ch.peerId : ch?.peerId === tenantId ? ch.requesterId : null;
+      if (!q || q.tenantId !== owner) {
         throw new KernelError(
           'NOT_FOUND',
-          `bindings[${i}]: the qubit bound as ${JSON.stringify(b.name)} was released before the job ran`,
+          `bindings[${i}]: the ${channelId === undefined ? '' : 'shared '}qubit bound as ${JSON.stringify(b.name)} was released before the job ran`,
           `bindings[${i}]`,
         );
       }
@@ -1128,13 +1163,30 @@ export class Kernel {
         'state_bytes_max',
       );
     }
-    // The bound qubits' clusters may hold other tenants' qubits (entangled through channels):
-    // merging them is a join like any other.
-    const channels = this.decideFirewall(
-      job.bound.map((b) => b.qubitId),
-      new Set(),
-      new Map(),
-    );
+    // The bound qubits' clusters may hold other tenants' qubits (shared ones, or entangled through
+    // channels): merging them is a join like any other, and the program's own joins were counted.
+    const preferred = new Set([...fw.uses.keys(), ...fw.foreign.values()]);
+    const uses = new Map(fw.uses);
+    for (const ch of this.decideFirewall(job.bound.map((b) => b.qubitId), preferred, new Map())) {
+      uses.set(ch.id, Math.max(uses.get(ch.id) ?? 0, 1));
+    }
+    const now = this.ports.clock.nowMs();
+    const channels = [...uses].map(([id, n]) => {
+      const ch = this.channels.get(id);
+      if (!ch) {
+        throw new KernelError('FIREWALL_NO_CHANNEL', `firewall: channel ${id} no longer exists`, 'channel');
+      }
+      const pair = `${this.tenantName(ch.requesterId)} and ${this.tenantName(ch.peerId)}`;
+      if (channelState(ch, now) !== 'ACTIVE') throw refusal([ch], now, pair);
+      if (ch.used + n > ch.maxUses) {
+        throw new KernelError(
+          'CHANNEL_EXHAUSTED',
+          `firewall: channel ${id} between ${pair} has ${ch.maxUses - ch.used} entanglement(s) left, the job needs ${n}`,
+          'channel',
+        );
+      }
+      return { channel: ch, uses: n };
+    });
     return {
       plan: this.graph.planJob(
         job.bound.map((b) => b.qubitId),
@@ -1147,18 +1199,28 @@ export class Kernel {
   /**
    * Runs a decided bound job after every earlier plan on its clusters. `commit` is called as soon
    * as the run ends, before any later plan on these clusters can end, with the run's result and
-   * the qubit records and op-log entry that must commit in the job's final transaction: the job's
-   * effect on the qubits and its DONE record become durable together, or (a crash first) neither,
-   * and the re-run starts from the same state with the same seed.
+   * the qubit and channel records, op-log entry and audit records that must commit in the job's
+   * final transaction: the job's effect on the qubits, the channel uses and its DONE record
+   * become durable together, or (a crash first) none, and the re-run starts from the same state
+   * with the same seed.
    */
   invokeBoundJob(
+    jobId: string,
     plan: ExecPlan,
-    channels: readonly ChannelRecord[],
-    commit: (run: JobRunResult, records: StoreRecord[], oplog: OplogEntry[]) => Promise<void>,
+    channels: readonly ChannelUse[],
+    commit: (run: JobRunResult, records: StoreRecord[], oplog: OplogEntry[], audit: AuditEvent[]) => Promise<void>,
   ): Promise<void> {
     assert(plan.job, 'a bound job plan');
     this.graph.apply(plan);
-    const records: StoreRecord[] = this.takeChannelUses(channels);
+    const records: StoreRecord[] = [];
+    for (const { channel, uses } of channels) {
+      channel.used += uses;
+      records.push(this.channelRecord(channel));
+    }
+    const audit =
+      channels.length === 0
+        ? []
+        : [this.audit('kernel', 'RunBoundJob', jobId, { channels: Object.fromEntries(channels.map((c) => [c.channel.id, c.uses])) })];
     for (const b of plan.job.bound) {
       const q = this.qubits.get(b.qubitId)!;
       if (q.fresh) {
@@ -1168,7 +1230,7 @@ export class Kernel {
     }
     return this.ports.sim.execute(plan, (outcomes, run) => {
       assert(run, 'a bound job plan returns its run');
-      return commit(run, records, [{ kind: 'exec', plan, outcomes }]);
+      return commit(run, records, [{ kind: 'exec', plan, outcomes }], audit);
     });
   }
 
@@ -1307,6 +1369,18 @@ function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {
 export interface Component {
   ops: SimOp[];
   channels: ChannelRecord[];
+}
+
+/** A bound job's channels: shared qubits (qubit id -> channel id) and the uses its program counted. */
+export interface BoundFirewall {
+  foreign: ReadonlyMap<string, string>;
+  uses: ReadonlyMap<string, number>;
+}
+
+/** Uses of one channel taken by one decision. */
+export interface ChannelUse {
+  channel: ChannelRecord;
+  uses: number;
 }
 
 const FIREWALL_CODES: ReadonlySet<string> = new Set([

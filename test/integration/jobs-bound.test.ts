@@ -11,7 +11,6 @@ import {
   adminClient,
   call,
   callError,
-  channelClient,
   type Daemon,
   jobClient,
   kernelClient,
@@ -227,25 +226,6 @@ test('interactive gates on a pool-sized cluster do not wait behind jobs that fil
   assert.ok(out.every((x) => x === out[0]), 'a GHZ state reads all equal');
   assert.equal(await Promise.all(ids.map(state)), ['JOB_STATE_RUNNING', 'JOB_STATE_RUNNING'], `the jobs were still running (${took} ms)`);
   for (const id of ids) await call(jobs, 'CancelJob', { job_id: id });
-});
-
-test('a shared qubit handle cannot be bound in a job (only the caller’s own qubits run in its jobs)', async () => {
-  const other = await newTenant(d, 'bound-peer');
-  const mine = channelClient(d, apiKey);
-  const theirs = channelClient(d, other.apiKey);
-  const req = await call<{ channel: Wire }>(mine, 'RequestChannel', { peer_tenant: 'bound-peer', max_entanglements: 2, expires_at_unix_ms: Date.now() + 60_000 });
-  await call(theirs, 'RespondChannelRequest', { channel_id: req.channel.channel_id, approve: true });
-  const os = (await call<{ session_handle: string }>(other.client, 'OpenSession', {})).session_handle;
-  const [q] = (await call<{ qubits: Q[] }>(other.client, 'AllocateQubits', { session_handle: os, count: 1 })).qubits;
-  const shared = (await call<{ shared_handle: string }>(theirs, 'ShareQubit', { channel_id: req.channel.channel_id, qubit_handle: q!.handle })).shared_handle;
-  const err = await callError(jobs, 'SubmitJob', {
-    program: { format: QVM, source: program(['a'], [], [{ op: 'APPLY_H', vqs: ['a'] }]) },
-    shots: 1,
-    bindings: [{ name: 'a', qubit_handle: shared }],
-  });
-  assert.is(err.code, 7);
-  assert.match(err.details, /^bindings\[0\]\.qubit_handle: a shared qubit handle allows only entangling gates/);
-  for (const c of [mine, theirs, other.client]) c.close();
 });
 
 test('kill -9 after a bound job: replay restores its effect on the session qubits', async () => {

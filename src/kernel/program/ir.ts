@@ -111,4 +111,6 @@ export interface Violation {
   message: string;
   /** Warnings (e.g. a qubit still allocated at the end) do not reject unless `strict`. */
   severity: 'error' | 'warning';
+  /** Rule 9: the firewall's reason (`FIREWALL_NO_CHANNEL`, `CHANNEL_EXHAUSTED`, …). */
+  code?: string;
 }

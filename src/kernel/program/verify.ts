@@ -15,6 +15,7 @@
  * actually taken when it runs the program.
  */
 import assert from 'node:assert';
+import { KernelError } from '../errors.js';
 import { stateBytes } from '../limits.js';
 import type { Guard, Opcode, Program, ProgramNode, Violation } from './ir.js';
 
@@ -48,7 +49,38 @@ export interface VerifyContext {
    * fresh-qubit jobs. Bound qubits count as allocated from the start.
    */
   bound?: readonly string[];
+  /**
+   * Rule 9, for jobs that bind another tenant's qubits (shared through channels). Absent, or
+   * with no foreign names, when every qubit of the program is the submitter's.
+   */
+  firewall?: FirewallContext;
 }
+
+/** What rule 9 needs to know about tenants and channels; the kernel supplies it. */
+export interface FirewallContext {
+  /** The submitting tenant: every program qubit not in `foreign` is its. */
+  tenant: string;
+  /** Bound program qubit names that are another tenant's qubit: its owner and the channel shared through. */
+  foreign: ReadonlyMap<string, { tenant: string; channel: string }>;
+  /**
+   * The kernel's firewall decision for one join of clusters holding qubits of `tenants`: per pair
+   * of tenants, the channel it would use (a `preferred` one first) and that channel's uses left.
+   * Throws a `KernelError` whose code is the refusal's reason.
+   */
+  decide(tenants: readonly string[], preferred: ReadonlySet<string>): readonly { id: string; usesLeft: number }[];
+}
+
+/**
+ * Ops a shared (foreign) qubit may appear in: entangling gates only. A shared handle grants no
+ * way to measure, reset, rotate or free another tenant's qubit.
+ */
+export const SHARED_QUBIT_OPS: ReadonlySet<Opcode> = new Set([
+  'APPLY_CNOT',
+  'APPLY_CZ',
+  'APPLY_SWAP',
+  'APPLY_TOFFOLI',
+  'TELEPORT_CNOT',
+]);
 
 export interface ResourceEstimate {
   /** Peak number of program qubits live at once (bound qubits included, guarded ones counted). */
@@ -79,12 +111,12 @@ export class ViolationList {
   private readonly items: Violation[] = [];
   private dropped = 0;
 
-  add(node: string, field: string, rule: number, message: string, severity: Severity = 'error') {
+  add(node: string, field: string, rule: number, message: string, severity: Severity = 'error', code?: string) {
     if (this.items.length >= VIOLATIONS_MAX) {
       this.dropped += 1;
       return;
     }
-    this.items.push({ node, field, rule, message, severity });
+    this.items.push(code === undefined ? { node, field, rule, message, severity } : { node, field, rule, message, severity, code });
   }
 
   finish(): Violation[] {
@@ -267,7 +299,7 @@ interface Index {
 export function verifyProgram(
   p: Program,
   ctx: VerifyContext,
-): { violations: Violation[]; estimate: ResourceEstimate } {
+): { violations: Violation[]; estimate: ResourceEstimate; channelUses: Map<string, number> } {
   const out = new ViolationList();
   const ix = indexProgram(p);
   checkNodeIds(p, out); // rule 2
@@ -277,9 +309,7 @@ export function verifyProgram(
   p.nodes.forEach((node) => checkOperands(node, out)); // rule 6
   const life = checkLinearity(ix, ctx, out); // rule 7
   checkCaps(p, ctx, out); // rule 8
-  // rule 9: the firewall goes here once jobs can bind another tenant's qubits: each entangling op
-  // whose operands' clusters span two tenants must name a channel that is live, approved by both
-  // tenants and has uses left. Today every bound qubit is the submitter's, so no op can span two.
+  const channelUses = checkFirewall(p, ctx, out); // rule 9
   const clusters = estimateClusters(p, ctx);
   checkBounds(p, ctx, life, clusters, out); // rule 10
   const gateCounts: Record<string, number> = {};
@@ -295,6 +325,7 @@ export function verifyProgram(
       stateBytes: clusters.stateBytes,
       nodes: p.nodes.length,
     },
+    channelUses,
   };
 }
 
@@ -910,6 +941,76 @@ function checkCaps(p: Program, ctx: VerifyContext, out: ViolationList): void {
       );
     }
   }
+}
+
+// Rule 9: the entanglement firewall.
+
+/**
+ * Rule 9: follows which tenants' qubits each op's clusters hold (union-find in program order,
+ * guards ignored, so a guarded join counts as taken): a join of clusters holding two tenants'
+ * qubits needs the kernel's firewall decision, and each takes one use of the channel chosen for
+ * each pair. A shared qubit appears only in entangling gates. Returns the uses per channel the
+ * program needs at most; the kernel reserves them when the job starts, checking again.
+ */
+function checkFirewall(p: Program, ctx: VerifyContext, out: ViolationList): Map<string, number> {
+  const uses = new Map<string, number>();
+  const fw = ctx.firewall;
+  if (fw === undefined || fw.foreign.size === 0) return uses;
+  const parent = new Map<string, string>();
+  const tenants = new Map<string, Set<string>>();
+  for (const q of p.qubits) {
+    parent.set(q, q);
+    tenants.set(q, new Set([fw.foreign.get(q)?.tenant ?? fw.tenant]));
+  }
+  const root = (q: string): string => {
+    let r = q;
+    while (parent.get(r) !== r) r = parent.get(r)!;
+    parent.set(q, r);
+    return r;
+  };
+  const exhausted = new Set<string>();
+  for (const node of p.nodes) {
+    node.qubits.forEach((q, j) => {
+      const shared = fw.foreign.get(q);
+      if (shared === undefined || SHARED_QUBIT_OPS.has(node.op)) return;
+      out.add(
+        node.id,
+        `${node.source}.vqs[${j}]`,
+        9,
+        `${quote(q)} is another tenant's qubit shared through channel ${quote(shared.channel)}: only entangling gates (CNOT, CZ, SWAP, TOFFOLI, TELEPORT_CNOT) may use it, not ${node.op}`,
+        'error',
+        'RIGHTS_INSUFFICIENT',
+      );
+    });
+    if (!OP_SPECS[node.op].entangles) continue;
+    const roots = [...new Set(node.qubits.filter((q) => parent.has(q)).map(root))];
+    if (roots.length < 2) continue;
+    const joined = new Set(roots.flatMap((r) => [...tenants.get(r)!]));
+    if (joined.size > 1) {
+      const preferred = new Set(node.qubits.flatMap((q) => fw.foreign.get(q)?.channel ?? []));
+      if (node.args.channel !== undefined) preferred.add(node.args.channel);
+      try {
+        for (const ch of fw.decide([...joined], preferred)) {
+          const n = (uses.get(ch.id) ?? 0) + 1;
+          uses.set(ch.id, n);
+          if (n > ch.usesLeft && !exhausted.has(ch.id)) {
+            exhausted.add(ch.id);
+            const message = `firewall: channel ${ch.id} has ${ch.usesLeft} entanglement(s) left; this is the program's join number ${n} across tenants through it`;
+            out.add(node.id, `${node.source}.vqs`, 9, message, 'error', 'CHANNEL_EXHAUSTED');
+          }
+        }
+      } catch (err) {
+        if (!(err instanceof KernelError)) throw err;
+        out.add(node.id, `${node.source}.vqs`, 9, err.message, 'error', err.code);
+      }
+    }
+    const [first, ...rest] = roots;
+    for (const r of rest) {
+      parent.set(r, first!);
+      for (const t of tenants.get(r)!) tenants.get(first!)!.add(t);
+    }
+  }
+  return uses;
 }
 
 // Rule 10: bounds.

@@ -8,6 +8,7 @@ export interface Violation {
   'rule'?: (number);
   'message'?: (string);
   'warning'?: (boolean);
+  'code'?: (string);
 }
 
 export interface Violation__Output {
@@ -16,4 +17,5 @@ export interface Violation__Output {
   'rule': (number);
   'message': (string);
   'warning': (boolean);
+  'code': (string);
 }
