@@ -32,7 +32,7 @@ import {
   TIER_DEFAULTS,
 } from './limits.js';
 import type { Quota } from './model.js';
-import type { AuditEvent, ExecPlan, JobRunnerPort, JobRunResult, OplogEntry, StoreRecord } from './ports.js';
+import type { AuditEvent, ExecPlan, JobRunnerPort, JobRunResult, OplogEntry, PoolOwner, StoreRecord } from './ports.js';
 import type { Program, ProgramNode, Violation } from './program/ir.js';
 import { parseQasm } from './program/qasm.js';
 import { COUNTS_ORDER, parseQvm } from './program/qvm.js';
@@ -705,8 +705,11 @@ export class JobManager {
   }
 
   private weightOf(tenantId: string): number {
-    const tenant = this.kernel.tenants.get(tenantId);
-    return tenant ? tenant.weight || TIER_DEFAULTS[tenant.tier].weight : 1;
+    return this.kernel.weightOf(tenantId);
+  }
+
+  private ownerOf(rec: JobRecord): PoolOwner {
+    return { tenant: rec.tenantId, weight: this.weightOf(rec.tenantId), cost: rec.cost };
   }
 
   /**
@@ -815,7 +818,7 @@ export class JobManager {
     const durableRunning = this.commitJob(job, [this.put(rec)], [startedEvent]);
     this.startProgressTimer();
     this.runner
-      .run({ ...runReq, control })
+      .run({ ...runReq, control }, this.ownerOf(rec))
       .then(
         (out) => out,
         (err: unknown): JobRunResult | Error => (err instanceof Error ? err : new Error(String(err))),
@@ -880,7 +883,7 @@ export class JobManager {
         .invokeBoundJob(rec.id, decided.plan, decided.channels, (run, records, oplog, used) => {
           const audit = [...used, ...this.complete(job, run, records)];
           return this.commitJob(job, records, audit, undefined, oplog);
-        })
+        }, this.ownerOf(rec))
         .then(
           () => this.pump(),
           (err: unknown) => {

@@ -65,6 +65,7 @@ import type {
   JobRunResult,
   LoadedState,
   OplogEntry,
+  PoolOwner,
   SignerPort,
   SimOp,
   SimulatorPort,
@@ -676,11 +677,14 @@ export class Kernel {
       assert(own.qubits.length === 1 && own.qubits[0] === q.id);
       this.graph.remove(own.id);
       pending.push(
-        this.ports.sim.execute(plan, (outcomes) =>
-          this.ports.store.commit([del], event, [
-            { kind: 'exec', plan, outcomes },
-            { kind: 'drop', clusterId: own.id },
-          ]),
+        this.ports.sim.execute(
+          plan,
+          (outcomes) =>
+            this.ports.store.commit([del], event, [
+              { kind: 'exec', plan, outcomes },
+              { kind: 'drop', clusterId: own.id },
+            ]),
+          this.ownerOf(actor),
         ),
       );
       this.ports.sim.drop(own.id);
@@ -918,13 +922,17 @@ export class Kernel {
       };
       if (channels.length > 0) detail.channels = channels.map((c) => c.id);
       const event = this.audit(p, action, plan.results.map((r) => r.id).join(','), detail);
-      return this.ports.sim.execute(plan, (outcomes) => {
-        let k = 0;
-        for (const op of ops) {
-          if (op.kind === 'measure' || op.name === 'RESET') results.set(op, outcomes[k++]!);
-        }
-        return this.ports.store.commit(records, [event], [{ kind: 'exec', plan, outcomes }]);
-      });
+      return this.ports.sim.execute(
+        plan,
+        (outcomes) => {
+          let k = 0;
+          for (const op of ops) {
+            if (op.kind === 'measure' || op.name === 'RESET') results.set(op, outcomes[k++]!);
+          }
+          return this.ports.store.commit(records, [event], [{ kind: 'exec', plan, outcomes }]);
+        },
+        this.ownerOf(p),
+      );
     });
     await Promise.all(pending);
     return results;
@@ -1209,6 +1217,7 @@ export class Kernel {
     plan: ExecPlan,
     channels: readonly ChannelUse[],
     commit: (run: JobRunResult, records: StoreRecord[], oplog: OplogEntry[], audit: AuditEvent[]) => Promise<void>,
+    owner?: PoolOwner,
   ): Promise<void> {
     assert(plan.job, 'a bound job plan');
     this.graph.apply(plan);
@@ -1228,10 +1237,14 @@ export class Kernel {
         records.push({ op: 'put', db: 'qubits', key: q.id, value: q });
       }
     }
-    return this.ports.sim.execute(plan, (outcomes, run) => {
-      assert(run, 'a bound job plan returns its run');
-      return commit(run, records, [{ kind: 'exec', plan, outcomes }], audit);
-    });
+    return this.ports.sim.execute(
+      plan,
+      (outcomes, run) => {
+        assert(run, 'a bound job plan returns its run');
+        return commit(run, records, [{ kind: 'exec', plan, outcomes }], audit);
+      },
+      owner,
+    );
   }
 
   /** Marks fresh qubits as used; their records commit with the plan that used them. */
@@ -1341,6 +1354,17 @@ export class Kernel {
       sessionsOpen: this.sessionsByTenant.get(tenantId)?.size ?? 0,
       clusters: clusters.size,
     };
+  }
+
+  /** A tenant's scheduling weight: its own, else its tier's. */
+  weightOf(tenantId: string): number {
+    const tenant = this.tenants.get(tenantId);
+    return tenant ? tenant.weight || TIER_DEFAULTS[tenant.tier].weight : 1;
+  }
+
+  /** The pool's view of who a plan is for (its fair queue across tenants). */
+  private ownerOf(actor: Actor): PoolOwner | undefined {
+    return actor === 'kernel' || actor.kind === 'operator' ? undefined : { tenant: actor.tenantId, weight: this.weightOf(actor.tenantId) };
   }
 
   audit(p: Actor, action: string, target: string, detail?: Record<string, unknown>): AuditEvent {

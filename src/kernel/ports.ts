@@ -66,6 +66,16 @@ export interface ClusterRef {
  * A job on bound session qubits, run once on its plan's merged cluster. Deterministic in
  * (program, seed, input state), so the op log replays it as is.
  */
+/**
+ * Whose work a pool task is, for the pool's weighted fair queue across tenants (interactive plans
+ * and jobs share it). `cost` is in the job scheduler's units; a plan's is estimated by the pool.
+ */
+export interface PoolOwner {
+  tenant: string;
+  weight: number;
+  cost?: number;
+}
+
 export interface BoundJobRun {
   program: Program;
   seed: string;
@@ -96,7 +106,11 @@ export interface SimulatorPort {
    * finish, so the op-log entry it enqueues lands in per-cluster order (replay depends on it).
    * A plan with a `job` gives no outcomes and the job's result as `run`.
    */
-  execute(plan: ExecPlan, onDone: (outcomes: (0 | 1)[], run?: JobRunResult) => Promise<void>): Promise<void>;
+  execute(
+    plan: ExecPlan,
+    onDone: (outcomes: (0 | 1)[], run?: JobRunResult) => Promise<void>,
+    owner?: PoolOwner,
+  ): Promise<void>;
   /** Forgets a cluster after its pending work. */
   drop(clusterId: number): void;
   /** Waits for all pending work, then returns a copy of every cluster's state. */
@@ -186,7 +200,7 @@ export interface JobRunnerPort {
   readonly inlineWorkMax: number;
   /** Runs on the calling thread (the caller checked the work against `inlineWorkMax`). */
   runInline(req: JobRunRequest): JobRunResult;
-  run(req: JobRunRequest): Promise<JobRunResult>;
+  run(req: JobRunRequest, owner?: PoolOwner): Promise<JobRunResult>;
   /** Fresh shared control words for one run. */
   newControl(): Int32Array;
 }

@@ -5,6 +5,9 @@
  * settled, so batches on one cluster run one at a time in decision order while different clusters
  * run in parallel on different workers. A plan's `onDone` runs before any later plan on the same
  * clusters can start, which keeps op-log commits in per-cluster order.
+ * Fairness: every pool task (an interactive plan or a job) passes one weighted fair queue across
+ * tenants and is handed to Piscina only when a thread is free, so Piscina's own FIFO never holds
+ * work: a tenant whose plans and jobs have used much of the pool waits behind one that has not.
  */
 import assert from 'node:assert';
 import { availableParallelism } from 'node:os';
@@ -15,8 +18,10 @@ import type {
   JobRunnerPort,
   JobRunRequest,
   JobRunResult,
+  PoolOwner,
   SimulatorPort,
 } from '../kernel/ports.js';
+import { FairQueue } from '../kernel/scheduler.js';
 import type { Program } from '../kernel/program/ir.js';
 import { type BatchInput, type BatchOutput, type ClusterState, runBatch } from './batch.js';
 import { runProgram, samplingMode, workEstimate } from './program.js';
@@ -36,6 +41,15 @@ export const JOB_INLINE_WORK_MAX = 1 << 17;
 
 /** Pool threads beyond the job slots, so interactive work never queues behind jobs alone. */
 export const INTERACTIVE_THREADS = 1;
+
+/**
+ * Amplitude updates per unit of fair-queue cost: the job scheduler's unit (`kernel/jobs.ts`
+ * JOB_COST_UNIT_AMPLITUDES), so a plan and a job of the same work cost the same.
+ */
+export const POOL_COST_UNIT_AMPLITUDES = 1 << 20;
+
+/** Fair-queue key of work with no tenant (replay, the kernel's own releases). */
+const KERNEL_OWNER: PoolOwner = { tenant: '', weight: 1 };
 
 export interface PoolSimulatorOptions {
   threads?: number;
@@ -62,6 +76,12 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
   private readonly pool: Piscina;
   private readonly states = new Map<number, Held>();
   private readonly tails = new Map<number, Promise<void>>();
+  /** Pool tasks waiting for a thread, in weighted fair order across tenants. */
+  private readonly fair = new FairQueue();
+  private readonly waiting = new Map<string, () => void>();
+  private taskSeq = 0;
+  /** Tasks handed to Piscina and not yet finished: at most one per thread. */
+  private busy = 0;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(opts: PoolSimulatorOptions = {}) {
@@ -98,7 +118,11 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     this.states.set(cluster.id, { qubits: [...cluster.qubits], state: shared });
   }
 
-  execute(plan: ExecPlan, onDone: (outcomes: (0 | 1)[], run?: JobRunResult) => Promise<void>): Promise<void> {
+  execute(
+    plan: ExecPlan,
+    onDone: (outcomes: (0 | 1)[], run?: JobRunResult) => Promise<void>,
+    owner: PoolOwner = KERNEL_OWNER,
+  ): Promise<void> {
     const qubits = plan.parts.reduce((n, p) => n + p.qubits.length, 0);
     if (qubits <= INLINE_QUBITS_MAX && !plan.job && plan.parts.every((p) => !this.tails.has(p.id))) {
       const out = this.apply(plan, runBatch(this.input(plan), sharedAlloc));
@@ -107,7 +131,7 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     const deps = plan.parts.map((p) => this.tails.get(p.id) ?? Promise.resolve());
     let durable: Promise<void> = Promise.resolve();
     const ran = Promise.all(deps)
-      .then(() => this.runPlan(plan))
+      .then(() => this.runPlan(plan, owner))
       .then((out) => {
         durable = onDone(out.outcomes, out.run);
       });
@@ -129,8 +153,40 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     return input;
   }
 
-  private async runPlan(plan: ExecPlan): Promise<BatchOutput> {
-    return this.apply(plan, (await this.pool.run(this.input(plan))) as BatchOutput);
+  private async runPlan(plan: ExecPlan, owner: PoolOwner): Promise<BatchOutput> {
+    const width = plan.parts.reduce((n, p) => n + p.qubits.length, 0);
+    const cost = owner.cost ?? (2 ** width * Math.max(1, plan.ops.length)) / POOL_COST_UNIT_AMPLITUDES;
+    const input = this.input(plan);
+    return this.apply(plan, (await this.onPool(owner, cost, input)) as BatchOutput);
+  }
+
+  /**
+   * Runs a task on the pool once the fair queue picks it: at once while a thread is free and no
+   * one waits, else when a thread frees and its virtual finish time is the smallest waiting.
+   */
+  private async onPool(owner: PoolOwner, cost: number, task: unknown): Promise<unknown> {
+    const id = String(++this.taskSeq);
+    const picked = new Promise<void>((resolve) => this.waiting.set(id, resolve));
+    this.fair.enqueue(id, owner.tenant, this.taskSeq, Math.max(cost, Number.EPSILON), owner.weight);
+    this.dispatch();
+    await picked;
+    try {
+      return await this.pool.run(task);
+    } finally {
+      this.busy--;
+      this.dispatch();
+    }
+  }
+
+  private dispatch(): void {
+    while (this.busy < this.threads + INTERACTIVE_THREADS) {
+      const next = this.fair.next(() => true);
+      if (next === null) return;
+      this.busy++;
+      const resolve = this.waiting.get(next.jobId)!;
+      this.waiting.delete(next.jobId);
+      resolve();
+    }
   }
 
   /** Installs a batch's output clusters under the plan's result ids. */
@@ -204,8 +260,8 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     return runProgram(req);
   }
 
-  async run(req: JobRunRequest): Promise<JobRunResult> {
-    return (await this.pool.run({ job: req })) as JobRunResult;
+  async run(req: JobRunRequest, owner: PoolOwner = KERNEL_OWNER): Promise<JobRunResult> {
+    return (await this.onPool(owner, owner.cost ?? 1, { job: req })) as JobRunResult;
   }
 
   newControl(): Int32Array {
