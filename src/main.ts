@@ -20,6 +20,7 @@ import { SESSION_SWEEP_INTERVAL_MS } from './kernel/limits.js';
 import { Keyring, MASTER_KEY_BYTES } from './security/keyring.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
+import { engineInfo, fusionWidth } from './sim/kernels.js';
 import { LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { createNotifier } from './util/sd-notify.js';
 
@@ -114,6 +115,8 @@ async function main(): Promise<void> {
     ]);
   }
   const sim = new PoolSimulator(config.threads === undefined ? {} : { threads: config.threads });
+  // Every pool worker selects the same way (same environment, same addon file).
+  log('info', 'simulation engine', { ...engineInfo(), fusion: fusionWidth() });
   await sim.warm();
   const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto }, loaded);
   const replayed = await kernel.replay(loaded);

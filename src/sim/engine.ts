@@ -455,3 +455,121 @@ export function norm2(s: Float64Array): number {
   }
   return sum;
 }
+
+/** The largest dense (fused) gate: 2^5 × 2^5. */
+export const DENSE_QUBITS_MAX = 5;
+
+/**
+ * Applies a dense 2^k × 2^k matrix to the given distinct qubits, in place (fused gates).
+ * @param qubits k ≤ DENSE_QUBITS_MAX distinct qubits; local bit j of a row or column index is
+ *   qubit qubits[j].
+ * @param m row-major, interleaved complex: entry (r, c) at 2·(r·2^k + c).
+ * Structure (the native kernel's): each group of 2^k amplitudes that differ only in the gate's
+ * bits is loaded, multiplied and stored once; the matrix is split into real and imaginary parts,
+ * column-major, so the inner loop walks it with unit stride.
+ */
+export function applyDense(s: Float64Array, n: number, qubits: Int32Array, m: Float64Array): void {
+  checkState(s, n);
+  const k = qubits.length;
+  assert(k >= 1 && k <= DENSE_QUBITS_MAX && k <= n, `dense gate on ${k} qubits`);
+  assert(m.length === 2 << (2 * k), `a ${k}-qubit matrix has ${2 << (2 * k)} doubles`);
+  let seen = 0;
+  for (const q of qubits) {
+    checkQubit(n, q);
+    assert((seen & (1 << q)) === 0, 'dense gate qubits must be distinct');
+    seen |= 1 << q;
+  }
+  if (k === 1) {
+    applyMatrix1(s, n, qubits[0]!, m);
+    return;
+  }
+  const d = 1 << k;
+  const offs = new Int32Array(d);
+  for (let c = 0; c < d; c++) {
+    for (let j = 0; j < k; j++) if ((c >> j) & 1) offs[c]! |= 1 << qubits[j]!;
+  }
+  const mr = new Float64Array(d * d);
+  const mi = new Float64Array(d * d);
+  for (let r = 0; r < d; r++) {
+    for (let c = 0; c < d; c++) {
+      mr[c * d + r] = m[2 * (r * d + c)]!;
+      mi[c * d + r] = m[2 * (r * d + c) + 1]!;
+    }
+  }
+  const sorted = Int32Array.from(qubits).sort();
+  const vr = new Float64Array(d);
+  const vi = new Float64Array(d);
+  const or = new Float64Array(d);
+  const oi = new Float64Array(d);
+  const count = 1 << (n - k);
+  for (let i = 0; i < count; i++) {
+    let base = i;
+    for (let j = 0; j < k; j++) base = insertZero(base, sorted[j]!);
+    for (let c = 0; c < d; c++) {
+      const p = 2 * (base | offs[c]!);
+      vr[c] = s[p]!;
+      vi[c] = s[p + 1]!;
+      or[c] = 0;
+      oi[c] = 0;
+    }
+    for (let c = 0; c < d; c++) {
+      const xr = vr[c]!;
+      const xi = vi[c]!;
+      const col = c * d;
+      for (let r = 0; r < d; r++) {
+        const ar = mr[col + r]!;
+        const ai = mi[col + r]!;
+        or[r] = or[r]! + (ar * xr - ai * xi);
+        oi[r] = oi[r]! + (ar * xi + ai * xr);
+      }
+    }
+    for (let r = 0; r < d; r++) {
+      const p = 2 * (base | offs[r]!);
+      s[p] = or[r]!;
+      s[p + 1] = oi[r]!;
+    }
+  }
+}
+
+/** Unnormalised branch weights of qubit q into `out`: [Σ|a|² over q = 0, Σ|a|² over q = 1]. */
+export function branchWeightsInto(s: Float64Array, n: number, q: number, out: Float64Array): void {
+  checkState(s, n);
+  checkQubit(n, q);
+  const bit = 1 << q;
+  const half = 1 << (n - 1);
+  let p0 = 0;
+  let p1 = 0;
+  for (let i = 0; i < half; i++) {
+    const a = 2 * insertZero(i, q);
+    const b = a + 2 * bit;
+    p0 += s[a]! * s[a]! + s[a + 1]! * s[a + 1]!;
+    p1 += s[b]! * s[b]! + s[b + 1]! * s[b + 1]!;
+  }
+  out[0] = p0;
+  out[1] = p1;
+}
+
+/** Keeps the half with qubit q = outcome, multiplied by `scale`, and zeroes the other half. */
+export function collapseScaled(
+  s: Float64Array,
+  n: number,
+  q: number,
+  outcome: 0 | 1,
+  scale: number,
+): void {
+  checkState(s, n);
+  checkQubit(n, q);
+  const bit = 1 << q;
+  const half = 1 << (n - 1);
+  const keep = outcome === 1 ? bit : 0;
+  const drop = keep ^ bit;
+  for (let i = 0; i < half; i++) {
+    const i0 = insertZero(i, q);
+    const pk = 2 * (i0 | keep);
+    const pd = 2 * (i0 | drop);
+    s[pk] = s[pk]! * scale;
+    s[pk + 1] = s[pk + 1]! * scale;
+    s[pd] = 0;
+    s[pd + 1] = 0;
+  }
+}

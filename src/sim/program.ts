@@ -44,18 +44,10 @@
 import assert from 'node:assert';
 import type { JobRunRequest, JobRunResult } from '../kernel/ports.js';
 import type { Guard, Program, ProgramNode } from '../kernel/program/ir.js';
-import {
-  applyCnot,
-  applyCz,
-  applyDiagonal1,
-  applyMatrix1,
-  applySwap,
-  applyToffoli,
-  applyX,
-  collapse,
-  zeroState,
-} from './engine.js';
+import { zeroState } from './engine.js';
+import { blockMatrix, permutationMatrix, planFusion } from './fusion.js';
 import { type GateName, matrix1 } from './gates.js';
+import { type Kernels, activeKernels, fusionWidth, jsKernels } from './kernels.js';
 
 /** The kernel's `SHOTS_PER_JOB_MAX` (sim may not import kernel values; a test pins them equal). */
 export const PROGRAM_SHOTS_MAX = 1_000_000;
@@ -90,6 +82,12 @@ export type ProgramRunInput = JobRunRequest;
 export type ProgramRunOutput = JobRunResult;
 
 type Mode = ProgramRunOutput['mode'];
+
+/** The engine a run uses and its fusion width (0: no fusion). */
+export interface EngineChoice {
+  kernels: Kernels;
+  fusion: number;
+}
 
 // Analysis: groups, mode, freshness.
 
@@ -170,7 +168,11 @@ function qubitIndices(p: Program): number[][] {
   );
 }
 
-function unionFindRoots(p: Program, qubits: readonly number[][], bound: readonly number[]): Int32Array {
+function unionFindRoots(
+  p: Program,
+  qubits: readonly number[][],
+  bound: readonly number[],
+): Int32Array {
   const parent = Int32Array.from({ length: p.qubits.length }, (_, i) => i);
   const find = (i: number): number => {
     let r = i;
@@ -244,6 +246,13 @@ const K_RESET = 8;
 const K_GUARD = 9;
 /** Control flow: skip the next `skip` ops unless the XOR of `inputs` is 1. */
 const K_COND = 10;
+/** A fused dense matrix on `qs` (row-major interleaved, local bit j = qs[j]). */
+const K_DENSE = 11;
+
+/** Whether an op kind is a unitary on its group's state (what fusion may merge). */
+function isUnitary(kind: number): boolean {
+  return kind <= K_TOFFOLI || kind === K_DENSE;
+}
 
 type GuardFn = (values: Int32Array) => boolean;
 
@@ -268,6 +277,8 @@ interface Op {
   skip: number;
   guard: GuardFn | null;
   inputs: Int32Array | null;
+  /** K_DENSE: its qubits (local bits), in the matrix's bit order. */
+  qs: Int32Array | null;
   /** Amplitude updates it costs (`opWork`), for polling and the work estimate. */
   work: number;
 }
@@ -286,6 +297,7 @@ function makeOp(kind: number, group: number, a = 0, b = 0, c = 0): Op {
     skip: 0,
     guard: null,
     inputs: null,
+    qs: null,
     work: 0,
   };
 }
@@ -636,22 +648,24 @@ class Compiler {
   }
 }
 
-function compile(p: Program, bound: BoundLayout | null = null): Plan {
+function compile(p: Program, bound: BoundLayout | null = null, fusion = 0): Plan {
   const indices = bound?.indices ?? [];
   const a = analyse(p, indices);
   const { groups, groupOf } = layoutGroups(p, a, bound);
   const ev = layoutEvents(p);
   const c = new Compiler(p, a, groups, groupOf, ev.offset, indices);
   c.compile();
+  // Prefixes are free of control flow (guards and event-reading ops start the suffix).
+  const prefix = c.prefix.map((ops) => fuseOps(ops, fusion));
   const sizes = groups.map((g) => g.qubits.length);
-  for (const ops of [...c.prefix, c.suffix]) {
+  for (const ops of [...prefix, c.suffix]) {
     for (const op of ops) op.work = opWork(op, op.group < 0 ? 0 : sizes[op.group]!);
   }
   if (a.mode === 'sampled') {
     assert(c.suffix.length === 0, 'a sampled program has no per-shot ops');
-    for (const ops of c.prefix) {
+    for (const ops of prefix) {
       assert(
-        ops.every((op) => op.kind <= K_TOFFOLI),
+        ops.every((op) => isUnitary(op.kind)),
         'a sampled program runs unitaries only',
       );
     }
@@ -660,7 +674,7 @@ function compile(p: Program, bound: BoundLayout | null = null): Plan {
   return {
     mode: a.mode,
     groups,
-    prefix: c.prefix,
+    prefix,
     suffix: c.suffix,
     marks: c.marks,
     keyChars: ev.chars,
@@ -819,73 +833,132 @@ class Tally {
 
 const BRANCH = new Float64Array(2);
 
-/** Exact branch weights of qubit q into BRANCH: [P(0), P(1)] unnormalised. */
-function branchWeights(s: Float64Array, n: number, q: number): void {
-  const bit = 1 << q;
-  const low = bit - 1;
-  const half = 1 << (n - 1);
-  let p0 = 0;
-  let p1 = 0;
-  for (let i = 0; i < half; i++) {
-    const i0 = ((i >> q) << (q + 1)) | (i & low);
-    const a = 2 * i0;
-    const b = 2 * (i0 | bit);
-    p0 += s[a]! * s[a]! + s[a + 1]! * s[a + 1]!;
-    p1 += s[b]! * s[b]! + s[b + 1]! * s[b + 1]!;
-  }
-  BRANCH[0] = p0;
-  BRANCH[1] = p1;
-}
-
 /** Measures qubit q in Z and collapses; a branch of weight exactly 0 is never chosen. */
-function measureZ(s: Float64Array, n: number, q: number, rng: Rng): 0 | 1 {
-  branchWeights(s, n, q);
+function measureZ(k: Kernels, s: Float64Array, n: number, q: number, rng: Rng): 0 | 1 {
+  k.branchWeights(s, n, q, BRANCH);
   const p0 = BRANCH[0]!;
   const p1 = BRANCH[1]!;
   const u = rng.next();
   const outcome: 0 | 1 = p0 === 0 ? 1 : p1 === 0 ? 0 : u * (p0 + p1) < p1 ? 1 : 0;
-  collapse(s, n, q, outcome);
+  const kept = outcome === 1 ? p1 : p0;
+  assert(kept > 0, `collapse of qubit ${q} onto ${outcome}, which has probability 0`);
+  k.collapse(s, n, q, outcome, 1 / Math.sqrt(kept));
   return outcome;
 }
 
-function applyOp(op: Op, s: Float64Array, n: number, rng: Rng, values: Int32Array): void {
+function applyOp(op: Op, s: Float64Array, n: number, m: Machine): void {
+  const k = m.kernels;
   switch (op.kind) {
     case K_MATRIX:
-      applyMatrix1(s, n, op.a, op.m!);
+      k.matrix1(s, n, op.a, op.m!);
       return;
-    case K_DIAGONAL: {
-      const d = op.m!;
-      applyDiagonal1(s, n, op.a, d[0]!, d[1]!, d[2]!, d[3]!);
+    case K_DIAGONAL:
+      k.diagonal1(s, n, op.a, op.m!);
       return;
-    }
+    case K_DENSE:
+      k.dense(s, n, op.qs!, op.m!);
+      return;
     case K_X:
-      applyX(s, n, op.a);
+      k.x(s, n, op.a);
       return;
     case K_CNOT:
-      applyCnot(s, n, op.a, op.b);
+      k.cnot(s, n, op.a, op.b);
       return;
     case K_CZ:
-      applyCz(s, n, op.a, op.b);
+      k.cz(s, n, op.a, op.b);
       return;
     case K_SWAP:
-      applySwap(s, n, op.a, op.b);
+      k.swap(s, n, op.a, op.b);
       return;
     case K_TOFFOLI:
-      applyToffoli(s, n, op.a, op.b, op.c);
+      k.toffoli(s, n, op.a, op.b, op.c);
       return;
     case K_MEASURE: {
-      if (op.m !== null) applyMatrix1(s, n, op.a, op.m);
-      const outcome = measureZ(s, n, op.a, rng);
-      if (op.post !== null) applyMatrix1(s, n, op.a, op.post);
-      values[op.event] = values[op.event]! | (outcome << op.shift);
+      if (op.m !== null) k.matrix1(s, n, op.a, op.m);
+      const outcome = measureZ(k, s, n, op.a, m.rng);
+      if (op.post !== null) k.matrix1(s, n, op.a, op.post);
+      m.values[op.event] = m.values[op.event]! | (outcome << op.shift);
       return;
     }
     case K_RESET:
-      if (measureZ(s, n, op.a, rng) === 1) applyX(s, n, op.a);
+      if (measureZ(k, s, n, op.a, m.rng) === 1) k.x(s, n, op.a);
       return;
     default:
       assert.fail(`op kind ${op.kind} is not a state op`);
   }
+}
+
+// Fusion.
+
+/** An op's qubits and full matrix over them (local bit j = qubits[j]), for the fusion planner. */
+function opMatrix(op: Op): { qubits: number[]; matrix: Float64Array } {
+  switch (op.kind) {
+    case K_MATRIX:
+      return { qubits: [op.a], matrix: op.m! };
+    case K_DIAGONAL: {
+      const d = op.m!;
+      return { qubits: [op.a], matrix: Float64Array.of(d[0]!, d[1]!, 0, 0, 0, 0, d[2]!, d[3]!) };
+    }
+    case K_DENSE:
+      return { qubits: [...op.qs!], matrix: op.m! };
+    case K_X:
+      return { qubits: [op.a], matrix: permutationMatrix('X') };
+    case K_CNOT:
+      return { qubits: [op.a, op.b], matrix: permutationMatrix('CNOT') };
+    case K_CZ:
+      return { qubits: [op.a, op.b], matrix: permutationMatrix('CZ') };
+    case K_SWAP:
+      return { qubits: [op.a, op.b], matrix: permutationMatrix('SWAP') };
+    case K_TOFFOLI:
+      return { qubits: [op.a, op.b, op.c], matrix: permutationMatrix('TOFFOLI') };
+    default:
+      return assert.fail(`op kind ${op.kind} has no matrix`);
+  }
+}
+
+function opQubits(op: Op): number[] {
+  if (op.kind === K_DENSE) return [...op.qs!];
+  if (op.kind === K_TOFFOLI) return [op.a, op.b, op.c];
+  if (op.kind >= K_CNOT && op.kind <= K_SWAP) return [op.a, op.b];
+  return [op.a];
+}
+
+/** One fused op for a block: the op itself when alone, else a 2×2 or dense matrix. */
+function fusedOp(block: readonly Op[]): Op {
+  if (block.length === 1) return block[0]!;
+  const parts = block.map(opMatrix);
+  const qubits = [...new Set(parts.flatMap((p) => p.qubits))].sort((x, y) => x - y);
+  const m = blockMatrix(parts, qubits);
+  const group = block[0]!.group;
+  if (qubits.length === 1) return matrixOp(group, qubits[0]!, m);
+  const op = makeOp(K_DENSE, group, qubits[0]!);
+  op.qs = Int32Array.from(qubits);
+  op.m = m;
+  return op;
+}
+
+/**
+ * Fuses the runs of unitary ops in a control-flow-free op list into blocks of at most `width`
+ * qubits (0: no fusion). Non-unitary ops (measurements, RESET) stay where they are.
+ */
+function fuseOps(ops: readonly Op[], width: number): Op[] {
+  if (width === 0) return [...ops];
+  const out: Op[] = [];
+  let run: { op: Op; qubits: number[]; domain: number }[] = [];
+  const flush = (): void => {
+    for (const block of planFusion(run, width)) out.push(fusedOp(block.map((g) => g.op)));
+    run = [];
+  };
+  for (const op of ops) {
+    assert(op.kind !== K_GUARD && op.kind !== K_COND, 'fusion runs on control-flow-free lists');
+    if (isUnitary(op.kind)) run.push({ op, qubits: opQubits(op), domain: op.group });
+    else {
+      flush();
+      out.push(op);
+    }
+  }
+  flush();
+  return out;
 }
 
 /**
@@ -897,7 +970,9 @@ function opWork(op: Op, n: number): number {
   const passes = op.kind === K_MEASURE || op.kind === K_RESET ? 3 : 1;
   const rotations =
     op.kind === K_MEASURE ? (op.m === null ? 0 : 1) + (op.post === null ? 0 : 1) : 0;
-  return OP_WORK_AMPLITUDES + (passes + rotations) * 2 ** n;
+  // A dense k-qubit op does 2^k multiply-adds per amplitude where a 1-qubit gate does 2.
+  const dense = op.kind === K_DENSE ? 2 ** (op.qs!.length - 1) : 1;
+  return OP_WORK_AMPLITUDES + (passes + rotations) * dense * 2 ** n;
 }
 
 interface Machine {
@@ -906,11 +981,12 @@ interface Machine {
   rng: Rng;
   values: Int32Array;
   stop: Stopper;
+  kernels: Kernels;
 }
 
 /** Runs ops in order (control flow included); returns the stop flag if one was seen, else 0. */
 function execute(ops: readonly Op[], m: Machine, shotsDone: number): number {
-  const { states, sizes, rng, values, stop } = m;
+  const { states, sizes, values, stop } = m;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.kind === K_GUARD) {
@@ -924,7 +1000,7 @@ function execute(ops: readonly Op[], m: Machine, shotsDone: number): number {
       if (x !== 1) i += op.skip;
       continue;
     }
-    applyOp(op, states[op.group]!, sizes[op.group]!, rng, values);
+    applyOp(op, states[op.group]!, sizes[op.group]!, m);
     const flag = stop.add(op.work, shotsDone);
     if (flag !== 0) return flag;
   }
@@ -1056,13 +1132,16 @@ function runPerShot(
  * Runs a verified program for `shots` shots. Never throws for a verified program; assertions
  * guard the input contract (shot range, seed form) and internal invariants.
  */
-export function runProgram(input: ProgramRunInput): ProgramRunOutput {
+export function runProgram(
+  input: ProgramRunInput,
+  engine: EngineChoice = { kernels: activeKernels(), fusion: fusionWidth() },
+): ProgramRunOutput {
   const { program, shots, seed, shotOutcomesMax, control } = input;
   assert(Number.isInteger(shots) && shots >= 1 && shots <= PROGRAM_SHOTS_MAX, `shots ${shots}`);
   assert(Number.isInteger(shotOutcomesMax) && shotOutcomesMax >= 0, 'shotOutcomesMax ≥ 0');
   assert(control === undefined || control.length >= 2, 'control has two words');
   const rng = new Rng(parseSeed(seed));
-  const plan = compile(program);
+  const plan = compile(program, null, engine.fusion);
   const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
   for (const n of sizes) assert(n <= GROUP_QUBITS_MAX, `a group of ${n} qubits (unverified?)`);
   const m: Machine = {
@@ -1071,6 +1150,7 @@ export function runProgram(input: ProgramRunInput): ProgramRunOutput {
     rng,
     values: new Int32Array(program.events.length),
     stop: new Stopper(control),
+    kernels: engine.kernels,
   };
   const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, shots));
   const early = m.stop.poll(0);
@@ -1140,6 +1220,9 @@ export function runBound(input: BoundRunInput): BoundRunOutput {
     rng: new Rng(parseSeed(seed)),
     values: new Int32Array(program.events.length),
     stop: new Stopper(undefined),
+    // The reference engine, unfused: crash replay must reproduce these bits whatever engine the
+    // restarted daemon picks.
+    kernels: jsKernels,
   };
   const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, 1));
   const initial = (g: number, n: number): Float64Array => {
@@ -1155,7 +1238,7 @@ export function runBound(input: BoundRunInput): BoundRunOutput {
   const s = m.states[0]!;
   const n = sizes[0]!;
   let offset = 0;
-  for (let b = width; b < n; b++) offset |= measureZ(s, n, b, m.rng) << b;
+  for (let b = width; b < n; b++) offset |= measureZ(m.kernels, s, n, b, m.rng) << b;
   const out = alloc(2 << width);
   out.set(s.subarray(2 * offset, 2 * offset + (2 << width)));
   return {
@@ -1167,6 +1250,43 @@ export function runBound(input: BoundRunInput): BoundRunOutput {
     largestState: sizes.reduce((x, k) => Math.max(x, k), 0),
     state: out,
   };
+}
+
+/** Passes over group states a program's ops make at a fusion width (benchmarks, tests). */
+export function stateOpCount(program: Program, fusion: number): number {
+  const plan = compile(program, null, fusion);
+  let ops = 0;
+  for (const list of [...plan.prefix, plan.suffix]) {
+    for (const op of list) if (op.group >= 0) ops++;
+  }
+  return ops;
+}
+
+/**
+ * The state of each simulated group of a sampled-mode program after its unitary part, before any
+ * shot is drawn: what the conformance suite compares across engines and what `bench:sim` times.
+ * `qubits[b]` is the program qubit name at local bit b.
+ */
+export function finalStates(
+  program: Program,
+  engine: EngineChoice = { kernels: activeKernels(), fusion: fusionWidth() },
+): { qubits: string[]; state: Float64Array }[] {
+  const plan = compile(program, null, engine.fusion);
+  assert(plan.mode === 'sampled', 'finalStates needs a program whose measurements are terminal');
+  const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
+  const m: Machine = {
+    states: plan.groups.map(() => EMPTY),
+    sizes,
+    rng: new Rng(0n),
+    values: new Int32Array(program.events.length),
+    stop: new Stopper(undefined),
+    kernels: engine.kernels,
+  };
+  return plan.groups.map((g, i) => {
+    m.states[i] = zeroState(sizes[i]!);
+    execute(plan.prefix[i]!, m, 0);
+    return { qubits: g.qubits.map((q) => program.qubits[q]!), state: m.states[i]! };
+  });
 }
 
 /**

@@ -1,0 +1,226 @@
+// The one Node-API glue file: argument checks and conversions, nothing else. Every function
+// returns 0 on success or a negative code (below) for arguments that break the engine's contract;
+// the JavaScript side turns a non-zero code into an assertion, since the kernel validated every
+// tenant input before it reached the engine.
+#include <napi.h>
+
+#include "kernels.h"
+
+namespace {
+
+constexpr int OK = 0;
+constexpr int BAD_STATE = -1;   // not a Float64Array of 2·2^n doubles, or n out of range
+constexpr int BAD_QUBIT = -2;   // a qubit out of range or repeated
+constexpr int BAD_MATRIX = -3;  // wrong matrix length or gate width
+constexpr int BAD_ARG = -4;     // a wrong argument type
+
+struct State {
+  double* data = nullptr;
+  int n = -1;
+};
+
+bool read_state(const Napi::CallbackInfo& info, State& st) {
+  if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber()) return false;
+  auto ta = info[0].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_float64_array) return false;
+  const int n = info[1].As<Napi::Number>().Int32Value();
+  if (n < 0 || n > qmk::ENGINE_QUBITS_MAX) return false;
+  auto arr = ta.As<Napi::Float64Array>();
+  if (arr.ElementLength() != (size_t{2} << n)) return false;
+  st.data = arr.Data();
+  st.n = n;
+  return true;
+}
+
+int int_arg(const Napi::CallbackInfo& info, size_t i, int fallback = -1) {
+  if (info.Length() <= i || !info[i].IsNumber()) return fallback;
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+double num_arg(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+bool qubit_ok(int q, int n) { return q >= 0 && q < n; }
+
+Napi::Value code(const Napi::CallbackInfo& info, int c) { return Napi::Number::New(info.Env(), c); }
+
+// A non-negative mask of qubits below n, passed as a JS number (exact up to 2^53).
+bool read_mask(const Napi::CallbackInfo& info, size_t i, int n, uint64_t& mask) {
+  if (info.Length() <= i || !info[i].IsNumber()) return false;
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0) || v >= static_cast<double>(uint64_t{1} << n) || v != static_cast<uint64_t>(v))
+    return false;
+  mask = static_cast<uint64_t>(v);
+  return true;
+}
+
+bool read_doubles(const Napi::CallbackInfo& info, size_t i, size_t len, const double*& out) {
+  if (info.Length() <= i || !info[i].IsTypedArray()) return false;
+  auto ta = info[i].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_float64_array) return false;
+  auto arr = ta.As<Napi::Float64Array>();
+  if (arr.ElementLength() != len) return false;
+  out = arr.Data();
+  return true;
+}
+
+// applyDense(state, n, qubits: Int32Array, matrix: Float64Array of 2·4^k)
+Napi::Value ApplyDense(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  if (info.Length() < 4 || !info[2].IsTypedArray()) return code(info, BAD_ARG);
+  auto qa = info[2].As<Napi::TypedArray>();
+  if (qa.TypedArrayType() != napi_int32_array) return code(info, BAD_ARG);
+  auto qs = qa.As<Napi::Int32Array>();
+  const int k = static_cast<int>(qs.ElementLength());
+  if (k < 1 || k > qmk::DENSE_QUBITS_MAX || k > st.n) return code(info, BAD_MATRIX);
+  uint64_t seen = 0;
+  for (int j = 0; j < k; j++) {
+    const int q = qs[j];
+    if (!qubit_ok(q, st.n) || ((seen >> q) & 1)) return code(info, BAD_QUBIT);
+    seen |= uint64_t{1} << q;
+  }
+  const double* m = nullptr;
+  if (!read_doubles(info, 3, size_t{2} << (2 * k), m)) return code(info, BAD_MATRIX);
+  qmk::apply_dense(st.data, st.n, qs.Data(), k, m);
+  return code(info, OK);
+}
+
+// applyDiagonal1(state, n, q, d0re, d0im, d1re, d1im)
+Napi::Value ApplyDiagonal1(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  const int q = int_arg(info, 2);
+  if (!qubit_ok(q, st.n)) return code(info, BAD_QUBIT);
+  if (info.Length() < 7) return code(info, BAD_ARG);
+  const double d[4] = {num_arg(info, 3), num_arg(info, 4), num_arg(info, 5), num_arg(info, 6)};
+  qmk::apply_diagonal1(st.data, st.n, q, d);
+  return code(info, OK);
+}
+
+// applyControlled1(state, n, cmask, target, matrix: Float64Array(8))
+Napi::Value ApplyControlled1(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  uint64_t cmask = 0;
+  const int t = int_arg(info, 3);
+  if (!read_mask(info, 2, st.n, cmask) || !qubit_ok(t, st.n) || ((cmask >> t) & 1))
+    return code(info, BAD_QUBIT);
+  const double* m = nullptr;
+  if (!read_doubles(info, 4, 8, m)) return code(info, BAD_MATRIX);
+  qmk::apply_controlled1(st.data, st.n, cmask, t, m);
+  return code(info, OK);
+}
+
+// applyX(state, n, cmask, target): X, CNOT, Toffoli
+Napi::Value ApplyX(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  uint64_t cmask = 0;
+  const int t = int_arg(info, 3);
+  if (!read_mask(info, 2, st.n, cmask) || !qubit_ok(t, st.n) || ((cmask >> t) & 1))
+    return code(info, BAD_QUBIT);
+  qmk::apply_x(st.data, st.n, cmask, t);
+  return code(info, OK);
+}
+
+// applySwap(state, n, a, b)
+Napi::Value ApplySwap(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  const int a = int_arg(info, 2);
+  const int b = int_arg(info, 3);
+  if (!qubit_ok(a, st.n) || !qubit_ok(b, st.n) || a == b) return code(info, BAD_QUBIT);
+  qmk::apply_swap(st.data, st.n, a, b);
+  return code(info, OK);
+}
+
+// applyPhase(state, n, mask, re, im): CZ is mask of both qubits with -1
+Napi::Value ApplyPhase(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  uint64_t mask = 0;
+  if (!read_mask(info, 2, st.n, mask) || mask == 0) return code(info, BAD_QUBIT);
+  if (info.Length() < 5) return code(info, BAD_ARG);
+  qmk::apply_phase(st.data, st.n, mask, num_arg(info, 3), num_arg(info, 4));
+  return code(info, OK);
+}
+
+// branchWeights(state, n, q, out: Float64Array(2))
+Napi::Value BranchWeights(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  const int q = int_arg(info, 2);
+  if (!qubit_ok(q, st.n)) return code(info, BAD_QUBIT);
+  if (info.Length() < 4 || !info[3].IsTypedArray()) return code(info, BAD_ARG);
+  auto ta = info[3].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_float64_array || ta.ElementLength() != 2)
+    return code(info, BAD_ARG);
+  qmk::branch_weights(st.data, st.n, q, ta.As<Napi::Float64Array>().Data());
+  return code(info, OK);
+}
+
+// collapse(state, n, q, outcome, scale)
+Napi::Value Collapse(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  const int q = int_arg(info, 2);
+  const int outcome = int_arg(info, 3);
+  if (!qubit_ok(q, st.n)) return code(info, BAD_QUBIT);
+  if ((outcome != 0 && outcome != 1) || info.Length() < 5) return code(info, BAD_ARG);
+  qmk::collapse(st.data, st.n, q, outcome, num_arg(info, 4));
+  return code(info, OK);
+}
+
+// probabilities(state, n): |a_i|² into the first 2^n doubles
+Napi::Value Probabilities(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  qmk::probabilities(st.data, st.n);
+  return code(info, OK);
+}
+
+// bandwidthPass(buffer: Float64Array, a, b)
+Napi::Value BandwidthPass(const Napi::CallbackInfo& info) {
+  if (info.Length() < 3 || !info[0].IsTypedArray()) return code(info, BAD_ARG);
+  auto ta = info[0].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_float64_array) return code(info, BAD_ARG);
+  auto arr = ta.As<Napi::Float64Array>();
+  qmk::bandwidth_pass(arr.Data(), arr.ElementLength(), num_arg(info, 1), num_arg(info, 2));
+  return code(info, OK);
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  const int t = int_arg(info, 0);
+  if (t < 1) return code(info, BAD_ARG);
+  qmk::set_threads(t);
+  return code(info, OK);
+}
+
+Napi::Value Threads(const Napi::CallbackInfo& info) { return code(info, qmk::threads()); }
+
+Napi::Value Isa(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), qmk::isa());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("applyDense", Napi::Function::New(env, ApplyDense));
+  exports.Set("applyDiagonal1", Napi::Function::New(env, ApplyDiagonal1));
+  exports.Set("applyControlled1", Napi::Function::New(env, ApplyControlled1));
+  exports.Set("applyX", Napi::Function::New(env, ApplyX));
+  exports.Set("applySwap", Napi::Function::New(env, ApplySwap));
+  exports.Set("applyPhase", Napi::Function::New(env, ApplyPhase));
+  exports.Set("branchWeights", Napi::Function::New(env, BranchWeights));
+  exports.Set("collapse", Napi::Function::New(env, Collapse));
+  exports.Set("probabilities", Napi::Function::New(env, Probabilities));
+  exports.Set("bandwidthPass", Napi::Function::New(env, BandwidthPass));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("threads", Napi::Function::New(env, Threads));
+  exports.Set("isa", Napi::Function::New(env, Isa));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(qmk_native, Init)

@@ -1,0 +1,487 @@
+// Gate routines of the native engine. See kernels.h for the representation.
+//
+// Structure (the same as the JavaScript engine's, so the two stay comparable):
+// - Every routine enumerates the index space with the gate's own bits removed (a counter over
+//   2^(n-m) values with zero bits inserted at the m sorted gate positions) and handles each group
+//   of 2^m amplitudes that differ only in those bits. Consecutive counter values differ only in
+//   the bits below the lowest gate position, so the enumeration comes in contiguous runs: the
+//   inner loops walk a run with unit stride, which the compiler vectorises.
+// - Threads split the counter range, i.e. the index space that excludes the gate's qubits: every
+//   thread gets whole groups, and a gate on the top qubits still spreads over all threads.
+// - Hot loops are compiled three times (target_clones: AVX-512F, AVX2, baseline x86-64) and the
+//   loader picks one for the CPU at start; no -march=native, so the binary runs anywhere.
+#include "kernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QMK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define QMK_CLONES
+#endif
+#define QMK_INLINE inline __attribute__((always_inline))
+
+namespace qmk {
+namespace {
+
+std::atomic<int> g_threads{1};
+
+// Below this many counter values a call runs on the calling thread: starting a thread costs
+// ~20–50 µs, about what 2^16 amplitude updates take.
+constexpr uint64_t PARALLEL_MIN = uint64_t{1} << 16;
+
+QMK_INLINE uint64_t insert_zero(uint64_t i, int q) {
+  const uint64_t low = (uint64_t{1} << q) - 1;
+  return ((i & ~low) << 1) | (i & low);
+}
+
+// Sorted gate positions; m ≤ DENSE_QUBITS_MAX + 1.
+struct Positions {
+  int p[8];
+  int m;
+};
+
+QMK_INLINE uint64_t insert_all(uint64_t i, const Positions& pos) {
+  for (int j = 0; j < pos.m; j++) i = insert_zero(i, pos.p[j]);
+  return i;
+}
+
+// Calls f(base, len) for each run of the counter range [begin, end): base is the index of the run's
+// first amplitude with every gate bit 0, and the run's amplitudes are base .. base+len-1.
+template <class F>
+QMK_INLINE void for_runs(uint64_t begin, uint64_t end, const Positions& pos, F&& f) {
+  const uint64_t run = uint64_t{1} << pos.p[0];
+  uint64_t i = begin;
+  while (i < end) {
+    const uint64_t len = std::min(run - (i & (run - 1)), end - i);
+    f(insert_all(i, pos), len);
+    i += len;
+  }
+}
+
+// Runs body(begin, end) over [0, count), split across the configured threads when large.
+template <class F>
+void parallel(uint64_t count, F&& body) {
+  const int t = g_threads.load(std::memory_order_relaxed);
+  if (t <= 1 || count < PARALLEL_MIN) {
+    body(uint64_t{0}, count);
+    return;
+  }
+  const uint64_t chunk = (count + t - 1) / t;
+  std::vector<std::thread> workers;
+  workers.reserve(t - 1);
+  for (int w = 1; w < t; w++) {
+    const uint64_t b = w * chunk;
+    const uint64_t e = std::min(count, b + chunk);
+    if (b < e) workers.emplace_back([&body, b, e] { body(b, e); });
+  }
+  body(0, std::min(chunk, count));
+  for (auto& w : workers) w.join();
+}
+
+Positions sorted_positions(const int* qs, int m) {
+  Positions pos{};
+  pos.m = m;
+  for (int j = 0; j < m; j++) pos.p[j] = qs[j];
+  std::sort(pos.p, pos.p + m);
+  return pos;
+}
+
+Positions mask_positions(uint64_t mask) {
+  Positions pos{};
+  pos.m = 0;
+  for (int q = 0; q < 64; q++) {
+    if ((mask >> q) & 1) pos.p[pos.m++] = q;
+  }
+  return pos;
+}
+
+// ---- Dense k-qubit matrices ----------------------------------------------------------------
+
+// The matrix as separate real and imaginary parts, column-major (mr[c·D + r]): the row loop of a
+// column then runs over contiguous doubles and vectorises for D ≥ 4.
+template <int K>
+QMK_INLINE void dense_body(double* s, const Positions& pos, const uint64_t* offs, const double* mr,
+                           const double* mi, uint64_t begin, uint64_t end) {
+  constexpr int D = 1 << K;
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    for (uint64_t j = 0; j < len; j++) {
+      double vr[D], vi[D], orr[D], oi[D];
+      for (int c = 0; c < D; c++) {
+        const double* p = s + 2 * (base + j + offs[c]);
+        vr[c] = p[0];
+        vi[c] = p[1];
+      }
+      for (int r = 0; r < D; r++) {
+        orr[r] = 0;
+        oi[r] = 0;
+      }
+      for (int c = 0; c < D; c++) {
+        const double xr = vr[c];
+        const double xi = vi[c];
+        const double* cr = mr + c * D;
+        const double* ci = mi + c * D;
+        for (int r = 0; r < D; r++) {
+          orr[r] += cr[r] * xr - ci[r] * xi;
+          oi[r] += cr[r] * xi + ci[r] * xr;
+        }
+      }
+      for (int r = 0; r < D; r++) {
+        double* p = s + 2 * (base + j + offs[r]);
+        p[0] = orr[r];
+        p[1] = oi[r];
+      }
+    }
+  });
+}
+
+// The same product, vectorised along a run: when the gate's lowest qubit is ≥ 2 every run holds a
+// multiple of 4 amplitudes, and 4 consecutive amplitudes (8 doubles, re/im interleaved) of each of
+// the 2^k inputs are one vector. out_r += m_rc · v_c is then two fused multiply-adds per (r, c):
+// Re(m)·v + Im(m)·(−Im v, Re v), with the swapped vector made once per input. `mb` holds, per
+// (r, c), Re(m) broadcast and Im(m)·(−1, +1, …) as two vectors.
+typedef double v8d __attribute__((vector_size(64)));
+typedef long long v8i __attribute__((vector_size(64)));
+
+template <int K>
+QMK_INLINE void dense_vec_body(double* s, const Positions& pos, const uint64_t* offs,
+                               const v8d* mb, uint64_t begin, uint64_t end) {
+  constexpr int D = 1 << K;
+  const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    for (uint64_t j = 0; j < len; j += 4) {
+      v8d out[D];
+      for (int r = 0; r < D; r++) out[r] = v8d{};
+      for (int c = 0; c < D; c++) {
+        v8d v;
+        __builtin_memcpy(&v, s + 2 * (base + j + offs[c]), sizeof v);
+        const v8d w = __builtin_shuffle(v, swap);
+        for (int r = 0; r < D; r++) {
+          out[r] += mb[2 * (r * D + c)] * v + mb[2 * (r * D + c) + 1] * w;
+        }
+      }
+      for (int r = 0; r < D; r++) __builtin_memcpy(s + 2 * (base + j + offs[r]), &out[r], sizeof out[r]);
+    }
+  });
+}
+
+// One qubit: the two halves of a run are contiguous arrays, walked with unit stride.
+QMK_CLONES void matrix1_range(double* s, int q, const double* m, uint64_t begin, uint64_t end) {
+  const double a00r = m[0], a00i = m[1], a01r = m[2], a01i = m[3];
+  const double a10r = m[4], a10i = m[5], a11r = m[6], a11i = m[7];
+  const Positions pos{{q}, 1};
+  const uint64_t stride = 2 * (uint64_t{1} << q);
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    double* __restrict p0 = s + 2 * base;
+    double* __restrict p1 = p0 + stride;
+    for (uint64_t j = 0; j < 2 * len; j += 2) {
+      const double x0r = p0[j], x0i = p0[j + 1], x1r = p1[j], x1i = p1[j + 1];
+      p0[j] = a00r * x0r - a00i * x0i + (a01r * x1r - a01i * x1i);
+      p0[j + 1] = a00r * x0i + a00i * x0r + (a01r * x1i + a01i * x1r);
+      p1[j] = a10r * x0r - a10i * x0i + (a11r * x1r - a11i * x1i);
+      p1[j + 1] = a10r * x0i + a10i * x0r + (a11r * x1i + a11i * x1r);
+    }
+  });
+}
+
+#define QMK_DENSE(K)                                                                          \
+  QMK_CLONES void dense##K##_range(double* s, const Positions& pos, const uint64_t* offs,    \
+                                   const double* mr, const double* mi, uint64_t begin,       \
+                                   uint64_t end) {                                           \
+    dense_body<K>(s, pos, offs, mr, mi, begin, end);                                         \
+  }
+QMK_DENSE(2)
+QMK_DENSE(3)
+QMK_DENSE(4)
+QMK_DENSE(5)
+#undef QMK_DENSE
+
+#define QMK_DENSE_VEC(K)                                                                      \
+  QMK_CLONES void dense_vec##K##_range(double* s, const Positions& pos, const uint64_t* offs, \
+                                       const v8d* mb, uint64_t begin, uint64_t end) {       \
+    dense_vec_body<K>(s, pos, offs, mb, begin, end);                                         \
+  }
+QMK_DENSE_VEC(1)
+QMK_DENSE_VEC(2)
+QMK_DENSE_VEC(3)
+QMK_DENSE_VEC(4)
+QMK_DENSE_VEC(5)
+#undef QMK_DENSE_VEC
+
+// ---- Diagonals, controls, permutations -------------------------------------------------------
+
+QMK_CLONES void diagonal1_range(double* s, int q, const double* d, uint64_t begin, uint64_t end) {
+  const double d0r = d[0], d0i = d[1], d1r = d[2], d1i = d[3];
+  const bool scale0 = !(d0r == 1 && d0i == 0);
+  const Positions pos{{q}, 1};
+  const uint64_t stride = 2 * (uint64_t{1} << q);
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    double* __restrict p0 = s + 2 * base;
+    double* __restrict p1 = p0 + stride;
+    if (scale0) {
+      for (uint64_t j = 0; j < 2 * len; j += 2) {
+        const double xr = p0[j], xi = p0[j + 1];
+        p0[j] = d0r * xr - d0i * xi;
+        p0[j + 1] = d0r * xi + d0i * xr;
+      }
+    }
+    for (uint64_t j = 0; j < 2 * len; j += 2) {
+      const double xr = p1[j], xi = p1[j + 1];
+      p1[j] = d1r * xr - d1i * xi;
+      p1[j + 1] = d1r * xi + d1i * xr;
+    }
+  });
+}
+
+QMK_CLONES void controlled1_range(double* s, const Positions& pos, uint64_t cmask, int target,
+                                  const double* m, uint64_t begin, uint64_t end) {
+  const double a00r = m[0], a00i = m[1], a01r = m[2], a01i = m[3];
+  const double a10r = m[4], a10i = m[5], a11r = m[6], a11i = m[7];
+  const uint64_t stride = 2 * (uint64_t{1} << target);
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    double* __restrict p0 = s + 2 * (base | cmask);
+    double* __restrict p1 = p0 + stride;
+    for (uint64_t j = 0; j < 2 * len; j += 2) {
+      const double x0r = p0[j], x0i = p0[j + 1], x1r = p1[j], x1i = p1[j + 1];
+      p0[j] = a00r * x0r - a00i * x0i + (a01r * x1r - a01i * x1i);
+      p0[j + 1] = a00r * x0i + a00i * x0r + (a01r * x1i + a01i * x1r);
+      p1[j] = a10r * x0r - a10i * x0i + (a11r * x1r - a11i * x1i);
+      p1[j + 1] = a10r * x0i + a10i * x0r + (a11r * x1i + a11i * x1r);
+    }
+  });
+}
+
+// Swaps the amplitude runs starting at indices a and b (len complex each).
+QMK_INLINE void swap_runs(double* s, uint64_t a, uint64_t b, uint64_t len) {
+  double* __restrict pa = s + 2 * a;
+  double* __restrict pb = s + 2 * b;
+  for (uint64_t j = 0; j < 2 * len; j++) {
+    const double t = pa[j];
+    pa[j] = pb[j];
+    pb[j] = t;
+  }
+}
+
+QMK_CLONES void x_range(double* s, const Positions& pos, uint64_t cmask, uint64_t tbit,
+                        uint64_t begin, uint64_t end) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    swap_runs(s, base | cmask, base | cmask | tbit, len);
+  });
+}
+
+QMK_CLONES void swap_range(double* s, const Positions& pos, uint64_t abit, uint64_t bbit,
+                           uint64_t begin, uint64_t end) {
+  for_runs(begin, end, pos,
+           [&](uint64_t base, uint64_t len) { swap_runs(s, base | abit, base | bbit, len); });
+}
+
+QMK_CLONES void phase_range(double* s, const Positions& pos, uint64_t mask, double re, double im,
+                            uint64_t begin, uint64_t end) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    double* __restrict p = s + 2 * (base | mask);
+    for (uint64_t j = 0; j < 2 * len; j += 2) {
+      const double xr = p[j], xi = p[j + 1];
+      p[j] = re * xr - im * xi;
+      p[j + 1] = re * xi + im * xr;
+    }
+  });
+}
+
+// ---- Measurement ---------------------------------------------------------------------------
+
+QMK_CLONES void weights_range(const double* s, int q, uint64_t begin, uint64_t end, double* out) {
+  const Positions pos{{q}, 1};
+  const uint64_t stride = 2 * (uint64_t{1} << q);
+  double w0 = 0, w1 = 0;
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    const double* p0 = s + 2 * base;
+    const double* p1 = p0 + stride;
+    for (uint64_t j = 0; j < 2 * len; j++) {
+      w0 += p0[j] * p0[j];
+      w1 += p1[j] * p1[j];
+    }
+  });
+  out[0] = w0;
+  out[1] = w1;
+}
+
+QMK_CLONES void collapse_range(double* s, int q, int outcome, double scale, uint64_t begin,
+                               uint64_t end) {
+  const Positions pos{{q}, 1};
+  const uint64_t stride = 2 * (uint64_t{1} << q);
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+    double* __restrict keep = s + 2 * base + (outcome ? stride : 0);
+    double* __restrict drop = s + 2 * base + (outcome ? 0 : stride);
+    for (uint64_t j = 0; j < 2 * len; j++) {
+      keep[j] *= scale;
+      drop[j] = 0;
+    }
+  });
+}
+
+QMK_CLONES void rmw_range(double* buf, double a, double b, uint64_t begin, uint64_t end) {
+  for (uint64_t i = begin; i < end; i++) buf[i] = buf[i] * a + b;
+}
+
+}  // namespace
+
+void set_threads(int t) { g_threads.store(std::clamp(t, 1, 256), std::memory_order_relaxed); }
+int threads() { return g_threads.load(std::memory_order_relaxed); }
+
+const char* isa() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return "avx512f";
+  if (__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+  return "default";
+}
+
+namespace {
+
+void group_offsets(const int* qubits, int k, uint64_t* offs) {
+  for (int c = 0; c < (1 << k); c++) {
+    uint64_t o = 0;
+    for (int j = 0; j < k; j++) {
+      if ((c >> j) & 1) o |= uint64_t{1} << qubits[j];
+    }
+    offs[c] = o;
+  }
+}
+
+void apply_dense_vec(double* s, int n, const int* qubits, int k, const double* m,
+                     const Positions& pos) {
+  const int d = 1 << k;
+  uint64_t offs[1 << DENSE_QUBITS_MAX];
+  group_offsets(qubits, k, offs);
+  std::vector<v8d> mb(2 * d * d);
+  for (int e = 0; e < d * d; e++) {
+    const double re = m[2 * e];
+    const double im = m[2 * e + 1];
+    mb[2 * e] = v8d{re, re, re, re, re, re, re, re};
+    mb[2 * e + 1] = v8d{-im, im, -im, im, -im, im, -im, im};
+  }
+  const v8d* b = mb.data();
+  parallel(uint64_t{1} << (n - k), [&](uint64_t lo, uint64_t hi) {
+    switch (k) {
+      case 1: dense_vec1_range(s, pos, offs, b, lo, hi); break;
+      case 2: dense_vec2_range(s, pos, offs, b, lo, hi); break;
+      case 3: dense_vec3_range(s, pos, offs, b, lo, hi); break;
+      case 4: dense_vec4_range(s, pos, offs, b, lo, hi); break;
+      default: dense_vec5_range(s, pos, offs, b, lo, hi); break;
+    }
+  });
+}
+
+}  // namespace
+
+void apply_dense(double* s, int n, const int* qubits, int k, const double* m) {
+  const Positions pos = sorted_positions(qubits, k);
+  if (pos.p[0] >= 2 && k >= 2) {
+    apply_dense_vec(s, n, qubits, k, m, pos);
+    return;
+  }
+  if (k == 1) {
+    parallel(uint64_t{1} << (n - 1),
+             [&](uint64_t b, uint64_t e) { matrix1_range(s, qubits[0], m, b, e); });
+    return;
+  }
+  const int d = 1 << k;
+  // Offsets of the 2^k amplitudes of a group: local bit j of c is qubit qubits[j].
+  uint64_t offs[1 << DENSE_QUBITS_MAX];
+  group_offsets(qubits, k, offs);
+  std::vector<double> mr(d * d), mi(d * d);
+  for (int r = 0; r < d; r++) {
+    for (int c = 0; c < d; c++) {
+      mr[c * d + r] = m[2 * (r * d + c)];
+      mi[c * d + r] = m[2 * (r * d + c) + 1];
+    }
+  }
+  const uint64_t count = uint64_t{1} << (n - k);
+  const double* r = mr.data();
+  const double* i = mi.data();
+  parallel(count, [&](uint64_t b, uint64_t e) {
+    switch (k) {
+      case 2: dense2_range(s, pos, offs, r, i, b, e); break;
+      case 3: dense3_range(s, pos, offs, r, i, b, e); break;
+      case 4: dense4_range(s, pos, offs, r, i, b, e); break;
+      default: dense5_range(s, pos, offs, r, i, b, e); break;
+    }
+  });
+}
+
+void apply_diagonal1(double* s, int n, int q, const double* d) {
+  parallel(uint64_t{1} << (n - 1),
+           [&](uint64_t b, uint64_t e) { diagonal1_range(s, q, d, b, e); });
+}
+
+void apply_controlled1(double* s, int n, uint64_t cmask, int target, const double* m) {
+  const Positions pos = mask_positions(cmask | (uint64_t{1} << target));
+  parallel(uint64_t{1} << (n - pos.m),
+           [&](uint64_t b, uint64_t e) { controlled1_range(s, pos, cmask, target, m, b, e); });
+}
+
+void apply_x(double* s, int n, uint64_t cmask, int target) {
+  const uint64_t tbit = uint64_t{1} << target;
+  const Positions pos = mask_positions(cmask | tbit);
+  parallel(uint64_t{1} << (n - pos.m),
+           [&](uint64_t b, uint64_t e) { x_range(s, pos, cmask, tbit, b, e); });
+}
+
+void apply_swap(double* s, int n, int a, int b) {
+  const uint64_t abit = uint64_t{1} << a;
+  const uint64_t bbit = uint64_t{1} << b;
+  const Positions pos = mask_positions(abit | bbit);
+  parallel(uint64_t{1} << (n - 2),
+           [&](uint64_t lo, uint64_t hi) { swap_range(s, pos, abit, bbit, lo, hi); });
+}
+
+void apply_phase(double* s, int n, uint64_t mask, double re, double im) {
+  const Positions pos = mask_positions(mask);
+  parallel(uint64_t{1} << (n - pos.m),
+           [&](uint64_t b, uint64_t e) { phase_range(s, pos, mask, re, im, b, e); });
+}
+
+void branch_weights(const double* s, int n, int q, double* out) {
+  const int t = std::max(1, threads());
+  std::vector<double> parts(2 * t, 0.0);
+  // Each chunk writes its own slot; the sum is in chunk order, so the result does not depend on
+  // which thread ran which chunk (it does depend on the thread count, by rounding only).
+  const uint64_t count = uint64_t{1} << (n - 1);
+  const uint64_t chunk = (count + t - 1) / t;
+  parallel(count, [&](uint64_t b, uint64_t e) {
+    const int slot = static_cast<int>(b / chunk);
+    weights_range(s, q, b, e, &parts[2 * slot]);
+  });
+  out[0] = 0;
+  out[1] = 0;
+  for (int w = 0; w < t; w++) {
+    out[0] += parts[2 * w];
+    out[1] += parts[2 * w + 1];
+  }
+}
+
+void collapse(double* s, int n, int q, int outcome, double scale) {
+  parallel(uint64_t{1} << (n - 1),
+           [&](uint64_t b, uint64_t e) { collapse_range(s, q, outcome, scale, b, e); });
+}
+
+void probabilities(double* s, int n) {
+  // In place and front to back: entry i is written after entries 2i and 2i+1 were read.
+  const uint64_t size = uint64_t{1} << n;
+  for (uint64_t i = 0; i < size; i++) {
+    const double re = s[2 * i];
+    const double im = s[2 * i + 1];
+    s[i] = re * re + im * im;
+  }
+}
+
+void bandwidth_pass(double* buf, size_t count, double a, double b) {
+  parallel(count, [&](uint64_t lo, uint64_t hi) { rmw_range(buf, a, b, lo, hi); });
+}
+
+}  // namespace qmk

@@ -1,0 +1,227 @@
+/**
+ * The two state-vector engines behind one interface: the JavaScript reference (`engine.ts`) and
+ * the native addon (`native-sim/`). Layer: sim; no policy. The engine is chosen once per thread
+ * when this module loads: `QMK_SIM_ENGINE=js|native` forces one, unset (or `auto`) takes the
+ * native addon when it loads and the JavaScript engine otherwise; `engineInfo()` says which ran
+ * and why, for the start-up log and for benchmarks.
+ *
+ * Both engines take the same arguments (interleaved complex doubles, qubit q = bit q) and give
+ * amplitudes equal to rounding (the conformance suite compares them to 1e-10). Native threads:
+ * `QMK_SIM_THREADS` (default: the machine's cores) threads work on one large state; states under
+ * ~2^17 amplitudes always run on the calling thread, so small jobs spread over the pool instead.
+ */
+import assert from 'node:assert';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  applyCnot,
+  applyCz,
+  applyDense,
+  applyDiagonal1,
+  applyMatrix1,
+  applySwap,
+  applyToffoli,
+  applyX,
+  branchWeightsInto,
+  collapseScaled,
+} from './engine.js';
+
+export type EngineName = 'js' | 'native';
+
+/** The gate and measurement routines one engine provides. */
+export interface Kernels {
+  readonly name: EngineName;
+  /** A dense 2^k × 2^k matrix (k ≤ 5; row-major interleaved, local bit j = qubits[j]). */
+  dense(s: Float64Array, n: number, qubits: Int32Array, m: Float64Array): void;
+  matrix1(s: Float64Array, n: number, q: number, m: Float64Array): void;
+  diagonal1(s: Float64Array, n: number, q: number, d: Float64Array): void;
+  x(s: Float64Array, n: number, q: number): void;
+  cnot(s: Float64Array, n: number, c: number, t: number): void;
+  cz(s: Float64Array, n: number, a: number, b: number): void;
+  swap(s: Float64Array, n: number, a: number, b: number): void;
+  toffoli(s: Float64Array, n: number, c1: number, c2: number, t: number): void;
+  /** Unnormalised [P(q=0), P(q=1)] into `out`. */
+  branchWeights(s: Float64Array, n: number, q: number, out: Float64Array): void;
+  /** Keeps the half with q = outcome scaled by `scale`, zeroes the other. */
+  collapse(s: Float64Array, n: number, q: number, outcome: 0 | 1, scale: number): void;
+}
+
+/** The JavaScript reference engine. */
+export const jsKernels: Kernels = {
+  name: 'js',
+  dense: applyDense,
+  matrix1: applyMatrix1,
+  diagonal1: (s, n, q, d) => applyDiagonal1(s, n, q, d[0]!, d[1]!, d[2]!, d[3]!),
+  x: applyX,
+  cnot: applyCnot,
+  cz: applyCz,
+  swap: applySwap,
+  toffoli: applyToffoli,
+  branchWeights: branchWeightsInto,
+  collapse: collapseScaled,
+};
+
+/** The addon's exports (native-sim/src/addon.cc); each returns 0 or a negative error code. */
+export interface NativeAddon {
+  applyDense(s: Float64Array, n: number, qubits: Int32Array, m: Float64Array): number;
+  applyDiagonal1(
+    s: Float64Array,
+    n: number,
+    q: number,
+    d0re: number,
+    d0im: number,
+    d1re: number,
+    d1im: number,
+  ): number;
+  applyControlled1(s: Float64Array, n: number, cmask: number, t: number, m: Float64Array): number;
+  applyX(s: Float64Array, n: number, cmask: number, t: number): number;
+  applySwap(s: Float64Array, n: number, a: number, b: number): number;
+  applyPhase(s: Float64Array, n: number, mask: number, re: number, im: number): number;
+  branchWeights(s: Float64Array, n: number, q: number, out: Float64Array): number;
+  collapse(s: Float64Array, n: number, q: number, outcome: number, scale: number): number;
+  probabilities(s: Float64Array, n: number): number;
+  bandwidthPass(buf: Float64Array, a: number, b: number): number;
+  setThreads(t: number): number;
+  threads(): number;
+  isa(): string;
+}
+
+const NATIVE_ERRORS: Readonly<Record<number, string>> = {
+  [-1]: 'bad state (length or qubit count)',
+  [-2]: 'bad qubit (out of range or repeated)',
+  [-3]: 'bad matrix (length or width)',
+  [-4]: 'bad argument type',
+};
+
+function ok(code: number, what: string): void {
+  assert(code === 0, `native ${what}: ${NATIVE_ERRORS[code] ?? `code ${code}`}`);
+}
+
+/** Wraps the addon as `Kernels`: return codes become assertions (inputs were validated). */
+export function nativeKernels(a: NativeAddon): Kernels {
+  return {
+    name: 'native',
+    dense: (s, n, qs, m) => ok(a.applyDense(s, n, qs, m), 'dense'),
+    matrix1: (s, n, q, m) => ok(a.applyControlled1(s, n, 0, q, m), 'matrix1'),
+    diagonal1: (s, n, q, d) =>
+      ok(a.applyDiagonal1(s, n, q, d[0]!, d[1]!, d[2]!, d[3]!), 'diagonal1'),
+    x: (s, n, q) => ok(a.applyX(s, n, 0, q), 'x'),
+    cnot: (s, n, c, t) => ok(a.applyX(s, n, 2 ** c, t), 'cnot'),
+    cz: (s, n, x, y) => ok(a.applyPhase(s, n, 2 ** x + 2 ** y, -1, 0), 'cz'),
+    swap: (s, n, x, y) => ok(a.applySwap(s, n, x, y), 'swap'),
+    toffoli: (s, n, c1, c2, t) => {
+      assert(c1 !== c2, 'Toffoli controls must differ');
+      ok(a.applyX(s, n, 2 ** c1 + 2 ** c2, t), 'toffoli');
+    },
+    branchWeights: (s, n, q, out) => ok(a.branchWeights(s, n, q, out), 'branchWeights'),
+    collapse: (s, n, q, outcome, scale) => ok(a.collapse(s, n, q, outcome, scale), 'collapse'),
+  };
+}
+
+/** The built addon's path: native-sim/build/Release, found from src/sim or dist/src/sim. */
+function addonPath(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 5; up++) {
+    const p = join(dir, 'native-sim', 'build', 'Release', 'qmk_native.node');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+export interface EngineInfo {
+  name: EngineName;
+  /** Why this engine: forced by QMK_SIM_ENGINE, or the addon's absence or load error. */
+  reason: string;
+  /** Native only: the instruction set picked for this CPU, and the threads per large state. */
+  isa?: string;
+  threads?: number;
+}
+
+/** Loads the addon, or says why it cannot be used. Never throws. */
+export function loadNative(): { addon: NativeAddon } | { error: string } {
+  const path = addonPath();
+  if (path === null) return { error: 'native-sim/build/Release/qmk_native.node is not built' };
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    if (typeof addon.applyDense !== 'function') return { error: `${path} has no applyDense` };
+    return { addon };
+  } catch (e) {
+    return { error: `${path} failed to load: ${(e as Error).message}` };
+  }
+}
+
+function threadsSetting(): number {
+  const raw = process.env.QMK_SIM_THREADS;
+  const t = raw === undefined || raw === '' ? availableParallelism() : Number(raw);
+  assert(Number.isInteger(t) && t >= 1 && t <= 256, `QMK_SIM_THREADS=${raw} is not 1..256`);
+  return t;
+}
+
+function select(): { kernels: Kernels; info: EngineInfo; addon: NativeAddon | null } {
+  const wanted = process.env.QMK_SIM_ENGINE ?? 'auto';
+  assert(
+    wanted === 'js' || wanted === 'native' || wanted === 'auto' || wanted === '',
+    `QMK_SIM_ENGINE=${wanted} is not js, native or auto`,
+  );
+  if (wanted === 'js') {
+    return { kernels: jsKernels, info: { name: 'js', reason: 'QMK_SIM_ENGINE=js' }, addon: null };
+  }
+  const loaded = loadNative();
+  if ('error' in loaded) {
+    // Forcing the native engine when it cannot load is a configuration error, not a fallback.
+    assert(wanted !== 'native', `QMK_SIM_ENGINE=native but ${loaded.error}`);
+    return { kernels: jsKernels, info: { name: 'js', reason: loaded.error }, addon: null };
+  }
+  const threads = threadsSetting();
+  loaded.addon.setThreads(threads);
+  const reason = wanted === 'native' ? 'QMK_SIM_ENGINE=native' : 'native addon loaded';
+  return {
+    kernels: nativeKernels(loaded.addon),
+    info: { name: 'native', reason, isa: loaded.addon.isa(), threads },
+    addon: loaded.addon,
+  };
+}
+
+const selected = select();
+
+/** The engine this thread uses for jobs. */
+export function activeKernels(): Kernels {
+  return selected.kernels;
+}
+
+/** Which engine runs and why (for the start-up log and benchmarks). */
+export function engineInfo(): EngineInfo {
+  return selected.info;
+}
+
+/** The loaded addon itself (benchmarks: bandwidth pass, thread count), or null. */
+export function nativeAddon(): NativeAddon | null {
+  return selected.addon;
+}
+
+/** One line for logs: `native (avx512f, 2 threads)` or `js (reason)`. */
+export function describeEngine(info: EngineInfo = selected.info): string {
+  return info.name === 'native'
+    ? `native (${info.isa}, ${info.threads} threads; ${info.reason})`
+    : `js (${info.reason})`;
+}
+
+/**
+ * Default fusion width per engine, measured by `npm run bench:sim` on the 2-core reference machine
+ * (see the issue note): wider blocks save passes over the state but cost 2^k multiply-adds per
+ * amplitude, which only vectorised native code hides behind memory traffic.
+ */
+export const FUSION_WIDTH_DEFAULT: Readonly<Record<EngineName, number>> = { js: 3, native: 4 };
+
+/** The fusion width jobs use: `QMK_SIM_FUSION` (0 = off, 1..5), else the engine's default. */
+export function fusionWidth(engine: EngineName = selected.info.name): number {
+  const raw = process.env.QMK_SIM_FUSION;
+  if (raw === undefined || raw === '') return FUSION_WIDTH_DEFAULT[engine];
+  const k = Number(raw);
+  assert(Number.isInteger(k) && k >= 0 && k <= 5, `QMK_SIM_FUSION=${raw} is not 0..5`);
+  return k;
+}
