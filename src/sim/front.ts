@@ -25,6 +25,7 @@ import { FairQueue } from '../kernel/scheduler.js';
 import type { Program } from '../kernel/program/ir.js';
 import { type BatchInput, type BatchOutput, type ClusterState, runBatch } from './batch.js';
 import { runProgram, samplingMode, workEstimate } from './program.js';
+import { engineInfo, fusionWidth } from './kernels.js';
 
 /**
  * Plans on clusters of at most this many qubits (16 KiB of state) run synchronously on the main
@@ -60,6 +61,11 @@ interface Held {
   state: Float64Array;
 }
 
+function jobEngineName(): string {
+  const k = fusionWidth();
+  return `${engineInfo().name}${k === 0 ? '' : ` fused k=${k}`}`;
+}
+
 function sharedAlloc(doubles: number): Float64Array {
   return new Float64Array(new SharedArrayBuffer(doubles * 8));
 }
@@ -70,7 +76,8 @@ const WORKER_URL = new URL(
 );
 
 export class PoolSimulator implements SimulatorPort, JobRunnerPort {
-  readonly engine = 'js';
+  /** The engine jobs run on, as GetJobResult reports it: `native`/`js`, and the fusion width. */
+  readonly engine = jobEngineName();
   readonly threads: number;
   readonly slots: number;
   private readonly pool: Piscina;

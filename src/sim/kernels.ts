@@ -215,7 +215,7 @@ export function describeEngine(info: EngineInfo = selected.info): string {
  * (see the issue note): wider blocks save passes over the state but cost 2^k multiply-adds per
  * amplitude, which only vectorised native code hides behind memory traffic.
  */
-export const FUSION_WIDTH_DEFAULT: Readonly<Record<EngineName, number>> = { js: 3, native: 4 };
+export const FUSION_WIDTH_DEFAULT: Readonly<Record<EngineName, number>> = { js: 2, native: 3 };
 
 /** The fusion width jobs use: `QMK_SIM_FUSION` (0 = off, 1..5), else the engine's default. */
 export function fusionWidth(engine: EngineName = selected.info.name): number {

@@ -7,13 +7,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 process.env.QMK_SIM_ENGINE = 'js';
-const { activeKernels, engineInfo, fusionWidth } = await import('../../src/sim/kernels.js');
+const { activeKernels, engineInfo, FUSION_WIDTH_DEFAULT, fusionWidth } = await import(
+  '../../src/sim/kernels.js'
+);
 const { registerConformance, subjectsFor } = await import('./conformance.js');
 
 test('QMK_SIM_ENGINE=js → the JavaScript engine runs, with its default fusion width', () => {
   assert.is(activeKernels().name, 'js');
   assert.is(engineInfo().reason, 'QMK_SIM_ENGINE=js');
-  assert.is(fusionWidth(), 3);
+  assert.is(fusionWidth(), FUSION_WIDTH_DEFAULT.js);
 });
 
 registerConformance(
