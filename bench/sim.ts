@@ -53,9 +53,14 @@ const addon = 'addon' in loaded ? loaded.addon : null;
 
 function circuit(name: string, n: number): Program {
   const text =
-    name === 'ghz' ? ghzQasm(n) : name === 'qft' ? qftQasm(n) : randomQasm(n, RANDOM_LAYERS, RANDOM_SEED);
+    name === 'ghz'
+      ? ghzQasm(n)
+      : name === 'qft'
+        ? qftQasm(n)
+        : randomQasm(n, RANDOM_LAYERS, RANDOM_SEED);
   const parsed = parseQasm(text);
-  if (parsed.program === null) throw new Error(`${name}(${n}): ${JSON.stringify(parsed.violations)}`);
+  if (parsed.program === null)
+    throw new Error(`${name}(${n}): ${JSON.stringify(parsed.violations)}`);
   return parsed.program;
 }
 
@@ -104,11 +109,17 @@ interface Row extends Config {
 function configs(): Config[] {
   const out: Config[] = [];
   if (ENGINES.includes('js')) {
-    out.push({ engine: 'js', fusion: 0, threads: 1 }, { engine: 'js', fusion: FUSION_WIDTH_DEFAULT.js, threads: 1 });
+    out.push(
+      { engine: 'js', fusion: 0, threads: 1 },
+      { engine: 'js', fusion: FUSION_WIDTH_DEFAULT.js, threads: 1 },
+    );
   }
   if (ENGINES.includes('native') && addon !== null) {
     for (const threads of [1, 2]) {
-      out.push({ engine: 'native', fusion: 0, threads }, { engine: 'native', fusion: FUSION_WIDTH_DEFAULT.native, threads });
+      out.push(
+        { engine: 'native', fusion: 0, threads },
+        { engine: 'native', fusion: FUSION_WIDTH_DEFAULT.native, threads },
+      );
     }
   }
   return out;
@@ -137,16 +148,22 @@ const pad = (s: string | number, n: number) => String(s).padStart(n);
 async function main(): Promise<void> {
   const started = new Date();
   console.log(`bench/sim — engine selection: ${describeEngine(engineInfo())}`);
-  if (addon === null) console.log(`  native engine unavailable: ${'error' in loaded ? loaded.error : ''}`);
+  if (addon === null)
+    console.log(`  native engine unavailable: ${'error' in loaded ? loaded.error : ''}`);
   const bw = [measureBandwidth(1), measureBandwidth(2)];
   for (const b of bw) {
-    if (b !== null) console.log(`  bandwidth floor, ${b.threads} thread(s): ${b.gbPerSecond.toFixed(1)} GB/s read+write (RMW over 1 GiB)`);
+    if (b !== null)
+      console.log(
+        `  bandwidth floor, ${b.threads} thread(s): ${b.gbPerSecond.toFixed(1)} GB/s read+write (RMW over 1 GiB)`,
+      );
   }
   const floorPass = (n: number, threads: number): number | null => {
     const b = bw[threads - 1] ?? null;
     return b === null ? null : b.secondsPerDouble * 2 ** (n + 1);
   };
-  console.log(`  ${'circuit'.padEnd(7)} ${'n'.padStart(2)}  ${'config'.padEnd(22)} ${'passes'.padStart(6)} ${'time'.padStart(9)} ${'floor'.padStart(9)}  of floor`);
+  console.log(
+    `  ${'circuit'.padEnd(7)} ${'n'.padStart(2)}  ${'config'.padEnd(22)} ${'passes'.padStart(6)} ${'time'.padStart(9)} ${'floor'.padStart(9)}  of floor`,
+  );
   const rows: Row[] = [];
   for (const name of CIRCUITS) {
     for (const c of configs()) {
@@ -157,8 +174,15 @@ async function main(): Promise<void> {
         const predicted = last === null ? 0 : last.seconds * 2 ** (n - last.n);
         const base = { ...c, circuit: name, qubits: n, passes };
         if (predicted > CAP_S) {
-          rows.push({ ...base, seconds: null, fractionOfFloor: null, skipped: `predicted ${predicted.toFixed(0)} s > cap ${CAP_S} s` });
-          console.log(`  ${name.padEnd(7)} ${pad(n, 2)}  ${configName(c).padEnd(22)} ${pad(passes, 6)}   skipped (predicted ${predicted.toFixed(0)} s > --cap-s ${CAP_S})`);
+          rows.push({
+            ...base,
+            seconds: null,
+            fractionOfFloor: null,
+            skipped: `predicted ${predicted.toFixed(0)} s > cap ${CAP_S} s`,
+          });
+          console.log(
+            `  ${name.padEnd(7)} ${pad(n, 2)}  ${configName(c).padEnd(22)} ${pad(passes, 6)}   skipped (predicted ${predicted.toFixed(0)} s > --cap-s ${CAP_S})`,
+          );
           continue;
         }
         const seconds = runOne(p, c);
@@ -172,22 +196,26 @@ async function main(): Promise<void> {
       }
     }
   }
-  const e2e = values['no-e2e'] ? null : await endToEnd();
   const date = started.toISOString().slice(0, 10);
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });
-  const report = {
-    date: started.toISOString(),
-    engine: engineInfo(),
-    isa: addon?.isa() ?? null,
-    bandwidth: bw.filter((b) => b !== null),
-    randomLayers: RANDOM_LAYERS,
-    randomSeed: RANDOM_SEED,
-    rows,
-    e2e,
+  const write = (e2e: EndToEnd | null) => {
+    const report = {
+      date: started.toISOString(),
+      engine: engineInfo(),
+      isa: addon?.isa() ?? null,
+      bandwidth: bw.filter((b) => b !== null),
+      randomLayers: RANDOM_LAYERS,
+      randomSeed: RANDOM_SEED,
+      rows,
+      e2e,
+    };
+    writeFileSync(join(dir, `${date}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(dir, `${date}.html`), html(report));
   };
-  writeFileSync(join(dir, `${date}.json`), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(dir, `${date}.html`), html(report));
+  write(null); // the engine figures survive a failure of the end-to-end part
+  const e2e = values['no-e2e'] ? null : await endToEnd();
+  write(e2e);
   console.log(`  wrote bench/results/${date}.json and bench/results/${date}.html`);
 }
 
@@ -203,7 +231,9 @@ interface EndToEnd {
 }
 
 async function endToEnd(): Promise<EndToEnd | null> {
-  const { call, jobClient, newTenant, removeStateDir, startDaemon, watchJob } = await import('../test/support/daemon.js');
+  const { call, jobClient, newTenant, removeStateDir, startDaemon, watchJob } = await import(
+    '../test/support/daemon.js'
+  );
   const n = 24;
   const text = randomQasm(n, RANDOM_LAYERS, RANDOM_SEED);
   const p = circuit('random', n);
@@ -219,18 +249,31 @@ async function endToEnd(): Promise<EndToEnd | null> {
     const t = await newTenant(d, 'bench-sim', 'TIER_ENTERPRISE');
     const jobs = jobClient(d, t.apiKey);
     const t1 = performance.now();
-    const sub = await call<{ job: { job_id: string } }>(jobs, 'SubmitJob', { qasm: text, shots: 1, seed: '7' });
+    const sub = await call<{ job: { job_id: string } }>(jobs, 'SubmitJob', {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: text },
+      shots: 1,
+      seed: '7',
+    });
     const events = await watchJob(jobs, sub.job.job_id);
     const jobSeconds = (performance.now() - t1) / 1000;
     const state = events.at(-1)?.job.state;
     if (state !== 'JOB_STATE_DONE') throw new Error(`job ended ${state}`);
-    const r = await call<{ run_ms: number; engine: string }>(jobs, 'GetJobResult', { job_id: sub.job.job_id });
+    const r = await call<{ run_ms: number; engine: string }>(jobs, 'GetJobResult', {
+      job_id: sub.job.job_id,
+    });
     jobs.close();
     const ratio = jobSeconds / engineSeconds;
     console.log(
       `  end to end: random ${n}q job through gRPC ${jobSeconds.toFixed(3)} s (run ${(Number(r.run_ms) / 1000).toFixed(3)} s, engine ${r.engine}) vs engine alone ${engineSeconds.toFixed(3)} s = ${ratio.toFixed(2)}× (target ≤ 1.3×)`,
     );
-    return { qubits: n, engineSeconds, jobSeconds, runSeconds: Number(r.run_ms) / 1000, ratio, engine: r.engine };
+    return {
+      qubits: n,
+      engineSeconds,
+      jobSeconds,
+      runSeconds: Number(r.run_ms) / 1000,
+      ratio,
+      engine: r.engine,
+    };
   } finally {
     await d.stop();
     removeStateDir(d.stateDir);
@@ -239,9 +282,20 @@ async function endToEnd(): Promise<EndToEnd | null> {
 
 // ---------------------------------------------------------------- HTML report
 
-function html(report: { date: string; rows: Row[]; bandwidth: (Bandwidth | null)[]; e2e: EndToEnd | null; isa: string | null }): string {
+function html(report: {
+  date: string;
+  rows: Row[];
+  bandwidth: (Bandwidth | null)[];
+  e2e: EndToEnd | null;
+  isa: string | null;
+}): string {
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const charts = CIRCUITS.map((c) => lineChart(c, report.rows.filter((r) => r.circuit === c))).join('\n');
+  const charts = CIRCUITS.map((c) =>
+    lineChart(
+      c,
+      report.rows.filter((r) => r.circuit === c),
+    ),
+  ).join('\n');
   const bars = barChart(report.rows.filter((r) => r.fractionOfFloor !== null));
   const table = report.rows
     .map(
@@ -249,8 +303,13 @@ function html(report: { date: string; rows: Row[]; bandwidth: (Bandwidth | null)
         `<tr><td>${r.circuit}</td><td>${r.qubits}</td><td>${esc(configName(r))}</td><td>${r.passes}</td><td>${r.seconds === null ? esc(r.skipped ?? '') : r.seconds.toFixed(3)}</td><td>${r.fractionOfFloor === null ? '' : `${(100 * r.fractionOfFloor).toFixed(0)} %`}</td></tr>`,
     )
     .join('\n');
-  const bw = report.bandwidth.map((b) => `${b!.threads} thread(s): ${b!.gbPerSecond.toFixed(1)} GB/s`).join(', ');
-  const e2e = report.e2e === null ? 'not run' : `${report.e2e.qubits}-qubit random job ${report.e2e.jobSeconds.toFixed(3)} s vs engine ${report.e2e.engineSeconds.toFixed(3)} s = ${report.e2e.ratio.toFixed(2)}×`;
+  const bw = report.bandwidth
+    .map((b) => `${b!.threads} thread(s): ${b!.gbPerSecond.toFixed(1)} GB/s`)
+    .join(', ');
+  const e2e =
+    report.e2e === null
+      ? 'not run'
+      : `${report.e2e.qubits}-qubit random job ${report.e2e.jobSeconds.toFixed(3)} s vs engine ${report.e2e.engineSeconds.toFixed(3)} s = ${report.e2e.ratio.toFixed(2)}×`;
   return `<!doctype html><html><head><meta charset="utf-8"><title>bench/sim ${esc(report.date)}</title>
 <style>body{font:14px sans-serif;margin:2em}svg{border:1px solid #ccc;margin:0 1em 1em 0}td,th{padding:2px 8px;text-align:right}</style></head><body>
 <h1>bench/sim — ${esc(report.date)}</h1>
@@ -261,7 +320,16 @@ function html(report: { date: string; rows: Row[]; bandwidth: (Bandwidth | null)
 </body></html>\n`;
 }
 
-const COLOURS = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e', '#e6ab02', '#a6761d', '#666'];
+const COLOURS = [
+  '#1b9e77',
+  '#d95f02',
+  '#7570b3',
+  '#e7298a',
+  '#66a61e',
+  '#e6ab02',
+  '#a6761d',
+  '#666',
+];
 
 function lineChart(title: string, rows: Row[]): string {
   const W = 460;
@@ -275,7 +343,9 @@ function lineChart(title: string, rows: Row[]): string {
   const y = (s: number) => H - 30 - ((Math.log10(s) - y0) / Math.max(1, y1 - y0)) * (H - 60);
   const names = [...new Set(rows.map(configName))];
   const lines = names.map((name, i) => {
-    const pts = done.filter((r) => configName(r) === name).map((r) => `${x(r.qubits).toFixed(1)},${y(r.seconds!).toFixed(1)}`);
+    const pts = done
+      .filter((r) => configName(r) === name)
+      .map((r) => `${x(r.qubits).toFixed(1)},${y(r.seconds!).toFixed(1)}`);
     return `<polyline fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2" points="${pts.join(' ')}"/><text x="${W - 140}" y="${20 + 16 * i}" fill="${COLOURS[i % COLOURS.length]}">${name}</text>`;
   });
   const ticks = [];

@@ -181,6 +181,14 @@ Napi::Value Probabilities(const Napi::CallbackInfo& info) {
   return code(info, OK);
 }
 
+// prepare(state, n): huge pages and pages faulted in, values unchanged
+Napi::Value Prepare(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  qmk::prepare(st.data, size_t{2} << st.n);
+  return code(info, OK);
+}
+
 // bandwidthPass(buffer: Float64Array, a, b)
 Napi::Value BandwidthPass(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[0].IsTypedArray()) return code(info, BAD_ARG);
@@ -214,6 +222,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("branchWeights", Napi::Function::New(env, BranchWeights));
   exports.Set("collapse", Napi::Function::New(env, Collapse));
   exports.Set("probabilities", Napi::Function::New(env, Probabilities));
+  exports.Set("prepare", Napi::Function::New(env, Prepare));
   exports.Set("bandwidthPass", Napi::Function::New(env, BandwidthPass));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("threads", Napi::Function::New(env, Threads));

@@ -12,9 +12,13 @@
 //   loader picks one for the CPU at start; no -march=native, so the binary runs anywhere.
 #include "kernels.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -24,6 +28,8 @@
 #define QMK_CLONES
 #endif
 #define QMK_INLINE inline __attribute__((always_inline))
+// Lambdas handed to for_runs must be inlined into the cloned caller, or they run baseline code.
+#define QMK_LAMBDA_INLINE __attribute__((always_inline))
 
 namespace qmk {
 namespace {
@@ -108,7 +114,7 @@ template <int K>
 QMK_INLINE void dense_body(double* s, const Positions& pos, const uint64_t* offs, const double* mr,
                            const double* mi, uint64_t begin, uint64_t end) {
   constexpr int D = 1 << K;
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     for (uint64_t j = 0; j < len; j++) {
       double vr[D], vi[D], orr[D], oi[D];
       for (int c = 0; c < D; c++) {
@@ -141,30 +147,80 @@ QMK_INLINE void dense_body(double* s, const Positions& pos, const uint64_t* offs
 
 // The same product, vectorised along a run: when the gate's lowest qubit is ≥ 2 every run holds a
 // multiple of 4 amplitudes, and 4 consecutive amplitudes (8 doubles, re/im interleaved) of each of
-// the 2^k inputs are one vector. out_r += m_rc · v_c is then two fused multiply-adds per (r, c):
-// Re(m)·v + Im(m)·(−Im v, Re v), with the swapped vector made once per input. `mb` holds, per
-// (r, c), Re(m) broadcast and Im(m)·(−1, +1, …) as two vectors.
+// the 2^k inputs are one vector v. With w = (−Im v, Re v) made once per input, out_r += m_rc · v_c
+// is two fused multiply-adds with the scalars Re(m_rc) and Im(m_rc) broadcast. All inputs are read
+// before any output is written, so rows can be done in chunks of 8 accumulators (no spills at
+// k = 4, 5). `mre`/`mim` are row-major D × D.
 typedef double v8d __attribute__((vector_size(64)));
 typedef long long v8i __attribute__((vector_size(64)));
 
 template <int K>
 QMK_INLINE void dense_vec_body(double* s, const Positions& pos, const uint64_t* offs,
-                               const v8d* mb, uint64_t begin, uint64_t end) {
+                               const double* mre, const double* mim, uint64_t begin,
+                               uint64_t end) {
   constexpr int D = 1 << K;
+  constexpr int R = D < 16 ? D : 16;
   const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  const v8d sign = {-1, 1, -1, 1, -1, 1, -1, 1};
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     for (uint64_t j = 0; j < len; j += 4) {
-      v8d out[D];
-      for (int r = 0; r < D; r++) out[r] = v8d{};
+      v8d v[D], w[D];
       for (int c = 0; c < D; c++) {
-        v8d v;
-        __builtin_memcpy(&v, s + 2 * (base + j + offs[c]), sizeof v);
-        const v8d w = __builtin_shuffle(v, swap);
-        for (int r = 0; r < D; r++) {
-          out[r] += mb[2 * (r * D + c)] * v + mb[2 * (r * D + c) + 1] * w;
+        __builtin_memcpy(&v[c], s + 2 * (base + j + offs[c]), sizeof v[c]);
+        w[c] = __builtin_shuffle(v[c], swap) * sign;
+      }
+      for (int r0 = 0; r0 < D; r0 += R) {
+        v8d out[R];
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) out[r] = v8d{};
+        for (int c = 0; c < D; c++) {
+#pragma GCC unroll 16
+          for (int r = 0; r < R; r++) {
+            out[r] += mre[(r0 + r) * D + c] * v[c];
+            out[r] += mim[(r0 + r) * D + c] * w[c];
+          }
+        }
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+          __builtin_memcpy(s + 2 * (base + j + offs[r0 + r]), &out[r], sizeof out[r]);
         }
       }
-      for (int r = 0; r < D; r++) __builtin_memcpy(s + 2 * (base + j + offs[r]), &out[r], sizeof out[r]);
+    }
+  });
+}
+
+// Gates on qubit 0 and/or 1 (the bits inside a vector of 4 amplitudes). Each vector v[h] holds the
+// 4 amplitudes of one combination h of the gate's other ("high") qubits, lane l = index bits 0–1.
+// For each pattern x of the gate's low bits, a permutation moves lane (l & ~lowMask) | x to lane
+// l; out[h_r] += C(h_r, h_c, x) ⊙ perm_x(v[h_c]) with the lane-wise coefficient vector C, which
+// is zero-free: the lanes' own low bits pick the matrix row. 2^k complex multiply-adds per
+// amplitude, as in the high path, but no scalar gathers.
+template <int KH, int NX>
+QMK_INLINE void dense_low_body(double* s, const Positions& pos, const uint64_t* offs,
+                               const v8i* perms, const v8d* coef, uint64_t begin, uint64_t end) {
+  constexpr int DH = 1 << KH;
+  const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
+  // pos includes bits 0 and 1, so every run is one group of DH vectors.
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t) QMK_LAMBDA_INLINE {
+    {
+      double* g = s + 2 * base;
+      v8d out[DH];
+      for (int r = 0; r < DH; r++) out[r] = v8d{};
+      for (int c = 0; c < DH; c++) {
+        v8d v;
+        __builtin_memcpy(&v, g + 2 * offs[c], sizeof v);
+        const v8d w = __builtin_shuffle(v, swap);
+        for (int x = 0; x < NX; x++) {
+          const v8d vp = __builtin_shuffle(v, perms[x]);
+          const v8d wp = __builtin_shuffle(w, perms[x]);
+          const v8d* cf = coef + 2 * ((c * NX + x) * DH);
+          for (int r = 0; r < DH; r++) {
+            out[r] += cf[2 * r] * vp;
+            out[r] += cf[2 * r + 1] * wp;
+          }
+        }
+      }
+      for (int r = 0; r < DH; r++) __builtin_memcpy(g + 2 * offs[r], &out[r], sizeof out[r]);
     }
   });
 }
@@ -175,7 +231,7 @@ QMK_CLONES void matrix1_range(double* s, int q, const double* m, uint64_t begin,
   const double a10r = m[4], a10i = m[5], a11r = m[6], a11i = m[7];
   const Positions pos{{q}, 1};
   const uint64_t stride = 2 * (uint64_t{1} << q);
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     double* __restrict p0 = s + 2 * base;
     double* __restrict p1 = p0 + stride;
     for (uint64_t j = 0; j < 2 * len; j += 2) {
@@ -202,8 +258,9 @@ QMK_DENSE(5)
 
 #define QMK_DENSE_VEC(K)                                                                      \
   QMK_CLONES void dense_vec##K##_range(double* s, const Positions& pos, const uint64_t* offs, \
-                                       const v8d* mb, uint64_t begin, uint64_t end) {       \
-    dense_vec_body<K>(s, pos, offs, mb, begin, end);                                         \
+                                       const double* mre, const double* mim, uint64_t begin, \
+                                       uint64_t end) {                                       \
+    dense_vec_body<K>(s, pos, offs, mre, mim, begin, end);                                   \
   }
 QMK_DENSE_VEC(1)
 QMK_DENSE_VEC(2)
@@ -212,6 +269,23 @@ QMK_DENSE_VEC(4)
 QMK_DENSE_VEC(5)
 #undef QMK_DENSE_VEC
 
+#define QMK_DENSE_LOW(KH, NX)                                                                 \
+  QMK_CLONES void dense_low##KH##_##NX##_range(double* s, const Positions& pos,               \
+                                               const uint64_t* offs, const v8i* perms,        \
+                                               const v8d* coef, uint64_t begin, uint64_t end) { \
+    dense_low_body<KH, NX>(s, pos, offs, perms, coef, begin, end);                             \
+  }
+QMK_DENSE_LOW(0, 2)
+QMK_DENSE_LOW(1, 2)
+QMK_DENSE_LOW(2, 2)
+QMK_DENSE_LOW(3, 2)
+QMK_DENSE_LOW(4, 2)
+QMK_DENSE_LOW(0, 4)
+QMK_DENSE_LOW(1, 4)
+QMK_DENSE_LOW(2, 4)
+QMK_DENSE_LOW(3, 4)
+#undef QMK_DENSE_LOW
+
 // ---- Diagonals, controls, permutations -------------------------------------------------------
 
 QMK_CLONES void diagonal1_range(double* s, int q, const double* d, uint64_t begin, uint64_t end) {
@@ -219,7 +293,7 @@ QMK_CLONES void diagonal1_range(double* s, int q, const double* d, uint64_t begi
   const bool scale0 = !(d0r == 1 && d0i == 0);
   const Positions pos{{q}, 1};
   const uint64_t stride = 2 * (uint64_t{1} << q);
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     double* __restrict p0 = s + 2 * base;
     double* __restrict p1 = p0 + stride;
     if (scale0) {
@@ -242,7 +316,7 @@ QMK_CLONES void controlled1_range(double* s, const Positions& pos, uint64_t cmas
   const double a00r = m[0], a00i = m[1], a01r = m[2], a01i = m[3];
   const double a10r = m[4], a10i = m[5], a11r = m[6], a11i = m[7];
   const uint64_t stride = 2 * (uint64_t{1} << target);
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     double* __restrict p0 = s + 2 * (base | cmask);
     double* __restrict p1 = p0 + stride;
     for (uint64_t j = 0; j < 2 * len; j += 2) {
@@ -268,7 +342,7 @@ QMK_INLINE void swap_runs(double* s, uint64_t a, uint64_t b, uint64_t len) {
 
 QMK_CLONES void x_range(double* s, const Positions& pos, uint64_t cmask, uint64_t tbit,
                         uint64_t begin, uint64_t end) {
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     swap_runs(s, base | cmask, base | cmask | tbit, len);
   });
 }
@@ -276,12 +350,12 @@ QMK_CLONES void x_range(double* s, const Positions& pos, uint64_t cmask, uint64_
 QMK_CLONES void swap_range(double* s, const Positions& pos, uint64_t abit, uint64_t bbit,
                            uint64_t begin, uint64_t end) {
   for_runs(begin, end, pos,
-           [&](uint64_t base, uint64_t len) { swap_runs(s, base | abit, base | bbit, len); });
+           [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE { swap_runs(s, base | abit, base | bbit, len); });
 }
 
 QMK_CLONES void phase_range(double* s, const Positions& pos, uint64_t mask, double re, double im,
                             uint64_t begin, uint64_t end) {
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     double* __restrict p = s + 2 * (base | mask);
     for (uint64_t j = 0; j < 2 * len; j += 2) {
       const double xr = p[j], xi = p[j + 1];
@@ -297,7 +371,7 @@ QMK_CLONES void weights_range(const double* s, int q, uint64_t begin, uint64_t e
   const Positions pos{{q}, 1};
   const uint64_t stride = 2 * (uint64_t{1} << q);
   double w0 = 0, w1 = 0;
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     const double* p0 = s + 2 * base;
     const double* p1 = p0 + stride;
     for (uint64_t j = 0; j < 2 * len; j++) {
@@ -313,7 +387,7 @@ QMK_CLONES void collapse_range(double* s, int q, int outcome, double scale, uint
                                uint64_t end) {
   const Positions pos{{q}, 1};
   const uint64_t stride = 2 * (uint64_t{1} << q);
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) {
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     double* __restrict keep = s + 2 * base + (outcome ? stride : 0);
     double* __restrict drop = s + 2 * base + (outcome ? 0 : stride);
     for (uint64_t j = 0; j < 2 * len; j++) {
@@ -358,21 +432,128 @@ void apply_dense_vec(double* s, int n, const int* qubits, int k, const double* m
   const int d = 1 << k;
   uint64_t offs[1 << DENSE_QUBITS_MAX];
   group_offsets(qubits, k, offs);
-  std::vector<v8d> mb(2 * d * d);
+  std::vector<double> mre(d * d), mim(d * d);
   for (int e = 0; e < d * d; e++) {
-    const double re = m[2 * e];
-    const double im = m[2 * e + 1];
-    mb[2 * e] = v8d{re, re, re, re, re, re, re, re};
-    mb[2 * e + 1] = v8d{-im, im, -im, im, -im, im, -im, im};
+    mre[e] = m[2 * e];
+    mim[e] = m[2 * e + 1];
   }
-  const v8d* b = mb.data();
+  const double* r = mre.data();
+  const double* i = mim.data();
   parallel(uint64_t{1} << (n - k), [&](uint64_t lo, uint64_t hi) {
     switch (k) {
-      case 1: dense_vec1_range(s, pos, offs, b, lo, hi); break;
-      case 2: dense_vec2_range(s, pos, offs, b, lo, hi); break;
-      case 3: dense_vec3_range(s, pos, offs, b, lo, hi); break;
-      case 4: dense_vec4_range(s, pos, offs, b, lo, hi); break;
-      default: dense_vec5_range(s, pos, offs, b, lo, hi); break;
+      case 1: dense_vec1_range(s, pos, offs, r, i, lo, hi); break;
+      case 2: dense_vec2_range(s, pos, offs, r, i, lo, hi); break;
+      case 3: dense_vec3_range(s, pos, offs, r, i, lo, hi); break;
+      case 4: dense_vec4_range(s, pos, offs, r, i, lo, hi); break;
+      default: dense_vec5_range(s, pos, offs, r, i, lo, hi); break;
+    }
+  });
+}
+
+// A 64-byte-aligned array of vectors: aligned vector loads need it, and std::vector does not
+// promise over-aligned storage under every toolchain's flags (node-gyp's did not).
+template <class T>
+class Aligned {
+ public:
+  explicit Aligned(size_t count)
+      : data_(static_cast<T*>(std::aligned_alloc(64, ((count * sizeof(T) + 63) / 64) * 64))) {
+    for (size_t i = 0; i < count; i++) new (&data_[i]) T();
+  }
+  ~Aligned() { std::free(data_); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  T& operator[](size_t i) { return data_[i]; }
+  const T* data() const { return data_; }
+
+ private:
+  T* data_;
+};
+
+void apply_dense_low(double* s, int n, const int* qubits, int k, const double* m) {
+  const int d = 1 << k;
+  // Split the gate's local bits into low (qubit 0 or 1: inside a vector) and high ones.
+  int lowLocal[2], lowQubit[2], nl = 0;
+  int highLocal[DENSE_QUBITS_MAX], highQubit[DENSE_QUBITS_MAX], nh = 0;
+  for (int j = 0; j < k; j++) {
+    if (qubits[j] < 2) {
+      lowLocal[nl] = j;
+      lowQubit[nl++] = qubits[j];
+    } else {
+      highLocal[nh] = j;
+      highQubit[nh++] = qubits[j];
+    }
+  }
+  const int dh = 1 << nh;
+  const int nx = 1 << nl;
+  uint64_t lowMask = 0;
+  for (int i = 0; i < nl; i++) lowMask |= uint64_t{1} << lowQubit[i];
+  // The x-th pattern of the low bits, as lane bits.
+  auto pattern = [&](int x) {
+    uint64_t p = 0;
+    for (int i = 0; i < nl; i++) {
+      if ((x >> i) & 1) p |= uint64_t{1} << lowQubit[i];
+    }
+    return p;
+  };
+  // Local matrix index of (high combination h, lane l).
+  auto local = [&](int h, uint64_t l) {
+    int idx = 0;
+    for (int i = 0; i < nh; i++) {
+      if ((h >> i) & 1) idx |= 1 << highLocal[i];
+    }
+    for (int i = 0; i < nl; i++) {
+      if ((l >> lowQubit[i]) & 1) idx |= 1 << lowLocal[i];
+    }
+    return idx;
+  };
+  Aligned<v8i> perms(nx);
+  for (int x = 0; x < nx; x++) {
+    for (int l = 0; l < 4; l++) {
+      const uint64_t src = (l & ~lowMask) | pattern(x);
+      perms[x][2 * l] = static_cast<long long>(2 * src);
+      perms[x][2 * l + 1] = static_cast<long long>(2 * src + 1);
+    }
+  }
+  Aligned<v8d> coef(2 * dh * nx * dh);
+  for (int c = 0; c < dh; c++) {
+    for (int x = 0; x < nx; x++) {
+      for (int r = 0; r < dh; r++) {
+        v8d re{}, im{};
+        for (int l = 0; l < 4; l++) {
+          const int row = local(r, l);
+          const int col = local(c, pattern(x));
+          const double mr = m[2 * (row * d + col)];
+          const double mi = m[2 * (row * d + col) + 1];
+          re[2 * l] = mr;
+          re[2 * l + 1] = mr;
+          im[2 * l] = -mi;
+          im[2 * l + 1] = mi;
+        }
+        coef[2 * ((c * nx + x) * dh + r)] = re;
+        coef[2 * ((c * nx + x) * dh + r) + 1] = im;
+      }
+    }
+  }
+  uint64_t offs[1 << DENSE_QUBITS_MAX];
+  group_offsets(highQubit, nh, offs);
+  int all[DENSE_QUBITS_MAX + 2];
+  all[0] = 0;
+  all[1] = 1;
+  for (int i = 0; i < nh; i++) all[2 + i] = highQubit[i];
+  const Positions pos = sorted_positions(all, 2 + nh);
+  const v8i* pp = perms.data();
+  const v8d* cp = coef.data();
+  parallel(uint64_t{1} << (n - 2 - nh), [&](uint64_t b, uint64_t e) {
+    switch (nh * 8 + nx) {
+      case 0 * 8 + 2: dense_low0_2_range(s, pos, offs, pp, cp, b, e); break;
+      case 1 * 8 + 2: dense_low1_2_range(s, pos, offs, pp, cp, b, e); break;
+      case 2 * 8 + 2: dense_low2_2_range(s, pos, offs, pp, cp, b, e); break;
+      case 3 * 8 + 2: dense_low3_2_range(s, pos, offs, pp, cp, b, e); break;
+      case 4 * 8 + 2: dense_low4_2_range(s, pos, offs, pp, cp, b, e); break;
+      case 0 * 8 + 4: dense_low0_4_range(s, pos, offs, pp, cp, b, e); break;
+      case 1 * 8 + 4: dense_low1_4_range(s, pos, offs, pp, cp, b, e); break;
+      case 2 * 8 + 4: dense_low2_4_range(s, pos, offs, pp, cp, b, e); break;
+      default: dense_low3_4_range(s, pos, offs, pp, cp, b, e); break;
     }
   });
 }
@@ -383,6 +564,10 @@ void apply_dense(double* s, int n, const int* qubits, int k, const double* m) {
   const Positions pos = sorted_positions(qubits, k);
   if (pos.p[0] >= 2 && k >= 2) {
     apply_dense_vec(s, n, qubits, k, m, pos);
+    return;
+  }
+  if (pos.p[0] < 2 && n >= 2) {
+    apply_dense_low(s, n, qubits, k, m);
     return;
   }
   if (k == 1) {
@@ -478,6 +663,23 @@ void probabilities(double* s, int n) {
     const double im = s[2 * i + 1];
     s[i] = re * re + im * im;
   }
+}
+
+void prepare(double* s, size_t count) {
+  constexpr uintptr_t HUGE = uintptr_t{2} << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(s) + HUGE - 1) & ~(HUGE - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(s + count)) & ~(HUGE - 1);
+#ifdef MADV_HUGEPAGE
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#endif
+  // Touch one double per 4 KiB page (read and write back the same value), split over threads.
+  constexpr uint64_t PAGE_DOUBLES = 512;
+  parallel((count + PAGE_DOUBLES - 1) / PAGE_DOUBLES, [&](uint64_t lo, uint64_t hi) {
+    for (uint64_t p = lo; p < hi; p++) {
+      volatile double* x = s + p * PAGE_DOUBLES;
+      *x = *x;
+    }
+  });
 }
 
 void bandwidth_pass(double* buf, size_t count, double a, double b) {

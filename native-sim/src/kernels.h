@@ -43,6 +43,10 @@ void collapse(double* s, int n, int q, int outcome, double scale);
 // Writes |a_i|² into the first 2^n doubles of s (in place), for sampling.
 void probabilities(double* s, int n);
 
+// Readies a fresh state buffer for passes: asks for transparent huge pages (fewer TLB misses and
+// page faults on a large state) and faults its pages in on all threads. Values are unchanged.
+void prepare(double* s, size_t count);
+
 // One read-modify-write pass (x = x·a + b) over `count` doubles, for the bandwidth floor.
 void bandwidth_pass(double* buf, size_t count, double a, double b);
 

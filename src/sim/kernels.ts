@@ -47,6 +47,8 @@ export interface Kernels {
   branchWeights(s: Float64Array, n: number, q: number, out: Float64Array): void;
   /** Keeps the half with q = outcome scaled by `scale`, zeroes the other. */
   collapse(s: Float64Array, n: number, q: number, outcome: 0 | 1, scale: number): void;
+  /** Readies a fresh large state (huge pages, pages faulted in on all threads); values unchanged. */
+  prepare(s: Float64Array, n: number): void;
 }
 
 /** The JavaScript reference engine. */
@@ -62,6 +64,7 @@ export const jsKernels: Kernels = {
   toffoli: applyToffoli,
   branchWeights: branchWeightsInto,
   collapse: collapseScaled,
+  prepare: () => {},
 };
 
 /** The addon's exports (native-sim/src/addon.cc); each returns 0 or a negative error code. */
@@ -83,6 +86,7 @@ export interface NativeAddon {
   branchWeights(s: Float64Array, n: number, q: number, out: Float64Array): number;
   collapse(s: Float64Array, n: number, q: number, outcome: number, scale: number): number;
   probabilities(s: Float64Array, n: number): number;
+  prepare(s: Float64Array, n: number): number;
   bandwidthPass(buf: Float64Array, a: number, b: number): number;
   setThreads(t: number): number;
   threads(): number;
@@ -118,6 +122,7 @@ export function nativeKernels(a: NativeAddon): Kernels {
     },
     branchWeights: (s, n, q, out) => ok(a.branchWeights(s, n, q, out), 'branchWeights'),
     collapse: (s, n, q, outcome, scale) => ok(a.collapse(s, n, q, outcome, scale), 'collapse'),
+    prepare: (s, n) => ok(a.prepare(s, n), 'prepare'),
   };
 }
 

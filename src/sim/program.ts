@@ -984,6 +984,15 @@ interface Machine {
   kernels: Kernels;
 }
 
+/** States from this many qubits up are readied by the engine (huge pages, parallel first touch). */
+const PREPARE_QUBITS_MIN = 18;
+
+function freshState(m: Machine, n: number): Float64Array {
+  const s = zeroState(n);
+  if (n >= PREPARE_QUBITS_MIN) m.kernels.prepare(s, n);
+  return s;
+}
+
 /** Runs ops in order (control flow included); returns the stop flag if one was seen, else 0. */
 function execute(ops: readonly Op[], m: Machine, shotsDone: number): number {
   const { states, sizes, values, stop } = m;
@@ -1055,7 +1064,7 @@ function runSampled(plan: Plan, m: Machine, tally: Tally, shots: number): [numbe
   const dists: { cdf: Float64Array; last: number; marks: Int32Array }[] = [];
   for (let g = 0; g < plan.groups.length; g++) {
     const n = m.sizes[g]!;
-    m.states[g] = zeroState(n);
+    m.states[g] = freshState(m, n);
     const flag = execute(plan.prefix[g]!, m, 0);
     if (flag !== 0) return [flag, 0];
     const d = cumulative(m.states[g]!, n, plan.groups[g]!.measured, m.stop);
@@ -1084,7 +1093,7 @@ function runPerShot(
   m: Machine,
   tally: Tally,
   shots: number,
-  initial: (g: number, n: number) => Float64Array = (_g, n) => zeroState(n),
+  initial: (g: number, n: number) => Float64Array = (_g, n) => freshState(m, n),
 ): [number, number] {
   // Each group's prefix once; a snapshot only when there is a prefix and more than one shot.
   const snaps: (Float64Array | null)[] = [];
@@ -1283,7 +1292,7 @@ export function finalStates(
     kernels: engine.kernels,
   };
   return plan.groups.map((g, i) => {
-    m.states[i] = zeroState(sizes[i]!);
+    m.states[i] = freshState(m, sizes[i]!);
     execute(plan.prefix[i]!, m, 0);
     return { qubits: g.qubits.map((q) => program.qubits[q]!), state: m.states[i]! };
   });
