@@ -199,7 +199,7 @@ async function main(): Promise<void> {
   const date = started.toISOString().slice(0, 10);
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });
-  const write = (e2e: EndToEnd | null) => {
+  const write = (e2e: EndToEnd | null, gates: GatePass[]) => {
     const report = {
       date: started.toISOString(),
       engine: engineInfo(),
@@ -208,15 +208,74 @@ async function main(): Promise<void> {
       randomLayers: RANDOM_LAYERS,
       randomSeed: RANDOM_SEED,
       rows,
+      gates,
       e2e,
     };
     writeFileSync(join(dir, `${date}.json`), `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(join(dir, `${date}.html`), html(report));
   };
-  write(null); // the engine figures survive a failure of the end-to-end part
+  write(null, []); // the engine figures survive a failure of the later parts
+  const passes = singleGatePasses(floorPass);
+  write(null, passes);
   const e2e = values['no-e2e'] ? null : await endToEnd();
-  write(e2e);
+  write(e2e, passes);
   console.log(`  wrote bench/results/${date}.json and bench/results/${date}.html`);
+}
+
+// ---------------------------------------------------------------- single-gate passes
+
+interface GatePass {
+  gate: string;
+  qubits: number;
+  threads: number;
+  ms: number;
+  floorMs: number;
+  fractionOfFloor: number;
+}
+
+/**
+ * Unfused single-gate passes on the native engine at the largest size up to 24 qubits: each gate
+ * kind (dense 1-qubit on low, middle and high qubits, diagonal, CNOT, CZ, SWAP) as one pass over
+ * the state, best of 5, against one read-modify-write pass over the same bytes.
+ */
+function singleGatePasses(floorPass: (n: number, threads: number) => number | null): GatePass[] {
+  if (addon === null || !ENGINES.includes('native')) return [];
+  const n = Math.max(...QUBITS.filter((q) => q <= 24));
+  const k = nativeKernels(addon);
+  const s = new Float64Array(2 << n).fill(Math.SQRT1_2 ** n); // pages touched before timing
+  const h = Float64Array.of(Math.SQRT1_2, 0, Math.SQRT1_2, 0, Math.SQRT1_2, 0, -Math.SQRT1_2, 0);
+  const rz = Float64Array.of(Math.cos(0.3), -Math.sin(0.3), Math.cos(0.3), Math.sin(0.3));
+  const gates: [string, () => void][] = [
+    ['H q0', () => k.matrix1(s, n, 0, h)],
+    ['H q1', () => k.matrix1(s, n, 1, h)],
+    ['H q6', () => k.matrix1(s, n, 6, h)],
+    ['H q12', () => k.matrix1(s, n, 12, h)],
+    [`H q${n - 1}`, () => k.matrix1(s, n, n - 1, h)],
+    ['RZ q12 (diagonal)', () => k.diagonal1(s, n, 12, rz)],
+    ['CNOT 3→9', () => k.cnot(s, n, 3, 9)],
+    [`CNOT 0→${n - 1}`, () => k.cnot(s, n, 0, n - 1)],
+    ['CZ 3,9', () => k.cz(s, n, 3, 9)],
+    [`SWAP 2,${n - 2}`, () => k.swap(s, n, 2, n - 2)],
+  ];
+  const out: GatePass[] = [];
+  console.log(`  unfused single-gate passes, native, ${n} qubits (best of 5):`);
+  for (const threads of [1, 2]) {
+    addon.setThreads(threads);
+    const floorMs = 1000 * (floorPass(n, threads) ?? Number.NaN);
+    for (const [gate, run] of gates) {
+      let best = Number.POSITIVE_INFINITY;
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now();
+        run();
+        best = Math.min(best, performance.now() - t0);
+      }
+      out.push({ gate, qubits: n, threads, ms: best, floorMs, fractionOfFloor: floorMs / best });
+      console.log(
+        `    ${threads}t ${gate.padEnd(18)} ${best.toFixed(2).padStart(7)} ms  floor ${floorMs.toFixed(2)} ms  ${((100 * floorMs) / best).toFixed(0)} %`,
+      );
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- end to end
@@ -285,6 +344,7 @@ async function endToEnd(): Promise<EndToEnd | null> {
 function html(report: {
   date: string;
   rows: Row[];
+  gates: GatePass[];
   bandwidth: (Bandwidth | null)[];
   e2e: EndToEnd | null;
   isa: string | null;
@@ -316,6 +376,7 @@ function html(report: {
 <p>ISA: ${esc(report.isa ?? 'native engine unavailable')}. Bandwidth floor (read-modify-write over 1 GiB): ${esc(bw)}. End to end: ${esc(e2e)}.</p>
 <h2>Time vs qubits (log scale)</h2>${charts}
 <h2>Fraction of the bandwidth floor</h2>${bars}
+<h2>Unfused single-gate passes (native)</h2><table><tr><th>threads</th><th>gate</th><th>ms</th><th>floor ms</th><th>of floor</th></tr>${report.gates.map((g) => `<tr><td>${g.threads}</td><td>${esc(g.gate)}</td><td>${g.ms.toFixed(2)}</td><td>${g.floorMs.toFixed(2)}</td><td>${(100 * g.fractionOfFloor).toFixed(0)} %</td></tr>`).join('')}</table>
 <h2>All results</h2><table><tr><th>circuit</th><th>n</th><th>config</th><th>passes</th><th>seconds</th><th>of floor</th></tr>${table}</table>
 </body></html>\n`;
 }

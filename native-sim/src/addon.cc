@@ -87,6 +87,18 @@ Napi::Value ApplyDense(const Napi::CallbackInfo& info) {
   return code(info, OK);
 }
 
+// applyMatrix1(state, n, q, matrix: Float64Array(8))
+Napi::Value ApplyMatrix1(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  const int q = int_arg(info, 2);
+  if (!qubit_ok(q, st.n)) return code(info, BAD_QUBIT);
+  const double* m = nullptr;
+  if (!read_doubles(info, 3, 8, m)) return code(info, BAD_MATRIX);
+  qmk::apply_dense(st.data, st.n, &q, 1, m);
+  return code(info, OK);
+}
+
 // applyDiagonal1(state, n, q, d0re, d0im, d1re, d1im)
 Napi::Value ApplyDiagonal1(const Napi::CallbackInfo& info) {
   State st;
@@ -214,6 +226,7 @@ Napi::Value Isa(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("applyDense", Napi::Function::New(env, ApplyDense));
+  exports.Set("applyMatrix1", Napi::Function::New(env, ApplyMatrix1));
   exports.Set("applyDiagonal1", Napi::Function::New(env, ApplyDiagonal1));
   exports.Set("applyControlled1", Napi::Function::New(env, ApplyControlled1));
   exports.Set("applyX", Napi::Function::New(env, ApplyX));

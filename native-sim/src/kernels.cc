@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <new>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -69,6 +70,40 @@ QMK_INLINE void for_runs(uint64_t begin, uint64_t end, const Positions& pos, F&&
   }
 }
 
+// Like for_runs when the positions start with 0, 1, …, t−1 (t ≥ 1): consecutive counter values
+// then map to indices `step` = 2^t apart until the next position is crossed. Calls
+// f(base, count, step) for each such stretch.
+template <class F>
+QMK_INLINE void for_strided(uint64_t begin, uint64_t end, const Positions& pos, F&& f) {
+  int t = 0;
+  while (t < pos.m && pos.p[t] == t) t++;
+  const int next = t < pos.m ? pos.p[t] : 63;
+  const uint64_t run = uint64_t{1} << (next - t);
+  uint64_t i = begin;
+  while (i < end) {
+    const uint64_t len = std::min(run - (i & (run - 1)), end - i);
+    f(insert_all(i, pos), len, uint64_t{1} << t);
+    i += len;
+  }
+}
+
+// Sparse kernels (short runs far apart: a CZ or CNOT on low qubits touches 128 bytes in every 512)
+// stall on memory latency; fetch the run PREFETCH_RUNS ahead by hand.
+constexpr uint64_t PREFETCH_RUNS = 16;
+
+QMK_INLINE void prefetch_ahead(const double* s, const Positions& pos, uint64_t set, uint64_t base,
+                               uint64_t run) {
+  // Counter value of this run, advanced PREFETCH_RUNS runs; then the same insertion.
+  uint64_t i = base;
+  for (int j = pos.m - 1; j >= 0; j--) {
+    const uint64_t low = (uint64_t{1} << pos.p[j]) - 1;
+    i = ((i >> 1) & ~low) | (i & low);
+  }
+  const uint64_t ahead = insert_all(i + PREFETCH_RUNS * run, pos) | set;
+  __builtin_prefetch(s + 2 * ahead, 1);
+  if (run >= 4) __builtin_prefetch(s + 2 * ahead + 8, 1);
+}
+
 // Runs body(begin, end) over [0, count), split across the configured threads when large.
 template <class F>
 void parallel(uint64_t count, F&& body) {
@@ -105,6 +140,10 @@ Positions mask_positions(uint64_t mask) {
   }
   return pos;
 }
+
+// Four complex amplitudes (8 doubles, re/im interleaved) and a lane permutation of them.
+typedef double v8d __attribute__((vector_size(64)));
+typedef long long v8i __attribute__((vector_size(64)));
 
 // ---- Dense k-qubit matrices ----------------------------------------------------------------
 
@@ -151,8 +190,6 @@ QMK_INLINE void dense_body(double* s, const Positions& pos, const uint64_t* offs
 // is two fused multiply-adds with the scalars Re(m_rc) and Im(m_rc) broadcast. All inputs are read
 // before any output is written, so rows can be done in chunks of 8 accumulators (no spills at
 // k = 4, 5). `mre`/`mim` are row-major D × D.
-typedef double v8d __attribute__((vector_size(64)));
-typedef long long v8i __attribute__((vector_size(64)));
 
 template <int K>
 QMK_INLINE void dense_vec_body(double* s, const Positions& pos, const uint64_t* offs,
@@ -200,10 +237,10 @@ QMK_INLINE void dense_low_body(double* s, const Positions& pos, const uint64_t* 
                                const v8i* perms, const v8d* coef, uint64_t begin, uint64_t end) {
   constexpr int DH = 1 << KH;
   const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
-  // pos includes bits 0 and 1, so every run is one group of DH vectors.
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t) QMK_LAMBDA_INLINE {
-    {
-      double* g = s + 2 * base;
+  // pos includes bits 0 and 1: consecutive groups lie `step` amplitudes apart.
+  for_strided(begin, end, pos, [&](uint64_t base, uint64_t count, uint64_t step) QMK_LAMBDA_INLINE {
+    for (uint64_t j = 0; j < count; j++) {
+      double* g = s + 2 * (base + j * step);
       v8d out[DH];
       for (int r = 0; r < DH; r++) out[r] = v8d{};
       for (int c = 0; c < DH; c++) {
@@ -231,6 +268,27 @@ QMK_CLONES void matrix1_range(double* s, int q, const double* m, uint64_t begin,
   const double a10r = m[4], a10i = m[5], a11r = m[6], a11i = m[7];
   const Positions pos{{q}, 1};
   const uint64_t stride = 2 * (uint64_t{1} << q);
+  if (q >= 2) {
+    // Runs of ≥ 4 amplitudes: whole vectors, w = (−Im, Re) made once per input.
+    const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
+    const v8d sign = {-1, 1, -1, 1, -1, 1, -1, 1};
+    for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
+      double* p0 = s + 2 * base;
+      double* p1 = p0 + stride;
+      for (uint64_t j = 0; j < 2 * len; j += 8) {
+        v8d x0, x1;
+        __builtin_memcpy(&x0, p0 + j, sizeof x0);
+        __builtin_memcpy(&x1, p1 + j, sizeof x1);
+        const v8d w0 = __builtin_shuffle(x0, swap) * sign;
+        const v8d w1 = __builtin_shuffle(x1, swap) * sign;
+        const v8d y0 = a00r * x0 + a00i * w0 + a01r * x1 + a01i * w1;
+        const v8d y1 = a10r * x0 + a10i * w0 + a11r * x1 + a11i * w1;
+        __builtin_memcpy(p0 + j, &y0, sizeof y0);
+        __builtin_memcpy(p1 + j, &y1, sizeof y1);
+      }
+    });
+    return;
+  }
   for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
     double* __restrict p0 = s + 2 * base;
     double* __restrict p1 = p0 + stride;
@@ -289,24 +347,46 @@ QMK_DENSE_LOW(3, 4)
 // ---- Diagonals, controls, permutations -------------------------------------------------------
 
 QMK_CLONES void diagonal1_range(double* s, int q, const double* d, uint64_t begin, uint64_t end) {
+  // q ≥ 2 here (lower qubits go through lanes_range): both halves of a run are whole vectors.
+  const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
+  const v8d sign = {-1, 1, -1, 1, -1, 1, -1, 1};
   const double d0r = d[0], d0i = d[1], d1r = d[2], d1i = d[3];
   const bool scale0 = !(d0r == 1 && d0i == 0);
   const Positions pos{{q}, 1};
   const uint64_t stride = 2 * (uint64_t{1} << q);
   for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
-    double* __restrict p0 = s + 2 * base;
-    double* __restrict p1 = p0 + stride;
-    if (scale0) {
-      for (uint64_t j = 0; j < 2 * len; j += 2) {
-        const double xr = p0[j], xi = p0[j + 1];
-        p0[j] = d0r * xr - d0i * xi;
-        p0[j + 1] = d0r * xi + d0i * xr;
+    double* p0 = s + 2 * base;
+    double* p1 = p0 + stride;
+    for (uint64_t j = 0; j < 2 * len; j += 8) {
+      v8d x;
+      if (scale0) {
+        __builtin_memcpy(&x, p0 + j, sizeof x);
+        x = d0r * x + d0i * (__builtin_shuffle(x, swap) * sign);
+        __builtin_memcpy(p0 + j, &x, sizeof x);
       }
+      __builtin_memcpy(&x, p1 + j, sizeof x);
+      x = d1r * x + d1i * (__builtin_shuffle(x, swap) * sign);
+      __builtin_memcpy(p1 + j, &x, sizeof x);
     }
-    for (uint64_t j = 0; j < 2 * len; j += 2) {
-      const double xr = p1[j], xi = p1[j + 1];
-      p1[j] = d1r * xr - d1i * xi;
-      p1[j + 1] = d1r * xi + d1i * xr;
+  });
+}
+
+// Diagonal factors that depend on index bits 0–1 (lane factors f = [re per lane, ±im per lane]),
+// on every vector whose index has all bits of `set` (bits ≥ 2) set. pos holds 0, 1 and the bits
+// of `set`.
+QMK_CLONES void lanes_range(double* s, const Positions& pos, uint64_t set, const v8d* f,
+                            uint64_t begin, uint64_t end) {
+  const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
+  const v8d fr = f[0];
+  const v8d fi = f[1];
+  for_strided(begin, end, pos, [&](uint64_t base, uint64_t count, uint64_t step) QMK_LAMBDA_INLINE {
+    if (count < 16) prefetch_ahead(s, pos, set, base, count);
+    for (uint64_t j = 0; j < count; j++) {
+      double* g = s + 2 * ((base + j * step) | set);
+      v8d x;
+      __builtin_memcpy(&x, g, sizeof x);
+      x = fr * x + fi * __builtin_shuffle(x, swap);
+      __builtin_memcpy(g, &x, sizeof x);
     }
   });
 }
@@ -342,20 +422,33 @@ QMK_INLINE void swap_runs(double* s, uint64_t a, uint64_t b, uint64_t len) {
 
 QMK_CLONES void x_range(double* s, const Positions& pos, uint64_t cmask, uint64_t tbit,
                         uint64_t begin, uint64_t end) {
+  const uint64_t run = uint64_t{1} << pos.p[0];
   for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
+    if (run < 64) {
+      prefetch_ahead(s, pos, cmask, base, run);
+      prefetch_ahead(s, pos, cmask | tbit, base, run);
+    }
     swap_runs(s, base | cmask, base | cmask | tbit, len);
   });
 }
 
 QMK_CLONES void swap_range(double* s, const Positions& pos, uint64_t abit, uint64_t bbit,
                            uint64_t begin, uint64_t end) {
-  for_runs(begin, end, pos,
-           [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE { swap_runs(s, base | abit, base | bbit, len); });
+  const uint64_t run = uint64_t{1} << pos.p[0];
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
+    if (run < 64) {
+      prefetch_ahead(s, pos, abit, base, run);
+      prefetch_ahead(s, pos, bbit, base, run);
+    }
+    swap_runs(s, base | abit, base | bbit, len);
+  });
 }
 
 QMK_CLONES void phase_range(double* s, const Positions& pos, uint64_t mask, double re, double im,
                             uint64_t begin, uint64_t end) {
+  const uint64_t run = uint64_t{1} << pos.p[0];
   for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
+    if (run < 64) prefetch_ahead(s, pos, mask, base, run);
     double* __restrict p = s + 2 * (base | mask);
     for (uint64_t j = 0; j < 2 * len; j += 2) {
       const double xr = p[j], xi = p[j + 1];
@@ -599,7 +692,48 @@ void apply_dense(double* s, int n, const int* qubits, int k, const double* m) {
   });
 }
 
+namespace {
+
+// Lane factors for a diagonal over index bits 0–1: lane l gets factor(l) = (re, im).
+template <class Factor>
+void lane_factors(v8d* f, Factor&& factor) {
+  for (int l = 0; l < 4; l++) {
+    const auto [re, im] = factor(l);
+    f[0][2 * l] = re;
+    f[0][2 * l + 1] = re;
+    f[1][2 * l] = -im;
+    f[1][2 * l + 1] = im;
+  }
+}
+
+// Runs lanes_range over the vectors whose index has every bit of `set` (bits ≥ 2) set.
+void apply_lanes(double* s, int n, uint64_t set, const v8d* f) {
+  const Positions pos = mask_positions(set | 3);
+  parallel(uint64_t{1} << (n - pos.m),
+           [&](uint64_t b, uint64_t e) { lanes_range(s, pos, set, f, b, e); });
+}
+
+}  // namespace
+
 void apply_diagonal1(double* s, int n, int q, const double* d) {
+  if (q < 2 && n >= 2) {
+    Aligned<v8d> f(2);
+    v8d* fp = &f[0];
+    lane_factors(fp, [&](int l) {
+      return ((l >> q) & 1) ? std::pair<double, double>{d[2], d[3]}
+                            : std::pair<double, double>{d[0], d[1]};
+    });
+    apply_lanes(s, n, 0, fp);
+    return;
+  }
+  if (q < 2) {  // a 1-qubit state: two amplitudes
+    const double x0r = s[0], x0i = s[1], x1r = s[2], x1i = s[3];
+    s[0] = d[0] * x0r - d[1] * x0i;
+    s[1] = d[0] * x0i + d[1] * x0r;
+    s[2] = d[2] * x1r - d[3] * x1i;
+    s[3] = d[2] * x1i + d[3] * x1r;
+    return;
+  }
   parallel(uint64_t{1} << (n - 1),
            [&](uint64_t b, uint64_t e) { diagonal1_range(s, q, d, b, e); });
 }
@@ -626,6 +760,18 @@ void apply_swap(double* s, int n, int a, int b) {
 }
 
 void apply_phase(double* s, int n, uint64_t mask, double re, double im) {
+  if ((mask & 3) != 0 && n >= 2) {
+    // Low bits of the mask pick lanes inside a vector; the rest pick vectors.
+    Aligned<v8d> f(2);
+    v8d* fp = &f[0];
+    const uint64_t low = mask & 3;
+    lane_factors(fp, [&](int l) {
+      return (static_cast<uint64_t>(l) & low) == low ? std::pair<double, double>{re, im}
+                                                     : std::pair<double, double>{1.0, 0.0};
+    });
+    apply_lanes(s, n, mask & ~uint64_t{3}, fp);
+    return;
+  }
   const Positions pos = mask_positions(mask);
   parallel(uint64_t{1} << (n - pos.m),
            [&](uint64_t b, uint64_t e) { phase_range(s, pos, mask, re, im, b, e); });

@@ -70,6 +70,7 @@ export const jsKernels: Kernels = {
 /** The addon's exports (native-sim/src/addon.cc); each returns 0 or a negative error code. */
 export interface NativeAddon {
   applyDense(s: Float64Array, n: number, qubits: Int32Array, m: Float64Array): number;
+  applyMatrix1(s: Float64Array, n: number, q: number, m: Float64Array): number;
   applyDiagonal1(
     s: Float64Array,
     n: number,
@@ -109,7 +110,7 @@ export function nativeKernels(a: NativeAddon): Kernels {
   return {
     name: 'native',
     dense: (s, n, qs, m) => ok(a.applyDense(s, n, qs, m), 'dense'),
-    matrix1: (s, n, q, m) => ok(a.applyControlled1(s, n, 0, q, m), 'matrix1'),
+    matrix1: (s, n, q, m) => ok(a.applyMatrix1(s, n, q, m), 'matrix1'),
     diagonal1: (s, n, q, d) =>
       ok(a.applyDiagonal1(s, n, q, d[0]!, d[1]!, d[2]!, d[3]!), 'diagonal1'),
     x: (s, n, q) => ok(a.applyX(s, n, 0, q), 'x'),
