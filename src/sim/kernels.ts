@@ -1,7 +1,7 @@
 /**
  * The two state-vector engines behind one interface: the JavaScript reference (`engine.ts`) and
- * the native addon (`native-sim/`). Layer: sim; no policy. The engine is chosen once per thread
- * when this module loads: `QMK_SIM_ENGINE=js|native` forces one, unset (or `auto`) takes the
+ * the native addon (`native-sim/`). Layer: sim; no policy. The engine is chosen once per thread,
+ * on first use: `QMK_SIM_ENGINE=js|native` forces one, unset (or `auto`) takes the
  * native addon when it loads and the JavaScript engine otherwise; `engineInfo()` says which ran
  * and why, for the start-up log and for benchmarks.
  *
@@ -192,25 +192,34 @@ function select(): { kernels: Kernels; info: EngineInfo; addon: NativeAddon | nu
   };
 }
 
-const selected = select();
+/**
+ * Selected on first use, not at import: a bad setting then fails where the daemon reports start-up
+ * errors (`failed to start` with the message), and a thread that never simulates loads nothing.
+ */
+let selected: ReturnType<typeof select> | null = null;
+
+function current(): ReturnType<typeof select> {
+  selected ??= select();
+  return selected;
+}
 
 /** The engine this thread uses for jobs. */
 export function activeKernels(): Kernels {
-  return selected.kernels;
+  return current().kernels;
 }
 
 /** Which engine runs and why (for the start-up log and benchmarks). */
 export function engineInfo(): EngineInfo {
-  return selected.info;
+  return current().info;
 }
 
 /** The loaded addon itself (benchmarks: bandwidth pass, thread count), or null. */
 export function nativeAddon(): NativeAddon | null {
-  return selected.addon;
+  return current().addon;
 }
 
 /** One line for logs: `native (avx512f, 2 threads)` or `js (reason)`. */
-export function describeEngine(info: EngineInfo = selected.info): string {
+export function describeEngine(info: EngineInfo = current().info): string {
   return info.name === 'native'
     ? `native (${info.isa}, ${info.threads} threads; ${info.reason})`
     : `js (${info.reason})`;
@@ -224,7 +233,7 @@ export function describeEngine(info: EngineInfo = selected.info): string {
 export const FUSION_WIDTH_DEFAULT: Readonly<Record<EngineName, number>> = { js: 2, native: 3 };
 
 /** The fusion width jobs use: `QMK_SIM_FUSION` (0 = off, 1..5), else the engine's default. */
-export function fusionWidth(engine: EngineName = selected.info.name): number {
+export function fusionWidth(engine: EngineName = current().info.name): number {
   const raw = process.env.QMK_SIM_FUSION;
   if (raw === undefined || raw === '') return FUSION_WIDTH_DEFAULT[engine];
   const k = Number(raw);
