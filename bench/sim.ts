@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { parseQasm } from '../src/kernel/program/qasm.js';
 import { ghzQasm, qftQasm, randomQasm } from '../src/sim/circuits.js';
 import {
+  alignedDoubles,
   type Kernels,
   describeEngine,
   engineInfo,
@@ -76,7 +77,8 @@ interface Bandwidth {
 function measureBandwidth(threads: number): Bandwidth | null {
   if (addon === null) return null;
   const doubles = 2 ** 27; // 1 GiB
-  const buf = new Float64Array(doubles).fill(1e-3); // touch every page before timing
+  // Aligned as the engine's states are; every page touched before timing.
+  const buf = alignedDoubles(addon, doubles).fill(1e-3);
   addon.setThreads(threads);
   let best = Number.POSITIVE_INFINITY;
   for (let r = 0; r < 6; r++) {
@@ -250,9 +252,7 @@ function singleGatePasses(floorPass: (n: number, threads: number) => number | nu
   const n = Math.max(...QUBITS.filter((q) => q <= 24));
   const k = nativeKernels(addon);
   collect();
-  const s = new Float64Array(2 << n);
-  k.prepare(s, n); // as a job's state is readied (huge pages where the kernel grants them)
-  s.fill(Math.SQRT1_2 ** n);
+  const s = k.alloc(n).fill(Math.SQRT1_2 ** n); // readied as a job's state is
   const h = Float64Array.of(Math.SQRT1_2, 0, Math.SQRT1_2, 0, Math.SQRT1_2, 0, -Math.SQRT1_2, 0);
   const rz = Float64Array.of(Math.cos(0.3), -Math.sin(0.3), Math.cos(0.3), Math.sin(0.3));
   const gates: [string, () => void][] = [

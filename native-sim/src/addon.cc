@@ -201,6 +201,17 @@ Napi::Value Prepare(const Napi::CallbackInfo& info) {
   return code(info, OK);
 }
 
+// misalignment(array: Float64Array): how many doubles past a 64-byte boundary its data starts
+// (0..7). V8 places large buffers 16 bytes into a page; vectors that straddle cache lines ran the
+// sparse kernels 5× slower, so callers over-allocate and start the state at a boundary.
+Napi::Value Misalignment(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsTypedArray()) return code(info, BAD_ARG);
+  auto ta = info[0].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_float64_array) return code(info, BAD_ARG);
+  const auto addr = reinterpret_cast<uintptr_t>(ta.As<Napi::Float64Array>().Data());
+  return code(info, static_cast<int>((addr % 64) / 8));
+}
+
 // bandwidthPass(buffer: Float64Array, a, b)
 Napi::Value BandwidthPass(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[0].IsTypedArray()) return code(info, BAD_ARG);
@@ -236,6 +247,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("collapse", Napi::Function::New(env, Collapse));
   exports.Set("probabilities", Napi::Function::New(env, Probabilities));
   exports.Set("prepare", Napi::Function::New(env, Prepare));
+  exports.Set("misalignment", Napi::Function::New(env, Misalignment));
   exports.Set("bandwidthPass", Napi::Function::New(env, BandwidthPass));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("threads", Napi::Function::New(env, Threads));

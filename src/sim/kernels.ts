@@ -27,6 +27,7 @@ import {
   applyX,
   branchWeightsInto,
   collapseScaled,
+  zeroState,
 } from './engine.js';
 
 export type EngineName = 'js' | 'native';
@@ -47,8 +48,12 @@ export interface Kernels {
   branchWeights(s: Float64Array, n: number, q: number, out: Float64Array): void;
   /** Keeps the half with q = outcome scaled by `scale`, zeroes the other. */
   collapse(s: Float64Array, n: number, q: number, outcome: 0 | 1, scale: number): void;
-  /** Readies a fresh large state (huge pages, pages faulted in on all threads); values unchanged. */
-  prepare(s: Float64Array, n: number): void;
+  /**
+   * A fresh |0…0> state of n qubits for this engine: the native one starts it on a 64-byte
+   * boundary (vector loads never straddle cache lines) and readies large ones (huge pages, pages
+   * faulted in on all threads).
+   */
+  alloc(n: number): Float64Array;
 }
 
 /** The JavaScript reference engine. */
@@ -64,7 +69,7 @@ export const jsKernels: Kernels = {
   toffoli: applyToffoli,
   branchWeights: branchWeightsInto,
   collapse: collapseScaled,
-  prepare: () => {},
+  alloc: zeroState,
 };
 
 /** The addon's exports (native-sim/src/addon.cc); each returns 0 or a negative error code. */
@@ -88,6 +93,7 @@ export interface NativeAddon {
   collapse(s: Float64Array, n: number, q: number, outcome: number, scale: number): number;
   probabilities(s: Float64Array, n: number): number;
   prepare(s: Float64Array, n: number): number;
+  misalignment(a: Float64Array): number;
   bandwidthPass(buf: Float64Array, a: number, b: number): number;
   setThreads(t: number): number;
   threads(): number;
@@ -123,8 +129,26 @@ export function nativeKernels(a: NativeAddon): Kernels {
     },
     branchWeights: (s, n, q, out) => ok(a.branchWeights(s, n, q, out), 'branchWeights'),
     collapse: (s, n, q, outcome, scale) => ok(a.collapse(s, n, q, outcome, scale), 'collapse'),
-    prepare: (s, n) => ok(a.prepare(s, n), 'prepare'),
+    alloc: (n) => alignedState(a, n),
   };
+}
+
+/** States from this many qubits up are readied by the addon (huge pages, parallel first touch). */
+export const PREPARE_QUBITS_MIN = 18;
+
+/** A zero state starting on a 64-byte boundary (a view into a slightly larger buffer). */
+export function alignedDoubles(a: NativeAddon, doubles: number): Float64Array {
+  const raw = new Float64Array(doubles + 8);
+  const skip = (8 - a.misalignment(raw)) % 8;
+  return raw.subarray(skip, skip + doubles);
+}
+
+function alignedState(a: NativeAddon, n: number): Float64Array {
+  assert(Number.isInteger(n) && n >= 0 && n <= 30, `qubit count ${n} out of range`);
+  const s = alignedDoubles(a, 2 << n);
+  if (n >= PREPARE_QUBITS_MIN) ok(a.prepare(s, n), 'prepare');
+  s[0] = 1;
+  return s;
 }
 
 /** The built addon's path: native-sim/build/Release, found from src/sim or dist/src/sim. */

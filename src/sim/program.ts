@@ -984,13 +984,8 @@ interface Machine {
   kernels: Kernels;
 }
 
-/** States from this many qubits up are readied by the engine (huge pages, parallel first touch). */
-const PREPARE_QUBITS_MIN = 18;
-
 function freshState(m: Machine, n: number): Float64Array {
-  const s = zeroState(n);
-  if (n >= PREPARE_QUBITS_MIN) m.kernels.prepare(s, n);
-  return s;
+  return m.kernels.alloc(n);
 }
 
 /** Runs ops in order (control flow included); returns the stop flag if one was seen, else 0. */
