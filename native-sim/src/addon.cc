@@ -201,6 +201,14 @@ Napi::Value Prepare(const Napi::CallbackInfo& info) {
   return code(info, OK);
 }
 
+// zero(state, n): all amplitudes to 0 (a cached buffer's reuse)
+Napi::Value Zero(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  qmk::zero(st.data, size_t{2} << st.n);
+  return code(info, OK);
+}
+
 // misalignment(array: Float64Array): how many doubles past a 64-byte boundary its data starts
 // (0..7). V8 places large buffers 16 bytes into a page; vectors that straddle cache lines ran the
 // sparse kernels 5× slower, so callers over-allocate and start the state at a boundary.
@@ -247,6 +255,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("collapse", Napi::Function::New(env, Collapse));
   exports.Set("probabilities", Napi::Function::New(env, Probabilities));
   exports.Set("prepare", Napi::Function::New(env, Prepare));
+  exports.Set("zero", Napi::Function::New(env, Zero));
   exports.Set("misalignment", Napi::Function::New(env, Misalignment));
   exports.Set("bandwidthPass", Napi::Function::New(env, BandwidthPass));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

@@ -458,6 +458,37 @@ QMK_CLONES void phase_range(double* s, const Positions& pos, uint64_t mask, doub
   });
 }
 
+// X on `target` under `cmask` when some of those bits are 0 or 1 (inside a vector). Over the
+// vectors whose index has the high control bits `hset` set (pos: 0, 1, the high bits of cmask and
+// a high target): a low target permutes lanes within the vector (`perm`), a high target swaps the
+// lanes whose low control bits are set (`keep` is 0 in those lanes) with the vector at +tbit.
+// (Vectors go by pointer: a 512-bit argument by value has a different ABI in each clone.)
+QMK_CLONES void x_lanes_range(double* s, const Positions& pos, uint64_t hset, uint64_t tbit,
+                              const v8i* lanes, uint64_t begin, uint64_t end) {
+  const v8i perm = lanes[0];
+  const v8i keep = lanes[1];
+  for_strided(begin, end, pos, [&](uint64_t base, uint64_t count, uint64_t step) QMK_LAMBDA_INLINE {
+    if (count < 16) prefetch_ahead(s, pos, hset, base, count);
+    for (uint64_t j = 0; j < count; j++) {
+      double* g = s + 2 * ((base + j * step) | hset);
+      v8d x;
+      __builtin_memcpy(&x, g, sizeof x);
+      if (tbit < 4) {
+        x = __builtin_shuffle(x, perm);
+        __builtin_memcpy(g, &x, sizeof x);
+        continue;
+      }
+      double* h = g + 2 * tbit;
+      v8d y;
+      __builtin_memcpy(&y, h, sizeof y);
+      const v8d x2 = keep ? x : y;
+      const v8d y2 = keep ? y : x;
+      __builtin_memcpy(g, &x2, sizeof x2);
+      __builtin_memcpy(h, &y2, sizeof y2);
+    }
+  });
+}
+
 // ---- Measurement ---------------------------------------------------------------------------
 
 QMK_CLONES void weights_range(const double* s, int q, uint64_t begin, uint64_t end, double* out) {
@@ -746,6 +777,26 @@ void apply_controlled1(double* s, int n, uint64_t cmask, int target, const doubl
 
 void apply_x(double* s, int n, uint64_t cmask, int target) {
   const uint64_t tbit = uint64_t{1} << target;
+  if (((cmask | tbit) & 3) != 0 && n >= 2) {
+    const uint64_t lowc = cmask & 3;
+    const uint64_t hset = cmask & ~uint64_t{3};
+    Aligned<v8i> lanes(2);
+    v8i& perm = lanes[0];
+    v8i& keep = lanes[1];
+    for (uint64_t l = 0; l < 4; l++) {
+      const bool on = (l & lowc) == lowc;  // this lane's low control bits are all set
+      const uint64_t src = (on && tbit < 4) ? (l ^ tbit) : l;
+      perm[2 * l] = static_cast<long long>(2 * src);
+      perm[2 * l + 1] = static_cast<long long>(2 * src + 1);
+      keep[2 * l] = on ? 0 : -1;
+      keep[2 * l + 1] = on ? 0 : -1;
+    }
+    const Positions pos = mask_positions(hset | (tbit < 4 ? 0 : tbit) | 3);
+    parallel(uint64_t{1} << (n - pos.m), [&](uint64_t b, uint64_t e) {
+      x_lanes_range(s, pos, hset, tbit, lanes.data(), b, e);
+    });
+    return;
+  }
   const Positions pos = mask_positions(cmask | tbit);
   parallel(uint64_t{1} << (n - pos.m),
            [&](uint64_t b, uint64_t e) { x_range(s, pos, cmask, tbit, b, e); });
@@ -825,6 +876,12 @@ void prepare(double* s, size_t count) {
       volatile double* x = s + p * PAGE_DOUBLES;
       *x = *x;
     }
+  });
+}
+
+void zero(double* s, size_t count) {
+  parallel(count, [&](uint64_t lo, uint64_t hi) {
+    std::fill(s + lo, s + hi, 0.0);
   });
 }
 

@@ -47,6 +47,10 @@ void probabilities(double* s, int n);
 // page faults on a large state) and faults its pages in on all threads. Values are unchanged.
 void prepare(double* s, size_t count);
 
+// Sets `count` doubles to zero on all threads (reusing a state buffer costs one write pass; a
+// fresh one costs page faults, which on a VM took ~300 ms for 256 MiB).
+void zero(double* s, size_t count);
+
 // One read-modify-write pass (x = x·a + b) over `count` doubles, for the bandwidth floor.
 void bandwidth_pass(double* buf, size_t count, double a, double b);
 

@@ -54,6 +54,11 @@ export interface Kernels {
    * faulted in on all threads).
    */
   alloc(n: number): Float64Array;
+  /**
+   * Hands back a state from `alloc` that nothing refers to any more; the native engine keeps the
+   * most recent large one per thread for the next `alloc` of the same size.
+   */
+  release(s: Float64Array, n: number): void;
 }
 
 /** The JavaScript reference engine. */
@@ -70,6 +75,7 @@ export const jsKernels: Kernels = {
   branchWeights: branchWeightsInto,
   collapse: collapseScaled,
   alloc: zeroState,
+  release: () => {},
 };
 
 /** The addon's exports (native-sim/src/addon.cc); each returns 0 or a negative error code. */
@@ -94,6 +100,7 @@ export interface NativeAddon {
   probabilities(s: Float64Array, n: number): number;
   prepare(s: Float64Array, n: number): number;
   misalignment(a: Float64Array): number;
+  zero(s: Float64Array, n: number): number;
   bandwidthPass(buf: Float64Array, a: number, b: number): number;
   setThreads(t: number): number;
   threads(): number;
@@ -130,7 +137,24 @@ export function nativeKernels(a: NativeAddon): Kernels {
     branchWeights: (s, n, q, out) => ok(a.branchWeights(s, n, q, out), 'branchWeights'),
     collapse: (s, n, q, outcome, scale) => ok(a.collapse(s, n, q, outcome, scale), 'collapse'),
     alloc: (n) => alignedState(a, n),
+    release: (s, n) => {
+      if (n >= PREPARE_QUBITS_MIN && n <= CACHED_QUBITS_MAX) cached = { s, n };
+    },
   };
+}
+
+/**
+ * The largest state a thread keeps for reuse (2^24 amplitudes, 256 MiB). Why keep one: a fresh
+ * large state's page faults cost far more than a pass over it (~300 ms against ~5 ms for 256 MiB
+ * on the reference VM, even with huge pages), and jobs of one size tend to repeat. The cost is
+ * up to 256 MiB resident per pool thread between jobs.
+ */
+export const CACHED_QUBITS_MAX = 24;
+let cached: { s: Float64Array; n: number } | null = null;
+
+/** Drops this thread's cached state (benchmarks: to time a cold start). */
+export function clearStateCache(): void {
+  cached = null;
 }
 
 /** States from this many qubits up are readied by the addon (huge pages, parallel first touch). */
@@ -145,6 +169,13 @@ export function alignedDoubles(a: NativeAddon, doubles: number): Float64Array {
 
 function alignedState(a: NativeAddon, n: number): Float64Array {
   assert(Number.isInteger(n) && n >= 0 && n <= 30, `qubit count ${n} out of range`);
+  if (cached !== null && cached.n === n) {
+    const s = cached.s;
+    cached = null;
+    ok(a.zero(s, n), 'zero');
+    s[0] = 1;
+    return s;
+  }
   const s = alignedDoubles(a, 2 << n);
   if (n >= PREPARE_QUBITS_MIN) ok(a.prepare(s, n), 'prepare');
   s[0] = 1;

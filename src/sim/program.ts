@@ -982,10 +982,19 @@ interface Machine {
   values: Int32Array;
   stop: Stopper;
   kernels: Kernels;
+  /** States this run allocated, handed back to the engine when the run ends. */
+  owned: { s: Float64Array; n: number }[];
 }
 
 function freshState(m: Machine, n: number): Float64Array {
-  return m.kernels.alloc(n);
+  const s = m.kernels.alloc(n);
+  m.owned.push({ s, n });
+  return s;
+}
+
+function releaseAll(m: Machine): void {
+  for (const { s, n } of m.owned) m.kernels.release(s, n);
+  m.owned = [];
 }
 
 /** Runs ops in order (control flow included); returns the stop flag if one was seen, else 0. */
@@ -1155,6 +1164,7 @@ export function runProgram(
     values: new Int32Array(program.events.length),
     stop: new Stopper(control),
     kernels: engine.kernels,
+    owned: [],
   };
   const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, shots));
   const early = m.stop.poll(0);
@@ -1165,6 +1175,7 @@ export function runProgram(
         ? runSampled(plan, m, tally, shots)
         : runPerShot(plan, m, tally, shots);
   if (control !== undefined) Atomics.store(control, 1, shotsDone);
+  releaseAll(m);
   return {
     stopped,
     counts: tally.counts(),
@@ -1227,6 +1238,7 @@ export function runBound(input: BoundRunInput): BoundRunOutput {
     // The reference engine, unfused: crash replay must reproduce these bits whatever engine the
     // restarted daemon picks.
     kernels: jsKernels,
+    owned: [],
   };
   const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, 1));
   const initial = (g: number, n: number): Float64Array => {
@@ -1285,6 +1297,7 @@ export function finalStates(
     values: new Int32Array(program.events.length),
     stop: new Stopper(undefined),
     kernels: engine.kernels,
+    owned: [],
   };
   return plan.groups.map((g, i) => {
     m.states[i] = freshState(m, sizes[i]!);
