@@ -99,6 +99,28 @@ Napi::Value ApplyMatrix1(const Napi::CallbackInfo& info) {
   return code(info, OK);
 }
 
+// applyDiagonalK(state, n, qubits: Int32Array, d: Float64Array of 2·2^k)
+Napi::Value ApplyDiagonalK(const Napi::CallbackInfo& info) {
+  State st;
+  if (!read_state(info, st)) return code(info, BAD_STATE);
+  if (info.Length() < 4 || !info[2].IsTypedArray()) return code(info, BAD_ARG);
+  auto qa = info[2].As<Napi::TypedArray>();
+  if (qa.TypedArrayType() != napi_int32_array) return code(info, BAD_ARG);
+  auto qs = qa.As<Napi::Int32Array>();
+  const int k = static_cast<int>(qs.ElementLength());
+  if (k < 1 || k > qmk::DENSE_QUBITS_MAX || k > st.n) return code(info, BAD_MATRIX);
+  uint64_t seen = 0;
+  for (int j = 0; j < k; j++) {
+    const int q = qs[j];
+    if (!qubit_ok(q, st.n) || ((seen >> q) & 1)) return code(info, BAD_QUBIT);
+    seen |= uint64_t{1} << q;
+  }
+  const double* d = nullptr;
+  if (!read_doubles(info, 3, size_t{2} << k, d)) return code(info, BAD_MATRIX);
+  qmk::apply_diagonal_k(st.data, st.n, qs.Data(), k, d);
+  return code(info, OK);
+}
+
 // applyDiagonal1(state, n, q, d0re, d0im, d1re, d1im)
 Napi::Value ApplyDiagonal1(const Napi::CallbackInfo& info) {
   State st;
@@ -246,6 +268,7 @@ Napi::Value Isa(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("applyDense", Napi::Function::New(env, ApplyDense));
   exports.Set("applyMatrix1", Napi::Function::New(env, ApplyMatrix1));
+  exports.Set("applyDiagonalK", Napi::Function::New(env, ApplyDiagonalK));
   exports.Set("applyDiagonal1", Napi::Function::New(env, ApplyDiagonal1));
   exports.Set("applyControlled1", Napi::Function::New(env, ApplyControlled1));
   exports.Set("applyX", Napi::Function::New(env, ApplyX));

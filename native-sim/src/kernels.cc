@@ -502,6 +502,46 @@ QMK_CLONES void x_lanes_range(double* s, const Positions& pos, uint64_t hset, ui
   });
 }
 
+// A fused diagonal with every qubit ≥ 2: each run of each of the 2^k bit patterns is a stretch of
+// whole vectors multiplied by one broadcast entry.
+QMK_CLONES void diagk_range(double* s, const Positions& pos, const uint64_t* offs, int d,
+                            const double* dr, const double* di, uint64_t begin, uint64_t end) {
+  const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
+  const v8d sign = {-1, 1, -1, 1, -1, 1, -1, 1};
+  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
+    for (int c = 0; c < d; c++) {
+      if (dr[c] == 1 && di[c] == 0) continue;
+      double* p = s + 2 * (base + offs[c]);
+      const double re = dr[c];
+      const double im = di[c];
+      for (uint64_t j = 0; j < 2 * len; j += 8) {
+        v8d x;
+        __builtin_memcpy(&x, p + j, sizeof x);
+        x = re * x + im * (__builtin_shuffle(x, swap) * sign);
+        __builtin_memcpy(p + j, &x, sizeof x);
+      }
+    }
+  });
+}
+
+// A fused diagonal on qubit 0 and/or 1: per combination h of its high qubits, one lane-factor
+// vector pair (f[2h], f[2h+1]) multiplies the vector at base + offs[h].
+QMK_CLONES void diagk_lanes_range(double* s, const Positions& pos, const uint64_t* offs, int dh,
+                                  const v8d* f, uint64_t begin, uint64_t end) {
+  const v8i swap = {1, 0, 3, 2, 5, 4, 7, 6};
+  for_strided(begin, end, pos, [&](uint64_t base, uint64_t count, uint64_t step) QMK_LAMBDA_INLINE {
+    for (uint64_t j = 0; j < count; j++) {
+      double* g = s + 2 * (base + j * step);
+      for (int h = 0; h < dh; h++) {
+        v8d x;
+        __builtin_memcpy(&x, g + 2 * offs[h], sizeof x);
+        x = f[2 * h] * x + f[2 * h + 1] * __builtin_shuffle(x, swap);
+        __builtin_memcpy(g + 2 * offs[h], &x, sizeof x);
+      }
+    }
+  });
+}
+
 // ---- Measurement ---------------------------------------------------------------------------
 
 QMK_CLONES void weights_range(const double* s, int q, uint64_t begin, uint64_t end, double* out) {
@@ -758,6 +798,67 @@ void apply_lanes(double* s, int n, uint64_t set, const v8d* f) {
 }
 
 }  // namespace
+
+void apply_diagonal_k(double* s, int n, const int* qubits, int k, const double* d) {
+  const Positions pos = sorted_positions(qubits, k);
+  if (pos.p[0] >= 2) {
+    uint64_t offs[1 << DENSE_QUBITS_MAX];
+    group_offsets(qubits, k, offs);
+    double dr[1 << DENSE_QUBITS_MAX], di[1 << DENSE_QUBITS_MAX];
+    for (int c = 0; c < (1 << k); c++) {
+      dr[c] = d[2 * c];
+      di[c] = d[2 * c + 1];
+    }
+    parallel(uint64_t{1} << (n - k), [&](uint64_t b, uint64_t e) {
+      diagk_range(s, pos, offs, 1 << k, dr, di, b, e);
+    });
+    return;
+  }
+  if (n < 2) {  // one qubit, two amplitudes
+    apply_diagonal1(s, n, qubits[0], d);
+    return;
+  }
+  // Low qubits (0, 1) pick lanes; the others pick vectors.
+  int lowLocal[2], lowQubit[2], nl = 0;
+  int highLocal[DENSE_QUBITS_MAX], highQubit[DENSE_QUBITS_MAX], nh = 0;
+  for (int j = 0; j < k; j++) {
+    if (qubits[j] < 2) {
+      lowLocal[nl] = j;
+      lowQubit[nl++] = qubits[j];
+    } else {
+      highLocal[nh] = j;
+      highQubit[nh++] = qubits[j];
+    }
+  }
+  const int dh = 1 << nh;
+  Aligned<v8d> f(2 * dh);
+  for (int h = 0; h < dh; h++) {
+    for (int l = 0; l < 4; l++) {
+      int local = 0;
+      for (int i = 0; i < nh; i++) {
+        if ((h >> i) & 1) local |= 1 << highLocal[i];
+      }
+      for (int i = 0; i < nl; i++) {
+        if ((l >> lowQubit[i]) & 1) local |= 1 << lowLocal[i];
+      }
+      f[2 * h][2 * l] = d[2 * local];
+      f[2 * h][2 * l + 1] = d[2 * local];
+      f[2 * h + 1][2 * l] = -d[2 * local + 1];
+      f[2 * h + 1][2 * l + 1] = d[2 * local + 1];
+    }
+  }
+  uint64_t offs[1 << DENSE_QUBITS_MAX];
+  group_offsets(highQubit, nh, offs);
+  int all[DENSE_QUBITS_MAX + 2];
+  all[0] = 0;
+  all[1] = 1;
+  for (int i = 0; i < nh; i++) all[2 + i] = highQubit[i];
+  const Positions lanes = sorted_positions(all, 2 + nh);
+  const v8d* fp = f.data();
+  parallel(uint64_t{1} << (n - 2 - nh), [&](uint64_t b, uint64_t e) {
+    diagk_lanes_range(s, lanes, offs, dh, fp, b, e);
+  });
+}
 
 void apply_diagonal1(double* s, int n, int q, const double* d) {
   if (q < 2 && n >= 2) {

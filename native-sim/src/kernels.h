@@ -26,6 +26,9 @@ const char* isa();
 // Dense k-qubit matrix (k ≤ DENSE_QUBITS_MAX) on the given distinct qubits. `m` is 2^k × 2^k
 // row-major, interleaved complex; local bit j of a row or column index is qubit qubits[j].
 void apply_dense(double* s, int n, const int* qubits, int k, const double* m);
+// A diagonal over k ≤ DENSE_QUBITS_MAX distinct qubits: d holds the 2^k entries, interleaved
+// complex; local bit j of an entry's index is qubits[j]. Entries of exactly 1 are skipped.
+void apply_diagonal_k(double* s, int n, const int* qubits, int k, const double* d);
 // diag(d0, d1) on qubit q; d = [d0re, d0im, d1re, d1im].
 void apply_diagonal1(double* s, int n, int q, const double* d);
 // A 2×2 matrix on `target` where every bit of `cmask` is 1 (cmask 0: unconditional).

@@ -21,6 +21,7 @@ import {
   applyCz,
   applyDense,
   applyDiagonal1,
+  applyDiagonalK,
   applyMatrix1,
   applySwap,
   applyToffoli,
@@ -37,6 +38,8 @@ export interface Kernels {
   readonly name: EngineName;
   /** A dense 2^k × 2^k matrix (k ≤ 5; row-major interleaved, local bit j = qubits[j]). */
   dense(s: Float64Array, n: number, qubits: Int32Array, m: Float64Array): void;
+  /** A diagonal over k ≤ 5 qubits: `d` holds its 2^k entries (interleaved; local bit j = qubits[j]). */
+  diagonal(s: Float64Array, n: number, qubits: Int32Array, d: Float64Array): void;
   matrix1(s: Float64Array, n: number, q: number, m: Float64Array): void;
   diagonal1(s: Float64Array, n: number, q: number, d: Float64Array): void;
   x(s: Float64Array, n: number, q: number): void;
@@ -65,6 +68,7 @@ export interface Kernels {
 export const jsKernels: Kernels = {
   name: 'js',
   dense: applyDense,
+  diagonal: applyDiagonalK,
   matrix1: applyMatrix1,
   diagonal1: (s, n, q, d) => applyDiagonal1(s, n, q, d[0]!, d[1]!, d[2]!, d[3]!),
   x: applyX,
@@ -82,6 +86,7 @@ export const jsKernels: Kernels = {
 export interface NativeAddon {
   applyDense(s: Float64Array, n: number, qubits: Int32Array, m: Float64Array): number;
   applyMatrix1(s: Float64Array, n: number, q: number, m: Float64Array): number;
+  applyDiagonalK(s: Float64Array, n: number, qubits: Int32Array, d: Float64Array): number;
   applyDiagonal1(
     s: Float64Array,
     n: number,
@@ -123,6 +128,7 @@ export function nativeKernels(a: NativeAddon): Kernels {
   return {
     name: 'native',
     dense: (s, n, qs, m) => ok(a.applyDense(s, n, qs, m), 'dense'),
+    diagonal: (s, n, qs, d) => ok(a.applyDiagonalK(s, n, qs, d), 'diagonal'),
     matrix1: (s, n, q, m) => ok(a.applyMatrix1(s, n, q, m), 'matrix1'),
     diagonal1: (s, n, q, d) =>
       ok(a.applyDiagonal1(s, n, q, d[0]!, d[1]!, d[2]!, d[3]!), 'diagonal1'),

@@ -248,10 +248,12 @@ const K_GUARD = 9;
 const K_COND = 10;
 /** A fused dense matrix on `qs` (row-major interleaved, local bit j = qs[j]). */
 const K_DENSE = 11;
+/** A fused diagonal on `qs`: `m` holds the 2^k diagonal entries, interleaved complex. */
+const K_DIAGONAL_K = 12;
 
 /** Whether an op kind is a unitary on its group's state (what fusion may merge). */
 function isUnitary(kind: number): boolean {
-  return kind <= K_TOFFOLI || kind === K_DENSE;
+  return kind <= K_TOFFOLI || kind === K_DENSE || kind === K_DIAGONAL_K;
 }
 
 type GuardFn = (values: Int32Array) => boolean;
@@ -858,6 +860,9 @@ function applyOp(op: Op, s: Float64Array, n: number, m: Machine): void {
     case K_DENSE:
       k.dense(s, n, op.qs!, op.m!);
       return;
+    case K_DIAGONAL_K:
+      k.diagonal(s, n, op.qs!, op.m!);
+      return;
     case K_X:
       k.x(s, n, op.a);
       return;
@@ -901,6 +906,16 @@ function opMatrix(op: Op): { qubits: number[]; matrix: Float64Array } {
     }
     case K_DENSE:
       return { qubits: [...op.qs!], matrix: op.m! };
+    case K_DIAGONAL_K: {
+      const d = op.m!;
+      const dim = d.length / 2;
+      const m = new Float64Array(2 * dim * dim);
+      for (let i = 0; i < dim; i++) {
+        m[2 * (i * dim + i)] = d[2 * i]!;
+        m[2 * (i * dim + i) + 1] = d[2 * i + 1]!;
+      }
+      return { qubits: [...op.qs!], matrix: m };
+    }
     case K_X:
       return { qubits: [op.a], matrix: permutationMatrix('X') };
     case K_CNOT:
@@ -917,7 +932,7 @@ function opMatrix(op: Op): { qubits: number[]; matrix: Float64Array } {
 }
 
 function opQubits(op: Op): number[] {
-  if (op.kind === K_DENSE) return [...op.qs!];
+  if (op.kind === K_DENSE || op.kind === K_DIAGONAL_K) return [...op.qs!];
   if (op.kind === K_TOFFOLI) return [op.a, op.b, op.c];
   if (op.kind >= K_CNOT && op.kind <= K_SWAP) return [op.a, op.b];
   return [op.a];
@@ -931,10 +946,31 @@ function fusedOp(block: readonly Op[]): Op {
   const m = blockMatrix(parts, qubits);
   const group = block[0]!.group;
   if (qubits.length === 1) return matrixOp(group, qubits[0]!, m);
-  const op = makeOp(K_DENSE, group, qubits[0]!);
+  const diagonal = diagonalOf(m, 1 << qubits.length);
+  const op = makeOp(diagonal === null ? K_DENSE : K_DIAGONAL_K, group, qubits[0]!);
   op.qs = Int32Array.from(qubits);
-  op.m = m;
+  op.m = diagonal ?? m;
   return op;
+}
+
+/**
+ * The diagonal of a dim × dim matrix whose off-diagonal entries are all exactly zero (a block of
+ * phases, CZs and RZs, or a QFT's controlled phases), else null. Exact zeros only: products of
+ * permutations and diagonals give exact zeros, and a diagonal pass costs one multiply per
+ * amplitude where a dense one costs dim.
+ */
+function diagonalOf(m: Float64Array, dim: number): Float64Array | null {
+  for (let r = 0; r < dim; r++) {
+    for (let c = 0; c < dim; c++) {
+      if (r !== c && (m[2 * (r * dim + c)] !== 0 || m[2 * (r * dim + c) + 1] !== 0)) return null;
+    }
+  }
+  const d = new Float64Array(2 * dim);
+  for (let i = 0; i < dim; i++) {
+    d[2 * i] = m[2 * (i * dim + i)]!;
+    d[2 * i + 1] = m[2 * (i * dim + i) + 1]!;
+  }
+  return d;
 }
 
 /**
@@ -971,7 +1007,7 @@ function opWork(op: Op, n: number): number {
   const rotations =
     op.kind === K_MEASURE ? (op.m === null ? 0 : 1) + (op.post === null ? 0 : 1) : 0;
   // A dense k-qubit op does 2^k multiply-adds per amplitude where a 1-qubit gate does 2.
-  const dense = op.kind === K_DENSE ? 2 ** (op.qs!.length - 1) : 1;
+  const dense = op.kind === K_DENSE ? 2 ** (op.qs!.length - 1) : 1; // a fused diagonal: 1
   return OP_WORK_AMPLITUDES + (passes + rotations) * dense * 2 ** n;
 }
 
@@ -1270,12 +1306,25 @@ export function runBound(input: BoundRunInput): BoundRunOutput {
 
 /** Passes over group states a program's ops make at a fusion width (benchmarks, tests). */
 export function stateOpCount(program: Program, fusion: number): number {
+  return fusionStats(program, fusion).ops;
+}
+
+/** The state ops of a plan, and how many are fused dense and fused diagonal blocks. */
+export function fusionStats(
+  program: Program,
+  fusion: number,
+): { ops: number; dense: number; diagonal: number } {
   const plan = compile(program, null, fusion);
-  let ops = 0;
+  const out = { ops: 0, dense: 0, diagonal: 0 };
   for (const list of [...plan.prefix, plan.suffix]) {
-    for (const op of list) if (op.group >= 0) ops++;
+    for (const op of list) {
+      if (op.group < 0) continue;
+      out.ops++;
+      if (op.kind === K_DENSE) out.dense++;
+      if (op.kind === K_DIAGONAL_K) out.diagonal++;
+    }
   }
-  return ops;
+  return out;
 }
 
 /**

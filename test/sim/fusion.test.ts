@@ -7,9 +7,9 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseQasm } from '../../src/kernel/program/qasm.js';
-import { randomQasm } from '../../src/sim/circuits.js';
+import { qftQasm, randomQasm } from '../../src/sim/circuits.js';
 import { blockMatrix, permutationMatrix, planFusion } from '../../src/sim/fusion.js';
-import { stateOpCount } from '../../src/sim/program.js';
+import { fusionStats, stateOpCount } from '../../src/sim/program.js';
 
 type G = { qubits: number[]; domain: number; id: number };
 const g = (id: number, qubits: number[], domain = 0): G => ({ id, qubits, domain });
@@ -103,6 +103,14 @@ test('stateOpCount: random 24-qubit depth-20 circuit → fusion cuts the passes'
   assert.is(unfused, 710);
   assert.ok(k3 < unfused / 4, `k=3: ${k3} passes`);
   assert.ok(k4 < k3, `k=4: ${k4} passes, k=3: ${k3}`);
+});
+
+test('fusionStats: QFT-12 at k=3 → its controlled-phase blocks run as diagonals, not dense', () => {
+  const p = parseQasm(qftQasm(12)).program!;
+  const s = fusionStats(p, 3);
+  // Each cp lowers to RZ, CNOT, RZ, CNOT, RZ: diagonal as a product, so a block of them is too.
+  assert.ok(s.diagonal > s.dense, `${s.diagonal} diagonal vs ${s.dense} dense of ${s.ops}`);
+  assert.ok(s.diagonal > 0 && s.dense > 0);
 });
 
 test.run();
