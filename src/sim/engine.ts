@@ -702,16 +702,32 @@ export function applyDiagonalK(
     assert((seen & (1 << q)) === 0, 'diagonal qubits must be distinct');
     seen |= 1 << q;
   }
-  const size = 1 << n;
-  for (let i = 0; i < size; i++) {
-    let local = 0;
-    for (let j = 0; j < k; j++) local |= ((i >> qubits[j]!) & 1) << j;
-    const dr = d[2 * local]!;
-    const di = d[2 * local + 1]!;
-    if (dr === 1 && di === 0) continue;
-    const xr = s[2 * i]!;
-    const xi = s[2 * i + 1]!;
-    s[2 * i] = dr * xr - di * xi;
-    s[2 * i + 1] = dr * xi + di * xr;
+  // Group by group, as the dense kernel walks (each group: the 2^k amplitudes that differ only in
+  // these bits, entry c for the one with local pattern c); an entry of exactly 1 is skipped.
+  const dim = 1 << k;
+  const offs = new Int32Array(dim);
+  for (let c = 0; c < dim; c++) {
+    for (let j = 0; j < k; j++) if ((c >> j) & 1) offs[c]! |= 1 << qubits[j]!;
+  }
+  const live: number[] = [];
+  for (let c = 0; c < dim; c++) if (!(d[2 * c] === 1 && d[2 * c + 1] === 0)) live.push(c);
+  const liveOffs = Int32Array.from(live, (c) => offs[c]!);
+  const liveRe = Float64Array.from(live, (c) => d[2 * c]!);
+  const liveIm = Float64Array.from(live, (c) => d[2 * c + 1]!);
+  const nLive = live.length;
+  const sorted = Int32Array.from(qubits).sort();
+  const count = 1 << (n - k);
+  for (let i = 0; i < count; i++) {
+    let base = i;
+    for (let j = 0; j < k; j++) base = insertZero(base, sorted[j]!);
+    for (let c = 0; c < nLive; c++) {
+      const p = 2 * (base | liveOffs[c]!);
+      const dr = liveRe[c]!;
+      const di = liveIm[c]!;
+      const xr = s[p]!;
+      const xi = s[p + 1]!;
+      s[p] = dr * xr - di * xi;
+      s[p + 1] = dr * xi + di * xr;
+    }
   }
 }
