@@ -194,7 +194,7 @@ async function main(): Promise<void> {
       let last: { n: number; seconds: number } | null = null;
       for (const n of QUBITS) {
         const p = circuit(name, n);
-        const passes = stateOpCount(p, c.fusion);
+        const passes = stateOpCount(p, c.fusion, kernelsFor(c).costs);
         const predicted = last === null ? 0 : last.seconds * 2 ** (n - last.n);
         const base = { ...c, circuit: name, qubits: n, passes };
         if (predicted > CAP_S) {

@@ -33,9 +33,29 @@ import {
 
 export type EngineName = 'js' | 'native';
 
+/**
+ * What each kind of pass costs an engine, relative to one 1-qubit dense pass over the same state
+ * (measured at 20 and 24 qubits, `densecost` in the issue note). The fusion step runs a block
+ * fused only when that costs less than its gates one by one.
+ */
+export interface PassCosts {
+  matrix1: number;
+  /** A 1-qubit diagonal. */
+  diagonal: number;
+  /** X, CNOT, SWAP, Toffoli: index moves on part of the state. */
+  permutation: number;
+  /** CZ: a sign on a quarter of the state. */
+  phase: number;
+  /** A fused dense gate on k qubits, by k (index 0 unused). */
+  dense: readonly number[];
+  /** A fused diagonal on k qubits, by k (index 0 unused). */
+  diagonalK: readonly number[];
+}
+
 /** The gate and measurement routines one engine provides. */
 export interface Kernels {
   readonly name: EngineName;
+  readonly costs: PassCosts;
   /** A dense 2^k × 2^k matrix (k ≤ 5; row-major interleaved, local bit j = qubits[j]). */
   dense(s: Float64Array, n: number, qubits: Int32Array, m: Float64Array): void;
   /** A diagonal over k ≤ 5 qubits: `d` holds its 2^k entries (interleaved; local bit j = qubits[j]). */
@@ -67,6 +87,15 @@ export interface Kernels {
 /** The JavaScript reference engine. */
 export const jsKernels: Kernels = {
   name: 'js',
+  // Compute-bound: the generic dense kernel for k ≥ 3 is an order of magnitude slower than k = 2.
+  costs: {
+    matrix1: 1,
+    diagonal: 0.86,
+    permutation: 0.6,
+    phase: 0.4,
+    dense: [0, 1, 1.9, 18, 30, 55],
+    diagonalK: [0, 0.86, 2.0, 2.4, 2.2, 2.3],
+  },
   dense: applyDense,
   diagonal: applyDiagonalK,
   matrix1: applyMatrix1,
@@ -123,10 +152,21 @@ function ok(code: number, what: string): void {
   assert(code === 0, `native ${what}: ${NATIVE_ERRORS[code] ?? `code ${code}`}`);
 }
 
+/** Memory-bound up to k = 4; k = 5 on qubit 0 or 1 spills registers. */
+export const NATIVE_COSTS: PassCosts = {
+  matrix1: 1,
+  diagonal: 0.9,
+  permutation: 0.65,
+  phase: 0.5,
+  dense: [0, 1, 2.3, 2.6, 3.9, 16],
+  diagonalK: [0, 0.9, 2.0, 1.9, 1.5, 1.4],
+};
+
 /** Wraps the addon as `Kernels`: return codes become assertions (inputs were validated). */
 export function nativeKernels(a: NativeAddon): Kernels {
   return {
     name: 'native',
+    costs: NATIVE_COSTS,
     dense: (s, n, qs, m) => ok(a.applyDense(s, n, qs, m), 'dense'),
     diagonal: (s, n, qs, d) => ok(a.applyDiagonalK(s, n, qs, d), 'diagonal'),
     matrix1: (s, n, q, m) => ok(a.applyMatrix1(s, n, q, m), 'matrix1'),

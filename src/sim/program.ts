@@ -47,7 +47,7 @@ import type { Guard, Program, ProgramNode } from '../kernel/program/ir.js';
 import { zeroState } from './engine.js';
 import { blockMatrix, permutationMatrix, planFusion } from './fusion.js';
 import { type GateName, matrix1 } from './gates.js';
-import { type Kernels, activeKernels, fusionWidth, jsKernels } from './kernels.js';
+import { type Kernels, type PassCosts, activeKernels, fusionWidth, jsKernels } from './kernels.js';
 
 /** The kernel's `SHOTS_PER_JOB_MAX` (sim may not import kernel values; a test pins them equal). */
 export const PROGRAM_SHOTS_MAX = 1_000_000;
@@ -650,7 +650,12 @@ class Compiler {
   }
 }
 
-function compile(p: Program, bound: BoundLayout | null = null, fusion = 0): Plan {
+function compile(
+  p: Program,
+  bound: BoundLayout | null = null,
+  fusion = 0,
+  costs: PassCosts = jsKernels.costs,
+): Plan {
   const indices = bound?.indices ?? [];
   const a = analyse(p, indices);
   const { groups, groupOf } = layoutGroups(p, a, bound);
@@ -658,7 +663,7 @@ function compile(p: Program, bound: BoundLayout | null = null, fusion = 0): Plan
   const c = new Compiler(p, a, groups, groupOf, ev.offset, indices);
   c.compile();
   // Prefixes are free of control flow (guards and event-reading ops start the suffix).
-  const prefix = c.prefix.map((ops) => fuseOps(ops, fusion));
+  const prefix = c.prefix.map((ops) => fuseOps(ops, fusion, costs));
   const sizes = groups.map((g) => g.qubits.length);
   for (const ops of [...prefix, c.suffix]) {
     for (const op of ops) op.work = opWork(op, op.group < 0 ? 0 : sizes[op.group]!);
@@ -938,6 +943,41 @@ function opQubits(op: Op): number[] {
   return [op.a];
 }
 
+/** What an op costs the engine, in the units of its `PassCosts`. */
+function passCost(op: Op, costs: PassCosts): number {
+  switch (op.kind) {
+    case K_MATRIX:
+      return costs.matrix1;
+    case K_DIAGONAL:
+      return costs.diagonal;
+    case K_X:
+    case K_CNOT:
+    case K_SWAP:
+    case K_TOFFOLI:
+      return costs.permutation;
+    case K_CZ:
+      return costs.phase;
+    case K_DIAGONAL_K:
+      return costs.diagonalK[op.qs!.length] ?? Number.POSITIVE_INFINITY;
+    case K_DENSE:
+      return costs.dense[op.qs!.length] ?? Number.POSITIVE_INFINITY;
+    default:
+      return costs.matrix1;
+  }
+}
+
+/**
+ * A block as the engine should run it: fused into one op when that costs less than its gates run
+ * one by one (e.g. in JavaScript a 2-qubit dense pass costs about two 1-qubit passes, so a block
+ * of one rotation and a CZ is cheaper unfused), else its gates in block order (a valid order).
+ */
+function fusedOps(block: readonly Op[], costs: PassCosts): Op[] {
+  const fused = fusedOp(block);
+  if (block.length === 1) return [fused];
+  const separate = block.reduce((sum, op) => sum + passCost(op, costs), 0);
+  return passCost(fused, costs) <= separate ? [fused] : [...block];
+}
+
 /** One fused op for a block: the op itself when alone, else a 2×2 or dense matrix. */
 function fusedOp(block: readonly Op[]): Op {
   if (block.length === 1) return block[0]!;
@@ -977,12 +1017,18 @@ function diagonalOf(m: Float64Array, dim: number): Float64Array | null {
  * Fuses the runs of unitary ops in a control-flow-free op list into blocks of at most `width`
  * qubits (0: no fusion). Non-unitary ops (measurements, RESET) stay where they are.
  */
-function fuseOps(ops: readonly Op[], width: number): Op[] {
+function fuseOps(ops: readonly Op[], width: number, costs: PassCosts): Op[] {
   if (width === 0) return [...ops];
   const out: Op[] = [];
   let run: { op: Op; qubits: number[]; domain: number }[] = [];
   const flush = (): void => {
-    for (const block of planFusion(run, width)) out.push(fusedOp(block.map((g) => g.op)));
+    for (const block of planFusion(run, width))
+      out.push(
+        ...fusedOps(
+          block.map((g) => g.op),
+          costs,
+        ),
+      );
     run = [];
   };
   for (const op of ops) {
@@ -1190,7 +1236,7 @@ export function runProgram(
   assert(Number.isInteger(shotOutcomesMax) && shotOutcomesMax >= 0, 'shotOutcomesMax ≥ 0');
   assert(control === undefined || control.length >= 2, 'control has two words');
   const rng = new Rng(parseSeed(seed));
-  const plan = compile(program, null, engine.fusion);
+  const plan = compile(program, null, engine.fusion, engine.kernels.costs);
   const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
   for (const n of sizes) assert(n <= GROUP_QUBITS_MAX, `a group of ${n} qubits (unverified?)`);
   const m: Machine = {
@@ -1305,16 +1351,21 @@ export function runBound(input: BoundRunInput): BoundRunOutput {
 }
 
 /** Passes over group states a program's ops make at a fusion width (benchmarks, tests). */
-export function stateOpCount(program: Program, fusion: number): number {
-  return fusionStats(program, fusion).ops;
+export function stateOpCount(
+  program: Program,
+  fusion: number,
+  costs: PassCosts = jsKernels.costs,
+): number {
+  return fusionStats(program, fusion, costs).ops;
 }
 
 /** The state ops of a plan, and how many are fused dense and fused diagonal blocks. */
 export function fusionStats(
   program: Program,
   fusion: number,
+  costs: PassCosts = jsKernels.costs,
 ): { ops: number; dense: number; diagonal: number } {
-  const plan = compile(program, null, fusion);
+  const plan = compile(program, null, fusion, costs);
   const out = { ops: 0, dense: 0, diagonal: 0 };
   for (const list of [...plan.prefix, plan.suffix]) {
     for (const op of list) {
@@ -1336,7 +1387,7 @@ export function finalStates(
   program: Program,
   engine: EngineChoice = { kernels: activeKernels(), fusion: fusionWidth() },
 ): { qubits: string[]; state: Float64Array }[] {
-  const plan = compile(program, null, engine.fusion);
+  const plan = compile(program, null, engine.fusion, engine.kernels.costs);
   assert(plan.mode === 'sampled', 'finalStates needs a program whose measurements are terminal');
   const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
   const m: Machine = {

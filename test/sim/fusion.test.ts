@@ -7,8 +7,9 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseQasm } from '../../src/kernel/program/qasm.js';
-import { qftQasm, randomQasm } from '../../src/sim/circuits.js';
+import { ghzQasm, qftQasm, randomQasm } from '../../src/sim/circuits.js';
 import { blockMatrix, permutationMatrix, planFusion } from '../../src/sim/fusion.js';
+import { NATIVE_COSTS, jsKernels } from '../../src/sim/kernels.js';
 import { fusionStats, stateOpCount } from '../../src/sim/program.js';
 
 type G = { qubits: number[]; domain: number; id: number };
@@ -28,7 +29,10 @@ test('planFusion: a gate past a skipped non-commuting gate → stays after it', 
   const gates = [g(0, [0, 1]), g(1, [1, 2]), g(2, [1]), g(3, [0])];
   assert.equal(
     planFusion(gates, 2).map((b) => b.map((x) => x.id)),
-    [[0, 3], [1, 2]],
+    [
+      [0, 3],
+      [1, 2],
+    ],
   );
 });
 
@@ -52,11 +56,18 @@ test('planFusion: random gate lists (fast-check, seed printed) → a valid reord
       const gates = raw.map((x, id) => ({ ...x, id }));
       const blocks = planFusion(gates, k);
       const order = blocks.flat().map((x) => x.id);
-      assert.equal([...order].sort((a, b) => a - b), gates.map((x) => x.id), 'each gate once');
+      assert.equal(
+        [...order].sort((a, b) => a - b),
+        gates.map((x) => x.id),
+        'each gate once',
+      );
       for (const b of blocks) {
         const qs = new Set(b.flatMap((x) => x.qubits));
         assert.ok(b.length === 1 || qs.size <= k, 'a block of several gates fits in k qubits');
-        assert.ok(b.every((x) => x.domain === b[0]!.domain), 'one domain per block');
+        assert.ok(
+          b.every((x) => x.domain === b[0]!.domain),
+          'one domain per block',
+        );
       }
       // Any two gates sharing a qubit and a domain keep their relative order.
       const pos = new Map(order.map((id, i) => [id, i]));
@@ -96,18 +107,30 @@ test('blockMatrix: CNOT then CNOT → identity; CNOT·SWAP·CNOT on reversed ope
 
 test('stateOpCount: random 24-qubit depth-20 circuit → fusion cuts the passes', () => {
   const p = parseQasm(randomQasm(24, 20, 1)).program!;
-  const unfused = stateOpCount(p, 0);
-  const k3 = stateOpCount(p, 3);
-  const k4 = stateOpCount(p, 4);
+  const unfused = stateOpCount(p, 0, NATIVE_COSTS);
+  const k3 = stateOpCount(p, 3, NATIVE_COSTS);
+  const k4 = stateOpCount(p, 4, NATIVE_COSTS);
   // 710 gates (480 rotations, 230 CZ); terminal measurements are sampled, not ops.
   assert.is(unfused, 710);
   assert.ok(k3 < unfused / 4, `k=3: ${k3} passes`);
   assert.ok(k4 < k3, `k=4: ${k4} passes, k=3: ${k3}`);
 });
 
+test('cost model: GHZ-16 (a CNOT chain) → not fused on native (two CNOTs beat one dense pass)', () => {
+  const p = parseQasm(ghzQasm(16)).program!;
+  assert.is(stateOpCount(p, 3, NATIVE_COSTS), stateOpCount(p, 0, NATIVE_COSTS));
+});
+
+test('cost model: random 12q at k=3 on JS (dense k=3 is slow there) → no 3-qubit dense blocks', () => {
+  const p = parseQasm(randomQasm(12, 10, 5)).program!;
+  const s = fusionStats(p, 3, jsKernels.costs);
+  const k2 = fusionStats(p, 2, jsKernels.costs);
+  assert.ok(s.ops > k2.ops, `k=3 keeps more ops unfused (${s.ops}) than k=2 (${k2.ops}) on JS`);
+});
+
 test('fusionStats: QFT-12 at k=3 → its controlled-phase blocks run as diagonals, not dense', () => {
   const p = parseQasm(qftQasm(12)).program!;
-  const s = fusionStats(p, 3);
+  const s = fusionStats(p, 3, NATIVE_COSTS);
   // Each cp lowers to RZ, CNOT, RZ, CNOT, RZ: diagonal as a product, so a block of them is too.
   assert.ok(s.diagonal > s.dense, `${s.diagonal} diagonal vs ${s.dense} dense of ${s.ops}`);
   assert.ok(s.diagonal > 0 && s.dense > 0);
