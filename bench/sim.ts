@@ -308,12 +308,20 @@ function singleGatePasses(floorPass: (n: number, threads: number) => number | nu
 
 interface EndToEnd {
   qubits: number;
+  /** Cold: a fresh daemon's first job against the engine with no cached state. */
   engineSeconds: number;
   jobSeconds: number;
   runSeconds: number;
   ratio: number;
+  /** Warm: best of later jobs against the engine reusing its cached state. */
+  engineWarmSeconds: number;
+  jobWarmSeconds: number;
+  warmRatio: number;
   engine: string;
 }
+
+/** Warm repetitions of the end-to-end pair (best of these). */
+const E2E_WARM_RUNS = 4;
 
 async function endToEnd(): Promise<EndToEnd | null> {
   const { call, jobClient, newTenant, removeStateDir, startDaemon, watchJob } = await import(
@@ -325,41 +333,65 @@ async function endToEnd(): Promise<EndToEnd | null> {
   const info = engineInfo();
   const kernels = info.name === 'native' ? nativeKernels(addon!) : jsKernels;
   if (info.name === 'native') addon!.setThreads(info.threads ?? 2);
-  const fusion = FUSION_WIDTH_DEFAULT[info.name];
-  collect();
-  clearStateCache(); // cold, as the job on a fresh daemon is
-  const t0 = performance.now();
-  finalStates(p, { kernels, fusion });
-  const engineSeconds = (performance.now() - t0) / 1000;
+  const choice = { kernels, fusion: FUSION_WIDTH_DEFAULT[info.name] };
+  const engineRun = (): number => {
+    collect();
+    const t0 = performance.now();
+    const states = finalStates(p, choice);
+    const seconds = (performance.now() - t0) / 1000;
+    for (const st of states) kernels.release(st.state, n);
+    return seconds;
+  };
+  clearStateCache(); // cold, as the first job on a fresh daemon is
+  const engineCold = engineRun();
+  let engineWarm = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < E2E_WARM_RUNS; r++) engineWarm = Math.min(engineWarm, engineRun());
   const d = await startDaemon();
   try {
     const t = await newTenant(d, 'bench-sim', 'TIER_ENTERPRISE');
     const jobs = jobClient(d, t.apiKey);
-    const t1 = performance.now();
-    const sub = await call<{ job: { job_id: string } }>(jobs, 'SubmitJob', {
-      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: text },
-      shots: 1,
-      seed: '7',
-    });
-    const events = await watchJob(jobs, sub.job.job_id);
-    const jobSeconds = (performance.now() - t1) / 1000;
-    const state = events.at(-1)?.job.state;
-    if (state !== 'JOB_STATE_DONE') throw new Error(`job ended ${state}`);
-    const r = await call<{ run_ms: number; engine: string }>(jobs, 'GetJobResult', {
-      job_id: sub.job.job_id,
-    });
+    const job = async (seed: string) => {
+      const t1 = performance.now();
+      const sub = await call<{ job: { job_id: string } }>(jobs, 'SubmitJob', {
+        program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: text },
+        shots: 1,
+        seed,
+      });
+      const events = await watchJob(jobs, sub.job.job_id);
+      const seconds = (performance.now() - t1) / 1000;
+      const state = events.at(-1)?.job.state;
+      if (state !== 'JOB_STATE_DONE') throw new Error(`job ended ${state}`);
+      const r = await call<{ run_ms: number; engine: string }>(jobs, 'GetJobResult', {
+        job_id: sub.job.job_id,
+      });
+      return { seconds, run: Number(r.run_ms) / 1000, engine: r.engine };
+    };
+    const cold = await job('7');
+    // Later jobs of the same size reuse a pool thread's cached state when they land on a thread
+    // that ran one (Piscina picks the thread): best of a few, as a warm daemon serves them.
+    let warm = cold;
+    for (let r = 0; r < E2E_WARM_RUNS; r++) {
+      const w = await job(String(8 + r));
+      if (w.seconds < warm.seconds) warm = w;
+    }
     jobs.close();
-    const ratio = jobSeconds / engineSeconds;
+    const ratio = cold.seconds / engineCold;
+    const warmRatio = warm.seconds / engineWarm;
     console.log(
-      `  end to end: random ${n}q job through gRPC ${jobSeconds.toFixed(3)} s (run ${(Number(r.run_ms) / 1000).toFixed(3)} s, engine ${r.engine}) vs engine alone ${engineSeconds.toFixed(3)} s = ${ratio.toFixed(2)}× (target ≤ 1.3×)`,
+      `  end to end, random ${n}q job through gRPC (engine ${cold.engine}), target ≤ 1.3×:\n` +
+        `    cold (fresh daemon, first job): ${cold.seconds.toFixed(3)} s (run ${cold.run.toFixed(3)} s) vs engine alone cold ${engineCold.toFixed(3)} s = ${ratio.toFixed(2)}×\n` +
+        `    warm (best of ${E2E_WARM_RUNS} later jobs): ${warm.seconds.toFixed(3)} s (run ${warm.run.toFixed(3)} s) vs engine alone warm ${engineWarm.toFixed(3)} s = ${warmRatio.toFixed(2)}×`,
     );
     return {
       qubits: n,
-      engineSeconds,
-      jobSeconds,
-      runSeconds: Number(r.run_ms) / 1000,
+      engineSeconds: engineCold,
+      jobSeconds: cold.seconds,
+      runSeconds: cold.run,
       ratio,
-      engine: r.engine,
+      engineWarmSeconds: engineWarm,
+      jobWarmSeconds: warm.seconds,
+      warmRatio,
+      engine: cold.engine,
     };
   } finally {
     await d.stop();
