@@ -66,7 +66,10 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
           }
         }
       });
-      await sleep(30 + Math.floor(Math.random() * 400));
+      // The kill lands at a random point once the streams are running: waiting for the first
+      // acknowledgement first keeps a loaded CI machine from killing before any call completed.
+      for (let waited = 0; !acked.some((n) => n > 0) && waited < 10_000; waited += 5) await sleep(5);
+      await sleep(Math.floor(Math.random() * 400));
       await d.kill();
       dead = true;
       await Promise.all(streams);
