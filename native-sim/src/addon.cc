@@ -65,25 +65,35 @@ bool read_doubles(const Napi::CallbackInfo& info, size_t i, size_t len, const do
   return true;
 }
 
+// The qubit list of a fused gate (argument 2: Int32Array of 1..DENSE_QUBITS_MAX distinct qubits
+// below n). Returns OK and sets qs/k, or the error code.
+int read_gate_qubits(const Napi::CallbackInfo& info, int n, const int*& qs, int& k) {
+  if (info.Length() < 4 || !info[2].IsTypedArray()) return BAD_ARG;
+  auto qa = info[2].As<Napi::TypedArray>();
+  if (qa.TypedArrayType() != napi_int32_array) return BAD_ARG;
+  auto arr = qa.As<Napi::Int32Array>();
+  k = static_cast<int>(arr.ElementLength());
+  if (k < 1 || k > qmk::DENSE_QUBITS_MAX || k > n) return BAD_MATRIX;
+  uint64_t seen = 0;
+  for (int j = 0; j < k; j++) {
+    const int q = arr[j];
+    if (!qubit_ok(q, n) || ((seen >> q) & 1)) return BAD_QUBIT;
+    seen |= uint64_t{1} << q;
+  }
+  qs = arr.Data();
+  return OK;
+}
+
 // applyDense(state, n, qubits: Int32Array, matrix: Float64Array of 2·4^k)
 Napi::Value ApplyDense(const Napi::CallbackInfo& info) {
   State st;
   if (!read_state(info, st)) return code(info, BAD_STATE);
-  if (info.Length() < 4 || !info[2].IsTypedArray()) return code(info, BAD_ARG);
-  auto qa = info[2].As<Napi::TypedArray>();
-  if (qa.TypedArrayType() != napi_int32_array) return code(info, BAD_ARG);
-  auto qs = qa.As<Napi::Int32Array>();
-  const int k = static_cast<int>(qs.ElementLength());
-  if (k < 1 || k > qmk::DENSE_QUBITS_MAX || k > st.n) return code(info, BAD_MATRIX);
-  uint64_t seen = 0;
-  for (int j = 0; j < k; j++) {
-    const int q = qs[j];
-    if (!qubit_ok(q, st.n) || ((seen >> q) & 1)) return code(info, BAD_QUBIT);
-    seen |= uint64_t{1} << q;
-  }
+  const int* qs = nullptr;
+  int k = 0;
+  if (const int c = read_gate_qubits(info, st.n, qs, k); c != OK) return code(info, c);
   const double* m = nullptr;
   if (!read_doubles(info, 3, size_t{2} << (2 * k), m)) return code(info, BAD_MATRIX);
-  qmk::apply_dense(st.data, st.n, qs.Data(), k, m);
+  qmk::apply_dense(st.data, st.n, qs, k, m);
   return code(info, OK);
 }
 
@@ -103,21 +113,12 @@ Napi::Value ApplyMatrix1(const Napi::CallbackInfo& info) {
 Napi::Value ApplyDiagonalK(const Napi::CallbackInfo& info) {
   State st;
   if (!read_state(info, st)) return code(info, BAD_STATE);
-  if (info.Length() < 4 || !info[2].IsTypedArray()) return code(info, BAD_ARG);
-  auto qa = info[2].As<Napi::TypedArray>();
-  if (qa.TypedArrayType() != napi_int32_array) return code(info, BAD_ARG);
-  auto qs = qa.As<Napi::Int32Array>();
-  const int k = static_cast<int>(qs.ElementLength());
-  if (k < 1 || k > qmk::DENSE_QUBITS_MAX || k > st.n) return code(info, BAD_MATRIX);
-  uint64_t seen = 0;
-  for (int j = 0; j < k; j++) {
-    const int q = qs[j];
-    if (!qubit_ok(q, st.n) || ((seen >> q) & 1)) return code(info, BAD_QUBIT);
-    seen |= uint64_t{1} << q;
-  }
+  const int* qs = nullptr;
+  int k = 0;
+  if (const int c = read_gate_qubits(info, st.n, qs, k); c != OK) return code(info, c);
   const double* d = nullptr;
   if (!read_doubles(info, 3, size_t{2} << k, d)) return code(info, BAD_MATRIX);
-  qmk::apply_diagonal_k(st.data, st.n, qs.Data(), k, d);
+  qmk::apply_diagonal_k(st.data, st.n, qs, k, d);
   return code(info, OK);
 }
 
@@ -207,14 +208,6 @@ Napi::Value Collapse(const Napi::CallbackInfo& info) {
   return code(info, OK);
 }
 
-// probabilities(state, n): |a_i|² into the first 2^n doubles
-Napi::Value Probabilities(const Napi::CallbackInfo& info) {
-  State st;
-  if (!read_state(info, st)) return code(info, BAD_STATE);
-  qmk::probabilities(st.data, st.n);
-  return code(info, OK);
-}
-
 // prepare(state, n): huge pages and pages faulted in, values unchanged
 Napi::Value Prepare(const Napi::CallbackInfo& info) {
   State st;
@@ -276,7 +269,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("applyPhase", Napi::Function::New(env, ApplyPhase));
   exports.Set("branchWeights", Napi::Function::New(env, BranchWeights));
   exports.Set("collapse", Napi::Function::New(env, Collapse));
-  exports.Set("probabilities", Napi::Function::New(env, Probabilities));
   exports.Set("prepare", Napi::Function::New(env, Prepare));
   exports.Set("zero", Napi::Function::New(env, Zero));
   exports.Set("misalignment", Napi::Function::New(env, Misalignment));

@@ -646,34 +646,44 @@ class Aligned {
   T* data_;
 };
 
-void apply_dense_low(double* s, int n, const int* qubits, int k, const double* m) {
-  const int d = 1 << k;
-  // Split the gate's local bits into low (qubit 0 or 1: inside a vector) and high ones.
+// A gate's qubits split for the lane kernels: low ones (qubit 0 or 1) index lanes inside a vector
+// of 4 amplitudes, high ones pick which vectors form a group.
+struct LaneSplit {
   int lowLocal[2], lowQubit[2], nl = 0;
   int highLocal[DENSE_QUBITS_MAX], highQubit[DENSE_QUBITS_MAX], nh = 0;
-  for (int j = 0; j < k; j++) {
-    if (qubits[j] < 2) {
-      lowLocal[nl] = j;
-      lowQubit[nl++] = qubits[j];
-    } else {
-      highLocal[nh] = j;
-      highQubit[nh++] = qubits[j];
-    }
-  }
-  const int dh = 1 << nh;
-  const int nx = 1 << nl;
   uint64_t lowMask = 0;
-  for (int i = 0; i < nl; i++) lowMask |= uint64_t{1} << lowQubit[i];
+  // Offsets of the 2^nh vectors of a group, and the enumeration positions (0, 1, high qubits).
+  uint64_t offs[1 << DENSE_QUBITS_MAX];
+  Positions pos;
+
+  LaneSplit(const int* qubits, int k) {
+    for (int j = 0; j < k; j++) {
+      if (qubits[j] < 2) {
+        lowLocal[nl] = j;
+        lowQubit[nl++] = qubits[j];
+        lowMask |= uint64_t{1} << qubits[j];
+      } else {
+        highLocal[nh] = j;
+        highQubit[nh++] = qubits[j];
+      }
+    }
+    group_offsets(highQubit, nh, offs);
+    int all[DENSE_QUBITS_MAX + 2] = {0, 1};
+    for (int i = 0; i < nh; i++) all[2 + i] = highQubit[i];
+    pos = sorted_positions(all, 2 + nh);
+  }
+
   // The x-th pattern of the low bits, as lane bits.
-  auto pattern = [&](int x) {
+  uint64_t pattern(int x) const {
     uint64_t p = 0;
     for (int i = 0; i < nl; i++) {
       if ((x >> i) & 1) p |= uint64_t{1} << lowQubit[i];
     }
     return p;
-  };
+  }
+
   // Local matrix index of (high combination h, lane l).
-  auto local = [&](int h, uint64_t l) {
+  int local(int h, uint64_t l) const {
     int idx = 0;
     for (int i = 0; i < nh; i++) {
       if ((h >> i) & 1) idx |= 1 << highLocal[i];
@@ -682,7 +692,18 @@ void apply_dense_low(double* s, int n, const int* qubits, int k, const double* m
       if ((l >> lowQubit[i]) & 1) idx |= 1 << lowLocal[i];
     }
     return idx;
-  };
+  }
+};
+
+void apply_dense_low(double* s, int n, const int* qubits, int k, const double* m) {
+  const int d = 1 << k;
+  const LaneSplit split(qubits, k);
+  const int nh = split.nh;
+  const int dh = 1 << nh;
+  const int nx = 1 << split.nl;
+  auto pattern = [&](int x) { return split.pattern(x); };
+  auto local = [&](int h, uint64_t l) { return split.local(h, l); };
+  const uint64_t lowMask = split.lowMask;
   Aligned<v8i> perms(nx);
   for (int x = 0; x < nx; x++) {
     for (int l = 0; l < 4; l++) {
@@ -711,13 +732,8 @@ void apply_dense_low(double* s, int n, const int* qubits, int k, const double* m
       }
     }
   }
-  uint64_t offs[1 << DENSE_QUBITS_MAX];
-  group_offsets(highQubit, nh, offs);
-  int all[DENSE_QUBITS_MAX + 2];
-  all[0] = 0;
-  all[1] = 1;
-  for (int i = 0; i < nh; i++) all[2 + i] = highQubit[i];
-  const Positions pos = sorted_positions(all, 2 + nh);
+  const Positions& pos = split.pos;
+  const uint64_t* offs = split.offs;
   const v8i* pp = perms.data();
   const v8d* cp = coef.data();
   parallel(uint64_t{1} << (n - 2 - nh), [&](uint64_t b, uint64_t e) {
@@ -819,41 +835,21 @@ void apply_diagonal_k(double* s, int n, const int* qubits, int k, const double* 
     return;
   }
   // Low qubits (0, 1) pick lanes; the others pick vectors.
-  int lowLocal[2], lowQubit[2], nl = 0;
-  int highLocal[DENSE_QUBITS_MAX], highQubit[DENSE_QUBITS_MAX], nh = 0;
-  for (int j = 0; j < k; j++) {
-    if (qubits[j] < 2) {
-      lowLocal[nl] = j;
-      lowQubit[nl++] = qubits[j];
-    } else {
-      highLocal[nh] = j;
-      highQubit[nh++] = qubits[j];
-    }
-  }
+  const LaneSplit split(qubits, k);
+  const int nh = split.nh;
   const int dh = 1 << nh;
   Aligned<v8d> f(2 * dh);
   for (int h = 0; h < dh; h++) {
     for (int l = 0; l < 4; l++) {
-      int local = 0;
-      for (int i = 0; i < nh; i++) {
-        if ((h >> i) & 1) local |= 1 << highLocal[i];
-      }
-      for (int i = 0; i < nl; i++) {
-        if ((l >> lowQubit[i]) & 1) local |= 1 << lowLocal[i];
-      }
+      const int local = split.local(h, static_cast<uint64_t>(l));
       f[2 * h][2 * l] = d[2 * local];
       f[2 * h][2 * l + 1] = d[2 * local];
       f[2 * h + 1][2 * l] = -d[2 * local + 1];
       f[2 * h + 1][2 * l + 1] = d[2 * local + 1];
     }
   }
-  uint64_t offs[1 << DENSE_QUBITS_MAX];
-  group_offsets(highQubit, nh, offs);
-  int all[DENSE_QUBITS_MAX + 2];
-  all[0] = 0;
-  all[1] = 1;
-  for (int i = 0; i < nh; i++) all[2 + i] = highQubit[i];
-  const Positions lanes = sorted_positions(all, 2 + nh);
+  const Positions& lanes = split.pos;
+  const uint64_t* offs = split.offs;
   const v8d* fp = f.data();
   parallel(uint64_t{1} << (n - 2 - nh), [&](uint64_t b, uint64_t e) {
     diagk_lanes_range(s, lanes, offs, dh, fp, b, e);
@@ -964,16 +960,6 @@ void branch_weights(const double* s, int n, int q, double* out) {
 void collapse(double* s, int n, int q, int outcome, double scale) {
   parallel(uint64_t{1} << (n - 1),
            [&](uint64_t b, uint64_t e) { collapse_range(s, q, outcome, scale, b, e); });
-}
-
-void probabilities(double* s, int n) {
-  // In place and front to back: entry i is written after entries 2i and 2i+1 were read.
-  const uint64_t size = uint64_t{1} << n;
-  for (uint64_t i = 0; i < size; i++) {
-    const double re = s[2 * i];
-    const double im = s[2 * i + 1];
-    s[i] = re * re + im * im;
-  }
 }
 
 void prepare(double* s, size_t count) {

@@ -43,8 +43,6 @@ void apply_phase(double* s, int n, uint64_t mask, double re, double im);
 void branch_weights(const double* s, int n, int q, double* out);
 // Keeps the half with bit q = outcome, scaled by `scale`; zeroes the other half.
 void collapse(double* s, int n, int q, int outcome, double scale);
-// Writes |a_i|² into the first 2^n doubles of s (in place), for sampling.
-void probabilities(double* s, int n);
 
 // Readies a fresh state buffer for passes: asks for transparent huge pages (fewer TLB misses and
 // page faults on a large state) and faults its pages in on all threads. Values are unchanged.

@@ -293,7 +293,6 @@ export function collapse(s: Float64Array, n: number, q: number, outcome: 0 | 1):
   const bit = 1 << q;
   const half = 1 << (n - 1);
   const keep = outcome === 1 ? bit : 0;
-  const drop = keep ^ bit;
   let kept = 0;
   for (let i = 0; i < half; i++) {
     const pos = 2 * (insertZero(i, q) | keep);
@@ -302,16 +301,7 @@ export function collapse(s: Float64Array, n: number, q: number, outcome: 0 | 1):
     kept += re * re + im * im;
   }
   assert(kept > 0, `collapse of qubit ${q} onto ${outcome}, which has probability 0`);
-  const scale = 1 / Math.sqrt(kept);
-  for (let i = 0; i < half; i++) {
-    const i0 = insertZero(i, q);
-    const pk = 2 * (i0 | keep);
-    const pd = 2 * (i0 | drop);
-    s[pk] = s[pk]! * scale;
-    s[pk + 1] = s[pk + 1]! * scale;
-    s[pd] = 0;
-    s[pd + 1] = 0;
-  }
+  collapseScaled(s, n, q, outcome, 1 / Math.sqrt(kept));
 }
 
 function overlaps(a: Float64Array, b: Float64Array): boolean {
@@ -459,6 +449,28 @@ export function norm2(s: Float64Array): number {
 /** The largest dense (fused) gate: 2^5 × 2^5. */
 export const DENSE_QUBITS_MAX = 5;
 
+/** Checks a fused gate's qubits (1..DENSE_QUBITS_MAX, distinct, below n); returns their count. */
+function checkGateQubits(n: number, qubits: Int32Array): number {
+  const k = qubits.length;
+  assert(k >= 1 && k <= DENSE_QUBITS_MAX && k <= n, `fused gate on ${k} qubits`);
+  let seen = 0;
+  for (const q of qubits) {
+    checkQubit(n, q);
+    assert((seen & (1 << q)) === 0, 'fused gate qubits must be distinct');
+    seen |= 1 << q;
+  }
+  return k;
+}
+
+/** Offsets of a group's 2^k amplitudes: local bit j of c is qubit qubits[j]. */
+function groupOffsets(qubits: Int32Array): Int32Array {
+  const offs = new Int32Array(1 << qubits.length);
+  for (let c = 0; c < offs.length; c++) {
+    for (let j = 0; j < qubits.length; j++) if ((c >> j) & 1) offs[c]! |= 1 << qubits[j]!;
+  }
+  return offs;
+}
+
 /**
  * Applies a dense 2^k × 2^k matrix to the given distinct qubits, in place (fused gates).
  * @param qubits k ≤ DENSE_QUBITS_MAX distinct qubits; local bit j of a row or column index is
@@ -470,15 +482,8 @@ export const DENSE_QUBITS_MAX = 5;
  */
 export function applyDense(s: Float64Array, n: number, qubits: Int32Array, m: Float64Array): void {
   checkState(s, n);
-  const k = qubits.length;
-  assert(k >= 1 && k <= DENSE_QUBITS_MAX && k <= n, `dense gate on ${k} qubits`);
+  const k = checkGateQubits(n, qubits);
   assert(m.length === 2 << (2 * k), `a ${k}-qubit matrix has ${2 << (2 * k)} doubles`);
-  let seen = 0;
-  for (const q of qubits) {
-    checkQubit(n, q);
-    assert((seen & (1 << q)) === 0, 'dense gate qubits must be distinct');
-    seen |= 1 << q;
-  }
   if (k === 1) {
     applyMatrix1(s, n, qubits[0]!, m);
     return;
@@ -488,10 +493,7 @@ export function applyDense(s: Float64Array, n: number, qubits: Int32Array, m: Fl
     return;
   }
   const d = 1 << k;
-  const offs = new Int32Array(d);
-  for (let c = 0; c < d; c++) {
-    for (let j = 0; j < k; j++) if ((c >> j) & 1) offs[c]! |= 1 << qubits[j]!;
-  }
+  const offs = groupOffsets(qubits);
   const mr = new Float64Array(d * d);
   const mi = new Float64Array(d * d);
   for (let r = 0; r < d; r++) {
@@ -693,22 +695,12 @@ export function applyDiagonalK(
   d: Float64Array,
 ): void {
   checkState(s, n);
-  const k = qubits.length;
-  assert(k >= 1 && k <= DENSE_QUBITS_MAX && k <= n, `diagonal on ${k} qubits`);
+  const k = checkGateQubits(n, qubits);
   assert(d.length === 2 << k, `a ${k}-qubit diagonal has ${2 << k} doubles`);
-  let seen = 0;
-  for (const q of qubits) {
-    checkQubit(n, q);
-    assert((seen & (1 << q)) === 0, 'diagonal qubits must be distinct');
-    seen |= 1 << q;
-  }
   // Group by group, as the dense kernel walks (each group: the 2^k amplitudes that differ only in
   // these bits, entry c for the one with local pattern c); an entry of exactly 1 is skipped.
   const dim = 1 << k;
-  const offs = new Int32Array(dim);
-  for (let c = 0; c < dim; c++) {
-    for (let j = 0; j < k; j++) if ((c >> j) & 1) offs[c]! |= 1 << qubits[j]!;
-  }
+  const offs = groupOffsets(qubits);
   const live: number[] = [];
   for (let c = 0; c < dim; c++) if (!(d[2 * c] === 1 && d[2 * c + 1] === 0)) live.push(c);
   const liveOffs = Int32Array.from(live, (c) => offs[c]!);

@@ -131,7 +131,6 @@ export interface NativeAddon {
   applyPhase(s: Float64Array, n: number, mask: number, re: number, im: number): number;
   branchWeights(s: Float64Array, n: number, q: number, out: Float64Array): number;
   collapse(s: Float64Array, n: number, q: number, outcome: number, scale: number): number;
-  probabilities(s: Float64Array, n: number): number;
   prepare(s: Float64Array, n: number): number;
   misalignment(a: Float64Array): number;
   zero(s: Float64Array, n: number): number;

@@ -15,6 +15,7 @@ import {
 } from '../../src/sim/batch.js';
 import { norm2 } from '../../src/sim/engine.js';
 import { GATE_ARITY, GATE_HAS_THETA, type GateName } from '../../src/sim/gates.js';
+import { seededRandom } from '../../src/sim/circuits.js';
 
 const TOL = 1e-12;
 const R = Math.SQRT1_2;
@@ -22,16 +23,8 @@ const EPS = 1e-9;
 
 const plainAlloc = (doubles: number): Float64Array => new Float64Array(doubles);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, seeded: the same generator the benchmark circuits use, so failures reproduce. */
+const prng = seededRandom;
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, msg = ''): void {
   assert.is(actual.length, expected.length, `${msg} length`);

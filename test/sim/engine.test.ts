@@ -24,22 +24,14 @@ import {
   splitOutQubitInto,
   zeroState,
 } from '../../src/sim/engine.js';
+import { seededRandom } from '../../src/sim/circuits.js';
 
 const TOL = 1e-12;
 const R = Math.SQRT1_2;
 const H = Float64Array.of(R, 0, R, 0, R, 0, -R, 0);
 
-/** mulberry32: a small deterministic PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, seeded: the same generator the benchmark circuits use, so failures reproduce. */
+const prng = seededRandom;
 
 function randomState(n: number, rnd: () => number): Float64Array {
   const s = new Float64Array(2 << n);
