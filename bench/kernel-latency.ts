@@ -126,6 +126,7 @@ async function decisionCost(): Promise<number> {
     commit: async () => {},
     auditHead: () => ({ seq: 0, hash: '' }),
     read: () => undefined,
+    lowSpace: () => null,
   };
   const sim: SimulatorPort = {
     engine: 'none', threads: 0, create() {}, execute: async (_p, done) => done([]), drop() {},

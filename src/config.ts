@@ -16,7 +16,12 @@ export interface Config {
   devTenant: boolean;
   drainMs: number;
   checkpointEntries: number;
+  /** Free bytes on the state disk below which state-growing tenant work is refused (0: off). */
+  storageFreeMinBytes: number;
 }
+
+/** The default free-space watermark: room for checkpoints and the calls that free space. */
+export const STORAGE_FREE_MIN_BYTES_DEFAULT = 64 * 1024 ** 2;
 
 export const USAGE = `qmkd — multi-tenant quantum microkernel daemon
 
@@ -28,6 +33,9 @@ export const USAGE = `qmkd — multi-tenant quantum microkernel daemon
   --threads N            simulation worker threads  env QMK_THREADS     (default: CPU count)
   --no-dev-tenant        do not create the "dev" tenant on first start   env QMK_DEV_TENANT=0
   --drain-ms N           bound on draining calls at shutdown              env QMK_DRAIN_MS (default 10000)
+  --storage-free-min-bytes N  below this many free bytes on the state disk, new sessions, qubits,
+                         gates, measurements, jobs and channel requests are refused (STORAGE_FULL)
+                         env QMK_STORAGE_FREE_MIN_BYTES (default 67108864 = 64 MiB; 0 = off)
 `;
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
@@ -41,6 +49,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       threads: { type: 'string' },
       'no-dev-tenant': { type: 'boolean' },
       'drain-ms': { type: 'string' },
+      'storage-free-min-bytes': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -62,7 +71,19 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     devTenant: !values['no-dev-tenant'] && env.QMK_DEV_TENANT !== '0',
     drainMs: positiveInt(values['drain-ms'] ?? env.QMK_DRAIN_MS ?? '10000', 'drain-ms'),
     checkpointEntries: positiveInt(env.QMK_CHECKPOINT_ENTRIES ?? '20000', 'QMK_CHECKPOINT_ENTRIES'),
+    storageFreeMinBytes: nonNegativeInt(
+      values['storage-free-min-bytes'] ?? env.QMK_STORAGE_FREE_MIN_BYTES ?? String(STORAGE_FREE_MIN_BYTES_DEFAULT),
+      'storage-free-min-bytes',
+    ),
   };
+}
+
+function nonNegativeInt(v: string, name: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0) {
+    throw new Error(`${name}: expected a non-negative integer, got ${v}`);
+  }
+  return n;
 }
 
 function positiveInt(v: string, name: string): number {

@@ -21,6 +21,7 @@ import { Keyring, MASTER_KEY_BYTES } from './security/keyring.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
 import { engineInfo, fusionWidth } from './sim/kernels.js';
+import { lockStateDir } from './store/lock.js';
 import { LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { createNotifier } from './util/sd-notify.js';
 
@@ -52,6 +53,10 @@ class RefusalLog {
 }
 
 const refusals = new RefusalLog();
+/** EX_TEMPFAIL: the unit's Restart=on-failure brings the daemon back. */
+const EXIT_RESTART = 75;
+const RESTART_AFTER_FAILED_WRITE =
+  'a write failed after its effect was applied in memory; restarting to reload the acknowledged state';
 const CHECKPOINT_CHECK_INTERVAL_MS = 10_000;
 
 /**
@@ -99,11 +104,15 @@ async function main(): Promise<void> {
   });
   setErrorLogger(log);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  // Before anything in the directory is read: a second daemon must not even look at the state.
+  lockStateDir(config.stateDir);
   const key = masterKey(config.masterKeyFile, config.stateDir);
   const clock = { nowMs: () => Date.now() };
   const crypto = new NodeCrypto();
 
-  const store = LmdbStore.open(join(config.stateDir, 'db'));
+  const store = LmdbStore.open(join(config.stateDir, 'db'), {
+    freeMinBytes: config.storageFreeMinBytes,
+  });
   const loaded = store.load();
   const keyring = new Keyring(key, loaded.signingKeys);
   // A store without signing keys is a new state directory: the first start.
@@ -119,6 +128,16 @@ async function main(): Promise<void> {
   log('info', 'simulation engine', { ...engineInfo(), fusion: fusionWidth() });
   await sim.warm();
   const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto }, loaded);
+  // A failed write whose effect is already in memory (simulator state, job transitions) cannot be
+  // taken back: the daemon restarts (non-zero exit; systemd's Restart=on-failure) and replay
+  // rebuilds exactly the acknowledged state. Until the servers run, that is an immediate exit.
+  const divergence: { restart: (err: Error) => void } = {
+    restart: (err: Error) => {
+      log('error', RESTART_AFTER_FAILED_WRITE, { error: err.message });
+      process.exit(EXIT_RESTART);
+    },
+  };
+  kernel.onDiverged = (err) => divergence.restart(err);
   const replayed = await kernel.replay(loaded);
   kernel.checkConsistency();
   const checkpoint = () =>
@@ -148,6 +167,13 @@ async function main(): Promise<void> {
     );
   }
 
+  const freeBytes = () => {
+    try {
+      return store.freeBytes();
+    } catch {
+      return 0;
+    }
+  };
   const tracker = new CallTracker();
   const startedAt = Date.now();
   const bound: { servers?: Servers } = {}; // filled once the servers listen; status reads it
@@ -170,6 +196,8 @@ async function main(): Promise<void> {
       tenant_address: bound.servers?.tenantAddress ?? '',
       jobs_queued: j.QUEUED,
       jobs_running: j.RUNNING + j.CANCELLING,
+      storage_free_bytes: freeBytes(),
+      storage_free_min_bytes: config.storageFreeMinBytes,
     };
   };
   const servers = await startServers(
@@ -214,7 +242,7 @@ async function main(): Promise<void> {
   checkpoints.unref();
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     log('info', 'stopping', { signal });
@@ -238,11 +266,16 @@ async function main(): Promise<void> {
     s.tenant.forceShutdown();
     s.admin.forceShutdown();
     await shutdown;
-    await checkpoint();
+    // After a failed write memory is ahead of the store: only the durable state may survive.
+    if (!kernel.diverged) await checkpoint();
     await sim.close();
     await store.close();
     log('info', 'stopped');
-    process.exit(0);
+    process.exit(exitCode);
+  };
+  divergence.restart = (err) => {
+    log('error', RESTART_AFTER_FAILED_WRITE, { error: err.message });
+    void stop('storage', EXIT_RESTART);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

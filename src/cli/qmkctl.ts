@@ -165,6 +165,8 @@ interface StatusResponse {
   schema_version: number;
   state_dir: string;
   tenant_address: string;
+  storage_free_bytes: number;
+  storage_free_min_bytes: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,6 +356,19 @@ function duration(ms: number): string {
   const m = minutes % 60;
   if (d > 0) return `${d}d ${h}h ${m}m`;
   return h > 0 ? `${h}h ${m}m` : `${m}m`;
+}
+
+/** 1288490188 → 1.2GiB: one token, so status values stay in one aligned column. */
+function compactBytes(n: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 'B';
+  for (const u of units) {
+    if (value < 1024) break;
+    value /= 1024;
+    unit = u;
+  }
+  return `${Number(value.toFixed(1))}${unit}`;
 }
 
 function bytes(n: number): string {
@@ -681,6 +696,8 @@ const COMMANDS: Record<string, Command> = {
         ['signing_key_id', String(s.signing_key_id)],
         ['schema_version', String(s.schema_version)],
         ['state_dir', s.state_dir],
+        ['storage_free', compactBytes(s.storage_free_bytes)],
+        ['storage_free_min', s.storage_free_min_bytes > 0 ? compactBytes(s.storage_free_min_bytes) : 'off'],
         ['tenant_address', s.tenant_address],
       ]));
     },

@@ -109,7 +109,11 @@ export class Admin {
     const key = this.newKey(tenant.id, this.parseRoles(roles, 'roles'), 'initial');
     this.k.putTenant(tenant);
     this.k.putCredential(key.credential);
-    await this.ports.store.commit(
+    await this.k.commitOrUndo(
+      () => {
+        this.k.dropTenantIndex(tenant);
+        this.k.dropCredential(key.credential);
+      },
       [
         { op: 'put', db: 'tenants', key: tenant.id, value: tenant },
         { op: 'put', db: 'credentials', key: key.credential.keyId, value: key.credential },
@@ -166,8 +170,10 @@ export class Admin {
   }
 
   private async save(t: Tenant, action: string, detail?: Record<string, unknown>): Promise<Tenant> {
+    const before = this.k.tenants.get(t.id)!;
     this.k.putTenant(t);
-    await this.ports.store.commit(
+    await this.k.commitOrUndo(
+      () => this.k.putTenant(before),
       [{ op: 'put', db: 'tenants', key: t.id, value: t }],
       [this.k.audit(OPERATOR, action, t.id, detail)],
     );
@@ -185,7 +191,11 @@ export class Admin {
       sessions.map((s) => this.k.invokeCloseSession(s, OPERATOR, 'CloseSession')),
     );
     for (const c of keys) this.k.putCredential({ ...c, revoked: true });
-    await this.ports.store.commit(
+    await this.k.commitOrUndo(
+      () => {
+        this.k.putTenant(t);
+        for (const c of keys) this.k.putCredential(c);
+      },
       [
         { op: 'del', db: 'tenants', key: t.id },
         ...keys.map((c) => ({ op: 'put' as const, db: 'credentials' as const, key: c.keyId, value: { ...c, revoked: true } })),
@@ -203,7 +213,8 @@ export class Admin {
     }
     const key = this.newKey(t.id, this.parseRoles(roles, 'roles'), label.slice(0, 200));
     this.k.putCredential(key.credential);
-    await this.ports.store.commit(
+    await this.k.commitOrUndo(
+      () => this.k.dropCredential(key.credential),
       [{ op: 'put', db: 'credentials', key: key.credential.keyId, value: key.credential }],
       [this.k.audit(OPERATOR, 'CreateApiKey', key.credential.keyId, { tenant: t.id, roles: key.credential.roles })],
     );
@@ -221,7 +232,8 @@ export class Admin {
     if (!c) throw new KernelError('NOT_FOUND', `key_id: no key ${JSON.stringify(keyId)}`, 'key_id');
     const next = { ...c, revoked: true };
     this.k.putCredential(next);
-    await this.ports.store.commit(
+    await this.k.commitOrUndo(
+      () => this.k.putCredential(c),
       [{ op: 'put', db: 'credentials', key: keyId, value: next }],
       [this.k.audit(OPERATOR, 'RevokeApiKey', keyId, { tenant: c.tenantId })],
     );
@@ -242,7 +254,9 @@ export class Admin {
     const grace = retireNow ? 0 : (graceSeconds === 0 ? SESSION_TTL_SECONDS_MAX : graceSeconds) * 1000;
     const now = this.ports.clock.nowMs();
     const { records, active } = this.ports.signer.rotate(now, grace);
-    await this.ports.store.commit(records, [
+    // Handles may be signed with the new key before the write is durable: a failed write cannot
+    // be taken back, so it restarts the daemon (see Kernel.commitEffects).
+    await this.k.commitEffects(records, [
       this.k.audit(OPERATOR, 'RotateSigningKey', String(active.keyId), { grace_ms: grace }),
     ]);
     return { active, keys: this.ports.signer.keys(now) };

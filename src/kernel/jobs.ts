@@ -243,7 +243,7 @@ export class JobManager {
         }
       }
     }
-    if (records.length > 0) await this.kernel.ports.store.commit(records, audit);
+    if (records.length > 0) await this.kernel.commitEffects(records, audit);
     for (const job of this.jobs.values()) job.shown = { ...job.rec };
     let queued = 0;
     const all = [...this.jobs.values()].sort((a, b) => a.rec.seq - b.rec.seq);
@@ -298,6 +298,7 @@ export class JobManager {
     req: SubmitRequest,
   ): Promise<{ job: JobView; deduplicated: boolean; warnings: Violation[] }> {
     await this.kernel.pass();
+    this.kernel.requireSpace();
     const tenant = this.kernel.tenantOf(p);
     const quota = this.kernel.quotaOf(tenant);
     this.kernel.takeRate(p, 'jobs', 1);
@@ -994,7 +995,7 @@ export class JobManager {
       b.after.push(show);
       done = b.done;
     } else {
-      done = this.kernel.ports.store.commit(records, audit, oplog).then(show);
+      done = this.kernel.commitEffects(records, audit, oplog).then(show);
     }
     job.pending = done;
     return done;
@@ -1016,7 +1017,7 @@ export class JobManager {
     } finally {
       this.batch = null;
     }
-    this.kernel.ports.store.commit(b.records, b.audit, b.oplog).then(() => {
+    this.kernel.commitEffects(b.records, b.audit, b.oplog).then(() => {
       for (const show of b.after) show();
       settle.resolve();
     }, settle.reject);

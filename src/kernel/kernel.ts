@@ -128,6 +128,10 @@ export class Kernel {
   private readonly handleCache = new Map<string, HandleClaims>();
   /** While set, mutating operations wait before deciding (a checkpoint is being taken). */
   private gate: Promise<void> | null = null;
+  /** The failed write that left memory ahead of the store, if any (see `commitEffects`). */
+  private divergedBy: Error | null = null;
+  /** Told once when memory diverges from the store; main restarts the daemon. */
+  onDiverged: (err: Error) => void = () => {};
 
   constructor(
     readonly ports: KernelPorts,
@@ -205,6 +209,76 @@ export class Kernel {
 
   async pass(): Promise<void> {
     while (this.gate) await this.gate;
+    if (this.divergedBy) {
+      throw new KernelError(
+        'STORAGE_FAILED',
+        `storage: a write failed (${this.divergedBy.message}) after its effect was applied in ` +
+          'memory; the daemon is restarting to reload the acknowledged state',
+        'storage',
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- commits
+
+  /**
+   * Commits a change already made in memory that can be taken back: when the write fails, `undo`
+   * restores memory, so a refused call leaves nothing behind (no phantom session, channel or
+   * key, no quota counted). The error (STORAGE_FULL or STORAGE_FAILED) goes to the caller.
+   */
+  async commitOrUndo(
+    undo: () => void,
+    records: StoreRecord[],
+    audit: AuditEvent[],
+  ): Promise<void> {
+    try {
+      await this.ports.store.commit(records, audit);
+    } catch (err) {
+      undo();
+      throw err;
+    }
+  }
+
+  /**
+   * Commits a change whose memory effect cannot be taken back: simulator state (op-log entries)
+   * and job transitions. When the write fails, memory is ahead of the store; the kernel refuses
+   * every further decision and tells `onDiverged`, whose owner restarts the daemon so that replay
+   * rebuilds exactly the acknowledged state. Nothing unacknowledged survives the restart.
+   */
+  async commitEffects(records: StoreRecord[], audit: AuditEvent[], oplog: OplogEntry[] = []): Promise<void> {
+    try {
+      await this.ports.store.commit(records, audit, oplog);
+    } catch (err) {
+      this.markDiverged(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Refuses work that grows the state while the store's disk is below the operator's free-space
+   * watermark, so the disk never fills through tenant work: releases, closes, cancellations,
+   * reads and the operator API (which free or only touch state) still pass.
+   * @throws STORAGE_FULL
+   */
+  requireSpace(): void {
+    const low = this.ports.store.lowSpace();
+    if (low === null) return;
+    throw new KernelError(
+      'STORAGE_FULL',
+      `storage_free_min_bytes: ${low.freeBytes} bytes free on the state disk, below the ` +
+        `watermark of ${low.minBytes}; new work is refused until space is freed`,
+      'storage_free_min_bytes',
+    );
+  }
+
+  markDiverged(err: unknown): void {
+    if (this.divergedBy) return;
+    this.divergedBy = err instanceof Error ? err : new Error(String(err));
+    this.onDiverged(this.divergedBy);
+  }
+
+  get diverged(): boolean {
+    return this.divergedBy !== null;
   }
 
   /** Qubits whose cluster is missing after replay would be a store bug: assert, don't guess. */
@@ -229,6 +303,11 @@ export class Kernel {
   putCredential(c: Credential): void {
     this.credentials.set(c.keyId, c);
     this.credentialsByHash.set(c.secretHash, c);
+  }
+
+  dropCredential(c: Credential): void {
+    this.credentials.delete(c.keyId);
+    this.credentialsByHash.delete(c.secretHash);
   }
 
   private indexSession(s: Session): void {
@@ -455,6 +534,7 @@ export class Kernel {
     ttlSeconds: number,
   ): Promise<{ session: Session; handle: string }> {
     await this.pass();
+    this.requireSpace();
     const tenant = this.tenantOf(p);
     const quota = this.quotaOf(tenant);
     const tierCaps = TIER_DEFAULTS[tenant.tier].caps;
@@ -491,7 +571,8 @@ export class Kernel {
       expiresAtMs: now + ttl * 1000,
     };
     this.indexSession(session);
-    await this.ports.store.commit(
+    await this.commitOrUndo(
+      () => this.unindexSession(session),
       [{ op: 'put', db: 'sessions', key: session.id, value: session }],
       [this.audit(p, 'OpenSession', session.id, { caps, ttl })],
     );
@@ -523,7 +604,10 @@ export class Kernel {
       actor,
     );
     this.unindexSession(session);
-    const done = this.ports.store.commit(
+    // The session's own deletion is record-only: when it fails the session comes back (without
+    // the qubits whose releases did commit, as in the store).
+    const done = this.commitOrUndo(
+      () => this.indexSession(session),
       [{ op: 'del', db: 'sessions', key: session.id }],
       [
         this.audit(actor, action, session.id, {
@@ -555,6 +639,7 @@ export class Kernel {
     profile: string,
   ): Promise<{ id: string; handle: string }[]> {
     await this.pass();
+    this.requireSpace();
     const c = this.verifyHandle(p, sessionHandle, 'session_handle', 'SESSION', RIGHTS.RIGHT_ALLOC);
     const session = this.sessions.get(c.sessionId)!;
     this.requireCap(session, 'CAP_ALLOC', 'session_handle');
@@ -618,7 +703,7 @@ export class Kernel {
       );
       out.push({ id: q.id, handle });
     }
-    await this.ports.store.commit(
+    await this.commitEffects(
       records,
       [this.audit(p, 'AllocateQubits', session.id, { count, qubits: out.map((x) => x.id) })],
       oplog,
@@ -664,7 +749,7 @@ export class Kernel {
         this.graph.remove(cluster.id);
         this.ports.sim.drop(cluster.id);
         pending.push(
-          this.ports.store.commit([del], event, [{ kind: 'drop', clusterId: cluster.id }]),
+          this.commitEffects([del], event, [{ kind: 'drop', clusterId: cluster.id }]),
         );
         continue;
       }
@@ -680,7 +765,7 @@ export class Kernel {
         this.ports.sim.execute(
           plan,
           (outcomes) =>
-            this.ports.store.commit([del], event, [
+            this.commitEffects([del], event, [
               { kind: 'exec', plan, outcomes },
               { kind: 'drop', clusterId: own.id },
             ]),
@@ -702,6 +787,7 @@ export class Kernel {
    */
   async applyGates(p: TenantPrincipal, gates: readonly GateRequest[]): Promise<number> {
     await this.pass();
+    this.requireSpace();
     let decoded: Component[];
     try {
       decoded = this.decodeApplyGates(p, gates);
@@ -717,7 +803,7 @@ export class Kernel {
   async auditFirewallRefusal(p: Actor, action: string, err: unknown): Promise<void> {
     if (!(err instanceof KernelError) || !FIREWALL_CODES.has(err.code)) return;
     const event = this.audit(p, action, 'firewall', { code: err.code, message: err.message });
-    await this.ports.store.commit([], [{ ...event, outcome: `denied:${err.code}` }]);
+    await this.commitOrUndo(() => {}, [], [{ ...event, outcome: `denied:${err.code}` }]);
   }
 
   decodeApplyGates(p: TenantPrincipal, gates: readonly GateRequest[]): Component[] {
@@ -857,6 +943,7 @@ export class Kernel {
   /** @throws INVALID_ARGUMENT, handle errors, CAP_MISSING, LIMIT_EXCEEDED */
   async measureQubits(p: TenantPrincipal, ms: readonly MeasureRequest[]): Promise<(0 | 1)[]> {
     await this.pass();
+    this.requireSpace();
     if (ms.length === 0) throw invalid('measurements', 'at least one measurement is required');
     if (ms.length > MEASUREMENTS_PER_CALL_MAX) {
       throw new KernelError(
@@ -929,7 +1016,7 @@ export class Kernel {
           for (const op of ops) {
             if (op.kind === 'measure' || op.name === 'RESET') results.set(op, outcomes[k++]!);
           }
-          return this.ports.store.commit(records, [event], [{ kind: 'exec', plan, outcomes }]);
+          return this.commitEffects(records, [event], [{ kind: 'exec', plan, outcomes }]);
         },
         this.ownerOf(p),
       );
@@ -952,6 +1039,7 @@ export class Kernel {
     purpose: string,
   ): Promise<ChannelRecord> {
     await this.pass();
+    this.requireSpace();
     const tenant = this.tenantOf(p);
     if (peerName === '') throw invalid('peer_tenant', 'is required');
     const peer = this.tenantsByName.get(peerName);
@@ -985,7 +1073,8 @@ export class Kernel {
     };
     c.approvals.push(this.signApproval(c, tenant.id, now));
     this.channels.put(c);
-    await this.ports.store.commit(
+    await this.commitOrUndo(
+      () => this.channels.remove(c.id),
       [this.channelRecord(c)],
       [this.audit(p, 'RequestChannel', c.id, { peer: peer.id, max_entanglements: maxUses, expires_at: expiresAtMs })],
     );
@@ -1013,6 +1102,7 @@ export class Kernel {
       throw new KernelError('CHANNEL_NOT_PENDING', `channel_id: the request is ${state.toLowerCase()}, not pending`, 'channel_id');
     }
     checkText('reason', reason);
+    const before = endedFields(c);
     if (approve) {
       c.status = 'approved';
       c.approvals.push(this.signApproval(c, p.tenantId, now));
@@ -1022,7 +1112,8 @@ export class Kernel {
       c.endedAtMs = now;
       c.endReason = reason;
     }
-    await this.ports.store.commit(
+    await this.commitOrUndo(
+      () => Object.assign(c, before),
       [this.channelRecord(c)],
       [this.audit(p, approve ? 'ApproveChannel' : 'RejectChannel', c.id, reason ? { reason } : undefined)],
     );
@@ -1040,11 +1131,16 @@ export class Kernel {
       throw new KernelError('CHANNEL_NOT_PENDING', `channel_id: the channel is already ${c.status}`, 'channel_id');
     }
     checkText('reason', reason);
+    const before = endedFields(c);
     c.status = 'revoked';
     c.endedBy = p.tenantId;
     c.endedAtMs = this.ports.clock.nowMs();
     c.endReason = reason;
-    await this.ports.store.commit([this.channelRecord(c)], [this.audit(p, 'RevokeChannel', c.id, reason ? { reason } : undefined)]);
+    await this.commitOrUndo(
+      () => Object.assign(c, before),
+      [this.channelRecord(c)],
+      [this.audit(p, 'RevokeChannel', c.id, reason ? { reason } : undefined)],
+    );
     return c;
   }
 
@@ -1073,7 +1169,7 @@ export class Kernel {
     const session = this.sessions.get(claims.sessionId)!;
     const expiresAtMs = Math.min(c.expiresAtMs, session.expiresAtMs);
     const handle = this.issueHandle('SHARED_VQ', claims.resourceId, holder, c.id, RIGHTS.RIGHT_LINK, expiresAtMs);
-    await this.ports.store.commit([], [this.audit(p, 'ShareQubit', claims.resourceId, { channel: c.id, with: holder })]);
+    await this.commitOrUndo(() => {}, [], [this.audit(p, 'ShareQubit', claims.resourceId, { channel: c.id, with: holder })]);
     return { handle, expiresAtMs };
   }
 
@@ -1374,6 +1470,15 @@ export class Kernel {
       ? { actor, action, target, outcome: 'ok', detail }
       : { actor, action, target, outcome: 'ok' };
   }
+}
+
+/**
+ * The fields a response or revocation changes, to put back when its write fails. `used` is not
+ * among them: joins decided meanwhile keep their own count.
+ */
+function endedFields(c: ChannelRecord): Partial<ChannelRecord> {
+  const { status, approvals, endedBy, endedAtMs, endReason } = c;
+  return { status, approvals: [...approvals], endedBy, endedAtMs, endReason };
 }
 
 function setOf<K, V>(m: Map<K, Set<V>>, k: K): Set<V> {

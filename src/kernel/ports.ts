@@ -163,6 +163,11 @@ export interface StorePort {
   auditHead(): { seq: number; hash: string };
   /** A committed record (synchronous: LMDB reads are memory-mapped), or undefined. */
   read(db: DbName, key: string | number): unknown;
+  /**
+   * The free space on the store's disk when it is below the operator's watermark, else null.
+   * Read on every call that grows state (one statfs, about 3 µs), so it is never stale.
+   */
+  lowSpace(): { freeBytes: number; minBytes: number } | null;
 }
 
 /** One job run: a verified program for a number of shots, reproducible from the seed. */

@@ -9,10 +9,12 @@
  * The schema version is recorded; a newer one is refused with a clear error.
  */
 import assert from 'node:assert';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { ChannelRecord } from '../kernel/channels.js';
+import { KernelError } from '../kernel/errors.js';
 import type { JobRecord } from '../kernel/jobs.js';
 import type { Credential, Qubit, Session, Tenant } from '../kernel/model.js';
 import type {
@@ -51,29 +53,59 @@ const DB_NAMES: readonly DbName[] = [
 export const AUDIT_VERIFY_TAIL_RECORDS = 10_000;
 /** 64 GiB of address space: LMDB maps it lazily; only written pages use disk. */
 const MAP_SIZE_BYTES = 64 * 1024 ** 3;
+/** The data file's name inside the store directory. */
+export const DATA_FILE = 'qmk.lmdb';
+/** ENOSPC as lmdb-js reports it (a number): the disk is full. */
+const ENOSPC = osConstants.errno.ENOSPC;
+/** LMDB's MDB_MAP_FULL: the environment reached its map size. */
+const MDB_MAP_FULL = -30792;
+/**
+ * A failed write counts as "disk full" when less than this is free afterwards: LMDB grows its
+ * file by whole pages and batches, and on Linux a full disk reaches lmdb-js as EIO, not ENOSPC.
+ */
+export const STORAGE_FULL_SLACK_BYTES = 4 * 1024 ** 2;
 
 export class StoreError extends Error {}
+
+export interface StoreOptions {
+  clock: () => number;
+  /** Below this many free bytes on the store's disk, `lowSpace` reports (0: never). */
+  freeMinBytes: number;
+}
 
 export interface StoreLoad extends LoadedState {
   signingKeys: SealedSigningKey[];
 }
 
+/** One caller's commit, waiting for its batch. Sequence numbers are assigned when the batch is written. */
+interface PendingCommit {
+  records: StoreRecord[];
+  audit: AuditEvent[];
+  oplog: OplogEntry[];
+}
+
 export class LmdbStore implements StorePort {
   private readonly dbs: Record<DbName, Database>;
+  /** The durable head: these advance only after a transaction is on disk. */
   private auditSeq = 0;
   private auditHash = AUDIT_GENESIS_HASH;
   private oplogSeq = 0;
   private checkpointSeq = 0;
   private oplogSinceCheckpoint = 0;
-  private pending: { records: StoreRecord[]; auditRecords: AuditRecord[]; ops: { seq: number; e: OplogEntry }[] }[] = [];
-  /** The batch being written and synced; at most one at a time. */
-  private writing: Promise<void> = Promise.resolve();
-  /** The batch collecting commits while `writing` is in flight. */
-  private nextBatch: Promise<void> | null = null;
+  /** The last write queued (never rejects): batches and checkpoints are written one at a time. */
+  private tail: Promise<void> = Promise.resolve();
+  /** The batch still accepting commits, if any; it closes when its write starts. */
+  private openBatch: { commits: PendingCommit[]; done: Promise<void> } | null = null;
+  /**
+   * Set when a batch carrying op-log entries failed: the simulator's memory is then ahead of the
+   * log, so no checkpoint may persist it (the kernel restarts from the durable state instead).
+   */
+  private oplogLost = false;
 
   private constructor(
     private readonly root: RootDatabase,
-    private readonly clock: () => number,
+    private readonly dir: string,
+    private readonly options: StoreOptions,
   ) {
     const dbs = {} as Record<DbName, Database>;
     for (const name of DB_NAMES) {
@@ -87,10 +119,20 @@ export class LmdbStore implements StorePort {
    * the tail of the audit chain.
    * @throws StoreError on a newer schema or a broken audit chain.
    */
-  static open(dir: string, clock: () => number = Date.now): LmdbStore {
+  static open(dir: string, options: Partial<StoreOptions> = {}): LmdbStore {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const root = open({ path: join(dir, 'qmk.lmdb'), maxDbs: 16, mapSize: MAP_SIZE_BYTES });
-    const store = new LmdbStore(root, clock);
+    // overlappingSync off: a commit is synced (data pages, then the meta page) before its promise
+    // and `flushed` resolve, LMDB's classic durability, with nothing left to a later sync.
+    const root = open({
+      path: join(dir, DATA_FILE),
+      maxDbs: 16,
+      mapSize: MAP_SIZE_BYTES,
+      overlappingSync: false,
+      // The store batches commits itself (one transaction per batch). lmdb-js's own per-turn
+      // batch would add a commit promise nobody observes, an unhandled rejection on failure.
+      eventTurnBatching: false,
+    });
+    const store = new LmdbStore(root, dir, { clock: Date.now, freeMinBytes: 0, ...options });
     store.init();
     return store;
   }
@@ -134,6 +176,19 @@ export class LmdbStore implements StorePort {
     return verifyAuditRun(records, from === 1 ? AUDIT_GENESIS_HASH : null);
   }
 
+  /** Bytes free to unprivileged writers on the filesystem that holds the store. */
+  freeBytes(): number {
+    const s = statfsSync(this.dir);
+    return s.bavail * s.bsize;
+  }
+
+  lowSpace(): { freeBytes: number; minBytes: number } | null {
+    const minBytes = this.options.freeMinBytes;
+    if (minBytes === 0) return null;
+    const freeBytes = this.freeBytes();
+    return freeBytes < minBytes ? { freeBytes, minBytes } : null;
+  }
+
   read(db: DbName, key: string | number): unknown {
     return this.dbs[db].get(key);
   }
@@ -146,75 +201,183 @@ export class LmdbStore implements StorePort {
     return this.oplogSinceCheckpoint;
   }
 
+  /**
+   * Queues a commit into the open batch (group commit) and resolves once its batch is durable.
+   * Rejects with STORAGE_FULL or STORAGE_FAILED when the batch could not be written; then nothing
+   * of it is on disk and the durable head (audit sequence and hash, op-log sequence) is unchanged.
+   */
   commit(records: StoreRecord[], audit: AuditEvent[], oplog: OplogEntry[] = []): Promise<void> {
-    // Sequence numbers and hashes are assigned now, in call order, and batches are written in the
-    // same order, so the chain on disk is the chain computed here.
-    const now = this.clock();
-    const auditRecords = audit.map((e) => {
-      const r = linkAuditRecord(e, ++this.auditSeq, now, this.auditHash);
-      this.auditHash = r.hash;
-      return r;
-    });
-    const ops = oplog.map((e) => ({ seq: ++this.oplogSeq, e }));
-    this.oplogSinceCheckpoint += ops.length;
-    this.pending.push({ records, auditRecords, ops });
-    if (!this.nextBatch) {
-      this.nextBatch = this.writing.then(() => {
-        this.nextBatch = null;
-        const written = this.writeBatch();
-        this.writing = written.catch(() => {});
-        return written;
+    if (!this.openBatch) {
+      const commits: PendingCommit[] = [];
+      const done = this.tail.then(() => {
+        if (this.openBatch?.commits === commits) this.openBatch = null;
+        return this.writeBatch(commits);
       });
+      this.openBatch = { commits, done };
+      this.tail = done.catch(() => {});
     }
-    return this.nextBatch;
+    this.openBatch.commits.push({ records, audit, oplog });
+    return this.openBatch.done;
   }
 
   /**
    * Group commit: one batch is written and synced at a time; every commit enqueued meanwhile joins
    * the next batch, which becomes one LMDB transaction with one sync. Under load a sync serves as
-   * many calls as arrived during the previous one. Order inside a batch is enqueue order.
+   * many calls as arrived during the previous one. Order inside a batch is enqueue order. Audit
+   * and op-log sequence numbers are assigned here, from the durable head, and the head moves only
+   * once the transaction is on disk: a failed batch leaves no gap in either sequence.
    */
-  private async writeBatch(): Promise<void> {
-    const batch = this.pending.splice(0);
-    await this.root.transaction(() => {
-      for (const { records, auditRecords, ops } of batch) {
-        for (const r of records) {
-          if (r.op === 'put') this.dbs[r.db].put(r.key, r.value);
-          else this.dbs[r.db].remove(r.key);
+  private async writeBatch(batch: PendingCommit[]): Promise<void> {
+    const now = this.options.clock();
+    let auditSeq = this.auditSeq;
+    let auditHash = this.auditHash;
+    let oplogSeq = this.oplogSeq;
+    const linked = batch.map(({ records, audit, oplog }) => ({
+      records,
+      audit: audit.map((e) => {
+        const r = linkAuditRecord(e, ++auditSeq, now, auditHash);
+        auditHash = r.hash;
+        return r;
+      }),
+      ops: oplog.map((e) => ({ seq: ++oplogSeq, e })),
+    }));
+    try {
+      await this.transact((w) => {
+        for (const { records, audit, ops } of linked) {
+          for (const r of records) {
+            w(r.op === 'put' ? this.dbs[r.db].put(r.key, r.value) : this.dbs[r.db].remove(r.key));
+          }
+          for (const r of audit) w(this.dbs.audit.put(r.seq, r));
+          for (const o of ops) w(this.dbs.oplog.put(o.seq, o.e));
         }
-        for (const r of auditRecords) this.dbs.audit.put(r.seq, r);
-        for (const o of ops) this.dbs.oplog.put(o.seq, o.e);
+      });
+    } catch (err) {
+      if (oplogSeq !== this.oplogSeq) this.oplogLost = true;
+      throw this.storageError(err);
+    }
+    this.oplogSinceCheckpoint += oplogSeq - this.oplogSeq;
+    this.auditSeq = auditSeq;
+    this.auditHash = auditHash;
+    this.oplogSeq = oplogSeq;
+  }
+
+  /**
+   * One write transaction, synced before it resolves. lmdb-js reports a failed commit as an error
+   * whose `commitError` promise holds the cause (ENOSPC and EIO both arrive as LMDB's EIO); the
+   * cause is awaited here so that it is neither lost nor left as an unhandled rejection.
+   */
+  private async transact(fn: (write: (result: unknown) => void) => void): Promise<void> {
+    // Inside a transaction lmdb-js's put and remove return the transaction's commit promise; on a
+    // failed commit it rejects, and unobserved that would be an unhandled rejection. The failure
+    // is reported once, below, through the transaction's own promise.
+    const seen = new Set<Promise<unknown>>();
+    const write = (result: unknown) => {
+      if (result instanceof Promise && !seen.has(result)) {
+        seen.add(result);
+        result.catch(() => {});
       }
-    });
+    };
+    try {
+      await this.root.transaction(() => fn(write));
+    } catch (err) {
+      const pending = (err as { commitError?: Promise<unknown> }).commitError;
+      if (pending) {
+        await pending.then(
+          () => {},
+          (cause: unknown) => {
+            throw cause;
+          },
+        );
+      }
+      throw err;
+    }
     await this.root.flushed;
+  }
+
+  /** A failed write as the kernel's error: FULL when the disk (or LMDB's map) has no room, else FAILED. */
+  private storageError(err: unknown): KernelError {
+    const cause = err instanceof Error ? err : new Error(String(err));
+    const code = (cause as { code?: unknown }).code;
+    if (code === MDB_MAP_FULL) {
+      return new KernelError(
+        'STORAGE_FULL',
+        `storage: the state store ${join(this.dir, DATA_FILE)} reached its map size; nothing was written`,
+        'storage',
+      );
+    }
+    let free: number | null = null;
+    try {
+      free = this.freeBytes();
+    } catch {
+      // the filesystem itself is failing: reported as a failed write below
+    }
+    if (code === 'ENOSPC' || code === ENOSPC || (free !== null && free < STORAGE_FULL_SLACK_BYTES)) {
+      return new KernelError(
+        'STORAGE_FULL',
+        `storage: the disk holding ${this.dir} is full (${free ?? 0} bytes free); nothing was ` +
+          'written; retry once space is freed',
+        'storage',
+      );
+    }
+    return new KernelError(
+      'STORAGE_FAILED',
+      `storage: writing ${join(this.dir, DATA_FILE)} failed (${cause.message}); nothing was written`,
+      'storage',
+    );
   }
 
   /**
    * Replaces the checkpoint with `clusters` (the state after every op-log entry so far) and drops
-   * the entries it covers, in one transaction. The caller guarantees no plan is in flight.
+   * the entries it covers, in one transaction. The caller guarantees no plan is in flight; the
+   * checkpoint is queued behind every commit already enqueued, whose entries it covers.
    */
-  async checkpoint(clusters: { cluster: ClusterRef; state: Float64Array }[], nextClusterId: number) {
+  checkpoint(
+    clusters: { cluster: ClusterRef; state: Float64Array }[],
+    nextClusterId: number,
+  ): Promise<void> {
+    this.openBatch = null; // later commits form a batch behind the checkpoint
+    const done = this.tail.then(() => this.writeCheckpoint(clusters, nextClusterId));
+    this.tail = done.catch(() => {});
+    return done;
+  }
+
+  private async writeCheckpoint(
+    clusters: { cluster: ClusterRef; state: Float64Array }[],
+    nextClusterId: number,
+  ): Promise<void> {
+    if (this.oplogLost) {
+      throw new KernelError(
+        'STORAGE_FAILED',
+        'storage: an op-log write failed earlier; the state in memory is not the acknowledged ' +
+          'state and is not checkpointed (restart to reload it)',
+        'storage',
+      );
+    }
     const seq = this.oplogSeq;
     const audit = linkAuditRecord(
       { actor: 'kernel', action: 'Checkpoint', target: String(seq), outcome: 'ok', detail: { clusters: clusters.length } },
-      ++this.auditSeq,
-      this.clock(),
+      this.auditSeq + 1,
+      this.options.clock(),
       this.auditHash,
     );
+    try {
+      await this.transact((w) => {
+        for (const key of this.dbs.clusters.getKeys()) w(this.dbs.clusters.remove(key));
+        for (const { cluster, state } of clusters) {
+          const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
+          w(this.dbs.clusters.put(cluster.id, { qubits: cluster.qubits, state: Buffer.from(bytes) }));
+        }
+        for (const key of this.dbs.oplog.getKeys({ end: seq + 1 })) w(this.dbs.oplog.remove(key));
+        w(this.dbs.meta.put('checkpoint_seq', seq));
+        w(this.dbs.meta.put('next_cluster_id', nextClusterId));
+        w(this.dbs.audit.put(audit.seq, audit));
+      });
+    } catch (err) {
+      throw this.storageError(err);
+    }
+    this.auditSeq = audit.seq;
     this.auditHash = audit.hash;
     this.oplogSinceCheckpoint = 0;
-    await this.root.transaction(() => {
-      for (const key of this.dbs.clusters.getKeys()) this.dbs.clusters.remove(key);
-      for (const { cluster, state } of clusters) {
-        const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
-        this.dbs.clusters.put(cluster.id, { qubits: cluster.qubits, state: Buffer.from(bytes) });
-      }
-      for (const key of this.dbs.oplog.getKeys({ end: seq + 1 })) this.dbs.oplog.remove(key);
-      this.dbs.meta.put('checkpoint_seq', seq);
-      this.dbs.meta.put('next_cluster_id', nextClusterId);
-      this.dbs.audit.put(audit.seq, audit);
-    });
-    await this.root.flushed;
     this.checkpointSeq = seq;
   }
 
@@ -256,6 +419,7 @@ export class LmdbStore implements StorePort {
   }
 
   async close(): Promise<void> {
+    await this.tail;
     await this.root.flushed;
     await this.root.close();
   }

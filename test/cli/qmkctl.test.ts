@@ -202,7 +202,8 @@ const HANDLERS: Record<string, Handler> = {
       version: '0.1.0', started_at_unix_ms: Date.now() - 3_720_000, engine: 'js', pool_threads: 4,
       tenants: tenants.size, sessions: 5, qubits: 12, clusters: 3, audit_seq: 42,
       audit_head: 'ab12cd', signing_key_id: 2, schema_version: 1, state_dir: '/var/lib/qmkd',
-      tenant_address: '0.0.0.0:7443',
+      tenant_address: '0.0.0.0:7443', storage_free_bytes: 3 * 1024 ** 3 + 200 * 1024 ** 2,
+      storage_free_min_bytes: 64 * 1024 ** 2,
     };
   },
 };
@@ -619,6 +620,8 @@ test('status: daemon status → aligned key/value lines with uptime', async () =
   assert.match(r.out, /^version\s+0\.1\.0$/m);
   assert.match(r.out, /^started\s+\S+Z \(up 1h 2m\)$/m);
   assert.match(r.out, /^tenant_address\s+0\.0\.0\.0:7443$/m);
+  assert.match(r.out, /^storage_free\s+3\.2GiB$/m);
+  assert.match(r.out, /^storage_free_min\s+64MiB$/m);
   const valueColumn = (line: string) => line.search(/\s\S+$/);
   const lines = r.out.split('\n').filter((l) => !l.startsWith('started'));
   assert.ok(lines.every((l) => valueColumn(l) === valueColumn(lines[0] ?? '')), 'values aligned');

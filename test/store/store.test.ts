@@ -6,8 +6,12 @@
 import { open } from 'lmdb';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { KernelError } from '../../src/kernel/errors.js';
 import { LmdbStore, SCHEMA_VERSION, StoreError } from '../../src/store/store.js';
 import { removeStateDir, tempStateDir } from '../support/daemon.js';
+import { ballast, mountTmpfs } from '../support/tmpfs.js';
 
 const ev = (target: string) => ({ actor: 'op', action: 'Test', target, outcome: 'ok' });
 
@@ -70,6 +74,53 @@ test('store: checkpoint → clusters saved, covered op-log entries dropped, late
   assert.is(r.verifyAudit(Number.POSITIVE_INFINITY), null);
   await r.close();
   removeStateDir(dir);
+});
+
+test('store: the disk fills → STORAGE_FULL, head unchanged; space freed → writes resume, no gap', async () => {
+  const fs = mountTmpfs(16 * 1024 ** 2);
+  if ('skip' in fs) {
+    console.log(`skipped: ${fs.skip}`);
+    return;
+  }
+  try {
+    const s = LmdbStore.open(join(fs.dir, 'db'));
+    ballast(join(fs.dir, 'ballast'), 12 * 1024 ** 2);
+    const blob = Buffer.alloc(100_000, 7);
+    let ok = 0;
+    let refused: unknown = null;
+    for (let i = 0; i < 1000 && refused === null; i++) {
+      try {
+        await s.commit([{ op: 'put', db: 'job_results', key: `r${i}`, value: { blob } }], [ev(`r${i}`)], [{ kind: 'drop', clusterId: i }]);
+        ok++;
+      } catch (err) {
+        refused = err;
+      }
+    }
+    assert.instance(refused, KernelError);
+    assert.is((refused as KernelError).code, 'STORAGE_FULL');
+    assert.match((refused as KernelError).message, /^storage: the disk holding .* is full/);
+    assert.ok(ok > 0, 'some commits fitted before the disk filled');
+    assert.is(s.auditHead().seq, ok, 'the audit head moved only with durable commits');
+    // Still full: refused again, head still unchanged.
+    await s.commit([{ op: 'put', db: 'job_results', key: 'again', value: { blob } }], [ev('again')]).then(
+      () => assert.unreachable('a commit on a full disk succeeded'),
+      (err: KernelError) => assert.is(err.code, 'STORAGE_FULL'),
+    );
+    assert.is(s.auditHead().seq, ok);
+    unlinkSync(join(fs.dir, 'ballast'));
+    await s.commit([{ op: 'put', db: 'job_results', key: 'after', value: { blob } }], [ev('after')], [{ kind: 'drop', clusterId: -1 }]);
+    assert.is(s.auditHead().seq, ok + 1);
+    await s.close();
+    const r = LmdbStore.open(join(fs.dir, 'db'));
+    assert.is(r.verifyAudit(Number.POSITIVE_INFINITY), null);
+    assert.is(r.auditHead().seq, ok + 1);
+    assert.is(r.load().oplog.length, ok + 1, 'no op-log entry of a failed batch, no gap');
+    assert.equal(r.read('job_results', 'again'), undefined);
+    assert.ok(r.read('job_results', 'after'));
+    await r.close();
+  } finally {
+    fs.unmount();
+  }
 });
 
 test.run();

@@ -206,3 +206,39 @@ export async function runJob(
   const result = last.state === 'JOB_STATE_DONE' ? await call(client, 'GetJobResult', { job_id: job.job_id }) : null;
   return { job: last, result: result as Wire | null };
 }
+
+/**
+ * Runs the daemon on `stateDir` expecting it to refuse to start: resolves with its exit status,
+ * the signal that ended it (null unless it crashed) and its output. Killed if it is still running
+ * after `timeoutMs` (it then started, which the caller asserts against).
+ */
+export async function runDaemonToExit(
+  stateDir: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+  timeoutMs = START_TIMEOUT_MS,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.QMK_DAEMON_DIST === '1' ? [join(ROOT, 'dist/src/main.js')] : ['--import', 'tsx', join(ROOT, 'src/main.ts')]),
+      '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--no-dev-tenant'],
+    { cwd: ROOT, env: { ...process.env, QMK_THREADS: '1', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await new Promise((resolve) => {
+      // 'close', not 'exit': the output is complete once the pipes close.
+      child.on('close', (code, signal) => resolve({ code, signal, output }));
+    });
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}

@@ -10,8 +10,16 @@ import { NodeCrypto } from '../../src/security/node-crypto.js';
 
 export class MemoryStore implements StorePort {
   commits: { records: StoreRecord[]; audit: AuditEvent[]; oplog: OplogEntry[] }[] = [];
+  /** While set, every commit fails with it and nothing is recorded (a full or failing disk). */
+  failWith: Error | null = null;
+  /** What `lowSpace` answers (below the watermark when set). */
+  low: { freeBytes: number; minBytes: number } | null = null;
   async commit(records: StoreRecord[], audit: AuditEvent[], oplog: OplogEntry[] = []) {
+    if (this.failWith) throw this.failWith;
     this.commits.push({ records, audit, oplog });
+  }
+  lowSpace() {
+    return this.low;
   }
   auditHead() {
     return { seq: this.commits.length, hash: '' };

@@ -20,6 +20,8 @@ export interface GetStatusResponse {
   'tenant_address'?: (string);
   'jobs_queued'?: (number);
   'jobs_running'?: (number);
+  'storage_free_bytes'?: (number | string | Long);
+  'storage_free_min_bytes'?: (number | string | Long);
 }
 
 export interface GetStatusResponse__Output {
@@ -39,4 +41,6 @@ export interface GetStatusResponse__Output {
   'tenant_address': (string);
   'jobs_queued': (number);
   'jobs_running': (number);
+  'storage_free_bytes': (number);
+  'storage_free_min_bytes': (number);
 }
