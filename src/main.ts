@@ -21,6 +21,7 @@ import { Keyring, MASTER_KEY_BYTES } from './security/keyring.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
 import { engineInfo, fusionWidth } from './sim/kernels.js';
+import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { lockStateDir } from './store/lock.js';
 import { LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { createNotifier } from './util/sd-notify.js';
@@ -106,13 +107,17 @@ async function main(): Promise<void> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // Before anything in the directory is read: a second daemon must not even look at the state.
   lockStateDir(config.stateDir);
+  const dbDir = join(config.stateDir, 'db');
+  // A missing, empty, foreign or crashing data file is refused before anything maps it.
+  checkStateDir(config.stateDir, dbDir);
   const key = masterKey(config.masterKeyFile, config.stateDir);
   const clock = { nowMs: () => Date.now() };
   const crypto = new NodeCrypto();
 
-  const store = LmdbStore.open(join(config.stateDir, 'db'), {
-    freeMinBytes: config.storageFreeMinBytes,
-  });
+  const store = LmdbStore.open(dbDir, { freeMinBytes: config.storageFreeMinBytes });
+  if (readMarker(config.stateDir) === null) {
+    writeMarker(config.stateDir, { storeId: store.storeId, createdAtMs: clock.nowMs() });
+  }
   const loaded = store.load();
   const keyring = new Keyring(key, loaded.signingKeys);
   // A store without signing keys is a new state directory: the first start.

@@ -9,6 +9,7 @@
  * The schema version is recorded; a newer one is refused with a clear error.
  */
 import assert from 'node:assert';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +36,7 @@ import {
 import type { SealedSigningKey } from '../security/keyring.js';
 
 export const SCHEMA_VERSION = 1;
-const DB_NAMES: readonly DbName[] = [
+export const DB_NAMES: readonly DbName[] = [
   'meta',
   'tenants',
   'credentials',
@@ -148,6 +149,9 @@ export class LmdbStore implements StorePort {
           `(${SCHEMA_VERSION}); upgrade qmkd or restore a backup`,
       );
     }
+    // The store's identity: the directory's marker names it, so a data file from elsewhere is
+    // refused at start (integrity.ts).
+    if (meta.get('store_id') === undefined) meta.putSync('store_id', randomBytes(16).toString('hex'));
     this.checkpointSeq = (meta.get('checkpoint_seq') as number | undefined) ?? 0;
     for (const { key, value } of this.dbs.audit.getRange({ reverse: true, limit: 1 })) {
       this.auditSeq = key as number;
@@ -191,6 +195,10 @@ export class LmdbStore implements StorePort {
 
   read(db: DbName, key: string | number): unknown {
     return this.dbs[db].get(key);
+  }
+
+  get storeId(): string {
+    return String(this.dbs.meta.get('store_id'));
   }
 
   auditHead(): { seq: number; hash: string } {
