@@ -94,8 +94,35 @@ function daemonCpuMs(pid: number): number {
 }
 const CLOCK_TICKS_PER_S = 100;
 
+/** The Bell phase alone on a daemon started with `env` (records unprotected: what MACs and sealing cost). */
+async function bellOnly(env: NodeJS.ProcessEnv): Promise<{ lat: number[]; rate: number }> {
+  const d = await startDaemon(undefined, env);
+  try {
+    const clients: AnyClient[] = [];
+    for (let i = 0; i < CLIENTS; i++) {
+      const t = await newTenant(d, `bench-${i}`);
+      t.client.close();
+      clients.push(jobClient(d, t.apiKey));
+    }
+    const bellJob = async (i: number) => {
+      const c = clients[i]!;
+      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL }, shots: 1000 });
+      const events = await watchJob(c, job.job_id);
+      if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error('bell job did not finish');
+    };
+    for (let i = 0; i < 50; i++) await bellJob(0);
+    const r = await closedLoop(CLIENTS, bellJob);
+    for (const c of clients) c.close();
+    return r;
+  } finally {
+    await d.stop();
+    removeStateDir(d.stateDir);
+  }
+}
+
 async function main(): Promise<void> {
   const echo = await echoBaseline();
+  const unprotected = await bellOnly({ QMK_RECORD_PROTECTION: 'off' });
   const d = await startDaemon();
   try {
     const clients: AnyClient[] = [];
@@ -151,6 +178,8 @@ async function main(): Promise<void> {
     for (const b of big) {
       console.log(`  ${b.name.padEnd(34)} submit→DONE ${f(b.total)} ms  (run ${b.run} ms, ${b.sampling}, engine ${b.engine})`);
     }
+    console.log(`  Bell jobs, records unprotected   ${unprotected.rate.toFixed(0)} jobs/s    p50 ${f(pct(unprotected.lat, 50))} ms  p99 ${f(pct(unprotected.lat, 99))} ms`);
+    console.log(`  record protection (MACs + sealing) cost: jobs/s ×${(bell.rate / unprotected.rate).toFixed(3)}, p50 ×${(pct(bell.lat, 50) / pct(unprotected.lat, 50)).toFixed(3)}  (goal: at most 10 %)`);
   } finally {
     await d.stop();
     removeStateDir(d.stateDir);

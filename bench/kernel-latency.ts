@@ -127,6 +127,7 @@ async function decisionCost(): Promise<number> {
     auditHead: () => ({ seq: 0, hash: '' }),
     read: () => undefined,
     lowSpace: () => null,
+    shred: () => {},
   };
   const sim: SimulatorPort = {
     engine: 'none', threads: 0, create() {}, execute: async (_p, done) => done([]), drop() {},
@@ -146,13 +147,13 @@ async function decisionCost(): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e3 / N;
 }
 
-async function main() {
+/**
+ * ApplyGates through a real daemon: sequential, then 64 in flight across 8 tenants. `env` starts
+ * the daemon (QMK_RECORD_PROTECTION=off measures what record MACs and sealing cost).
+ */
+async function daemonPhases(env: NodeJS.ProcessEnv): Promise<{ seq: number[]; seqRate: number; conc: number[]; concRate: number }> {
   const stateDir = tempStateDir();
-  console.log(`kernel-latency: ${SECONDS} s per phase, state dir ${stateDir}`);
-  const { seq: echo, concRate: echoConcRate } = await echoBaseline();
-  const sync = fdatasyncBaseline(stateDir);
-  const lmdb = await lmdbBaseline(stateDir);
-  const d = await startDaemon(stateDir);
+  const d = await startDaemon(stateDir, env);
   const tenants: { client: AnyClient; handle: string }[] = [];
   for (let i = 0; i < 8; i++) {
     const t = await newTenant(d, `bench-${i}`, 'TIER_ENTERPRISE');
@@ -188,6 +189,19 @@ async function main() {
   for (const t of tenants) t.client.close();
   await d.stop();
   removeStateDir(stateDir);
+  return { seq, seqRate, conc, concRate };
+}
+
+async function main() {
+  const stateDir = tempStateDir();
+  console.log(`kernel-latency: ${SECONDS} s per phase, state dir ${stateDir}`);
+  const { seq: echo, concRate: echoConcRate } = await echoBaseline();
+  const sync = fdatasyncBaseline(stateDir);
+  const lmdb = await lmdbBaseline(stateDir);
+  removeStateDir(stateDir);
+  // Unprotected first, then protected: the protected run is the one the targets are read from.
+  const off = await daemonPhases({ QMK_RECORD_PROTECTION: 'off' });
+  const { seq, seqRate, conc, concRate } = await daemonPhases({});
   const decisionUs = await decisionCost();
 
   const echoP50 = pct(echo, 50);
@@ -200,6 +214,8 @@ async function main() {
     ['lmdb-js commit of one record, flushed', pct(lmdb, 50), pct(lmdb, 99), lmdb.length / SECONDS],
     ['ApplyGates sequential', seqP50, pct(seq, 99), seqRate],
     ['ApplyGates 64 in flight / 8 tenants', pct(conc, 50), pct(conc, 99), concRate],
+    ['ApplyGates sequential, records unprotected', pct(off.seq, 50), pct(off.seq, 99), off.seqRate],
+    ['ApplyGates 64 in flight, records unprotected', pct(off.conc, 50), pct(off.conc, 99), off.concRate],
   ] as const;
   console.log('\n| measurement | p50 ms | p99 ms | ops/s |\n|---|---|---|---|');
   for (const [name, p50, p99, rate] of rows) {
@@ -220,8 +236,14 @@ async function main() {
       '(share of the transport ceiling this machine allows)',
   );
   console.log(`decision cost (authenticate + decodeApplyGates, 1 gate) = ${decisionUs.toFixed(2)} µs/op  (target < 20)`);
+  const sealSeq = seqP50 / pct(off.seq, 50);
+  const sealConc = off.concRate / concRate;
   console.log(
-    JSON.stringify({ echoP50, echoConcRate, syncP50, lmdbP50, seqP50, seqRate, concRate, ratio, speedup, decisionUs }),
+    `record protection (MACs + sealing) cost: sequential p50 ×${sealSeq.toFixed(3)}, ` +
+      `64-in-flight throughput ×${(1 / sealConc).toFixed(3)}  (goal: at most 10 % either way)`,
+  );
+  console.log(
+    JSON.stringify({ echoP50, echoConcRate, syncP50, lmdbP50, seqP50, seqRate, concRate, ratio, speedup, decisionUs, unprotectedSeqP50: pct(off.seq, 50), unprotectedConcRate: off.concRate }),
   );
 }
 

@@ -7,7 +7,7 @@
  * Stop (SIGTERM/SIGINT): health NOT_SERVING, STOPPING=1, stop accepting, drain in-flight calls
  * (bounded), checkpoint, flush and close the store, exit 0.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setErrorLogger } from './api/errors.js';
 import { CallTracker, routeUncaught } from './api/handler.js';
@@ -17,12 +17,16 @@ import { Admin } from './kernel/admin.js';
 import { JobManager } from './kernel/jobs.js';
 import { Kernel } from './kernel/kernel.js';
 import { SESSION_SWEEP_INTERVAL_MS } from './kernel/limits.js';
-import { Keyring, MASTER_KEY_BYTES } from './security/keyring.js';
+import { DataKeys, DataKeysError } from './security/data-keys.js';
+import { Keyring } from './security/keyring.js';
+import { masterKeyPath, readMasterKey } from './security/master-key.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
 import { engineInfo, fusionWidth } from './sim/kernels.js';
 import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
+import { HeadFile } from './store/head.js';
 import { lockStateDir } from './store/lock.js';
+import { NEXT_MASTER_KEY_SUFFIX, StateOperations } from './store/operations.js';
 import { LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { createNotifier } from './util/sd-notify.js';
 
@@ -80,22 +84,33 @@ function log(level: 'info' | 'warn' | 'error', msg: string, fields: object = {})
 
 /** Reads the operator's master key, or in the development default generates one (mode 0400). */
 function masterKey(file: string | null, stateDir: string): Uint8Array {
-  const path = file ?? join(stateDir, 'master.key');
-  if (!existsSync(path)) {
-    if (file !== null) throw new Error(`master key file ${path} does not exist`);
+  const path = masterKeyPath(file, stateDir);
+  if (file === null && !existsSync(path)) {
     const key = new NodeCrypto().secret();
     writeFileSync(path, key.toString('base64'), { mode: 0o400 });
     chmodSync(path, 0o400);
     log('info', 'generated a development master key', { path });
   }
-  const text = readFileSync(path, 'utf8').trim();
-  const raw = /^[A-Za-z0-9+/=]+$/.test(text)
-    ? Buffer.from(text, 'base64')
-    : Buffer.from(text, 'hex');
-  if (raw.length !== MASTER_KEY_BYTES) {
-    throw new Error(`master key file ${path} must hold ${MASTER_KEY_BYTES} bytes (base64 or hex)`);
+  return readMasterKey(path);
+}
+
+/**
+ * Opens the data keys. With the development key, a rotation interrupted between rewrapping the
+ * keys and replacing the key file left the new key in `master.key.next`: used, and put in place.
+ */
+function openDataKeys(stateDir: string, key: Uint8Array, create: boolean, devKey: boolean): DataKeys {
+  const next = `${masterKeyPath(null, stateDir)}${NEXT_MASTER_KEY_SUFFIX}`;
+  try {
+    const keys = DataKeys.open(stateDir, key, create);
+    if (devKey && existsSync(next)) rmSync(next); // the rotation never rewrapped: its key is unused
+    return keys;
+  } catch (err) {
+    if (!(err instanceof DataKeysError) || !devKey || !existsSync(next)) throw err;
+    const keys = DataKeys.open(stateDir, readMasterKey(next), create);
+    renameSync(next, masterKeyPath(null, stateDir));
+    log('info', 'finished an interrupted master key rotation', { path: masterKeyPath(null, stateDir) });
+    return keys;
   }
-  return raw;
 }
 
 async function main(): Promise<void> {
@@ -114,12 +129,29 @@ async function main(): Promise<void> {
   const clock = { nowMs: () => Date.now() };
   const crypto = new NodeCrypto();
 
-  const store = LmdbStore.open(dbDir, { freeMinBytes: config.storageFreeMinBytes });
-  if (readMarker(config.stateDir) === null) {
-    writeMarker(config.stateDir, { storeId: store.storeId, createdAtMs: clock.nowMs() });
-  }
+  // New data keys only for a new directory or one from before sealing (no marker yet); a marked
+  // directory without its keys file is refused (its sealed records could not be opened).
+  const marked = readMarker(config.stateDir) !== null;
+  const keys = openDataKeys(config.stateDir, key, !marked, config.masterKeyFile === null);
+  // Benchmarks measure what record protection costs by turning it off; nothing else should.
+  const protect = process.env.QMK_RECORD_PROTECTION !== 'off';
+  if (!protect) log('warn', 'records are written without MACs or sealing (QMK_RECORD_PROTECTION=off): for benchmarks only');
+  const store = LmdbStore.open(dbDir, {
+    freeMinBytes: config.storageFreeMinBytes,
+    keys,
+    headFile: HeadFile.at(config.stateDir),
+    protect,
+  });
+  if (!marked) writeMarker(config.stateDir, { storeId: store.storeId, createdAtMs: clock.nowMs() });
+  // Every record opens (its MAC or seal checks) before anything is served.
+  const records = store.verifyRecords();
   const loaded = store.load();
-  const keyring = new Keyring(key, loaded.signingKeys);
+  const keyring = new Keyring(keys.signingSealKey, loaded.signingKeys, key);
+  if (keyring.resealed.length > 0) {
+    await store.commit(keyring.resealed, [
+      { actor: 'kernel', action: 'ResealSigningKeys', target: 'signing_keys', outcome: 'ok' },
+    ]);
+  }
   // A store without signing keys is a new state directory: the first start.
   const firstStart = keyring.empty;
   if (firstStart) {
@@ -146,14 +178,21 @@ async function main(): Promise<void> {
   const replayed = await kernel.replay(loaded);
   kernel.checkConsistency();
   const checkpoint = () =>
-    kernel.quiesce(async () => store.checkpoint(await sim.snapshot(), kernel.graph.nextClusterId));
+    kernel.quiesce(async () => {
+      const clusters = (await sim.snapshot()).map((c) => ({ ...c, owner: kernel.ownerOfCluster(c.cluster.qubits) }));
+      return store.checkpoint(clusters, kernel.graph.nextClusterId);
+    });
   if (replayed > 0) await checkpoint();
+  kernel.checkpointNow = checkpoint;
+  // A deletion that crashed between its commit and the shredding: finish the shredding now.
+  for (const owner of keys.owners()) if (!kernel.tenants.has(owner)) keys.shred(owner);
   log('info', 'state loaded', {
     tenants: kernel.tenants.size,
     sessions: kernel.sessions.size,
     qubits: kernel.qubits.size,
     clusters: kernel.graph.size,
     replayed_ops: replayed,
+    records_verified: records,
     audit_seq: store.auditHead().seq,
     engine: sim.engine,
     threads: sim.threads,
@@ -212,6 +251,7 @@ async function main(): Promise<void> {
       admin,
       tracker,
       status,
+      stateOps: new StateOperations(config.stateDir, store, keys, config.masterKeyFile),
       onRefuse: (path, err) => refusals.count(path, err.code),
     },
     config.listen,
@@ -222,12 +262,6 @@ async function main(): Promise<void> {
   servers.health.setStatus('qmk.v1.KernelService', 'SERVING');
   servers.health.setStatus('qmk.v1.JobService', 'SERVING');
   servers.health.setStatus('qmk.v1.ChannelService', 'SERVING');
-  log('info', 'listening', {
-    address: servers.tenantAddress,
-    admin_socket: servers.adminSocket,
-    state_dir: config.stateDir,
-  });
-  notifier.ready(`serving on ${servers.tenantAddress}`);
   const stopWatchdog = notifier.startWatchdog();
 
   const background = (what: string, fn: () => Promise<unknown>) => () => {
@@ -282,8 +316,31 @@ async function main(): Promise<void> {
     log('error', RESTART_AFTER_FAILED_WRITE, { error: err.message });
     void stop('storage', EXIT_RESTART);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  shutdownSignals.stop = (signal) => void stop(signal);
+  // Announced last, with the signal handlers in place: whoever waits for this line may stop us.
+  log('info', 'listening', {
+    address: servers.tenantAddress,
+    admin_socket: servers.adminSocket,
+    state_dir: config.stateDir,
+  });
+  notifier.ready(`serving on ${servers.tenantAddress}`);
+  if (shutdownSignals.requested !== null) void stop(shutdownSignals.requested);
+}
+
+/**
+ * SIGTERM and SIGINT are caught from the first line: one that arrives while the daemon starts is
+ * remembered and honoured once it serves (everything written so far is durable, so a stop then
+ * is clean); without this the default action would kill the process mid-start.
+ */
+const shutdownSignals: { requested: string | null; stop: ((signal: string) => void) | null } = {
+  requested: null,
+  stop: null,
+};
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (shutdownSignals.stop) shutdownSignals.stop(signal);
+    else shutdownSignals.requested ??= signal;
+  });
 }
 
 // A stray exception (a throw in a timer or callback a handler started) must not take tenants down:

@@ -19,6 +19,8 @@ import type { CreateApiKeyRequest__Output } from './generated/qmk/v1/CreateApiKe
 import type { ListApiKeysRequest__Output } from './generated/qmk/v1/ListApiKeysRequest.js';
 import type { RevokeApiKeyRequest__Output } from './generated/qmk/v1/RevokeApiKeyRequest.js';
 import type { RotateSigningKeyRequest__Output } from './generated/qmk/v1/RotateSigningKeyRequest.js';
+import type { BackupStateRequest__Output } from './generated/qmk/v1/BackupStateRequest.js';
+import type { RotateMasterKeyRequest__Output } from './generated/qmk/v1/RotateMasterKeyRequest.js';
 
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
@@ -44,10 +46,21 @@ function signingKeyToWire(k: SigningKeyInfo, nowMs: number) {
   };
 }
 
+/**
+ * The operator's actions on the state directory as a whole (implemented over the store by
+ * main.ts's wiring; declared here so the adapter imports nothing outward).
+ */
+export interface StateOperationsApi {
+  verifyAudit(): Promise<{ records: number; headSeq: number; headHash: string; ok: boolean; brokenSeq: number; reason: string }>;
+  backup(path: string, compact: boolean): Promise<{ path: string; bytes: number; auditSeq: number }>;
+  rotateMasterKey(newKeyFile: string): { dataKeys: number; keyFileReplaced: string };
+}
+
 export function adminServiceHandlers(
   a: Admin,
   tracker: CallTracker,
   status: () => Record<string, unknown>,
+  ops: StateOperationsApi,
 ): grpc.UntypedServiceImplementation {
   const wire = (t: Parameters<Admin['quotaOf']>[0]) => tenantToWire(t, a.quotaOf(t));
   return {
@@ -103,5 +116,24 @@ export function adminServiceHandlers(
       };
     }),
     GetStatus: unary(tracker, () => status()),
+    VerifyAudit: unary(tracker, async () => {
+      const r = await ops.verifyAudit();
+      return {
+        records: r.records,
+        head_seq: r.headSeq,
+        head_hash: r.headHash,
+        ok: r.ok,
+        broken_seq: r.brokenSeq,
+        reason: r.reason,
+      };
+    }),
+    BackupState: unary(tracker, async (_p, r: BackupStateRequest__Output) => {
+      const out = await ops.backup(String(r.path ?? ''), !r.no_compact);
+      return { path: out.path, bytes: out.bytes, audit_seq: out.auditSeq };
+    }),
+    RotateMasterKey: unary(tracker, (_p, r: RotateMasterKeyRequest__Output) => {
+      const out = ops.rotateMasterKey(String(r.new_key_file ?? ''));
+      return { data_keys: out.dataKeys, key_file_replaced: out.keyFileReplaced };
+    }),
   };
 }

@@ -64,6 +64,9 @@ export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${ADMIN}RevokeApiKey`]: operator,
   [`${ADMIN}RotateSigningKey`]: operator,
   [`${ADMIN}GetStatus`]: operator,
+  [`${ADMIN}VerifyAudit`]: operator,
+  [`${ADMIN}BackupState`]: operator,
+  [`${ADMIN}RotateMasterKey`]: operator,
   // Standard services: health for load balancers and systemd checks, reflection for grpcurl.
   '/grpc.health.v1.Health/Check': none,
   '/grpc.health.v1.Health/Watch': none,

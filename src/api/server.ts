@@ -12,7 +12,7 @@ import type { Admin } from '../kernel/admin.js';
 import type { KernelError } from '../kernel/errors.js';
 import type { JobManager } from '../kernel/jobs.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { adminServiceHandlers } from './admin-service.js';
+import { adminServiceHandlers, type StateOperationsApi } from './admin-service.js';
 import { AUTHZ_TABLE } from './authz.js';
 import { type CallTracker, safeDeserializers } from './handler.js';
 import { authInterceptor } from './interceptor.js';
@@ -53,6 +53,7 @@ export interface ServerDeps {
   admin: Admin;
   tracker: CallTracker;
   status(): Record<string, unknown>;
+  stateOps: StateOperationsApi;
   onRefuse(path: string, err: KernelError): void;
 }
 
@@ -120,7 +121,7 @@ export async function startServers(
   });
   admin.addService(
     safeDeserializers(qmk.AdminService.service),
-    adminServiceHandlers(deps.admin, deps.tracker, deps.status),
+    adminServiceHandlers(deps.admin, deps.tracker, deps.status, deps.stateOps),
   );
   health.addToServer(admin);
   reflection.addToServer(admin);

@@ -62,8 +62,17 @@ Signing keys:
                               make a new key active; the previous one verifies for the grace
                               period (0 or unset: the longest session lifetime)
 
-Daemon:
-  status                      version, uptime, load and audit head of the daemon
+Daemon and state:
+  status                      version, uptime, load, free space and audit head of the daemon
+  audit verify                re-hash the whole audit chain from its first record; exit 1 if it
+                              does not verify
+  backup PATH [--no-compact]  a hot, consistent copy of the state into the new directory PATH
+                              (on the daemon's host): data file, data keys, marker; not the
+                              master key. Start a daemon on PATH to restore it
+  master-key rotate --new-key-file FILE
+                              rewrap the data keys under the key in FILE (on the daemon's host);
+                              replaces the development key file, else replace your key file
+                              before the next start
 
 Quota flags of tenant update (a flag not given leaves that quota as it is):
   --qubits-live-max N   --qubits-per-cluster-max N   --state-bytes-max N
@@ -150,6 +159,26 @@ interface RotateSigningKeyResponse {
   keys: SigningKey[];
 }
 
+interface VerifyAuditResponse {
+  records: number;
+  head_seq: number;
+  head_hash: string;
+  ok: boolean;
+  broken_seq: number;
+  reason: string;
+}
+
+interface BackupStateResponse {
+  path: string;
+  bytes: number;
+  audit_seq: number;
+}
+
+interface RotateMasterKeyResponse {
+  data_keys: number;
+  key_file_replaced: string;
+}
+
 interface StatusResponse {
   version: string;
   started_at_unix_ms: number;
@@ -201,6 +230,8 @@ const FLAG_TYPES = {
   'calls-in-flight-max': { type: 'string' },
   'grace-seconds': { type: 'string' },
   'retire-previous-now': { type: 'boolean' },
+  'no-compact': { type: 'boolean' },
+  'new-key-file': { type: 'string' },
 } as const;
 
 type FlagName = keyof typeof FLAG_TYPES;
@@ -673,6 +704,52 @@ const COMMANDS: Record<string, Command> = {
         const table = formatTable(['KEY_ID', 'STATE', 'CREATED', 'RETIRE_AT', 'PUBLIC_KEY'], rows);
         return `active signing key: ${active}\n\n${table}`;
       });
+    },
+  },
+  'audit verify': {
+    args: [],
+    flags: [],
+    async run(ctx) {
+      const r = await ctx.call<VerifyAuditResponse>('VerifyAudit', {});
+      ctx.show(r, () =>
+        formatFields([
+          ['result', r.ok ? 'ok' : `BROKEN at seq ${r.broken_seq}: ${r.reason}`],
+          ['records', String(r.records)],
+          ['head_seq', String(r.head_seq)],
+          ['head_hash', r.head_hash],
+        ]),
+      );
+      if (!r.ok) throw new Error(`audit chain broken at seq ${r.broken_seq}: ${r.reason}`);
+    },
+  },
+  backup: {
+    args: ['PATH'],
+    flags: ['no-compact'],
+    async run(ctx) {
+      const path = resolve(arg(ctx, 0));
+      const r = await ctx.call<BackupStateResponse>('BackupState', { path, no_compact: ctx.flags.has('no-compact') });
+      ctx.show(r, () =>
+        formatFields([
+          ['path', r.path],
+          ['bytes', bytes(r.bytes)],
+          ['audit_seq', String(r.audit_seq)],
+        ]),
+      );
+    },
+  },
+  'master-key rotate': {
+    args: [],
+    flags: ['new-key-file'],
+    async run(ctx) {
+      const file = ctx.flags.str('new-key-file');
+      if (file === undefined) throw new UsageError('master-key rotate needs --new-key-file FILE');
+      const r = await ctx.call<RotateMasterKeyResponse>('RotateMasterKey', { new_key_file: resolve(file) });
+      ctx.show(r, () =>
+        formatFields([
+          ['data_keys', String(r.data_keys)],
+          ['key_file', r.key_file_replaced === '' ? 'yours: replace it with the new key before the next start' : `${r.key_file_replaced} (replaced)`],
+        ]),
+      );
     },
   },
   status: {

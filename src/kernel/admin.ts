@@ -202,6 +202,10 @@ export class Admin {
       ],
       [this.k.audit(OPERATOR, 'DeleteTenant', t.id, { name: t.name, sessions: sessions.length, keys: keys.length })],
     );
+    // Crypto-shredding: once a checkpoint covers every op-log entry sealed with the tenant's key,
+    // the key is destroyed; its jobs, results and snapshots never open again, in any copy.
+    await this.k.checkpointNow();
+    this.ports.store.shred(t.id);
     return { sessions: sessions.length, keys: keys.length };
   }
 

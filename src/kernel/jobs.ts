@@ -923,7 +923,7 @@ export class JobManager {
       runMs: Math.max(0, now - rec.startedAtMs),
       largestState: out.largestState,
     };
-    records.push({ op: 'put', db: 'job_results', key: rec.id, value: result });
+    records.push({ op: 'put', db: 'job_results', key: rec.id, value: result, owner: rec.tenantId });
     this.finish(job, 'DONE', '', records);
     return [this.kernel.audit('kernel', 'JobDone', rec.id, { shots: rec.shots, mode: out.mode })];
   }
@@ -1080,7 +1080,7 @@ export class JobManager {
   }
 
   private put(rec: JobRecord): StoreRecord {
-    return { op: 'put', db: 'jobs', key: rec.id, value: { ...rec } };
+    return { op: 'put', db: 'jobs', key: rec.id, value: { ...rec }, owner: rec.tenantId };
   }
 
   private view(job: LiveJob): JobView {

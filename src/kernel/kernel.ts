@@ -132,6 +132,11 @@ export class Kernel {
   private divergedBy: Error | null = null;
   /** Told once when memory diverges from the store; main restarts the daemon. */
   onDiverged: (err: Error) => void = () => {};
+  /**
+   * Takes a checkpoint (main wires the real one): afterwards no op-log entry precedes it, so a
+   * deleted tenant's data key can be destroyed without breaking replay.
+   */
+  checkpointNow: () => Promise<void> = async () => {};
 
   constructor(
     readonly ports: KernelPorts,
@@ -279,6 +284,15 @@ export class Kernel {
 
   get diverged(): boolean {
     return this.divergedBy !== null;
+  }
+
+  /**
+   * Whose data key seals a cluster's snapshot: the tenant owning all its qubits, or the kernel
+   * ('') for a cluster joined across tenants through a channel.
+   */
+  ownerOfCluster(qubitIds: readonly string[]): string {
+    const owners = new Set(qubitIds.map((id) => this.qubits.get(id)?.tenantId ?? ''));
+    return owners.size === 1 ? [...owners][0]! : '';
   }
 
   /** Qubits whose cluster is missing after replay would be a store bug: assert, don't guess. */
@@ -692,7 +706,7 @@ export class Kernel {
       this.graph.add(cluster);
       this.ports.sim.create(cluster);
       records.push({ op: 'put', db: 'qubits', key: q.id, value: q });
-      oplog.push({ kind: 'create', cluster });
+      oplog.push({ kind: 'create', cluster, owner: tenant.id });
       const handle = this.issueHandle(
         'VQ',
         q.id,
@@ -749,7 +763,7 @@ export class Kernel {
         this.graph.remove(cluster.id);
         this.ports.sim.drop(cluster.id);
         pending.push(
-          this.commitEffects([del], event, [{ kind: 'drop', clusterId: cluster.id }]),
+          this.commitEffects([del], event, [{ kind: 'drop', clusterId: cluster.id, owner: q.tenantId }]),
         );
         continue;
       }
@@ -766,8 +780,8 @@ export class Kernel {
           plan,
           (outcomes) =>
             this.commitEffects([del], event, [
-              { kind: 'exec', plan, outcomes },
-              { kind: 'drop', clusterId: own.id },
+              { kind: 'exec', plan, outcomes, owner: q.tenantId },
+              { kind: 'drop', clusterId: own.id, owner: q.tenantId },
             ]),
           this.ownerOf(actor),
         ),
@@ -1016,7 +1030,7 @@ export class Kernel {
           for (const op of ops) {
             if (op.kind === 'measure' || op.name === 'RESET') results.set(op, outcomes[k++]!);
           }
-          return this.commitEffects(records, [event], [{ kind: 'exec', plan, outcomes }]);
+          return this.commitEffects(records, [event], [{ kind: 'exec', plan, outcomes, owner: p.tenantId }]);
         },
         this.ownerOf(p),
       );
@@ -1337,7 +1351,9 @@ export class Kernel {
       plan,
       (outcomes, run) => {
         assert(run, 'a bound job plan returns its run');
-        return commit(run, records, [{ kind: 'exec', plan, outcomes }], audit);
+        const entry: OplogEntry = { kind: 'exec', plan, outcomes };
+        if (owner) entry.owner = owner.tenant;
+        return commit(run, records, [entry], audit);
       },
       owner,
     );

@@ -137,7 +137,8 @@ export type DbName =
   | 'channels';
 
 export type StoreRecord =
-  | { op: 'put'; db: DbName; key: string | number; value: unknown }
+  /** `owner`: the tenant whose data key seals the record (tenant-data databases only). */
+  | { op: 'put'; db: DbName; key: string | number; value: unknown; owner?: string }
   | { op: 'del'; db: DbName; key: string | number };
 
 export interface AuditEvent {
@@ -148,11 +149,15 @@ export interface AuditEvent {
   detail?: Record<string, unknown>;
 }
 
-/** An op-log entry: enough to replay cluster state bit-exactly (measurements carry outcomes). */
-export type OplogEntry =
+/**
+ * An op-log entry: enough to replay cluster state bit-exactly (measurements carry outcomes).
+ * `owner` is the tenant whose data key seals it at rest (absent: the kernel's own key).
+ */
+export type OplogEntry = (
   | { kind: 'create'; cluster: ClusterRef }
   | { kind: 'exec'; plan: ExecPlan; outcomes: (0 | 1)[] }
-  | { kind: 'drop'; clusterId: number };
+  | { kind: 'drop'; clusterId: number }
+) & { owner?: string };
 
 export interface StorePort {
   /**
@@ -168,6 +173,11 @@ export interface StorePort {
    * Read on every call that grows state (one statfs, about 3 µs), so it is never stale.
    */
   lowSpace(): { freeBytes: number; minBytes: number } | null;
+  /**
+   * Destroys `owner`'s data key (crypto-shredding): its sealed records never open again, even
+   * from an older copy of the data file; later records sealed for it are not written.
+   */
+  shred(owner: string): void;
 }
 
 /** One job run: a verified program for a number of shots, reproducible from the seed. */

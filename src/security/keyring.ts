@@ -1,6 +1,7 @@
 /**
  * The kernel's Ed25519 signing keys: generated with tweetnacl, sealed at rest with secretbox under
- * the operator's master key, signed and verified with node:crypto (same Ed25519 signatures, and
+ * a seal key derived from the store key (itself wrapped by the operator's master key, so a master
+ * key rotation rewraps one file and re-seals nothing), signed and verified with node:crypto (same Ed25519 signatures, and
  * measured faster on the hot verification path). Layer: security; implements `SignerPort`.
  * Invariants: exactly one active key; a retired key never verifies again; a key's secret never
  * leaves this module unsealed.
@@ -53,9 +54,18 @@ export class Keyring implements SignerPort {
   private readonly byId = new Map<number, LiveKey>();
   private active: LiveKey | undefined;
 
+  /** Records that opened only with the legacy key: re-sealed, to be committed at start. */
+  readonly resealed: StoreRecord[] = [];
+
+  /**
+   * @param masterKey the seal key (named for what it was before: state directories older than
+   *   sealed records sealed these keys with the master key itself, passed as `legacyKey`; such
+   *   records are re-sealed and offered in `resealed`)
+   */
   constructor(
     private readonly masterKey: Uint8Array,
     records: SealedSigningKey[],
+    private readonly legacyKey?: Uint8Array,
   ) {
     assert(masterKey.length === MASTER_KEY_BYTES, 'master key is 32 bytes');
     for (const r of records) this.add(r);
@@ -71,8 +81,17 @@ export class Keyring implements SignerPort {
     return this.byId.size === 0;
   }
 
-  private add(r: SealedSigningKey): void {
-    const seed = unseal(r.sealed, this.masterKey);
+  private add(stored: SealedSigningKey): void {
+    let r = stored;
+    let seed: Uint8Array;
+    try {
+      seed = unseal(r.sealed, this.masterKey);
+    } catch (err) {
+      if (this.legacyKey === undefined) throw err;
+      seed = unseal(r.sealed, this.legacyKey);
+      r = { ...r, sealed: seal(seed, this.masterKey) };
+      this.resealed.push({ op: 'put', db: 'signing_keys', key: r.keyId, value: r });
+    }
     const privateKey = createPrivateKey({
       key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
       format: 'der',

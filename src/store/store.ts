@@ -6,7 +6,12 @@
  * - enqueue order is commit order, so audit sequence numbers and the op log follow call order;
  * - group commit: every commit enqueued in the same turn shares one LMDB transaction and one sync
  *   (lmdb-js batches asynchronous transactions), which is what makes durability cheap under load.
- * The schema version is recorded; a newer one is refused with a clear error.
+ * - every record is authenticated or sealed (security/record-codec.ts): values are stored as bytes
+ *   bound to their database and key, and a record that does not open is refused by name;
+ * - tenant data (jobs with their programs, results, op-log entries, snapshots) is sealed with its
+ *   owner's data key (security/data-keys.ts), whose destruction shreds it.
+ * The schema version is recorded; a newer one is refused with a clear error, schema 1 (plain
+ * msgpack, before records were protected) is rewritten in the protected form once, at open.
  */
 import assert from 'node:assert';
 import { randomBytes } from 'node:crypto';
@@ -33,9 +38,13 @@ import {
   linkAuditRecord,
   verifyAuditRun,
 } from '../security/audit-chain.js';
+import type { DataKeys } from '../security/data-keys.js';
 import type { SealedSigningKey } from '../security/keyring.js';
+import { RecordCodec, RecordError, type RecordKey } from '../security/record-codec.js';
+import { HeadFile, type StoreHead } from './head.js';
 
-export const SCHEMA_VERSION = 1;
+/** 2: every record authenticated or sealed. 1: plain msgpack (migrated at open). */
+export const SCHEMA_VERSION = 2;
 export const DB_NAMES: readonly DbName[] = [
   'meta',
   'tenants',
@@ -50,8 +59,8 @@ export const DB_NAMES: readonly DbName[] = [
   'job_results',
   'channels',
 ];
-/** How many of the newest audit records are re-hashed at start. */
-export const AUDIT_VERIFY_TAIL_RECORDS = 10_000;
+/** Audit records re-hashed per slice of an on-demand verification, between yields to other work. */
+const AUDIT_VERIFY_SLICE_RECORDS = 5_000;
 /** 64 GiB of address space: LMDB maps it lazily; only written pages use disk. */
 const MAP_SIZE_BYTES = 64 * 1024 ** 3;
 /** The data file's name inside the store directory. */
@@ -72,11 +81,28 @@ export interface StoreOptions {
   clock: () => number;
   /** Below this many free bytes on the store's disk, `lowSpace` reports (0: never). */
   freeMinBytes: number;
+  /** The directory's data keys: the MAC key and every owner's sealing key. */
+  keys: DataKeys;
+  /** Where the audit head is kept for rollback detection (none: not kept, e.g. a backup). */
+  headFile?: string;
+  /** false: records written without MAC or sealing, to measure their cost (benchmarks only). */
+  protect?: boolean;
 }
+
+/** Databases whose records are tenant data, sealed with their owner's key. */
+const SEALED_DBS: ReadonlySet<DbName> = new Set(['jobs', 'job_results', 'oplog', 'clusters']);
 
 export interface StoreLoad extends LoadedState {
   signingKeys: SealedSigningKey[];
 }
+
+/** A point of the audit chain: a sequence number and the hash of the record there. */
+export interface AuditPoint {
+  seq: number;
+  hash: string;
+}
+
+const GENESIS_POINT: AuditPoint = { seq: 0, hash: AUDIT_GENESIS_HASH };
 
 /** One caller's commit, waiting for its batch. Sequence numbers are assigned when the batch is written. */
 interface PendingCommit {
@@ -103,6 +129,8 @@ export class LmdbStore implements StorePort {
    */
   private oplogLost = false;
 
+  private readonly codec: RecordCodec;
+
   private constructor(
     private readonly root: RootDatabase,
     private readonly dir: string,
@@ -110,9 +138,91 @@ export class LmdbStore implements StorePort {
   ) {
     const dbs = {} as Record<DbName, Database>;
     for (const name of DB_NAMES) {
-      dbs[name] = root.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'msgpack' });
+      dbs[name] = root.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'binary' });
     }
     this.dbs = dbs;
+    this.codec = new RecordCodec(options.keys.macKey, (owner) => options.keys.keyFor(owner), options.protect ?? true);
+  }
+
+  private head: HeadFile | null = null;
+
+  /** Refuses a data file older than the head recorded beside it, or with another history. */
+  private checkHead(path: string): void {
+    const head = new HeadFile(path, this.options.keys.headKey, this.storeId, this.options.clock);
+    let h: StoreHead | null;
+    try {
+      h = head.read();
+    } catch (err) {
+      throw new StoreError(`state file damaged: ${(err as Error).message}`);
+    }
+    const file = join(this.dir, DATA_FILE);
+    if (h !== null) {
+      const when = new Date(h.writtenAtMs).toISOString();
+      if (h.storeId !== this.storeId) {
+        throw new StoreError(`state file damaged: ${path}: belongs to store ${h.storeId}, not ${this.storeId}`);
+      }
+      if (this.auditSeq < h.auditSeq) {
+        throw new StoreError(
+          `state file damaged: ${file}: rolled back: its audit log ends at seq ${this.auditSeq}, but ` +
+            `seq ${h.auditSeq} was recorded in ${path} at ${when}; it was replaced by an older copy. To ` +
+            `start from an older copy on purpose (a restore), remove ${path} first`,
+        );
+      }
+      const rec = this.get('audit', h.auditSeq) as AuditRecord | undefined;
+      if (h.auditSeq > 0 && rec?.hash !== h.auditHash) {
+        throw new StoreError(
+          `state file damaged: ${file}: another history: audit record ${h.auditSeq} is not the one ` +
+            `recorded in ${path} at ${when}`,
+        );
+      }
+    }
+    this.head = head;
+    head.schedule({ seq: this.auditSeq, hash: this.auditHash });
+  }
+
+  /** A record, opened; undefined when absent. @throws StoreError naming a record that does not open */
+  private get(db: DbName, key: RecordKey): unknown {
+    const bytes = this.dbs[db].get(key) as Uint8Array | undefined;
+    return bytes === undefined ? undefined : this.open(db, key, bytes);
+  }
+
+  private open(db: DbName, key: RecordKey, bytes: Uint8Array): unknown {
+    try {
+      return this.codec.decode(db, key, bytes);
+    } catch (err) {
+      if (err instanceof RecordError) throw this.recordError(err);
+      throw err;
+    }
+  }
+
+  private recordError(err: RecordError): StoreError {
+    return new StoreError(`state file damaged: ${join(this.dir, DATA_FILE)}: record ${err.message}`);
+  }
+
+  /** Every record of `db` in key order (from `start`), opened; shredded ones are skipped. */
+  private *entries(db: DbName, start?: RecordKey): Generator<{ key: RecordKey; value: unknown }> {
+    for (const { key, value } of this.dbs[db].getRange(start === undefined ? {} : { start })) {
+      try {
+        yield { key: key as RecordKey, value: this.codec.decode(db, key as RecordKey, value as Uint8Array) };
+      } catch (err) {
+        if (err instanceof RecordError && err.reason === 'shredded') continue;
+        if (err instanceof RecordError) throw this.recordError(err);
+        throw err;
+      }
+    }
+  }
+
+  /** Encodes a record for writing: sealed for `owner` in the tenant-data databases. */
+  private encode(db: DbName, key: RecordKey, value: unknown, owner: string | undefined): Buffer {
+    if (SEALED_DBS.has(db)) return this.codec.encode(db, key, value, owner ?? '');
+    return this.codec.encode(db, key, value);
+  }
+
+  /** Opens every record of every database: an edit anywhere is found at start, not on use. */
+  verifyRecords(): number {
+    let n = 0;
+    for (const db of DB_NAMES) for (const _ of this.entries(db)) n++;
+    return n;
   }
 
   /**
@@ -120,7 +230,7 @@ export class LmdbStore implements StorePort {
    * the tail of the audit chain.
    * @throws StoreError on a newer schema or a broken audit chain.
    */
-  static open(dir: string, options: Partial<StoreOptions> = {}): LmdbStore {
+  static open(dir: string, options: Partial<StoreOptions> & { keys: DataKeys }): LmdbStore {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // overlappingSync off: a commit is synced (data pages, then the meta page) before its promise
     // and `flushed` resolve, LMDB's classic durability, with nothing left to a later sync.
@@ -134,56 +244,131 @@ export class LmdbStore implements StorePort {
       eventTurnBatching: false,
     });
     const store = new LmdbStore(root, dir, { clock: Date.now, freeMinBytes: 0, ...options });
-    store.init();
+    try {
+      store.init();
+    } catch (err) {
+      root.close();
+      throw err;
+    }
     return store;
   }
 
   private init(): void {
-    const meta = this.dbs.meta;
-    const version = meta.get('schema_version') as number | undefined;
-    if (version === undefined) {
-      meta.putSync('schema_version', SCHEMA_VERSION);
-    } else if (version > SCHEMA_VERSION) {
-      throw new StoreError(
-        `state store schema version ${version} is newer than this qmkd understands ` +
-          `(${SCHEMA_VERSION}); upgrade qmkd or restore a backup`,
-      );
+    const raw = this.dbs.meta.get('schema_version') as Uint8Array | undefined;
+    if (raw === undefined) {
+      this.putSync('meta', 'schema_version', SCHEMA_VERSION);
+    } else if (raw.length === 1) {
+      // Schema 1 stored the bare msgpack integer 1 (one byte); every protected record is longer.
+      this.migrateFromV1();
+    } else {
+      const version = this.get('meta', 'schema_version') as number;
+      if (version > SCHEMA_VERSION) {
+        throw new StoreError(
+          `state store schema version ${version} is newer than this qmkd understands ` +
+            `(${SCHEMA_VERSION}); upgrade qmkd or restore a backup`,
+        );
+      }
     }
     // The store's identity: the directory's marker names it, so a data file from elsewhere is
     // refused at start (integrity.ts).
-    if (meta.get('store_id') === undefined) meta.putSync('store_id', randomBytes(16).toString('hex'));
-    this.checkpointSeq = (meta.get('checkpoint_seq') as number | undefined) ?? 0;
+    if (this.get('meta', 'store_id') === undefined) {
+      this.putSync('meta', 'store_id', randomBytes(16).toString('hex'));
+    }
+    this.checkpointSeq = (this.get('meta', 'checkpoint_seq') as number | undefined) ?? 0;
     for (const { key, value } of this.dbs.audit.getRange({ reverse: true, limit: 1 })) {
       this.auditSeq = key as number;
-      this.auditHash = (value as AuditRecord).hash;
+      this.auditHash = (this.open('audit', key as number, value as Uint8Array) as AuditRecord).hash;
     }
     for (const { key } of this.dbs.oplog.getRange({ reverse: true, limit: 1 })) {
       this.oplogSeq = key as number;
     }
     this.oplogSinceCheckpoint = this.dbs.oplog.getKeysCount();
-    const broken = this.verifyAudit(AUDIT_VERIFY_TAIL_RECORDS);
-    if (broken) {
-      throw new StoreError(`audit chain broken at seq ${broken.seq}: ${broken.reason}`);
+    // The chain is re-hashed from the last verified point (an authenticated record: it cannot be
+    // moved without the key); records before it are still checked by their MACs on every read.
+    const verified = (this.get('meta', 'audit_verified') as AuditPoint | undefined) ?? GENESIS_POINT;
+    if (verified.seq > this.auditSeq) {
+      throw new StoreError(
+        `audit chain broken: the log ends at seq ${this.auditSeq}, before the verified point ${verified.seq}`,
+      );
     }
+    const broken = this.verifyAuditRange(verified);
+    if (broken) throw new StoreError(`audit chain broken at seq ${broken.seq}: ${broken.reason}`);
+    if (this.auditSeq > verified.seq) {
+      this.putSync('meta', 'audit_verified', { seq: this.auditSeq, hash: this.auditHash });
+    }
+    if (this.options.headFile !== undefined) this.checkHead(this.options.headFile);
   }
 
-  /** Re-hashes the newest `tail` audit records (all when tail is Infinity). */
-  verifyAudit(tail: number): { seq: number; reason: string } | null {
-    const from = Math.max(1, this.auditSeq - tail + 1);
-    const records: AuditRecord[] = [];
-    for (const { value } of this.dbs.audit.getRange({ start: from })) {
-      records.push(value as AuditRecord);
+  /** Re-hashes the chain after `from` (whose hash the next record must link to) to the head. */
+  private verifyAuditRange(from: AuditPoint): { seq: number; reason: string } | null {
+    let prev = from;
+    for (const { key, value } of this.entries('audit', from.seq + 1)) {
+      const r = value as AuditRecord;
+      if (key !== prev.seq + 1 || r.seq !== key) return { seq: prev.seq + 1, reason: 'record missing' };
+      const broken = verifyAuditRun([r], prev.hash);
+      if (broken) return broken;
+      prev = { seq: r.seq, hash: r.hash };
     }
-    if (records.length === 0) return null;
-    const first = records[0]!;
-    if (first.seq !== from) return { seq: from, reason: 'record missing' };
-    return verifyAuditRun(records, from === 1 ? AUDIT_GENESIS_HASH : null);
+    if (prev.seq !== this.auditSeq) return { seq: prev.seq + 1, reason: 'record missing' };
+    return null;
+  }
+
+  /** Re-hashes the whole chain from genesis (operators' `qmkctl audit verify`, tests). */
+  verifyAudit(): { seq: number; reason: string } | null {
+    return this.verifyAuditRange(GENESIS_POINT);
+  }
+
+  /**
+   * The whole chain, re-hashed in slices that yield between them, so a long log does not stall
+   * the daemon. Resolves with the head verified, or the first broken record.
+   */
+  async verifyAuditAsync(): Promise<{ records: number; head: AuditPoint; broken: { seq: number; reason: string } | null }> {
+    const head = { seq: this.auditSeq, hash: this.auditHash };
+    let prev = GENESIS_POINT;
+    while (prev.seq < head.seq) {
+      const end = Math.min(head.seq, prev.seq + AUDIT_VERIFY_SLICE_RECORDS);
+      for (const { key, value } of this.entries('audit', prev.seq + 1)) {
+        if ((key as number) > end) break;
+        const r = value as AuditRecord;
+        if (key !== prev.seq + 1 || r.seq !== key) {
+          return { records: prev.seq, head, broken: { seq: prev.seq + 1, reason: 'record missing' } };
+        }
+        const broken = verifyAuditRun([r], prev.hash);
+        if (broken) return { records: prev.seq, head, broken };
+        prev = { seq: r.seq, hash: r.hash };
+      }
+      if (prev.seq < end) return { records: prev.seq, head, broken: { seq: prev.seq + 1, reason: 'record missing' } };
+      await new Promise((r) => setImmediate(r));
+    }
+    if (prev.hash !== head.hash) return { records: prev.seq, head, broken: { seq: head.seq, reason: 'head hash mismatch' } };
+    return { records: prev.seq, head, broken: null };
   }
 
   /** Bytes free to unprivileged writers on the filesystem that holds the store. */
   freeBytes(): number {
     const s = statfsSync(this.dir);
     return s.bavail * s.bsize;
+  }
+
+  /** LMDB's copy of one read snapshot into `file` (compacted: free pages left out). */
+  async backup(file: string, compact: boolean): Promise<void> {
+    await this.root.backup(file, compact);
+  }
+
+  /** A copy may take as much again as the data file: refused below the watermark. */
+  requireSpaceForCopy(): void {
+    const low = this.lowSpace();
+    if (low) {
+      throw new KernelError(
+        'STORAGE_FULL',
+        `storage_free_min_bytes: ${low.freeBytes} bytes free, below the watermark of ${low.minBytes}`,
+        'storage_free_min_bytes',
+      );
+    }
+  }
+
+  shred(owner: string): void {
+    this.options.keys.shred(owner);
   }
 
   lowSpace(): { freeBytes: number; minBytes: number } | null {
@@ -194,11 +379,46 @@ export class LmdbStore implements StorePort {
   }
 
   read(db: DbName, key: string | number): unknown {
-    return this.dbs[db].get(key);
+    return this.get(db, key);
+  }
+
+  /** Writes one record outside a batch (open-time bookkeeping); durable with the next sync. */
+  private putSync(db: DbName, key: RecordKey, value: unknown): void {
+    this.dbs[db].putSync(key, this.encode(db, key, value, undefined));
+  }
+
+  /**
+   * Schema 1 stored plain msgpack. Every record is read through msgpack handles and rewritten
+   * protected, in one transaction: tenant data sealed for its tenant where the record names it
+   * (jobs and their results), else for the kernel.
+   */
+  private migrateFromV1(): void {
+    const old = Object.fromEntries(
+      DB_NAMES.map((name) => [name, this.root.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'msgpack' })]),
+    ) as Record<DbName, Database>;
+    const rows: { db: DbName; key: RecordKey; value: unknown }[] = [];
+    for (const db of DB_NAMES) {
+      for (const { key, value } of old[db].getRange()) {
+        if (typeof key === 'string' || typeof key === 'number') rows.push({ db, key, value });
+      }
+    }
+    const jobTenant = new Map(
+      rows.filter((r) => r.db === 'jobs').map((r) => [r.key, (r.value as JobRecord).tenantId]),
+    );
+    for (const owner of new Set(jobTenant.values())) this.options.keys.ensure(owner);
+    this.root.transactionSync(() => {
+      for (const db of DB_NAMES) for (const key of old[db].getKeys()) old[db].remove(key);
+      for (const { db, key, value } of rows) {
+        const owner = db === 'jobs' || db === 'job_results' ? jobTenant.get(key) : undefined;
+        if (db === 'meta' && key === 'schema_version') continue;
+        this.dbs[db].put(key, this.encode(db, key, value, owner));
+      }
+      this.dbs.meta.put('schema_version', this.encode('meta', 'schema_version', SCHEMA_VERSION, undefined));
+    });
   }
 
   get storeId(): string {
-    return String(this.dbs.meta.get('store_id'));
+    return String(this.get('meta', 'store_id'));
   }
 
   auditHead(): { seq: number; hash: string } {
@@ -250,13 +470,31 @@ export class LmdbStore implements StorePort {
       ops: oplog.map((e) => ({ seq: ++oplogSeq, e })),
     }));
     try {
+      // New owners get their data key on disk before anything sealed with it can commit; data
+      // of a shredded owner (a deleted tenant's job finishing late) is not written at all.
+      const keys = this.options.keys;
+      for (const l of linked) {
+        l.records = l.records.filter((r) => r.op !== 'put' || r.owner === undefined || !keys.isShredded(r.owner));
+        l.ops = l.ops.filter((o) => o.e.owner === undefined || !keys.isShredded(o.e.owner));
+      }
+      for (const { records, ops } of linked) {
+        for (const r of records) if (r.op === 'put' && r.owner !== undefined) this.options.keys.ensure(r.owner);
+        for (const o of ops) if (o.e.owner !== undefined) this.options.keys.ensure(o.e.owner);
+      }
+      const encoded = linked.map(({ records, audit, ops }) => ({
+        records: records.map((r) =>
+          r.op === 'put' ? { ...r, bytes: this.encode(r.db, r.key, r.value, r.owner) } : { ...r, bytes: null },
+        ),
+        audit: audit.map((r) => ({ seq: r.seq, bytes: this.encode('audit', r.seq, r, undefined) })),
+        ops: ops.map((o) => ({ seq: o.seq, bytes: this.encode('oplog', o.seq, o.e, o.e.owner) })),
+      }));
       await this.transact((w) => {
-        for (const { records, audit, ops } of linked) {
+        for (const { records, audit, ops } of encoded) {
           for (const r of records) {
-            w(r.op === 'put' ? this.dbs[r.db].put(r.key, r.value) : this.dbs[r.db].remove(r.key));
+            w(r.bytes !== null ? this.dbs[r.db].put(r.key, r.bytes) : this.dbs[r.db].remove(r.key));
           }
-          for (const r of audit) w(this.dbs.audit.put(r.seq, r));
-          for (const o of ops) w(this.dbs.oplog.put(o.seq, o.e));
+          for (const r of audit) w(this.dbs.audit.put(r.seq, r.bytes));
+          for (const o of ops) w(this.dbs.oplog.put(o.seq, o.bytes));
         }
       });
     } catch (err) {
@@ -267,6 +505,7 @@ export class LmdbStore implements StorePort {
     this.auditSeq = auditSeq;
     this.auditHash = auditHash;
     this.oplogSeq = oplogSeq;
+    this.head?.schedule({ seq: auditSeq, hash: auditHash });
   }
 
   /**
@@ -340,7 +579,7 @@ export class LmdbStore implements StorePort {
    * checkpoint is queued behind every commit already enqueued, whose entries it covers.
    */
   checkpoint(
-    clusters: { cluster: ClusterRef; state: Float64Array }[],
+    clusters: { cluster: ClusterRef; state: Float64Array; owner?: string }[],
     nextClusterId: number,
   ): Promise<void> {
     this.openBatch = null; // later commits form a batch behind the checkpoint
@@ -350,7 +589,7 @@ export class LmdbStore implements StorePort {
   }
 
   private async writeCheckpoint(
-    clusters: { cluster: ClusterRef; state: Float64Array }[],
+    clusters: { cluster: ClusterRef; state: Float64Array; owner?: string }[],
     nextClusterId: number,
   ): Promise<void> {
     if (this.oplogLost) {
@@ -369,16 +608,18 @@ export class LmdbStore implements StorePort {
       this.auditHash,
     );
     try {
+      for (const c of clusters) if (c.owner !== undefined) this.options.keys.ensure(c.owner);
+      const snapshots = clusters.map(({ cluster, state, owner }) => {
+        const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
+        return { id: cluster.id, bytes: this.encode('clusters', cluster.id, { qubits: cluster.qubits, state: bytes }, owner) };
+      });
       await this.transact((w) => {
         for (const key of this.dbs.clusters.getKeys()) w(this.dbs.clusters.remove(key));
-        for (const { cluster, state } of clusters) {
-          const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
-          w(this.dbs.clusters.put(cluster.id, { qubits: cluster.qubits, state: Buffer.from(bytes) }));
-        }
+        for (const { id, bytes } of snapshots) w(this.dbs.clusters.put(id, bytes));
         for (const key of this.dbs.oplog.getKeys({ end: seq + 1 })) w(this.dbs.oplog.remove(key));
-        w(this.dbs.meta.put('checkpoint_seq', seq));
-        w(this.dbs.meta.put('next_cluster_id', nextClusterId));
-        w(this.dbs.audit.put(audit.seq, audit));
+        w(this.dbs.meta.put('checkpoint_seq', this.encode('meta', 'checkpoint_seq', seq, undefined)));
+        w(this.dbs.meta.put('next_cluster_id', this.encode('meta', 'next_cluster_id', nextClusterId, undefined)));
+        w(this.dbs.audit.put(audit.seq, this.encode('audit', audit.seq, audit, undefined)));
       });
     } catch (err) {
       throw this.storageError(err);
@@ -387,19 +628,20 @@ export class LmdbStore implements StorePort {
     this.auditHash = audit.hash;
     this.oplogSinceCheckpoint = 0;
     this.checkpointSeq = seq;
+    this.head?.schedule({ seq: audit.seq, hash: audit.hash });
   }
 
   load(): StoreLoad {
-    const all = <T>(db: DbName): T[] => [...this.dbs[db].getRange()].map((e) => e.value as T);
+    const all = <T>(db: DbName): T[] => [...this.entries(db)].map((e) => e.value as T);
     const clusters: { cluster: ClusterRef; state: Float64Array }[] = [];
-    for (const { key, value } of this.dbs.clusters.getRange()) {
+    for (const { key, value } of this.entries('clusters')) {
       const v = value as { qubits: string[]; state: Uint8Array };
       const copy = new Float64Array(v.state.byteLength / 8);
       new Uint8Array(copy.buffer).set(v.state);
       clusters.push({ cluster: { id: key as number, qubits: v.qubits }, state: copy });
     }
     const oplog: { seq: number; entry: OplogEntry }[] = [];
-    for (const { key, value } of this.dbs.oplog.getRange({ start: this.checkpointSeq + 1 })) {
+    for (const { key, value } of this.entries('oplog', this.checkpointSeq + 1)) {
       oplog.push({ seq: key as number, entry: value as OplogEntry });
     }
     return {
@@ -410,7 +652,7 @@ export class LmdbStore implements StorePort {
       signingKeys: all<SealedSigningKey>('signing_keys'),
       checkpoint: { seq: this.checkpointSeq, clusters },
       oplog,
-      nextClusterId: (this.dbs.meta.get('next_cluster_id') as number | undefined) ?? 1,
+      nextClusterId: (this.get('meta', 'next_cluster_id') as number | undefined) ?? 1,
       jobs: all<JobRecord>('jobs'),
       channels: all<ChannelRecord>('channels'),
     };
@@ -418,7 +660,7 @@ export class LmdbStore implements StorePort {
 
   /** All audit records in order (operators' verification and tests). */
   *auditRecords(start = 1): Generator<AuditRecord> {
-    for (const { value } of this.dbs.audit.getRange({ start })) yield value as AuditRecord;
+    for (const { value } of this.entries('audit', start)) yield value as AuditRecord;
   }
 
   /** Writes records outside the kernel's flow (first-start bootstrap); durable on return. */
@@ -429,6 +671,7 @@ export class LmdbStore implements StorePort {
   async close(): Promise<void> {
     await this.tail;
     await this.root.flushed;
+    await this.head?.flush();
     await this.root.close();
   }
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LmdbStore } from '../../src/store/store.js';
+import { openStateOffline } from '../../src/store/offline.js';
 import {
   type AnyClient,
   call,
@@ -320,12 +320,13 @@ test('every firewall refusal left an audit record; channels and their counts sur
   const before = await list(A);
   assert.ok(before.length >= 8);
   assert.is(await d.stop(), 0);
-  const store = LmdbStore.open(join(d.stateDir, 'db'));
+  const state = openStateOffline(d.stateDir);
+  const store = state.store;
   const seen = new Map<string, number>();
   for (const r of store.auditRecords()) {
     if (r.outcome.startsWith('denied:')) seen.set(r.outcome.slice(7), (seen.get(r.outcome.slice(7)) ?? 0) + 1);
   }
-  await store.close();
+  await state.close();
   assert.ok(refused.size >= 4, 'the scenarios above refused');
   for (const [code, n] of refused) assert.is(seen.get(code), n, `audit records of ${code}`);
   d = await startDaemon(d.stateDir);

@@ -7,7 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LmdbStore } from '../../src/store/store.js';
+import { openStateOffline } from '../../src/store/offline.js';
 import {
   call,
   type Daemon,
@@ -100,10 +100,11 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
     client.close();
     await d.stop();
   }
-  const store = LmdbStore.open(`${stateDir}/db`);
-  const broken = store.verifyAudit(Number.POSITIVE_INFINITY);
+  const state = openStateOffline(stateDir);
+  const store = state.store;
+  const broken = store.verifyAudit();
   const head = store.auditHead();
-  await store.close();
+  await state.close();
   assert.is(broken, null, `audit chain intact (${JSON.stringify(broken)})`);
   assert.ok(head.seq > CYCLES * 10, `audit chain has records: ${head.seq}`);
   removeStateDir(stateDir);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeStatusDetails, STATUS_DETAILS_KEY } from '../../src/api/details.js';
-import { LmdbStore } from '../../src/store/store.js';
+import { openStateOffline } from '../../src/store/offline.js';
 import {
   adminClient,
   type AnyClient,
@@ -268,12 +268,13 @@ test('a shared handle bound by a third tenant is not found; one for a non-VQ kin
 
 test('every firewall refusal of a job left an audit record', async () => {
   assert.is(await d.stop(), 0);
-  const store = LmdbStore.open(join(d.stateDir, 'db'));
+  const state = openStateOffline(d.stateDir);
+  const store = state.store;
   const seen = new Map<string, number>();
   for (const r of store.auditRecords()) {
     if (r.outcome.startsWith('denied:')) seen.set(r.outcome.slice(7), (seen.get(r.outcome.slice(7)) ?? 0) + 1);
   }
-  await store.close();
+  await state.close();
   assert.equal([...refused.keys()].sort(), ['CHANNEL_EXHAUSTED', 'CHANNEL_REVOKED', 'FIREWALL_NO_CHANNEL']);
   for (const [code, n] of refused) assert.is(seen.get(code), n, `audit records of ${code}`);
 });

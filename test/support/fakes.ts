@@ -21,6 +21,10 @@ export class MemoryStore implements StorePort {
   lowSpace() {
     return this.low;
   }
+  shredded: string[] = [];
+  shred(owner: string) {
+    this.shredded.push(owner);
+  }
   auditHead() {
     return { seq: this.commits.length, hash: '' };
   }

@@ -13,6 +13,8 @@ export interface ProtoGrpcType {
     v1: {
       AdminService: SubtypeConstructor<typeof grpc.Client, _qmk_v1_AdminServiceClient> & { service: _qmk_v1_AdminServiceDefinition }
       ApiKey: MessageTypeDefinition
+      BackupStateRequest: MessageTypeDefinition
+      BackupStateResponse: MessageTypeDefinition
       Cap: EnumTypeDefinition
       CreateApiKeyRequest: MessageTypeDefinition
       CreateApiKeyResponse: MessageTypeDefinition
@@ -35,6 +37,8 @@ export interface ProtoGrpcType {
       RevokeApiKeyResponse: MessageTypeDefinition
       Right: EnumTypeDefinition
       Role: EnumTypeDefinition
+      RotateMasterKeyRequest: MessageTypeDefinition
+      RotateMasterKeyResponse: MessageTypeDefinition
       RotateSigningKeyRequest: MessageTypeDefinition
       RotateSigningKeyResponse: MessageTypeDefinition
       SigningKey: MessageTypeDefinition
@@ -45,6 +49,8 @@ export interface ProtoGrpcType {
       Tier: EnumTypeDefinition
       UpdateTenantRequest: MessageTypeDefinition
       UpdateTenantResponse: MessageTypeDefinition
+      VerifyAuditRequest: MessageTypeDefinition
+      VerifyAuditResponse: MessageTypeDefinition
     }
   }
 }

@@ -3,6 +3,8 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { BackupStateRequest as _qmk_v1_BackupStateRequest, BackupStateRequest__Output as _qmk_v1_BackupStateRequest__Output } from '../../qmk/v1/BackupStateRequest.js';
+import type { BackupStateResponse as _qmk_v1_BackupStateResponse, BackupStateResponse__Output as _qmk_v1_BackupStateResponse__Output } from '../../qmk/v1/BackupStateResponse.js';
 import type { CreateApiKeyRequest as _qmk_v1_CreateApiKeyRequest, CreateApiKeyRequest__Output as _qmk_v1_CreateApiKeyRequest__Output } from '../../qmk/v1/CreateApiKeyRequest.js';
 import type { CreateApiKeyResponse as _qmk_v1_CreateApiKeyResponse, CreateApiKeyResponse__Output as _qmk_v1_CreateApiKeyResponse__Output } from '../../qmk/v1/CreateApiKeyResponse.js';
 import type { CreateTenantRequest as _qmk_v1_CreateTenantRequest, CreateTenantRequest__Output as _qmk_v1_CreateTenantRequest__Output } from '../../qmk/v1/CreateTenantRequest.js';
@@ -21,14 +23,27 @@ import type { ResumeTenantRequest as _qmk_v1_ResumeTenantRequest, ResumeTenantRe
 import type { ResumeTenantResponse as _qmk_v1_ResumeTenantResponse, ResumeTenantResponse__Output as _qmk_v1_ResumeTenantResponse__Output } from '../../qmk/v1/ResumeTenantResponse.js';
 import type { RevokeApiKeyRequest as _qmk_v1_RevokeApiKeyRequest, RevokeApiKeyRequest__Output as _qmk_v1_RevokeApiKeyRequest__Output } from '../../qmk/v1/RevokeApiKeyRequest.js';
 import type { RevokeApiKeyResponse as _qmk_v1_RevokeApiKeyResponse, RevokeApiKeyResponse__Output as _qmk_v1_RevokeApiKeyResponse__Output } from '../../qmk/v1/RevokeApiKeyResponse.js';
+import type { RotateMasterKeyRequest as _qmk_v1_RotateMasterKeyRequest, RotateMasterKeyRequest__Output as _qmk_v1_RotateMasterKeyRequest__Output } from '../../qmk/v1/RotateMasterKeyRequest.js';
+import type { RotateMasterKeyResponse as _qmk_v1_RotateMasterKeyResponse, RotateMasterKeyResponse__Output as _qmk_v1_RotateMasterKeyResponse__Output } from '../../qmk/v1/RotateMasterKeyResponse.js';
 import type { RotateSigningKeyRequest as _qmk_v1_RotateSigningKeyRequest, RotateSigningKeyRequest__Output as _qmk_v1_RotateSigningKeyRequest__Output } from '../../qmk/v1/RotateSigningKeyRequest.js';
 import type { RotateSigningKeyResponse as _qmk_v1_RotateSigningKeyResponse, RotateSigningKeyResponse__Output as _qmk_v1_RotateSigningKeyResponse__Output } from '../../qmk/v1/RotateSigningKeyResponse.js';
 import type { SuspendTenantRequest as _qmk_v1_SuspendTenantRequest, SuspendTenantRequest__Output as _qmk_v1_SuspendTenantRequest__Output } from '../../qmk/v1/SuspendTenantRequest.js';
 import type { SuspendTenantResponse as _qmk_v1_SuspendTenantResponse, SuspendTenantResponse__Output as _qmk_v1_SuspendTenantResponse__Output } from '../../qmk/v1/SuspendTenantResponse.js';
 import type { UpdateTenantRequest as _qmk_v1_UpdateTenantRequest, UpdateTenantRequest__Output as _qmk_v1_UpdateTenantRequest__Output } from '../../qmk/v1/UpdateTenantRequest.js';
 import type { UpdateTenantResponse as _qmk_v1_UpdateTenantResponse, UpdateTenantResponse__Output as _qmk_v1_UpdateTenantResponse__Output } from '../../qmk/v1/UpdateTenantResponse.js';
+import type { VerifyAuditRequest as _qmk_v1_VerifyAuditRequest, VerifyAuditRequest__Output as _qmk_v1_VerifyAuditRequest__Output } from '../../qmk/v1/VerifyAuditRequest.js';
+import type { VerifyAuditResponse as _qmk_v1_VerifyAuditResponse, VerifyAuditResponse__Output as _qmk_v1_VerifyAuditResponse__Output } from '../../qmk/v1/VerifyAuditResponse.js';
 
 export interface AdminServiceClient extends grpc.Client {
+  BackupState(argument: _qmk_v1_BackupStateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_BackupStateResponse__Output>): grpc.ClientUnaryCall;
+  BackupState(argument: _qmk_v1_BackupStateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_BackupStateResponse__Output>): grpc.ClientUnaryCall;
+  BackupState(argument: _qmk_v1_BackupStateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_BackupStateResponse__Output>): grpc.ClientUnaryCall;
+  BackupState(argument: _qmk_v1_BackupStateRequest, callback: grpc.requestCallback<_qmk_v1_BackupStateResponse__Output>): grpc.ClientUnaryCall;
+  backupState(argument: _qmk_v1_BackupStateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_BackupStateResponse__Output>): grpc.ClientUnaryCall;
+  backupState(argument: _qmk_v1_BackupStateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_BackupStateResponse__Output>): grpc.ClientUnaryCall;
+  backupState(argument: _qmk_v1_BackupStateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_BackupStateResponse__Output>): grpc.ClientUnaryCall;
+  backupState(argument: _qmk_v1_BackupStateRequest, callback: grpc.requestCallback<_qmk_v1_BackupStateResponse__Output>): grpc.ClientUnaryCall;
+  
   CreateApiKey(argument: _qmk_v1_CreateApiKeyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_CreateApiKeyResponse__Output>): grpc.ClientUnaryCall;
   CreateApiKey(argument: _qmk_v1_CreateApiKeyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_CreateApiKeyResponse__Output>): grpc.ClientUnaryCall;
   CreateApiKey(argument: _qmk_v1_CreateApiKeyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_CreateApiKeyResponse__Output>): grpc.ClientUnaryCall;
@@ -110,6 +125,15 @@ export interface AdminServiceClient extends grpc.Client {
   revokeApiKey(argument: _qmk_v1_RevokeApiKeyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_RevokeApiKeyResponse__Output>): grpc.ClientUnaryCall;
   revokeApiKey(argument: _qmk_v1_RevokeApiKeyRequest, callback: grpc.requestCallback<_qmk_v1_RevokeApiKeyResponse__Output>): grpc.ClientUnaryCall;
   
+  RotateMasterKey(argument: _qmk_v1_RotateMasterKeyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_RotateMasterKeyResponse__Output>): grpc.ClientUnaryCall;
+  RotateMasterKey(argument: _qmk_v1_RotateMasterKeyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_RotateMasterKeyResponse__Output>): grpc.ClientUnaryCall;
+  RotateMasterKey(argument: _qmk_v1_RotateMasterKeyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_RotateMasterKeyResponse__Output>): grpc.ClientUnaryCall;
+  RotateMasterKey(argument: _qmk_v1_RotateMasterKeyRequest, callback: grpc.requestCallback<_qmk_v1_RotateMasterKeyResponse__Output>): grpc.ClientUnaryCall;
+  rotateMasterKey(argument: _qmk_v1_RotateMasterKeyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_RotateMasterKeyResponse__Output>): grpc.ClientUnaryCall;
+  rotateMasterKey(argument: _qmk_v1_RotateMasterKeyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_RotateMasterKeyResponse__Output>): grpc.ClientUnaryCall;
+  rotateMasterKey(argument: _qmk_v1_RotateMasterKeyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_RotateMasterKeyResponse__Output>): grpc.ClientUnaryCall;
+  rotateMasterKey(argument: _qmk_v1_RotateMasterKeyRequest, callback: grpc.requestCallback<_qmk_v1_RotateMasterKeyResponse__Output>): grpc.ClientUnaryCall;
+  
   RotateSigningKey(argument: _qmk_v1_RotateSigningKeyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_RotateSigningKeyResponse__Output>): grpc.ClientUnaryCall;
   RotateSigningKey(argument: _qmk_v1_RotateSigningKeyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_RotateSigningKeyResponse__Output>): grpc.ClientUnaryCall;
   RotateSigningKey(argument: _qmk_v1_RotateSigningKeyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_RotateSigningKeyResponse__Output>): grpc.ClientUnaryCall;
@@ -137,9 +161,20 @@ export interface AdminServiceClient extends grpc.Client {
   updateTenant(argument: _qmk_v1_UpdateTenantRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_UpdateTenantResponse__Output>): grpc.ClientUnaryCall;
   updateTenant(argument: _qmk_v1_UpdateTenantRequest, callback: grpc.requestCallback<_qmk_v1_UpdateTenantResponse__Output>): grpc.ClientUnaryCall;
   
+  VerifyAudit(argument: _qmk_v1_VerifyAuditRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_VerifyAuditResponse__Output>): grpc.ClientUnaryCall;
+  VerifyAudit(argument: _qmk_v1_VerifyAuditRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_VerifyAuditResponse__Output>): grpc.ClientUnaryCall;
+  VerifyAudit(argument: _qmk_v1_VerifyAuditRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_VerifyAuditResponse__Output>): grpc.ClientUnaryCall;
+  VerifyAudit(argument: _qmk_v1_VerifyAuditRequest, callback: grpc.requestCallback<_qmk_v1_VerifyAuditResponse__Output>): grpc.ClientUnaryCall;
+  verifyAudit(argument: _qmk_v1_VerifyAuditRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_VerifyAuditResponse__Output>): grpc.ClientUnaryCall;
+  verifyAudit(argument: _qmk_v1_VerifyAuditRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_VerifyAuditResponse__Output>): grpc.ClientUnaryCall;
+  verifyAudit(argument: _qmk_v1_VerifyAuditRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_VerifyAuditResponse__Output>): grpc.ClientUnaryCall;
+  verifyAudit(argument: _qmk_v1_VerifyAuditRequest, callback: grpc.requestCallback<_qmk_v1_VerifyAuditResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface AdminServiceHandlers extends grpc.UntypedServiceImplementation {
+  BackupState: grpc.handleUnaryCall<_qmk_v1_BackupStateRequest__Output, _qmk_v1_BackupStateResponse>;
+  
   CreateApiKey: grpc.handleUnaryCall<_qmk_v1_CreateApiKeyRequest__Output, _qmk_v1_CreateApiKeyResponse>;
   
   CreateTenant: grpc.handleUnaryCall<_qmk_v1_CreateTenantRequest__Output, _qmk_v1_CreateTenantResponse>;
@@ -158,15 +193,20 @@ export interface AdminServiceHandlers extends grpc.UntypedServiceImplementation 
   
   RevokeApiKey: grpc.handleUnaryCall<_qmk_v1_RevokeApiKeyRequest__Output, _qmk_v1_RevokeApiKeyResponse>;
   
+  RotateMasterKey: grpc.handleUnaryCall<_qmk_v1_RotateMasterKeyRequest__Output, _qmk_v1_RotateMasterKeyResponse>;
+  
   RotateSigningKey: grpc.handleUnaryCall<_qmk_v1_RotateSigningKeyRequest__Output, _qmk_v1_RotateSigningKeyResponse>;
   
   SuspendTenant: grpc.handleUnaryCall<_qmk_v1_SuspendTenantRequest__Output, _qmk_v1_SuspendTenantResponse>;
   
   UpdateTenant: grpc.handleUnaryCall<_qmk_v1_UpdateTenantRequest__Output, _qmk_v1_UpdateTenantResponse>;
   
+  VerifyAudit: grpc.handleUnaryCall<_qmk_v1_VerifyAuditRequest__Output, _qmk_v1_VerifyAuditResponse>;
+  
 }
 
 export interface AdminServiceDefinition extends grpc.ServiceDefinition {
+  BackupState: MethodDefinition<_qmk_v1_BackupStateRequest, _qmk_v1_BackupStateResponse, _qmk_v1_BackupStateRequest__Output, _qmk_v1_BackupStateResponse__Output>
   CreateApiKey: MethodDefinition<_qmk_v1_CreateApiKeyRequest, _qmk_v1_CreateApiKeyResponse, _qmk_v1_CreateApiKeyRequest__Output, _qmk_v1_CreateApiKeyResponse__Output>
   CreateTenant: MethodDefinition<_qmk_v1_CreateTenantRequest, _qmk_v1_CreateTenantResponse, _qmk_v1_CreateTenantRequest__Output, _qmk_v1_CreateTenantResponse__Output>
   DeleteTenant: MethodDefinition<_qmk_v1_DeleteTenantRequest, _qmk_v1_DeleteTenantResponse, _qmk_v1_DeleteTenantRequest__Output, _qmk_v1_DeleteTenantResponse__Output>
@@ -176,7 +216,9 @@ export interface AdminServiceDefinition extends grpc.ServiceDefinition {
   ListTenants: MethodDefinition<_qmk_v1_ListTenantsRequest, _qmk_v1_ListTenantsResponse, _qmk_v1_ListTenantsRequest__Output, _qmk_v1_ListTenantsResponse__Output>
   ResumeTenant: MethodDefinition<_qmk_v1_ResumeTenantRequest, _qmk_v1_ResumeTenantResponse, _qmk_v1_ResumeTenantRequest__Output, _qmk_v1_ResumeTenantResponse__Output>
   RevokeApiKey: MethodDefinition<_qmk_v1_RevokeApiKeyRequest, _qmk_v1_RevokeApiKeyResponse, _qmk_v1_RevokeApiKeyRequest__Output, _qmk_v1_RevokeApiKeyResponse__Output>
+  RotateMasterKey: MethodDefinition<_qmk_v1_RotateMasterKeyRequest, _qmk_v1_RotateMasterKeyResponse, _qmk_v1_RotateMasterKeyRequest__Output, _qmk_v1_RotateMasterKeyResponse__Output>
   RotateSigningKey: MethodDefinition<_qmk_v1_RotateSigningKeyRequest, _qmk_v1_RotateSigningKeyResponse, _qmk_v1_RotateSigningKeyRequest__Output, _qmk_v1_RotateSigningKeyResponse__Output>
   SuspendTenant: MethodDefinition<_qmk_v1_SuspendTenantRequest, _qmk_v1_SuspendTenantResponse, _qmk_v1_SuspendTenantRequest__Output, _qmk_v1_SuspendTenantResponse__Output>
   UpdateTenant: MethodDefinition<_qmk_v1_UpdateTenantRequest, _qmk_v1_UpdateTenantResponse, _qmk_v1_UpdateTenantRequest__Output, _qmk_v1_UpdateTenantResponse__Output>
+  VerifyAudit: MethodDefinition<_qmk_v1_VerifyAuditRequest, _qmk_v1_VerifyAuditResponse, _qmk_v1_VerifyAuditRequest__Output, _qmk_v1_VerifyAuditResponse__Output>
 }

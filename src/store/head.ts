@@ -1,0 +1,115 @@
+/**
+ * Rollback detection: the audit head (sequence and hash) kept outside the data file, in a small
+ * authenticated file of the state directory (`store-head.json`) that is rewritten and synced
+ * after commits. Layer: store.
+ *
+ * A data file replaced by an older copy of itself is internally consistent: every record opens
+ * and the chain verifies, only shorter. This file remembers how far the log had come, so the
+ * start refuses a data file whose log ends before it, or holds another record at that point.
+ *
+ * Why written after the commit and off the reply path: an extra fsync per batch would double
+ * the cost of every acknowledged call. The file may lag the data file by the batches written
+ * while it was being synced (a crash there leaves it behind, never ahead); a rollback to a copy
+ * older than its last write is refused.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { open as openFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { AuditPoint } from './store.js';
+
+export const HEAD_FILE = 'store-head.json';
+
+export interface StoreHead {
+  storeId: string;
+  auditSeq: number;
+  auditHash: string;
+  writtenAtMs: number;
+}
+
+export class HeadFileError extends Error {}
+
+function mac(key: Buffer, h: StoreHead): string {
+  return createHmac('sha256', key)
+    .update(`${h.storeId}\n${h.auditSeq}\n${h.auditHash}\n${h.writtenAtMs}`)
+    .digest('hex');
+}
+
+export class HeadFile {
+  private writing: Promise<void> | null = null;
+  private latest: AuditPoint | null = null;
+  private written = -1;
+
+  constructor(
+    readonly path: string,
+    private readonly key: Buffer,
+    private readonly storeId: string,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  static at(stateDir: string): string {
+    return join(stateDir, HEAD_FILE);
+  }
+
+  /** The recorded head, or null when there is none yet. @throws HeadFileError when edited */
+  read(): StoreHead | null {
+    if (!existsSync(this.path)) return null;
+    let h: StoreHead & { mac?: string };
+    try {
+      h = JSON.parse(readFileSync(this.path, 'utf8')) as StoreHead & { mac?: string };
+    } catch (err) {
+      throw new HeadFileError(`${this.path}: unreadable (${(err as Error).message})`);
+    }
+    const expect = Buffer.from(mac(this.key, h), 'hex');
+    const got = Buffer.from(typeof h.mac === 'string' ? h.mac : '', 'hex');
+    if (got.length !== expect.length || !timingSafeEqual(got, expect)) {
+      throw new HeadFileError(`${this.path}: authentication failed (edited, or from another state directory)`);
+    }
+    return { storeId: h.storeId, auditSeq: h.auditSeq, auditHash: h.auditHash, writtenAtMs: h.writtenAtMs };
+  }
+
+  /** Records `head` soon (coalesced: one write at a time, always of the newest head). */
+  schedule(head: AuditPoint): void {
+    this.latest = head;
+    if (this.writing === null) this.writing = this.drain();
+  }
+
+  /** Resolves once the newest scheduled head is on disk. */
+  async flush(): Promise<void> {
+    while (this.writing !== null) await this.writing;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.latest !== null && this.latest.seq !== this.written) {
+        const point = this.latest;
+        await this.write(point);
+        this.written = point.seq;
+      }
+    } catch {
+      // A failed write (disk full) leaves the previous head: behind, which is safe; the next
+      // commit schedules it again.
+    } finally {
+      this.writing = null;
+    }
+  }
+
+  private async write(point: AuditPoint): Promise<void> {
+    const h: StoreHead = { storeId: this.storeId, auditSeq: point.seq, auditHash: point.hash, writtenAtMs: this.clock() };
+    const tmp = `${this.path}.tmp`;
+    const f = await openFile(tmp, 'w', 0o600);
+    try {
+      await f.writeFile(`${JSON.stringify({ ...h, mac: mac(this.key, h) })}\n`);
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+    await rename(tmp, this.path);
+    const dir = await openFile(dirname(this.path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
