@@ -61,8 +61,10 @@ const refusals = new RefusalLog();
 /** EX_TEMPFAIL: the unit's Restart=on-failure brings the daemon back. */
 const EXIT_RESTART = 75;
 const RESTART_AFTER_FAILED_WRITE =
-  'a write failed after its effect was applied in memory; restarting to reload the acknowledged state';
+  'memory is ahead of the acknowledged state (a failed write, or a simulation worker that died mid-plan); restarting to reload the acknowledged state';
 const CHECKPOINT_CHECK_INTERVAL_MS = 10_000;
+/** How long a stopping daemon lets grpc-js deliver the last replies before cutting connections. */
+const SHUTDOWN_FLUSH_MS = 2_000;
 
 /**
  * Log streams whose reader went away (EPIPE: journald restarted, the parent died). Writing on
@@ -302,9 +304,17 @@ async function main(): Promise<void> {
     const drained = await tracker.drained(config.drainMs);
     tracker.draining = true;
     if (!drained) log('warn', 'drain timed out', { in_flight: tracker.inFlight });
-    s.tenant.forceShutdown();
-    s.admin.forceShutdown();
-    await shutdown;
+    // Replies already handed to grpc-js still have to reach their clients: the graceful shutdown
+    // sends them and closes the connections; only what is still open after a bound is cut.
+    const closed = await Promise.race([
+      shutdown.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), SHUTDOWN_FLUSH_MS).unref()),
+    ]);
+    if (!closed) {
+      s.tenant.forceShutdown();
+      s.admin.forceShutdown();
+      await shutdown;
+    }
     // After a failed write memory is ahead of the store: only the durable state may survive.
     if (!kernel.diverged) await checkpoint();
     await sim.close();
@@ -314,7 +324,8 @@ async function main(): Promise<void> {
   };
   divergence.restart = (err) => {
     log('error', RESTART_AFTER_FAILED_WRITE, { error: err.message });
-    void stop('storage', EXIT_RESTART);
+    // After the current turn: the call whose write failed gets its error before the drain.
+    setImmediate(() => void stop('storage', EXIT_RESTART));
   };
   shutdownSignals.stop = (signal) => void stop(signal);
   // Announced last, with the signal handlers in place: whoever waits for this line may stop us.

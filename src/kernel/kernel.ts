@@ -217,8 +217,8 @@ export class Kernel {
     if (this.divergedBy) {
       throw new KernelError(
         'STORAGE_FAILED',
-        `storage: a write failed (${this.divergedBy.message}) after its effect was applied in ` +
-          'memory; the daemon is restarting to reload the acknowledged state',
+        `storage: memory is ahead of the acknowledged state after a failure (${this.divergedBy.message}); ` +
+          'the daemon is restarting to reload the acknowledged state',
         'storage',
       );
     }
@@ -274,6 +274,28 @@ export class Kernel {
         `watermark of ${low.minBytes}; new work is refused until space is freed`,
       'storage_free_min_bytes',
     );
+  }
+
+  /**
+   * Runs a plan on the simulator. A plan that fails in the simulator (its worker thread died:
+   * a native abort, out of memory) may have left its clusters' shared state half-written, and the
+   * graph has already moved on: memory is no longer the acknowledged state, so the kernel diverges
+   * (see `commitEffects`) and the caller gets INTERNAL with the reason.
+   */
+  private executeOrDiverge(
+    plan: ExecPlan,
+    onDone: (outcomes: (0 | 1)[], run?: JobRunResult) => Promise<void>,
+    owner?: PoolOwner,
+  ): Promise<void> {
+    return this.ports.sim.execute(plan, onDone, owner).catch((err: unknown) => {
+      if (err instanceof KernelError) throw err; // a failed commit: already handled there
+      this.markDiverged(err);
+      throw new KernelError(
+        'INTERNAL',
+        `simulation: the worker running this operation failed (${err instanceof Error ? err.message : String(err)}); ` +
+          'the daemon restarts to reload the acknowledged state',
+      );
+    });
   }
 
   markDiverged(err: unknown): void {
@@ -776,7 +798,7 @@ export class Kernel {
       assert(own.qubits.length === 1 && own.qubits[0] === q.id);
       this.graph.remove(own.id);
       pending.push(
-        this.ports.sim.execute(
+        this.executeOrDiverge(
           plan,
           (outcomes) =>
             this.commitEffects([del], event, [
@@ -1023,7 +1045,7 @@ export class Kernel {
       };
       if (channels.length > 0) detail.channels = channels.map((c) => c.id);
       const event = this.audit(p, action, plan.results.map((r) => r.id).join(','), detail);
-      return this.ports.sim.execute(
+      return this.executeOrDiverge(
         plan,
         (outcomes) => {
           let k = 0;
@@ -1347,7 +1369,7 @@ export class Kernel {
         records.push({ op: 'put', db: 'qubits', key: q.id, value: q });
       }
     }
-    return this.ports.sim.execute(
+    return this.executeOrDiverge(
       plan,
       (outcomes, run) => {
         assert(run, 'a bound job plan returns its run');

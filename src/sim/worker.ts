@@ -7,6 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { type BatchInput, type BatchOutput, runBatch } from './batch.js';
 import { type ProgramRunInput, type ProgramRunOutput, runProgram } from './program.js';
+import { fires } from '../util/failpoints.js';
 
 /**
  * Simulation threads run at a lower CPU priority (nice 10) than the main thread: when the cores
@@ -31,6 +32,12 @@ export default function run(
   input: BatchInput | { job: ProgramRunInput } | { warm: true },
 ): BatchOutput | ProgramRunOutput | 'warm' {
   if ('warm' in input) return 'warm';
-  if ('job' in input) return runProgram(input.job);
+  if ('job' in input) {
+    // Tests only: the thread dies as on a native abort (process.exit in a worker ends the thread).
+    if (fires('worker.job', input.job.seed)) process.exit(1);
+    return runProgram(input.job);
+  }
+  const first = input.ops[0];
+  if (fires('worker.plan', first?.kind === 'gate' ? first.name : first?.kind)) process.exit(1);
   return runBatch(input, sharedAlloc);
 }

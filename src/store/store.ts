@@ -41,6 +41,7 @@ import {
 import type { DataKeys } from '../security/data-keys.js';
 import type { SealedSigningKey } from '../security/keyring.js';
 import { RecordCodec, RecordError, type RecordKey } from '../security/record-codec.js';
+import { crashNow, FAILPOINTS_ON, fires } from '../util/failpoints.js';
 import { HeadFile, type StoreHead } from './head.js';
 
 /** 2: every record authenticated or sealed. 1: plain msgpack (migrated at open). */
@@ -94,6 +95,40 @@ const SEALED_DBS: ReadonlySet<DbName> = new Set(['jobs', 'job_results', 'oplog',
 
 export interface StoreLoad extends LoadedState {
   signingKeys: SealedSigningKey[];
+}
+
+/** The failpoints a batch reaches (tests only; all false unless QMK_FAILPOINTS is set). */
+interface BatchFaults {
+  beforeCommit: boolean;
+  commitError: Error | null;
+  auditAppend: boolean;
+  oplogAppend: boolean;
+  afterCommit: boolean;
+}
+
+const NO_FAULTS: BatchFaults = { beforeCommit: false, commitError: null, auditAppend: false, oplogAppend: false, afterCommit: false };
+
+/**
+ * Store failpoints match the audit actions of the batch (`store.before-commit:OpenSession` fires
+ * for the batch that commits an OpenSession), so a test aims at one call, whatever the daemon
+ * wrote before it. Injected commit errors carry the errno LMDB would report.
+ */
+function batchFaults(actions: string[], hasOps: boolean): BatchFaults {
+  if (!FAILPOINTS_ON) return NO_FAULTS;
+  const any = (name: Parameters<typeof fires>[0]) => actions.some((a) => fires(name, a));
+  const enospc = any('store.commit-enospc');
+  const eio = any('store.commit-eio');
+  return {
+    beforeCommit: any('store.before-commit'),
+    commitError: enospc
+      ? Object.assign(new Error('No space left on device (failpoint)'), { code: ENOSPC })
+      : eio
+        ? Object.assign(new Error('Input/output error (failpoint)'), { code: osConstants.errno.EIO })
+        : null,
+    auditAppend: actions.length > 0 && any('store.audit-append'),
+    oplogAppend: hasOps && any('store.oplog-append'),
+    afterCommit: any('store.after-commit'),
+  };
 }
 
 /** A point of the audit chain: a sequence number and the hash of the record there. */
@@ -481,6 +516,8 @@ export class LmdbStore implements StorePort {
         for (const r of records) if (r.op === 'put' && r.owner !== undefined) this.options.keys.ensure(r.owner);
         for (const o of ops) if (o.e.owner !== undefined) this.options.keys.ensure(o.e.owner);
       }
+      const fault = batchFaults(linked.flatMap((l) => l.audit.map((a) => a.action)), linked.some((l) => l.ops.length > 0));
+      if (fault.beforeCommit) crashNow('store.before-commit');
       const encoded = linked.map(({ records, audit, ops }) => ({
         records: records.map((r) =>
           r.op === 'put' ? { ...r, bytes: this.encode(r.db, r.key, r.value, r.owner) } : { ...r, bytes: null },
@@ -494,9 +531,12 @@ export class LmdbStore implements StorePort {
             w(r.bytes !== null ? this.dbs[r.db].put(r.key, r.bytes) : this.dbs[r.db].remove(r.key));
           }
           for (const r of audit) w(this.dbs.audit.put(r.seq, r.bytes));
+          if (fault.auditAppend) crashNow('store.audit-append');
           for (const o of ops) w(this.dbs.oplog.put(o.seq, o.bytes));
+          if (fault.oplogAppend) crashNow('store.oplog-append');
         }
-      });
+      }, fault.commitError);
+      if (fault.afterCommit) crashNow('store.after-commit');
     } catch (err) {
       if (oplogSeq !== this.oplogSeq) this.oplogLost = true;
       throw this.storageError(err);
@@ -513,7 +553,8 @@ export class LmdbStore implements StorePort {
    * whose `commitError` promise holds the cause (ENOSPC and EIO both arrive as LMDB's EIO); the
    * cause is awaited here so that it is neither lost nor left as an unhandled rejection.
    */
-  private async transact(fn: (write: (result: unknown) => void) => void): Promise<void> {
+  private async transact(fn: (write: (result: unknown) => void) => void, injected: Error | null = null): Promise<void> {
+    if (injected) throw injected;
     // Inside a transaction lmdb-js's put and remove return the transaction's commit promise; on a
     // failed commit it rejects, and unobserved that would be an unhandled rejection. The failure
     // is reported once, below, through the transaction's own promise.
@@ -616,6 +657,7 @@ export class LmdbStore implements StorePort {
       await this.transact((w) => {
         for (const key of this.dbs.clusters.getKeys()) w(this.dbs.clusters.remove(key));
         for (const { id, bytes } of snapshots) w(this.dbs.clusters.put(id, bytes));
+        if (fires('store.checkpoint')) crashNow('store.checkpoint');
         for (const key of this.dbs.oplog.getKeys({ end: seq + 1 })) w(this.dbs.oplog.remove(key));
         w(this.dbs.meta.put('checkpoint_seq', this.encode('meta', 'checkpoint_seq', seq, undefined)));
         w(this.dbs.meta.put('next_cluster_id', this.encode('meta', 'next_cluster_id', nextClusterId, undefined)));

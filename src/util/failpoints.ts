@@ -5,9 +5,10 @@
  *
  * Set only by tests, through the environment: `QMK_FAILPOINTS="name[:arg],..."`. Without the
  * variable every check is one comparison of a module constant (`FAILPOINTS_ON`), so production
- * pays nothing measurable. `arg` is either a number N (fire on the Nth time the point is reached,
- * once; default 1) or a word that must equal what the call site passes as `match` (for example a
- * job's seed), firing every time it matches.
+ * pays nothing measurable. Without `arg` the point fires the first time it is reached; `#N` fires
+ * on the Nth time, once; any other `arg` is a word that must equal what the call site passes as
+ * `match` (for example a job's seed), firing every time it matches, and `word@N` fires from the
+ * Nth match on (so a test can let its own set-up pass first).
  */
 
 export const FAILPOINT_NAMES = [
@@ -27,7 +28,7 @@ export const FAILPOINT_NAMES = [
   'store.audit-append',
   /** A pool worker thread dies while running a job (match: the job's seed). */
   'worker.job',
-  /** A pool worker thread dies while running an interactive plan (ApplyGates, measurements). */
+  /** A pool worker thread dies running an interactive plan (match: the plan's first gate name). */
   'worker.plan',
 ] as const;
 
@@ -36,6 +37,8 @@ export type FailpointName = (typeof FAILPOINT_NAMES)[number];
 interface Armed {
   nth: number | null;
   match: string | null;
+  /** With `match`: the first matching hit that fires. */
+  from: number;
   hits: number;
 }
 
@@ -47,8 +50,9 @@ function parse(spec: string | undefined): Map<FailpointName, Armed> {
     if (!(FAILPOINT_NAMES as readonly string[]).includes(name)) {
       throw new Error(`QMK_FAILPOINTS: unknown failpoint ${JSON.stringify(name)} (known: ${FAILPOINT_NAMES.join(', ')})`);
     }
-    const nth = arg === undefined ? 1 : /^\d+$/.test(arg) ? Number(arg) : null;
-    out.set(name as FailpointName, { nth, match: nth === null ? (arg ?? null) : null, hits: 0 });
+    const nth = arg === undefined ? 1 : /^#\d+$/.test(arg) ? Number(arg.slice(1)) : null;
+    const [word = '', from = '1'] = nth === null ? (arg ?? '').split('@') : [];
+    out.set(name as FailpointName, { nth, match: nth === null ? word : null, from: Number(from), hits: 0 });
   }
   return out;
 }
@@ -61,7 +65,11 @@ export function fires(name: FailpointName, match?: string): boolean {
   if (!FAILPOINTS_ON) return false;
   const a = ARMED.get(name);
   if (a === undefined) return false;
-  if (a.match !== null) return match === a.match;
+  if (a.match !== null) {
+    if (match !== a.match) return false;
+    a.hits++;
+    return a.hits >= a.from;
+  }
   a.hits++;
   return a.hits === a.nth;
 }

@@ -222,12 +222,22 @@ test('the (N+1)th entanglement with N = 2 is refused', async () => {
   assert.is(got.channel.state, 'CHANNEL_STATE_EXHAUSTED');
 });
 
+/**
+ * Waits until the wall clock is past `unixMs`: expiry is the daemon's real time, so the test waits
+ * for the moment itself rather than a guess of how long the calls before took.
+ */
+async function pastExpiry(unixMs: number): Promise<void> {
+  while (Date.now() <= unixMs + 20) await sleep(unixMs + 25 - Date.now());
+}
+
+// The channels below live 3 s: the few calls that use them before expiry must fit, also on a
+// loaded machine; the waits end when the expiry has passed, however long that took.
 test('after expiry the channel is refused', async () => {
-  const ch = await channel(A, B, 5, { ttlMs: 1500 });
+  const ch = await channel(A, B, 5, { ttlMs: 3000 });
   const [a] = await alloc(A);
   const [b] = await alloc(B);
   const shared = await share(B, ch.channel_id, b!);
-  await sleep(1600);
+  await pastExpiry(Number(ch.expires_at_unix_ms));
   // The shared handle expired with the channel; the channel itself refuses a fresh share too.
   const e = await callError(A.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [a!.handle, shared] }] });
   assert.is(e.code, 16);
@@ -243,7 +253,7 @@ test('an expired channel refuses a join that needs it', async () => {
   // Y's qubit, which is entangled with X's through the expired channel's earlier use: the X–Y
   // pair's only channel is expired.
   const [X, Y, Z] = [await party('tenant-x'), await party('tenant-y'), await party('tenant-z')];
-  const xy = await channel(X, Y, 5, { ttlMs: 1500 });
+  const xy = await channel(X, Y, 5, { ttlMs: 3000 });
   const yz = await channel(Y, Z, 5);
   const xz = await channel(X, Z, 5);
   const [x] = await alloc(X);
@@ -251,7 +261,7 @@ test('an expired channel refuses a join that needs it', async () => {
   const [z] = await alloc(Z);
   await cnot(X, x!.handle, await share(Y, xy.channel_id, y!));
   const yForZ = await share(Y, yz.channel_id, y!);
-  await sleep(1600);
+  await pastExpiry(Number(xy.expires_at_unix_ms));
   const err = await callError(Z.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [z!.handle, yForZ] }] });
   assert.is(err.code, 7, err.details);
   assert.is(err.metadata.get('qmk-error-code')[0], 'CHANNEL_EXPIRED');

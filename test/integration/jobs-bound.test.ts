@@ -213,7 +213,7 @@ test('interactive gates on a pool-sized cluster do not wait behind jobs that fil
   const ids: string[] = [];
   for (let i = 0; i < 2; i++) ids.push((await call<{ job: Wire }>(jobs, 'SubmitJob', slow)).job.job_id);
   const state = async (id: string) => (await call<{ job: Wire }>(jobs, 'GetJob', { job_id: id })).job.state;
-  for (let i = 0; i < 200 && (await Promise.all(ids.map(state))).some((x) => x !== 'JOB_STATE_RUNNING'); i++) await sleep(20);
+  while ((await Promise.all(ids.map(state))).some((x) => x !== 'JOB_STATE_RUNNING')) await sleep(20);
   assert.equal(await Promise.all(ids.map(state)), ['JOB_STATE_RUNNING', 'JOB_STATE_RUNNING'], 'both job slots busy');
   // 12 qubits in one cluster: past the inline limit, so these run on the pool.
   const qs = await alloc(12);

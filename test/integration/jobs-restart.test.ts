@@ -1,7 +1,9 @@
 /**
- * Durability of jobs: 50 accepted jobs, `kill -9` while they run, restart. Every accepted job
- * reaches a terminal state exactly once (one JobDone audit record each), and a job interrupted
- * mid-run re-runs with the same seed and gives the same counts as an uninterrupted run.
+ * Durability of jobs: up to 50 accepted jobs, the daemon killed while they run, restart. Every
+ * accepted job reaches a terminal state exactly once (one JobDone audit record each), and a job
+ * interrupted mid-run re-runs with the same seed and gives the same counts as an uninterrupted
+ * run. The kill is a failpoint (the process dies right after the 9th job's RUNNING is durable),
+ * not a timer, so it interrupts a running job however fast or slow the machine is.
  */
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -31,40 +33,47 @@ async function listAll(c: AnyClient): Promise<Wire[]> {
 
 test('kill -9 with jobs running: every accepted job ends once; interrupted ones give the same counts', async () => {
   const dir = tempStateDir();
-  let d = await startDaemon(dir);
+  let d = await startDaemon(dir, { QMK_FAILPOINTS: 'store.after-commit:JobStarted@9' });
   const t = await newTenant(d, 'restart');
   t.client.close();
   let c = jobClient(d, t.apiKey);
   const program = (i: number) => ({ format: QASM, source: perShotQasm(12, 4, i) });
   const accepted: string[] = [];
+  let inDoubt = 0; // a submission cut by the crash may or may not have been durable
   for (let i = 0; i < JOBS; i++) {
-    const r = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: program(i), shots: 150, seed: String(1000 + i) });
-    accepted.push(r.job.job_id);
+    try {
+      const r = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: program(i), shots: 150, seed: String(1000 + i) });
+      accepted.push(r.job.job_id);
+    } catch {
+      inDoubt = 1;
+      break;
+    }
   }
-  // Kill once some have finished and others are running.
-  for (;;) {
-    const done = (await listAll(c)).filter((j) => j.state === 'JOB_STATE_DONE').length;
-    if (done >= 8) break;
-    await sleep(20);
-  }
+  await new Promise<void>((resolve) => {
+    if (d.child.exitCode !== null || d.child.signalCode !== null) resolve();
+    else d.child.once('exit', () => resolve());
+  });
+  assert.is(d.child.signalCode, 'SIGKILL', 'the failpoint ended the daemon');
   c.close();
-  await d.kill();
 
   d = await startDaemon(dir);
   c = jobClient(d, t.apiKey);
   let all: Wire[] = [];
-  for (let i = 0; i < 600; i++) {
+  // Polls until every job ended; the test runner's per-file limit bounds a hang.
+  for (;;) {
     all = await listAll(c);
     if (all.every((j) => ['JOB_STATE_DONE', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(j.state))) break;
     await sleep(100);
   }
-  assert.equal(new Set(all.map((j) => j.job_id)), new Set(accepted), 'every accepted job is still there');
+  const ids = new Set(all.map((j) => j.job_id));
+  for (const id of accepted) assert.ok(ids.has(id), `accepted job ${id} is still there`);
+  assert.ok(ids.size <= accepted.length + inDoubt, 'no job appeared that nobody submitted');
   for (const j of all) assert.is(j.state, 'JOB_STATE_DONE', `${j.job_id}: ${j.state} ${j.reason}`);
   const interrupted = all.filter((j) => j.attempts > 1);
   assert.ok(interrupted.length >= 1, 'the kill interrupted at least one running job');
   // An interrupted job's counts equal an uninterrupted run of the same program with the same seed.
   for (const j of interrupted) {
-    const i = accepted.indexOf(j.job_id);
+    const i = Number(j.seed) - 1000;
     const first = await call<{ counts: Record<string, number> }>(c, 'GetJobResult', { job_id: j.job_id });
     const again = await runJob(c, { program: program(i), shots: 150, seed: j.seed });
     assert.equal(first.counts, again.result!.counts, `job ${i} (seed ${j.seed})`);

@@ -346,7 +346,8 @@ test('the queue limit refuses with RESOURCE_EXHAUSTED naming jobs_queued_max', a
   const long = { program: { format: QASM, source: slowQasm() }, shots: 100_000 };
   const ids: string[] = [];
   ids.push((await call<{ job: { job_id: string } }>(c, 'SubmitJob', long)).job.job_id);
-  await sleep(50); // the first one is running now
+  // Wait for the event, not for a time: the first one is running before the next are queued.
+  while ((await call<{ job: Wire }>(c, 'GetJob', { job_id: ids[0] })).job.state !== 'JOB_STATE_RUNNING') await sleep(20);
   ids.push((await call<{ job: { job_id: string } }>(c, 'SubmitJob', long)).job.job_id);
   ids.push((await call<{ job: { job_id: string } }>(c, 'SubmitJob', long)).job.job_id);
   const err = await callError(c, 'SubmitJob', long);

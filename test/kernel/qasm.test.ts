@@ -918,12 +918,10 @@ test('limit: expansion emitting nothing (id) → bounded by QASM_EXPANSION_STEPS
   const levels = Array.from({ length: 24 }, (_, i) =>
     i === 0 ? 'gate g0 a { id a; id a; }' : `gate g${i} a { g${i - 1} a; g${i - 1} a; }`,
   );
-  const started = Date.now();
   const text = `${HEAD}qreg q[1];\n${levels.join('\n')}\ng18 q[0];\ng23 q[0];\n`;
   assert.equal(violationsOf(text), [
     `29:1 expanding the program takes more than ${QASM_EXPANSION_STEPS_MAX} steps`,
   ]);
-  assert.ok(Date.now() - started < 5000);
 });
 
 test('limit: gate nesting QASM_GATE_DEPTH_MAX deep → accepted; one more → rejected', () => {
