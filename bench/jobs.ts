@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   type AnyClient,
   call,
+  type Daemon,
   jobClient,
   newTenant,
   removeStateDir,
@@ -94,23 +95,29 @@ function daemonCpuMs(pid: number): number {
 }
 const CLOCK_TICKS_PER_S = 100;
 
+/** One job client per bench tenant, and a Bell job (submit, watch to DONE) on client i. */
+async function bellClients(d: Daemon): Promise<{ clients: AnyClient[]; bellJob: (i: number) => Promise<void> }> {
+  const clients: AnyClient[] = [];
+  for (let i = 0; i < CLIENTS; i++) {
+    const t = await newTenant(d, `bench-${i}`);
+    t.client.close();
+    clients.push(jobClient(d, t.apiKey));
+  }
+  const bellJob = async (i: number) => {
+    const c = clients[i]!;
+    const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL }, shots: 1000 });
+    const events = await watchJob(c, job.job_id);
+    if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error('bell job did not finish');
+  };
+  for (let i = 0; i < 50; i++) await bellJob(0); // warm up
+  return { clients, bellJob };
+}
+
 /** The Bell phase alone on a daemon started with `env` (records unprotected: what MACs and sealing cost). */
 async function bellOnly(env: NodeJS.ProcessEnv): Promise<{ lat: number[]; rate: number }> {
   const d = await startDaemon(undefined, env);
   try {
-    const clients: AnyClient[] = [];
-    for (let i = 0; i < CLIENTS; i++) {
-      const t = await newTenant(d, `bench-${i}`);
-      t.client.close();
-      clients.push(jobClient(d, t.apiKey));
-    }
-    const bellJob = async (i: number) => {
-      const c = clients[i]!;
-      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL }, shots: 1000 });
-      const events = await watchJob(c, job.job_id);
-      if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error('bell job did not finish');
-    };
-    for (let i = 0; i < 50; i++) await bellJob(0);
+    const { clients, bellJob } = await bellClients(d);
     const r = await closedLoop(CLIENTS, bellJob);
     for (const c of clients) c.close();
     return r;
@@ -139,19 +146,7 @@ async function main(): Promise<void> {
   const protection = await protectionCost();
   const d = await startDaemon();
   try {
-    const clients: AnyClient[] = [];
-    for (let i = 0; i < CLIENTS; i++) {
-      const t = await newTenant(d, `bench-${i}`);
-      t.client.close();
-      clients.push(jobClient(d, t.apiKey));
-    }
-    const bellJob = async (i: number) => {
-      const c = clients[i]!;
-      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL }, shots: 1000 });
-      const events = await watchJob(c, job.job_id);
-      if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error('bell job did not finish');
-    };
-    for (let i = 0; i < 50; i++) await bellJob(0); // warm up
+    const { clients, bellJob } = await bellClients(d);
     // Second baseline: one authenticated unary call through the daemon that does no work (GetJob
     // of a finished job): the daemon's per-call floor, against which a job's two calls compare.
     const finished: string[] = [];

@@ -7,6 +7,7 @@
 import { closeSync, cpSync, openSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
+import { seededRandom } from '../../src/sim/circuits.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -72,17 +73,6 @@ function offsetsOf(file: string, bytes: Buffer): number[] {
   return out;
 }
 
-/** A seeded generator (mulberry32): the flips are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A copy of the served state directory, damaged by `damage(dataFile)`. */
 function damagedCopy(damage: (dataFile: string, dir: string) => void): string {
@@ -166,7 +156,7 @@ test('damage: an old audit record edited → refused naming it', async () => {
 });
 
 test('damage: random byte flips inside records (seeded) → each refused', async () => {
-  const rand = prng(20261202);
+  const rand = seededRandom(20261202);
   const records: [string, string | number][] = [['tenants', tenantId], ['audit', 1], ['audit', 3], ['credentials', ''], ['signing_keys', 1]];
   const raw = open({ path: join(pristine, 'db', 'qmk.lmdb'), maxDbs: 16, readOnly: true });
   records[3]![1] = String([...raw.openDB({ name: 'credentials', keyEncoding: 'ordered-binary', encoding: 'binary' }).getKeys()][0]);

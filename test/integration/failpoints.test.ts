@@ -24,6 +24,7 @@ import {
   startDaemon,
   tempStateDir,
 } from '../support/daemon.js';
+import { ghzQasm } from '../support/programs.js';
 
 const code = (e: grpc.ServiceError) => e.metadata.get('qmk-error-code')[0];
 
@@ -194,7 +195,7 @@ test('store.audit-append: crash while SuspendTenant’s audit record is appended
 });
 
 /** GHZ on 14 qubits: one 2^14-amplitude state, far past what runs inline on the main thread. */
-const GHZ = `OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[14];\ncreg c[14];\nh q[0];\n${Array.from({ length: 13 }, (_, i) => `cx q[${i}],q[${i + 1}];`).join('\n')}\nmeasure q -> c;\n`;
+const GHZ = ghzQasm(14);
 
 test('worker.job: the worker running one job dies → that job FAILED with the reason; others and the daemon go on', async () => {
   let w: World | undefined;

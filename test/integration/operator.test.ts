@@ -6,24 +6,12 @@ import { statSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main as qmkctl } from '../../src/cli/qmkctl.js';
+import { runQmkctl } from '../support/qmkctl.js';
 import { call, callError, type Daemon, kernelClient, removeStateDir, startDaemon } from '../support/daemon.js';
 
 let d: Daemon;
 
-async function ctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await qmkctl(['--socket', d.adminSocket, ...args], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-  });
-  return { code, out, err };
-}
+const ctl = (...args: string[]) => runQmkctl(d.adminSocket, args);
 
 test.before(async () => {
   d = await startDaemon();

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main as qmkctl } from '../../src/cli/qmkctl.js';
 import {
   adminClient,
   call,
@@ -23,22 +22,12 @@ import {
   startDaemon,
   tempStateDir,
 } from '../support/daemon.js';
+import { ghzQasm } from '../support/programs.js';
+import { runQmkctl } from '../support/qmkctl.js';
 
-async function ctl(d: Daemon, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await qmkctl(['--socket', d.adminSocket, ...args], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-  });
-  return { code, out, err };
-}
+const ctl = (d: Daemon, ...args: string[]) => runQmkctl(d.adminSocket, args);
 
-const BELL = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n';
+const BELL = ghzQasm(2);
 
 test('audit verify: after activity → ok, every record re-hashed up to the head', async () => {
   const dir = tempStateDir();
