@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeStatusDetails, STATUS_DETAILS_KEY } from '../../src/api/details.js';
@@ -272,20 +273,44 @@ test('an idempotency key returns the same job for the same request and ALREADY_E
 const slowQasm = () => perShotQasm(14, 6, 3);
 
 test('WatchJob reports every state in order and ends after the terminal one', async () => {
-  const { job } = await call<{ job: { job_id: string } }>(jobs, 'SubmitJob', {
+  // The watch must open while the job is still queued, whatever the machine's speed: a job that
+  // holds the tenant's only running slot keeps it queued until that one is cancelled.
+  const admin = adminClient(d);
+  const t = await newTenant(d, 'jobs-watch');
+  t.client.close();
+  await call(admin, 'UpdateTenant', { tenant: 'jobs-watch', quota: { jobs_running_max: 1 } });
+  admin.close();
+  const c = jobClient(d, t.apiKey);
+  const blocker = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: QASM, source: slowQasm() }, shots: 100_000 });
+  while ((await call<{ job: Wire }>(c, 'GetJob', { job_id: blocker.job.job_id })).job.state !== 'JOB_STATE_RUNNING') await sleep(20);
+  const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', {
     program: { format: QASM, source: slowQasm() },
     shots: 40,
   });
-  const events = await watchJob(jobs, job.job_id);
+  const events: { job: Wire }[] = [];
+  const stream = c.WatchJob({ job_id: job.job_id }) as grpc.ClientReadableStream<{ job: Wire }>;
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.on('error', reject);
+    stream.on('end', () => resolve());
+  });
+  await new Promise<void>((resolve) =>
+    stream.on('data', (m: { job: Wire }) => {
+      events.push(m);
+      resolve(); // the first event: the watch is open, the job still queued
+    }),
+  );
+  await call(c, 'CancelJob', { job_id: blocker.job.job_id });
+  await ended;
   const states = events.map((e) => e.job.state).filter((s, i, a) => i === 0 || a[i - 1] !== s);
-  assert.equal(states.slice(-2), ['JOB_STATE_RUNNING', 'JOB_STATE_DONE'], states.join());
+  assert.equal(states, ['JOB_STATE_QUEUED', 'JOB_STATE_RUNNING', 'JOB_STATE_DONE'], states.join());
   const last = events[events.length - 1]!.job;
   assert.is(last.shots_done, 40);
   assert.ok(last.finished_at_unix_ms >= last.started_at_unix_ms);
   // A finished job's watch sends it once and ends.
-  const again = await watchJob(jobs, job.job_id);
+  const again = await watchJob(c, job.job_id);
   assert.is(again.length, 1);
   assert.is(again[0]!.job.state, 'JOB_STATE_DONE');
+  c.close();
 });
 
 test('cancel: queued at once, running at the next gate boundary, finished is FAILED_PRECONDITION', async () => {
