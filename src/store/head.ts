@@ -16,9 +16,13 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { open as openFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { AuditPoint } from './store.js';
-
 export const HEAD_FILE = 'store-head.json';
+
+/** A point of the audit chain: a sequence number and the hash of the record there. */
+export interface AuditPoint {
+  seq: number;
+  hash: string;
+}
 
 export interface StoreHead {
   storeId: string;

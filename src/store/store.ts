@@ -42,7 +42,9 @@ import type { DataKeys } from '../security/data-keys.js';
 import type { SealedSigningKey } from '../security/keyring.js';
 import { RecordCodec, RecordError, type RecordKey } from '../security/record-codec.js';
 import { crashNow, FAILPOINTS_ON, fires } from '../util/failpoints.js';
-import { HeadFile, type StoreHead } from './head.js';
+import { type AuditPoint, HeadFile, type StoreHead } from './head.js';
+
+export type { AuditPoint };
 
 /** 2: every record authenticated or sealed. 1: plain msgpack (migrated at open). */
 export const SCHEMA_VERSION = 2;
@@ -129,12 +131,6 @@ function batchFaults(actions: string[], hasOps: boolean): BatchFaults {
     oplogAppend: hasOps && any('store.oplog-append'),
     afterCommit: any('store.after-commit'),
   };
-}
-
-/** A point of the audit chain: a sequence number and the hash of the record there. */
-export interface AuditPoint {
-  seq: number;
-  hash: string;
 }
 
 const GENESIS_POINT: AuditPoint = { seq: 0, hash: AUDIT_GENESIS_HASH };
