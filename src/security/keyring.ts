@@ -15,7 +15,7 @@ export const MASTER_KEY_BYTES = nacl.secretbox.keyLength; // 32
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
-/** What the store holds per key: the seed sealed under the master key. */
+/** What the store holds per key: the seed sealed under the seal key. */
 export interface SealedSigningKey {
   keyId: number;
   publicKey: string; // base64url, 32 bytes
@@ -32,17 +32,17 @@ interface LiveKey {
   privateKey: KeyObject;
 }
 
-export function seal(seed: Uint8Array, masterKey: Uint8Array): string {
+export function seal(seed: Uint8Array, key: Uint8Array): string {
   const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
-  return Buffer.concat([nonce, nacl.secretbox(seed, nonce, masterKey)]).toString('base64');
+  return Buffer.concat([nonce, nacl.secretbox(seed, nonce, key)]).toString('base64');
 }
 
-export function unseal(sealed: string, masterKey: Uint8Array): Uint8Array {
+export function unseal(sealed: string, key: Uint8Array): Uint8Array {
   const b = Buffer.from(sealed, 'base64');
   const opened = nacl.secretbox.open(
     b.subarray(nacl.secretbox.nonceLength),
     b.subarray(0, nacl.secretbox.nonceLength),
-    masterKey,
+    key,
   );
   if (!opened) {
     throw new Error('cannot unseal a signing key: the master key does not match this state directory');
@@ -58,16 +58,16 @@ export class Keyring implements SignerPort {
   readonly resealed: StoreRecord[] = [];
 
   /**
-   * @param masterKey the seal key (named for what it was before: state directories older than
-   *   sealed records sealed these keys with the master key itself, passed as `legacyKey`; such
-   *   records are re-sealed and offered in `resealed`)
+   * @param sealKey seals the keys at rest (derived from the store key); state directories older
+   *   than sealed records sealed them with the master key itself, passed as `legacyKey`: such
+   *   records are re-sealed and offered in `resealed`
    */
   constructor(
-    private readonly masterKey: Uint8Array,
+    private readonly sealKey: Uint8Array,
     records: SealedSigningKey[],
     private readonly legacyKey?: Uint8Array,
   ) {
-    assert(masterKey.length === MASTER_KEY_BYTES, 'master key is 32 bytes');
+    assert(sealKey.length === MASTER_KEY_BYTES, 'seal key is 32 bytes');
     for (const r of records) this.add(r);
   }
 
@@ -85,11 +85,11 @@ export class Keyring implements SignerPort {
     let r = stored;
     let seed: Uint8Array;
     try {
-      seed = unseal(r.sealed, this.masterKey);
+      seed = unseal(r.sealed, this.sealKey);
     } catch (err) {
       if (this.legacyKey === undefined) throw err;
       seed = unseal(r.sealed, this.legacyKey);
-      r = { ...r, sealed: seal(seed, this.masterKey) };
+      r = { ...r, sealed: seal(seed, this.sealKey) };
       this.resealed.push({ op: 'put', db: 'signing_keys', key: r.keyId, value: r });
     }
     const privateKey = createPrivateKey({
@@ -113,7 +113,7 @@ export class Keyring implements SignerPort {
     const record: SealedSigningKey = {
       keyId,
       publicKey: Buffer.from(pair.publicKey).toString('base64url'),
-      sealed: seal(seed, this.masterKey),
+      sealed: seal(seed, this.sealKey),
       active: true,
       createdAtMs: nowMs,
       retireAtMs: 0,

@@ -28,13 +28,6 @@ import { ghzQasm } from '../support/programs.js';
 
 const code = (e: grpc.ServiceError) => e.metadata.get('qmk-error-code')[0];
 
-/** Resolves with the exit code and signal once the daemon process ends (by itself or killed). */
-function exited(d: Daemon): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (d.child.exitCode !== null || d.child.signalCode !== null) {
-    return Promise.resolve({ code: d.child.exitCode, signal: d.child.signalCode });
-  }
-  return new Promise((resolve) => d.child.once('exit', (c, s) => resolve({ code: c, signal: s })));
-}
 
 /** The chain re-hashed offline from its first record, with every record's MAC checked. */
 async function chainVerifies(stateDir: string): Promise<void> {
@@ -94,7 +87,7 @@ test('store.before-commit: crash before an OpenSession commit → after restart,
     w = await world('store.before-commit:OpenSession@2');
     const err = await callError(w.kernel, 'OpenSession', {});
     assert.is(err.code, 14, err.message); // UNAVAILABLE: the connection died with the daemon
-    assert.is((await exited(w.d)).signal, 'SIGKILL');
+    assert.is((await w.d.ended).signal, 'SIGKILL');
     await restart(w);
     assert.is(await sessions(w.kernel), 1, 'only the acknowledged session');
   } finally {
@@ -126,7 +119,7 @@ test('store.commit-eio: an ApplyGates commit fails → STORAGE_FAILED, the daemo
     w = await world('store.commit-eio:ApplyGates');
     const err = await callError(w.kernel, 'ApplyGates', x(w.qubits[0]!));
     assert.is(code(err), 'STORAGE_FAILED', err.message);
-    assert.is((await exited(w.d)).code, 75, w.d.output());
+    assert.is((await w.d.ended).code, 75, w.d.output());
     assert.match(w.d.output(), /restarting to reload the acknowledged state/);
     await restart(w);
     assert.is(await measure(w.kernel, w.qubits[0]!), 0, 'the unacknowledged X is not in the state');
@@ -141,7 +134,7 @@ test('store.after-commit: crash after a durable OpenSession, before the reply �
     w = await world('store.after-commit:OpenSession@2');
     const err = await callError(w.kernel, 'OpenSession', {});
     assert.is(err.code, 14);
-    assert.is((await exited(w.d)).signal, 'SIGKILL');
+    assert.is((await w.d.ended).signal, 'SIGKILL');
     await restart(w);
     assert.is(await sessions(w.kernel), 2, 'durable before the crash, though never answered');
   } finally {
@@ -155,7 +148,7 @@ test('store.checkpoint: crash while the shutdown checkpoint is written → resta
     w = await world('store.checkpoint');
     await call(w.kernel, 'ApplyGates', x(w.qubits[1]!));
     w.d.child.kill('SIGTERM'); // the clean stop checkpoints, and dies inside the transaction
-    assert.is((await exited(w.d)).signal, 'SIGKILL');
+    assert.is((await w.d.ended).signal, 'SIGKILL');
     await restart(w);
     assert.equal([await measure(w.kernel, w.qubits[0]!), await measure(w.kernel, w.qubits[1]!)], [0, 1]);
   } finally {
@@ -169,7 +162,7 @@ test('store.oplog-append: crash while an ApplyGates op-log entry is appended →
     w = await world('store.oplog-append:ApplyGates');
     const err = await callError(w.kernel, 'ApplyGates', x(w.qubits[0]!));
     assert.is(err.code, 14);
-    assert.is((await exited(w.d)).signal, 'SIGKILL');
+    assert.is((await w.d.ended).signal, 'SIGKILL');
     await restart(w);
     assert.is(await measure(w.kernel, w.qubits[0]!), 0);
     assert.is(await sessions(w.kernel), 1);
@@ -186,7 +179,7 @@ test('store.audit-append: crash while SuspendTenant’s audit record is appended
     const err = await callError(admin, 'SuspendTenant', { tenant: 'acme', reason: 'x' });
     admin.close();
     assert.is(err.code, 14);
-    assert.is((await exited(w.d)).signal, 'SIGKILL');
+    assert.is((await w.d.ended).signal, 'SIGKILL');
     await restart(w);
     assert.is(await sessions(w.kernel), 1, 'calls are served: not suspended');
   } finally {
@@ -226,7 +219,7 @@ test('worker.plan: the worker running an ApplyGates plan dies → the daemon res
     await call(w.kernel, 'ApplyGates', chain); // the first pool plan: all 12 now read 1
     const err = await callError(w.kernel, 'ApplyGates', x(w.qubits[0]!)); // the second dies
     assert.ok([13, 14].includes(err.code), err.message);
-    assert.is((await exited(w.d)).code, 75, w.d.output());
+    assert.is((await w.d.ended).code, 75, w.d.output());
     await restart(w);
     const outcomes = (await call<{ outcomes: number[] }>(w.kernel, 'MeasureQubits', {
       measurements: w.qubits.map((q) => ({ qubit: q, basis: 'BASIS_Z' })),

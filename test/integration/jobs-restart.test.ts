@@ -49,11 +49,7 @@ test('kill -9 with jobs running: every accepted job ends once; interrupted ones 
       break;
     }
   }
-  await new Promise<void>((resolve) => {
-    if (d.child.exitCode !== null || d.child.signalCode !== null) resolve();
-    else d.child.once('exit', () => resolve());
-  });
-  assert.is(d.child.signalCode, 'SIGKILL', 'the failpoint ended the daemon');
+  assert.is((await d.ended).signal, 'SIGKILL', 'the failpoint ended the daemon');
   c.close();
 
   d = await startDaemon(dir);

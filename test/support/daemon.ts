@@ -24,6 +24,8 @@ export interface Daemon {
   kill(): Promise<void>;
   /** SIGTERM; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** Resolves when the process ends, by itself or killed: its exit code, or the signal. */
+  ended: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export function tempStateDir(): string {
@@ -34,19 +36,27 @@ export function removeStateDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function startDaemon(stateDir = tempStateDir(), extraEnv: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const child = spawn(
+/** The daemon as a child on `stateDir`, on any free loopback port, its output piped. */
+function spawnDaemon(stateDir: string, env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(
     process.execPath,
     [
       // Extra node flags for the daemon (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" when profiling).
-      ...(extraEnv.QMK_DAEMON_NODE_ARGS ?? process.env.QMK_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      ...(env.QMK_DAEMON_NODE_ARGS ?? process.env.QMK_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
       // QMK_DAEMON_DIST=1: the compiled daemon (`npm run build`), as production runs it.
       ...(process.env.QMK_DAEMON_DIST === '1' ? [join(ROOT, 'dist/src/main.js')] : ['--import', 'tsx', join(ROOT, 'src/main.ts')]),
       '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--no-dev-tenant'],
-    { cwd: ROOT, env: { ...process.env, QMK_THREADS: '2', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+}
+
+export async function startDaemon(stateDir = tempStateDir(), extraEnv: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+  const child = spawnDaemon(stateDir, { QMK_THREADS: '2', ...extraEnv });
   let out = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const exited = ended.then((e) => e.code);
   const address = await new Promise<{ address: string; admin: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), START_TIMEOUT_MS);
     const onData = (d: Buffer) => {
@@ -80,6 +90,7 @@ export async function startDaemon(stateDir = tempStateDir(), extraEnv: NodeJS.Pr
       child.kill('SIGTERM');
       return exited;
     },
+    ended,
   };
 }
 
@@ -217,13 +228,7 @@ export async function runDaemonToExit(
   extraEnv: NodeJS.ProcessEnv = {},
   timeoutMs = START_TIMEOUT_MS,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...(process.env.QMK_DAEMON_DIST === '1' ? [join(ROOT, 'dist/src/main.js')] : ['--import', 'tsx', join(ROOT, 'src/main.ts')]),
-      '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--no-dev-tenant'],
-    { cwd: ROOT, env: { ...process.env, QMK_THREADS: '1', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnDaemon(stateDir, { QMK_THREADS: '1', ...extraEnv });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => {
     output += d.toString();
