@@ -16,8 +16,8 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import {
   type AnyClient,
-  call,
   type Daemon,
+  call,
   jobClient,
   newTenant,
   removeStateDir,
@@ -49,7 +49,10 @@ function pct(xs: number[], p: number): number {
 }
 
 /** Runs `clients` loops of `one` for SECONDS; returns per-op latencies (ms) and ops/s. */
-async function closedLoop(clients: number, one: (i: number) => Promise<void>): Promise<{ lat: number[]; rate: number }> {
+async function closedLoop(
+  clients: number,
+  one: (i: number) => Promise<void>,
+): Promise<{ lat: number[]; rate: number }> {
   const lat: number[] = [];
   const t0 = performance.now();
   const end = t0 + SECONDS * 1000;
@@ -71,16 +74,39 @@ type AnyEcho = { Echo(req: Buffer, cb: (e: Error | null) => void): void };
 async function echoBaseline(): Promise<{ lat: number[]; rate: number }> {
   const server = new grpc.Server();
   const id = (b: Buffer) => b;
-  const def = { path: '/bench.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id };
-  server.addService({ Echo: def }, { Echo: (c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, c.request) });
+  const def = {
+    path: '/bench.Echo/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: id,
+    requestDeserialize: id,
+    responseSerialize: id,
+    responseDeserialize: id,
+  };
+  server.addService(
+    { Echo: def },
+    {
+      Echo: (c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+        cb(null, c.request),
+    },
+  );
   const port = await new Promise<number>((res, rej) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? rej(e) : res(p),
+    ),
   );
   const Client = grpc.makeGenericClientConstructor({ Echo: def }, 'Echo');
-  const clients = Array.from({ length: CLIENTS }, () => new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()));
+  const clients = Array.from(
+    { length: CLIENTS },
+    () => new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()),
+  );
   const payload = Buffer.alloc(64);
-  const r = await closedLoop(CLIENTS, (i) =>
-    new Promise<void>((res, rej) => (clients[i] as unknown as AnyEcho).Echo(payload, (e: Error | null) => (e ? rej(e) : res()))),
+  const r = await closedLoop(
+    CLIENTS,
+    (i) =>
+      new Promise<void>((res, rej) =>
+        (clients[i] as unknown as AnyEcho).Echo(payload, (e: Error | null) => (e ? rej(e) : res())),
+      ),
   );
   for (const c of clients) c.close();
   server.forceShutdown();
@@ -96,7 +122,9 @@ function daemonCpuMs(pid: number): number {
 const CLOCK_TICKS_PER_S = 100;
 
 /** One job client per bench tenant, and a Bell job (submit, watch to DONE) on client i. */
-async function bellClients(d: Daemon): Promise<{ clients: AnyClient[]; bellJob: (i: number) => Promise<void> }> {
+async function bellClients(
+  d: Daemon,
+): Promise<{ clients: AnyClient[]; bellJob: (i: number) => Promise<void> }> {
   const clients: AnyClient[] = [];
   for (let i = 0; i < CLIENTS; i++) {
     const t = await newTenant(d, `bench-${i}`);
@@ -105,9 +133,13 @@ async function bellClients(d: Daemon): Promise<{ clients: AnyClient[]; bellJob: 
   }
   const bellJob = async (i: number) => {
     const c = clients[i]!;
-    const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL }, shots: 1000 });
+    const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', {
+      program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL },
+      shots: 1000,
+    });
     const events = await watchJob(c, job.job_id);
-    if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error('bell job did not finish');
+    if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE')
+      throw new Error('bell job did not finish');
   };
   for (let i = 0; i < 50; i++) await bellJob(0); // warm up
   return { clients, bellJob };
@@ -151,11 +183,16 @@ async function main(): Promise<void> {
     // of a finished job): the daemon's per-call floor, against which a job's two calls compare.
     const finished: string[] = [];
     for (const c of clients) {
-      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL }, shots: 10 });
+      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', {
+        program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: BELL },
+        shots: 10,
+      });
       await watchJob(c, job.job_id);
       finished.push(job.job_id);
     }
-    const getJob = await closedLoop(CLIENTS, (i) => call(clients[i]!, 'GetJob', { job_id: finished[i] }).then(() => {}));
+    const getJob = await closedLoop(CLIENTS, (i) =>
+      call(clients[i]!, 'GetJob', { job_id: finished[i] }).then(() => {}),
+    );
     const cpu0 = { bench: process.cpuUsage(), daemon: daemonCpuMs(d.child.pid!) };
     const bell = await closedLoop(CLIENTS, bellJob);
     const benchCpu = process.cpuUsage(cpu0.bench);
@@ -167,29 +204,57 @@ async function main(): Promise<void> {
     const single = async (name: string, source: string) => {
       const c = clients[0]!;
       const s = performance.now();
-      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source }, shots: 1000, seed: '1' });
+      const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', {
+        program: { format: 'PROGRAM_FORMAT_OPENQASM2', source },
+        shots: 1000,
+        seed: '1',
+      });
       const events = await watchJob(c, job.job_id);
       const total = performance.now() - s;
-      if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE') throw new Error(`${name} did not finish`);
-      const r = await call<{ run_ms: number; sampling: string; engine: string }>(c, 'GetJobResult', { job_id: job.job_id });
+      if (events[events.length - 1]!.job.state !== 'JOB_STATE_DONE')
+        throw new Error(`${name} did not finish`);
+      const r = await call<{ run_ms: number; sampling: string; engine: string }>(
+        c,
+        'GetJobResult',
+        { job_id: job.job_id },
+      );
       return { name, total, run: Number(r.run_ms), sampling: r.sampling, engine: r.engine };
     };
-    const big = [await single('GHZ-20, 1,000 shots', ghzQasm(20)), await single('random 20q depth 20, 1,000 shots', randomCircuitQasm(20, 20, 42))];
+    const big = [
+      await single('GHZ-20, 1,000 shots', ghzQasm(20)),
+      await single('random 20q depth 20, 1,000 shots', randomCircuitQasm(20, 20, 42)),
+    ];
     for (const c of clients) c.close();
 
     const f = (x: number) => x.toFixed(2);
     console.log(`bench/jobs — ${CLIENTS} clients, ${SECONDS} s per phase`);
-    console.log(`  baseline: bare gRPC unary echo   ${echo.rate.toFixed(0)} calls/s   p50 ${f(pct(echo.lat, 50))} ms  p99 ${f(pct(echo.lat, 99))} ms`);
-    console.log(`  baseline: GetJob via the daemon  ${getJob.rate.toFixed(0)} calls/s   p50 ${f(pct(getJob.lat, 50))} ms  p99 ${f(pct(getJob.lat, 99))} ms`);
-    console.log(`  Bell jobs, 1,000 shots           ${bell.rate.toFixed(0)} jobs/s    p50 ${f(pct(bell.lat, 50))} ms  p99 ${f(pct(bell.lat, 99))} ms  (${bell.lat.length} jobs)`);
-    console.log(`  CPU during the Bell phase (cores busy): daemon ${cpu.daemon.toFixed(2)} (all threads), bench clients ${cpu.bench.toFixed(2)}; daemon CPU per job ${((cpu.daemon * SECONDS * 1000) / bell.lat.length).toFixed(2)} ms`);
-    console.log(`  target ≥ 2,000 jobs/s: ${bell.rate >= 2000 ? 'met' : 'NOT met'}; jobs/s ÷ echo calls/s = ${(bell.rate / echo.rate).toFixed(3)}`);
+    console.log(
+      `  baseline: bare gRPC unary echo   ${echo.rate.toFixed(0)} calls/s   p50 ${f(pct(echo.lat, 50))} ms  p99 ${f(pct(echo.lat, 99))} ms`,
+    );
+    console.log(
+      `  baseline: GetJob via the daemon  ${getJob.rate.toFixed(0)} calls/s   p50 ${f(pct(getJob.lat, 50))} ms  p99 ${f(pct(getJob.lat, 99))} ms`,
+    );
+    console.log(
+      `  Bell jobs, 1,000 shots           ${bell.rate.toFixed(0)} jobs/s    p50 ${f(pct(bell.lat, 50))} ms  p99 ${f(pct(bell.lat, 99))} ms  (${bell.lat.length} jobs)`,
+    );
+    console.log(
+      `  CPU during the Bell phase (cores busy): daemon ${cpu.daemon.toFixed(2)} (all threads), bench clients ${cpu.bench.toFixed(2)}; daemon CPU per job ${((cpu.daemon * SECONDS * 1000) / bell.lat.length).toFixed(2)} ms`,
+    );
+    console.log(
+      `  target ≥ 2,000 jobs/s: ${bell.rate >= 2000 ? 'met' : 'NOT met'}; jobs/s ÷ echo calls/s = ${(bell.rate / echo.rate).toFixed(3)}`,
+    );
     for (const b of big) {
-      console.log(`  ${b.name.padEnd(34)} submit→DONE ${f(b.total)} ms  (run ${b.run} ms, ${b.sampling}, engine ${b.engine})`);
+      console.log(
+        `  ${b.name.padEnd(34)} submit→DONE ${f(b.total)} ms  (run ${b.run} ms, ${b.sampling}, engine ${b.engine})`,
+      );
     }
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-    console.log(`  Bell jobs/s, records unprotected / protected, alternating rounds: ${protection.off.map((x, i) => `${x.toFixed(0)} / ${protection.on[i]!.toFixed(0)}`).join(', ')}`);
-    console.log(`  record protection (MACs + sealing) cost: jobs/s ×${(sum(protection.on) / sum(protection.off)).toFixed(3)}  (goal: at least ×0.90)`);
+    console.log(
+      `  Bell jobs/s, records unprotected / protected, alternating rounds: ${protection.off.map((x, i) => `${x.toFixed(0)} / ${protection.on[i]!.toFixed(0)}`).join(', ')}`,
+    );
+    console.log(
+      `  record protection (MACs + sealing) cost: jobs/s ×${(sum(protection.on) / sum(protection.off)).toFixed(3)}  (goal: at least ×0.90)`,
+    );
   } finally {
     await d.stop();
     removeStateDir(d.stateDir);

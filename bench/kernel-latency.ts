@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { open } from 'lmdb';
+import { Admin } from '../src/kernel/admin.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import type { SimulatorPort, StorePort } from '../src/kernel/ports.js';
 import { Keyring } from '../src/security/keyring.js';
 import { NodeCrypto } from '../src/security/node-crypto.js';
-import { Admin } from '../src/kernel/admin.js';
 import {
   type AnyClient,
   call,
@@ -55,11 +55,26 @@ async function echoBaseline(): Promise<{ seq: number[]; concRate: number }> {
   const server = new grpc.Server();
   const id = (b: Buffer) => b;
   server.addService(
-    { Echo: { path: '/bench.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
-    { Echo: (c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, c.request) },
+    {
+      Echo: {
+        path: '/bench.Echo/Echo',
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: id,
+        requestDeserialize: id,
+        responseSerialize: id,
+        responseDeserialize: id,
+      },
+    },
+    {
+      Echo: (c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+        cb(null, c.request),
+    },
   );
   const port = await new Promise<number>((res, rej) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? rej(e) : res(p),
+    ),
   );
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const payload = Buffer.alloc(200, 1); // about the size of an ApplyGates request with one handle
@@ -130,8 +145,14 @@ async function decisionCost(): Promise<number> {
     shred: () => {},
   };
   const sim: SimulatorPort = {
-    engine: 'none', threads: 0, create() {}, execute: async (_p, done) => done([]), drop() {},
-    snapshot: async () => [], restore() {}, idle: async () => {},
+    engine: 'none',
+    threads: 0,
+    create() {},
+    execute: async (_p, done) => done([]),
+    drop() {},
+    snapshot: async () => [],
+    restore() {},
+    idle: async () => {},
   };
   const k = new Kernel({ store, signer: keyring, sim, clock: { nowMs: () => Date.now() }, crypto });
   const admin = new Admin(k);
@@ -151,19 +172,26 @@ async function decisionCost(): Promise<number> {
  * ApplyGates through a real daemon: sequential, then 64 in flight across 8 tenants. `env` starts
  * the daemon (QMK_RECORD_PROTECTION=off measures what record MACs and sealing cost).
  */
-async function daemonPhases(env: NodeJS.ProcessEnv): Promise<{ seq: number[]; seqRate: number; conc: number[]; concRate: number }> {
+async function daemonPhases(
+  env: NodeJS.ProcessEnv,
+): Promise<{ seq: number[]; seqRate: number; conc: number[]; concRate: number }> {
   const stateDir = tempStateDir();
   const d = await startDaemon(stateDir, env);
   const tenants: { client: AnyClient; handle: string }[] = [];
   for (let i = 0; i < 8; i++) {
     const t = await newTenant(d, `bench-${i}`, 'TIER_ENTERPRISE');
     const s = await call<{ session_handle: string }>(t.client, 'OpenSession', {});
-    const q = await call<{ qubits: { handle: string }[] }>(t.client, 'AllocateQubits', { session_handle: s.session_handle, count: 8 });
+    const q = await call<{ qubits: { handle: string }[] }>(t.client, 'AllocateQubits', {
+      session_handle: s.session_handle,
+      count: 8,
+    });
     for (const x of q.qubits) tenants.push({ client: t.client, handle: x.handle });
   }
   const apply = (i: number) => {
     const { client, handle } = tenants[i % tenants.length]!;
-    return call(client, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [handle] }] }).then(() => undefined);
+    return call(client, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [handle] }] }).then(
+      () => undefined,
+    );
   };
   await timeLoop(() => apply(0), 0.5);
   const seq = await timeLoop(() => apply(0), SECONDS);
@@ -215,7 +243,12 @@ async function main() {
     ['ApplyGates sequential', seqP50, pct(seq, 99), seqRate],
     ['ApplyGates 64 in flight / 8 tenants', pct(conc, 50), pct(conc, 99), concRate],
     ['ApplyGates sequential, records unprotected', pct(off.seq, 50), pct(off.seq, 99), off.seqRate],
-    ['ApplyGates 64 in flight, records unprotected', pct(off.conc, 50), pct(off.conc, 99), off.concRate],
+    [
+      'ApplyGates 64 in flight, records unprotected',
+      pct(off.conc, 50),
+      pct(off.conc, 99),
+      off.concRate,
+    ],
   ] as const;
   console.log('\n| measurement | p50 ms | p99 ms | ops/s |\n|---|---|---|---|');
   for (const [name, p50, p99, rate] of rows) {
@@ -224,18 +257,24 @@ async function main() {
   }
   const ratio = seqP50 / (echoP50 + syncP50);
   const speedup = concRate / seqRate;
-  console.log(`\nsequential p50 / (echo p50 + fdatasync p50) = ${ratio.toFixed(2)}  (target ≤ 1.5)`);
+  console.log(
+    `\nsequential p50 / (echo p50 + fdatasync p50) = ${ratio.toFixed(2)}  (target ≤ 1.5)`,
+  );
   const lmdbP50 = pct(lmdb, 50);
   console.log(
     `sequential p50 / (echo p50 + lmdb commit p50) = ${(seqP50 / (echoP50 + lmdbP50)).toFixed(2)}  ` +
       '(what the kernel adds on top of one store commit)',
   );
-  console.log(`64-in-flight throughput / sequential throughput = ${speedup.toFixed(1)}×  (target ≥ 20)`);
+  console.log(
+    `64-in-flight throughput / sequential throughput = ${speedup.toFixed(1)}×  (target ≥ 20)`,
+  );
   console.log(
     `64-in-flight ApplyGates / 64-in-flight bare echo = ${(concRate / echoConcRate).toFixed(2)}  ` +
       '(share of the transport ceiling this machine allows)',
   );
-  console.log(`decision cost (authenticate + decodeApplyGates, 1 gate) = ${decisionUs.toFixed(2)} µs/op  (target < 20)`);
+  console.log(
+    `decision cost (authenticate + decodeApplyGates, 1 gate) = ${decisionUs.toFixed(2)} µs/op  (target < 20)`,
+  );
   const sealSeq = seqP50 / pct(off.seq, 50);
   const sealConc = off.concRate / concRate;
   console.log(
@@ -243,7 +282,20 @@ async function main() {
       `64-in-flight throughput ×${(1 / sealConc).toFixed(3)}  (goal: at most 10 % either way)`,
   );
   console.log(
-    JSON.stringify({ echoP50, echoConcRate, syncP50, lmdbP50, seqP50, seqRate, concRate, ratio, speedup, decisionUs, unprotectedSeqP50: pct(off.seq, 50), unprotectedConcRate: off.concRate }),
+    JSON.stringify({
+      echoP50,
+      echoConcRate,
+      syncP50,
+      lmdbP50,
+      seqP50,
+      seqRate,
+      concRate,
+      ratio,
+      speedup,
+      decisionUs,
+      unprotectedSeqP50: pct(off.seq, 50),
+      unprotectedConcRate: off.concRate,
+    }),
   );
 }
 

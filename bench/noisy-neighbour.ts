@@ -59,9 +59,15 @@ const BELL = {
   shots: 1000,
 };
 /** Expensive: per-shot simulation of 16 qubits, ~1 s of pool time. */
-const EXPENSIVE = { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: perShotQasm(16, 6, 5) }, shots: 3000 };
+const EXPENSIVE = {
+  program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: perShotQasm(16, 6, 5) },
+  shots: 3000,
+};
 /** Medium pool job for the imbalance phase (~50–100 ms). */
-const MEDIUM = { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: perShotQasm(12, 4, 9) }, shots: 400 };
+const MEDIUM = {
+  program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: perShotQasm(12, 4, 9) },
+  shots: 400,
+};
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -75,7 +81,10 @@ async function runJob(c: AnyClient, req: object): Promise<string> {
 }
 
 /** Open-loop arrivals at RATE/s for `seconds`: latency of each job (submit to DONE), errors. */
-async function quietLoad(c: AnyClient, seconds: number): Promise<{ lat: number[]; errors: number }> {
+async function quietLoad(
+  c: AnyClient,
+  seconds: number,
+): Promise<{ lat: number[]; errors: number }> {
   const lat: number[] = [];
   let errors = 0;
   const inFlight: Promise<void>[] = [];
@@ -108,7 +117,11 @@ interface Flood {
 }
 
 /** Loops calling `one` until `stop`; RESOURCE_EXHAUSTED latencies and other outcomes counted. */
-async function flood(loops: number, one: (i: number) => Promise<unknown>, stop: () => boolean): Promise<Flood> {
+async function flood(
+  loops: number,
+  one: (i: number) => Promise<unknown>,
+  stop: () => boolean,
+): Promise<Flood> {
   const f: Flood = { ok: 0, exhausted: [], other: 0 };
   await Promise.all(
     Array.from({ length: loops }, async (_, i) => {
@@ -118,7 +131,8 @@ async function flood(loops: number, one: (i: number) => Promise<unknown>, stop: 
           await one(i);
           f.ok++;
         } catch (err) {
-          if ((err as grpc.ServiceError).code === grpc.status.RESOURCE_EXHAUSTED) f.exhausted.push(performance.now() - t0);
+          if ((err as grpc.ServiceError).code === grpc.status.RESOURCE_EXHAUSTED)
+            f.exhausted.push(performance.now() - t0);
           else f.other++;
           await new Promise((r) => setTimeout(r, 5)); // a client that backs off a little
         }
@@ -163,7 +177,17 @@ async function main(): Promise<void> {
     const noisyJobs = jobClient(d, noisy.apiKey);
     const flooder = spawn(
       process.execPath,
-      ['--import', 'tsx', fileURLToPath(import.meta.url), '--flooder', d.address, noisy.apiKey, String(SECONDS + 2), String(values['noisy-jobs']), String(values['noisy-calls'])],
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--flooder',
+        d.address,
+        noisy.apiKey,
+        String(SECONDS + 2),
+        String(values['noisy-jobs']),
+        String(values['noisy-calls']),
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let flooderOut = '';
@@ -173,7 +197,11 @@ async function main(): Promise<void> {
     const flooderDone = new Promise<void>((r) => flooder.on('exit', () => r()));
     while (!flooderOut.includes('flooding')) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 1000)); // the flood reaches its steady state
-    const cpu0 = { bench: process.cpuUsage(), daemon: processCpuMs(d.child.pid!), flooder: processCpuMs(flooder.pid!) };
+    const cpu0 = {
+      bench: process.cpuUsage(),
+      daemon: processCpuMs(d.child.pid!),
+      flooder: processCpuMs(flooder.pid!),
+    };
     const flooded = await quietLoad(quietJobs, SECONDS);
     const benchCpu = process.cpuUsage(cpu0.bench);
     const cpu = {
@@ -182,13 +210,20 @@ async function main(): Promise<void> {
       flooder: (processCpuMs(flooder.pid!) - cpu0.flooder) / (SECONDS * 1000),
     };
     await flooderDone;
-    const { jobs: fj, calls: fc } = JSON.parse(flooderOut.slice(flooderOut.indexOf('{'))) as { jobs: Flood; calls: Flood };
+    const { jobs: fj, calls: fc } = JSON.parse(flooderOut.slice(flooderOut.indexOf('{'))) as {
+      jobs: Flood;
+      calls: Flood;
+    };
     // Cancel what the noisy tenant left queued or running, so the next phase has the pool.
     // It is over its own API rate by now: honour the refusals' RetryInfo by retrying.
     const left = await retrying(() =>
-      call<{ jobs: { job_id: string }[] }>(noisyJobs, 'ListJobs', { states: ['JOB_STATE_QUEUED', 'JOB_STATE_RUNNING'], page_size: 1000 }),
+      call<{ jobs: { job_id: string }[] }>(noisyJobs, 'ListJobs', {
+        states: ['JOB_STATE_QUEUED', 'JOB_STATE_RUNNING'],
+        page_size: 1000,
+      }),
     );
-    for (const j of left.jobs) await retrying(() => call(noisyJobs, 'CancelJob', { job_id: j.job_id })).catch(() => {});
+    for (const j of left.jobs)
+      await retrying(() => call(noisyJobs, 'CancelJob', { job_id: j.job_id })).catch(() => {});
 
     // Imbalance: equal weights, 17 loops against 1, the same medium job.
     const x = await newTenant(d, 'many-loops');
@@ -210,17 +245,34 @@ async function main(): Promise<void> {
     const ap99 = pct(alone.lat, 99);
     const fp99 = pct(flooded.lat, 99);
     const all = [...fj.exhausted, ...fc.exhausted];
-    console.log(`bench/noisy-neighbour — quiet: Bell 1,000 shots at ${RATE}/s open loop, ${SECONDS} s per phase`);
-    console.log(`  quiet alone    p50 ${f2(pct(alone.lat, 50))} ms  p99 ${f2(ap99)} ms  (${alone.lat.length} jobs, ${alone.errors} errors)`);
-    console.log(`  quiet flooded  p50 ${f2(pct(flooded.lat, 50))} ms  p99 ${f2(fp99)} ms  (${flooded.lat.length} jobs, ${flooded.errors} errors)`);
-    console.log(`  p99 flooded ÷ alone = ${f2(fp99 / ap99)} (target ≤ 3): ${fp99 <= 3 * ap99 ? 'met' : 'NOT met'}; quiet errors ${flooded.errors} (target 0)`);
-    console.log(`  CPU while flooded (cores busy, of 2): daemon ${f2(cpu.daemon)} (all threads), quiet client ${f2(cpu.bench)}, flooder ${f2(cpu.flooder)}`);
-    console.log(`  noisy jobs: ${fj.ok} accepted, ${fj.exhausted.length} RESOURCE_EXHAUSTED, ${fj.other} other errors`);
-    console.log(`  noisy calls: ${fc.ok} served, ${fc.exhausted.length} RESOURCE_EXHAUSTED, ${fc.other} other errors`);
+    console.log(
+      `bench/noisy-neighbour — quiet: Bell 1,000 shots at ${RATE}/s open loop, ${SECONDS} s per phase`,
+    );
+    console.log(
+      `  quiet alone    p50 ${f2(pct(alone.lat, 50))} ms  p99 ${f2(ap99)} ms  (${alone.lat.length} jobs, ${alone.errors} errors)`,
+    );
+    console.log(
+      `  quiet flooded  p50 ${f2(pct(flooded.lat, 50))} ms  p99 ${f2(fp99)} ms  (${flooded.lat.length} jobs, ${flooded.errors} errors)`,
+    );
+    console.log(
+      `  p99 flooded ÷ alone = ${f2(fp99 / ap99)} (target ≤ 3): ${fp99 <= 3 * ap99 ? 'met' : 'NOT met'}; quiet errors ${flooded.errors} (target 0)`,
+    );
+    console.log(
+      `  CPU while flooded (cores busy, of 2): daemon ${f2(cpu.daemon)} (all threads), quiet client ${f2(cpu.bench)}, flooder ${f2(cpu.flooder)}`,
+    );
+    console.log(
+      `  noisy jobs: ${fj.ok} accepted, ${fj.exhausted.length} RESOURCE_EXHAUSTED, ${fj.other} other errors`,
+    );
+    console.log(
+      `  noisy calls: ${fc.ok} served, ${fc.exhausted.length} RESOURCE_EXHAUSTED, ${fc.other} other errors`,
+    );
     console.log(`  noisy refusals: p50 ${f2(pct(all, 50))} ms  p99 ${f2(pct(all, 99))} ms`);
     const ratio = counts.x / Math.max(1, counts.y);
-    console.log(`  imbalance 17:1 loops, equal weights: completed ${counts.x} vs ${counts.y} = ${f2(ratio)} (target within 2×): ${ratio <= 2 && ratio >= 0.5 ? 'met' : 'NOT met'}`);
-    for (const c of [quietJobs, noisyJobs, xj, yj, quiet.client, noisy.client, x.client, y.client]) c.close();
+    console.log(
+      `  imbalance 17:1 loops, equal weights: completed ${counts.x} vs ${counts.y} = ${f2(ratio)} (target within 2×): ${ratio <= 2 && ratio >= 0.5 ? 'met' : 'NOT met'}`,
+    );
+    for (const c of [quietJobs, noisyJobs, xj, yj, quiet.client, noisy.client, x.client, y.client])
+      c.close();
   } finally {
     await d.stop();
     removeStateDir(d.stateDir);
@@ -228,13 +280,27 @@ async function main(): Promise<void> {
 }
 
 /** The flooder process: floods for `seconds`, then prints its counts as JSON. */
-async function flooderMain(address: string, apiKey: string, seconds: number, jobLoops: number, callLoops: number): Promise<void> {
+async function flooderMain(
+  address: string,
+  apiKey: string,
+  seconds: number,
+  jobLoops: number,
+  callLoops: number,
+): Promise<void> {
   const d = { address };
   const jobs = jobClient(d, apiKey);
   const kernel = kernelClient(d, apiKey);
-  const session = (await call<{ session_handle: string }>(kernel, 'OpenSession', {})).session_handle;
-  const qubits = (await call<{ qubits: { handle: string }[] }>(kernel, 'AllocateQubits', { session_handle: session, count: 12 })).qubits;
-  const gates = qubits.slice(1).map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [qubits[i]!.handle, q.handle] }));
+  const session = (await call<{ session_handle: string }>(kernel, 'OpenSession', {}))
+    .session_handle;
+  const qubits = (
+    await call<{ qubits: { handle: string }[] }>(kernel, 'AllocateQubits', {
+      session_handle: session,
+      count: 12,
+    })
+  ).qubits;
+  const gates = qubits
+    .slice(1)
+    .map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [qubits[i]!.handle, q.handle] }));
   const end = performance.now() + seconds * 1000;
   const stop = () => performance.now() >= end;
   console.log('flooding');

@@ -18,21 +18,21 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Program } from '../src/kernel/program/ir.js';
 import { parseQasm } from '../src/kernel/program/qasm.js';
 import { ghzQasm, qftQasm, randomQasm } from '../src/sim/circuits.js';
 import {
+  FUSION_WIDTH_DEFAULT,
+  type Kernels,
   alignedDoubles,
   clearStateCache,
-  type Kernels,
   describeEngine,
   engineInfo,
-  FUSION_WIDTH_DEFAULT,
   jsKernels,
   loadNative,
   nativeKernels,
 } from '../src/sim/kernels.js';
 import { finalStates, stateOpCount } from '../src/sim/program.js';
-import type { Program } from '../src/kernel/program/ir.js';
 
 const { values } = parseArgs({
   options: {

@@ -63,4 +63,5 @@ for (let i = 0; i < n; i++) {
 await rpc('CloseSession', { session_handle: session.session_handle });
 client.close();
 console.log(`Bell pairs measured ${n} times:`);
-for (const [k, v] of ['00', '01', '10', '11'].map((k) => [k, counts[k]!] as const)) console.log(`  ${k}: ${v} (${((100 * v) / n).toFixed(1)} %)`);
+for (const [k, v] of ['00', '01', '10', '11'].map((k) => [k, counts[k]!] as const))
+  console.log(`  ${k}: ${v} (${((100 * v) / n).toFixed(1)} %)`);

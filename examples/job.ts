@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { decodeStatusDetails, STATUS_DETAILS_KEY } from '../src/api/details.js';
+import { STATUS_DETAILS_KEY, decodeStatusDetails } from '../src/api/details.js';
 import { loadGrpcObject } from '../src/api/proto.js';
 
 const { values, positionals } = parseArgs({
@@ -23,7 +23,9 @@ const { values, positionals } = parseArgs({
 const apiKey = process.env.QMK_API_KEY;
 const file = positionals[0];
 if (!apiKey || !file) {
-  console.error('usage: QMK_API_KEY=... npx tsx examples/job.ts <program.qasm|program.json> [--shots N] [--seed S]');
+  console.error(
+    'usage: QMK_API_KEY=... npx tsx examples/job.ts <program.qasm|program.json> [--shots N] [--seed S]',
+  );
   process.exit(2);
 }
 
@@ -54,7 +56,9 @@ try {
   const e = err as grpc.ServiceError;
   console.error(`refused: ${e.details}`);
   const raw = e.metadata?.get(STATUS_DETAILS_KEY)[0];
-  if (raw) for (const v of decodeStatusDetails(raw as Buffer).badRequest) console.error(`  ${v.field}: ${v.description}`);
+  if (raw)
+    for (const v of decodeStatusDetails(raw as Buffer).badRequest)
+      console.error(`  ${v.field}: ${v.description}`);
   client.close();
   process.exit(1);
 }
@@ -66,11 +70,16 @@ const last = await new Promise<any>((resolve, reject) => {
   // biome-ignore lint/suspicious/noExplicitAny: as above
   let job: any = null;
   // biome-ignore lint/suspicious/noExplicitAny: generated client methods are untyped at run time
-  const stream = (client as any).WatchJob({ job_id: id }, md) as grpc.ClientReadableStream<{ job: unknown }>;
+  const stream = (client as any).WatchJob({ job_id: id }, md) as grpc.ClientReadableStream<{
+    job: unknown;
+  }>;
   // biome-ignore lint/suspicious/noExplicitAny: decoded message
   stream.on('data', (m: { job: any }) => {
     job = m.job;
-    const where = job.state === 'JOB_STATE_QUEUED' ? ` position ${job.queue_position}` : ` ${job.shots_done}/${job.shots} shots`;
+    const where =
+      job.state === 'JOB_STATE_QUEUED'
+        ? ` position ${job.queue_position}`
+        : ` ${job.shots_done}/${job.shots} shots`;
     console.log(`  ${job.state.replace('JOB_STATE_', '')}${where}`);
   });
   stream.on('error', reject);
@@ -83,7 +92,9 @@ if (last.state !== 'JOB_STATE_DONE') {
 }
 const r = await rpc('GetJobResult', { job_id: id });
 client.close();
-console.log(`counts (${r.bit_order}; ${r.sampling}, engine ${r.engine}, queued ${r.queue_ms} ms, ran ${r.run_ms} ms):`);
+console.log(
+  `counts (${r.bit_order}; ${r.sampling}, engine ${r.engine}, queued ${r.queue_ms} ms, ran ${r.run_ms} ms):`,
+);
 const total = Object.values(r.counts as Record<string, number>).reduce((a, b) => a + Number(b), 0);
 for (const [key, n] of Object.entries(r.counts as Record<string, number>).sort()) {
   console.log(`  ${key || '(no events)'}: ${n} (${((100 * Number(n)) / total).toFixed(1)} %)`);

@@ -5,7 +5,7 @@
 // `node scripts/gen-types.mjs --check` regenerates into a temp dir and fails if the committed copy
 // differs (run by `npm run lint`), so the types never drift from the protos.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -25,10 +25,22 @@ function generate(outDir) {
   execFileSync(
     join(ROOT, 'node_modules/.bin/proto-loader-gen-types'),
     [
-      'qmk/v1/common.proto', 'qmk/v1/kernel.proto', 'qmk/v1/admin.proto', 'qmk/v1/jobs.proto', 'qmk/v1/channels.proto',
-      'google/rpc/status.proto', 'google/rpc/error_details.proto',
-      '--keepCase', '--longs=Number', '--enums=String', '--defaults', '--arrays', '--oneofs',
-      '--grpcLib=@grpc/grpc-js', `--outDir=${outDir}`, `--includeDirs=${join(ROOT, 'proto')}`,
+      'qmk/v1/common.proto',
+      'qmk/v1/kernel.proto',
+      'qmk/v1/admin.proto',
+      'qmk/v1/jobs.proto',
+      'qmk/v1/channels.proto',
+      'google/rpc/status.proto',
+      'google/rpc/error_details.proto',
+      '--keepCase',
+      '--longs=Number',
+      '--enums=String',
+      '--defaults',
+      '--arrays',
+      '--oneofs',
+      '--grpcLib=@grpc/grpc-js',
+      `--outDir=${outDir}`,
+      `--includeDirs=${join(ROOT, 'proto')}`,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -54,7 +66,9 @@ if (process.argv.includes('--check')) {
   const extra = walk(TARGET).filter((f) => !want.some(([rel]) => rel === relative(TARGET, f)));
   rmSync(tmp, { recursive: true, force: true });
   if (stale.length + extra.length > 0) {
-    console.error(`src/api/generated is stale (${stale.length} differ, ${extra.length} extra): run npm run gen:types`);
+    console.error(
+      `src/api/generated is stale (${stale.length} differ, ${extra.length} extra): run npm run gen:types`,
+    );
     process.exit(1);
   }
   console.log(`src/api/generated is current (${want.length} files)`);

@@ -2,7 +2,7 @@
 # `npm run lint`: every static check the project has, in one command, for CI and before a commit.
 #
 # Decides: which checks count as "lint" and their order — TypeScript types, protobuf style (buf),
-# Biome lint rules (the formatter is NOT run here), and the systemd unit's sandbox score
+# Biome (lint rules, formatting and import order), and the systemd unit's sandbox score
 # (`systemd-analyze security` overall exposure must be <= 2.0).
 # Layer: tooling (outside src/). Why one script: CI and developers run the same gate.
 #
@@ -67,7 +67,9 @@ BIOME_DIRS=()
 for d in src test bench scripts examples; do
   if [[ -d "$d" ]]; then BIOME_DIRS+=("$d"); else echo "(biome: $d/ does not exist, not linted)"; fi
 done
-run "biome" npx biome lint "${BIOME_DIRS[@]}"
+# `biome check` = lint rules + formatter + import order; fix locally with
+# `npx biome check --write src test bench scripts examples`.
+run "biome" npx biome check "${BIOME_DIRS[@]}"
 
 # Not through run(): a skipped check must read "skipped" in the log, not "ok".
 heading "systemd: systemd-analyze security --offline=true $UNIT (exposure <= $MAX_EXPOSURE)"

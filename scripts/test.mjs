@@ -8,7 +8,7 @@
 // everything it started (its daemons too), and any process a file leaves behind when it ends is
 // killed and counted as a failure, since every test must stop what it starts.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -82,8 +82,12 @@ function runFile(file) {
     });
     running.add(child.pid);
     let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -94,8 +98,10 @@ function runFile(file) {
       running.delete(child.pid);
       const leftover = groupMembers(child.pid);
       if (leftover.length > 0) killGroup(child.pid);
-      if (timedOut) out += `\nTIMEOUT: still running after ${FILE_TIMEOUT_MS / 1000} s; killed with every process it started\n`;
-      if (leftover.length > 0) out += `\nLEFT RUNNING: ${leftover.length} process(es) the file started and did not stop (${leftover.join(', ')}); killed\n`;
+      if (timedOut)
+        out += `\nTIMEOUT: still running after ${FILE_TIMEOUT_MS / 1000} s; killed with every process it started\n`;
+      if (leftover.length > 0)
+        out += `\nLEFT RUNNING: ${leftover.length} process(es) the file started and did not stop (${leftover.join(', ')}); killed\n`;
       const text = out.replace(ANSI, '');
       const total = [...text.matchAll(/Total:\s+(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
       const passed = [...text.matchAll(/Passed:\s+(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
@@ -118,8 +124,16 @@ async function lane() {
     results.push(r);
     const rel = relative(ROOT, r.file);
     const mark = r.failed === 0 ? 'ok  ' : 'FAIL';
-    console.log(`${mark} ${rel}  (${r.passed} passed, ${r.failed} failed, ${(r.ms / 1000).toFixed(1)} s)`);
-    if (r.failed > 0) console.log(r.text.split('\n').map((l) => `     ${l}`).join('\n'));
+    console.log(
+      `${mark} ${rel}  (${r.passed} passed, ${r.failed} failed, ${(r.ms / 1000).toFixed(1)} s)`,
+    );
+    if (r.failed > 0)
+      console.log(
+        r.text
+          .split('\n')
+          .map((l) => `     ${l}`)
+          .join('\n'),
+      );
   }
 }
 await Promise.all(Array.from({ length: Math.max(1, PARALLEL) }, lane));

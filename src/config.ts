@@ -58,21 +58,29 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const stateDir = resolve(values['state-dir'] ?? env.QMK_STATE_DIR ?? env.STATE_DIRECTORY ?? '.qmk-state');
+  const stateDir = resolve(
+    values['state-dir'] ?? env.QMK_STATE_DIR ?? env.STATE_DIRECTORY ?? '.qmk-state',
+  );
   const credDir = env.CREDENTIALS_DIRECTORY;
   const threads = values.threads ?? env.QMK_THREADS;
   return {
     stateDir,
     listen: values.listen ?? env.QMK_LISTEN ?? '127.0.0.1:50051',
-    adminSocket: resolve(values['admin-socket'] ?? env.QMK_ADMIN_SOCKET ?? join(stateDir, 'admin.sock')),
+    adminSocket: resolve(
+      values['admin-socket'] ?? env.QMK_ADMIN_SOCKET ?? join(stateDir, 'admin.sock'),
+    ),
     masterKeyFile:
-      values['master-key-file'] ?? env.QMK_MASTER_KEY_FILE ?? (credDir ? join(credDir, 'master-key') : null),
+      values['master-key-file'] ??
+      env.QMK_MASTER_KEY_FILE ??
+      (credDir ? join(credDir, 'master-key') : null),
     threads: threads === undefined ? undefined : positiveInt(threads, 'threads'),
     devTenant: !values['no-dev-tenant'] && env.QMK_DEV_TENANT !== '0',
     drainMs: positiveInt(values['drain-ms'] ?? env.QMK_DRAIN_MS ?? '10000', 'drain-ms'),
     checkpointEntries: positiveInt(env.QMK_CHECKPOINT_ENTRIES ?? '20000', 'QMK_CHECKPOINT_ENTRIES'),
     storageFreeMinBytes: nonNegativeInt(
-      values['storage-free-min-bytes'] ?? env.QMK_STORAGE_FREE_MIN_BYTES ?? String(STORAGE_FREE_MIN_BYTES_DEFAULT),
+      values['storage-free-min-bytes'] ??
+        env.QMK_STORAGE_FREE_MIN_BYTES ??
+        String(STORAGE_FREE_MIN_BYTES_DEFAULT),
       'storage-free-min-bytes',
     ),
   };
@@ -88,6 +96,7 @@ function nonNegativeInt(v: string, name: string): number {
 
 function positiveInt(v: string, name: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a positive integer, got ${v}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${name}: expected a positive integer, got ${v}`);
   return n;
 }

@@ -23,11 +23,11 @@ import { masterKeyPath, readMasterKey } from './security/master-key.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
 import { engineInfo, fusionWidth } from './sim/kernels.js';
-import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { HeadFile } from './store/head.js';
+import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { lockStateDir } from './store/lock.js';
 import { NEXT_MASTER_KEY_SUFFIX, StateOperations } from './store/operations.js';
-import { LmdbStore, LOADED_DBS, SCHEMA_VERSION } from './store/store.js';
+import { LOADED_DBS, LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { createNotifier } from './util/sd-notify.js';
 
 const VERSION = '0.1.0';
@@ -100,7 +100,12 @@ function masterKey(file: string | null, stateDir: string): Uint8Array {
  * Opens the data keys. With the development key, a rotation interrupted between rewrapping the
  * keys and replacing the key file left the new key in `master.key.next`: used, and put in place.
  */
-function openDataKeys(stateDir: string, key: Uint8Array, create: boolean, devKey: boolean): DataKeys {
+function openDataKeys(
+  stateDir: string,
+  key: Uint8Array,
+  create: boolean,
+  devKey: boolean,
+): DataKeys {
   const next = `${masterKeyPath(null, stateDir)}${NEXT_MASTER_KEY_SUFFIX}`;
   try {
     const keys = DataKeys.open(stateDir, key, create);
@@ -110,7 +115,9 @@ function openDataKeys(stateDir: string, key: Uint8Array, create: boolean, devKey
     if (!(err instanceof DataKeysError) || !devKey || !existsSync(next)) throw err;
     const keys = DataKeys.open(stateDir, readMasterKey(next), create);
     renameSync(next, masterKeyPath(null, stateDir));
-    log('info', 'finished an interrupted master key rotation', { path: masterKeyPath(null, stateDir) });
+    log('info', 'finished an interrupted master key rotation', {
+      path: masterKeyPath(null, stateDir),
+    });
     return keys;
   }
 }
@@ -137,7 +144,11 @@ async function main(): Promise<void> {
   const keys = openDataKeys(config.stateDir, key, !marked, config.masterKeyFile === null);
   // Benchmarks measure what record protection costs by turning it off; nothing else should.
   const protect = process.env.QMK_RECORD_PROTECTION !== 'off';
-  if (!protect) log('warn', 'records are written without MACs or sealing (QMK_RECORD_PROTECTION=off): for benchmarks only');
+  if (!protect)
+    log(
+      'warn',
+      'records are written without MACs or sealing (QMK_RECORD_PROTECTION=off): for benchmarks only',
+    );
   const store = LmdbStore.open(dbDir, {
     freeMinBytes: config.storageFreeMinBytes,
     keys,
@@ -182,7 +193,10 @@ async function main(): Promise<void> {
   kernel.checkConsistency();
   const checkpoint = () =>
     kernel.quiesce(async () => {
-      const clusters = (await sim.snapshot()).map((c) => ({ ...c, owner: kernel.ownerOfCluster(c.cluster.qubits) }));
+      const clusters = (await sim.snapshot()).map((c) => ({
+        ...c,
+        owner: kernel.ownerOfCluster(c.cluster.qubits),
+      }));
       return store.checkpoint(clusters, kernel.graph.nextClusterId);
     });
   if (replayed > 0) await checkpoint();

@@ -5,22 +5,29 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Admin } from '../kernel/admin.js';
 import type { Credential } from '../kernel/model.js';
 import type { SigningKeyInfo } from '../kernel/ports.js';
-import { num, quotaFromWire, roleFromWire, roleToWire, tenantToWire, tierFromWire } from './convert.js';
+import {
+  num,
+  quotaFromWire,
+  roleFromWire,
+  roleToWire,
+  tenantToWire,
+  tierFromWire,
+} from './convert.js';
 import { type CallTracker, unary } from './handler.js';
 
-import type { CreateTenantRequest__Output } from './generated/qmk/v1/CreateTenantRequest.js';
-import type { GetTenantRequest__Output } from './generated/qmk/v1/GetTenantRequest.js';
-import type { ListTenantsRequest__Output } from './generated/qmk/v1/ListTenantsRequest.js';
-import type { UpdateTenantRequest__Output } from './generated/qmk/v1/UpdateTenantRequest.js';
-import type { SuspendTenantRequest__Output } from './generated/qmk/v1/SuspendTenantRequest.js';
-import type { ResumeTenantRequest__Output } from './generated/qmk/v1/ResumeTenantRequest.js';
-import type { DeleteTenantRequest__Output } from './generated/qmk/v1/DeleteTenantRequest.js';
-import type { CreateApiKeyRequest__Output } from './generated/qmk/v1/CreateApiKeyRequest.js';
-import type { ListApiKeysRequest__Output } from './generated/qmk/v1/ListApiKeysRequest.js';
-import type { RevokeApiKeyRequest__Output } from './generated/qmk/v1/RevokeApiKeyRequest.js';
-import type { RotateSigningKeyRequest__Output } from './generated/qmk/v1/RotateSigningKeyRequest.js';
 import type { BackupStateRequest__Output } from './generated/qmk/v1/BackupStateRequest.js';
+import type { CreateApiKeyRequest__Output } from './generated/qmk/v1/CreateApiKeyRequest.js';
+import type { CreateTenantRequest__Output } from './generated/qmk/v1/CreateTenantRequest.js';
+import type { DeleteTenantRequest__Output } from './generated/qmk/v1/DeleteTenantRequest.js';
+import type { GetTenantRequest__Output } from './generated/qmk/v1/GetTenantRequest.js';
+import type { ListApiKeysRequest__Output } from './generated/qmk/v1/ListApiKeysRequest.js';
+import type { ListTenantsRequest__Output } from './generated/qmk/v1/ListTenantsRequest.js';
+import type { ResumeTenantRequest__Output } from './generated/qmk/v1/ResumeTenantRequest.js';
+import type { RevokeApiKeyRequest__Output } from './generated/qmk/v1/RevokeApiKeyRequest.js';
 import type { RotateMasterKeyRequest__Output } from './generated/qmk/v1/RotateMasterKeyRequest.js';
+import type { RotateSigningKeyRequest__Output } from './generated/qmk/v1/RotateSigningKeyRequest.js';
+import type { SuspendTenantRequest__Output } from './generated/qmk/v1/SuspendTenantRequest.js';
+import type { UpdateTenantRequest__Output } from './generated/qmk/v1/UpdateTenantRequest.js';
 
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
@@ -51,8 +58,18 @@ function signingKeyToWire(k: SigningKeyInfo, nowMs: number) {
  * main.ts's wiring; declared here so the adapter imports nothing outward).
  */
 export interface StateOperationsApi {
-  verifyAudit(): Promise<{ records: number; headSeq: number; headHash: string; ok: boolean; brokenSeq: number; reason: string }>;
-  backup(path: string, compact: boolean): Promise<{ path: string; bytes: number; auditSeq: number }>;
+  verifyAudit(): Promise<{
+    records: number;
+    headSeq: number;
+    headHash: string;
+    ok: boolean;
+    brokenSeq: number;
+    reason: string;
+  }>;
+  backup(
+    path: string,
+    compact: boolean,
+  ): Promise<{ path: string; bytes: number; auditSeq: number }>;
   rotateMasterKey(newKeyFile: string): { dataKeys: number; keyFileReplaced: string };
 }
 
@@ -73,14 +90,21 @@ export function adminServiceHandlers(
       );
       return { tenant: wire(out.tenant), key: keyToWire(out.credential), api_key: out.apiKey };
     }),
-    GetTenant: unary(tracker, (_p, r: GetTenantRequest__Output) => ({ tenant: wire(a.find(String(r.tenant ?? ''))) })),
+    GetTenant: unary(tracker, (_p, r: GetTenantRequest__Output) => ({
+      tenant: wire(a.find(String(r.tenant ?? ''))),
+    })),
     ListTenants: unary(tracker, (_p, r: ListTenantsRequest__Output) => {
       const out = a.list(num(r.page_size), String(r.page_token ?? ''));
       return { tenants: out.tenants.map(wire), next_page_token: out.next };
     }),
     UpdateTenant: unary(tracker, async (_p, r: UpdateTenantRequest__Output) => ({
       tenant: wire(
-        await a.update(String(r.tenant ?? ''), tierFromWire(r.tier), num(r.weight), quotaFromWire(r.quota)),
+        await a.update(
+          String(r.tenant ?? ''),
+          tierFromWire(r.tier),
+          num(r.weight),
+          quotaFromWire(r.quota),
+        ),
       ),
     })),
     SuspendTenant: unary(tracker, async (_p, r: SuspendTenantRequest__Output) => ({

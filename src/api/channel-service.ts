@@ -41,12 +41,21 @@ export function channelToWire(k: Kernel, c: ChannelRecord) {
   };
 }
 
-export function channelServiceHandlers(k: Kernel, tracker: CallTracker): grpc.UntypedServiceImplementation {
+export function channelServiceHandlers(
+  k: Kernel,
+  tracker: CallTracker,
+): grpc.UntypedServiceImplementation {
   const wire = (c: ChannelRecord) => ({ channel: channelToWire(k, c) });
   return {
     RequestChannel: unary(tracker, async (p, r: RequestChannelRequest__Output) =>
       wire(
-        await k.requestChannel(tenant(p), str(r.peer_tenant), num(r.max_entanglements), num(r.expires_at_unix_ms), str(r.purpose)),
+        await k.requestChannel(
+          tenant(p),
+          str(r.peer_tenant),
+          num(r.max_entanglements),
+          num(r.expires_at_unix_ms),
+          str(r.purpose),
+        ),
       ),
     ),
     ListChannelRequests: unary(tracker, (p, r: ListChannelRequestsRequest__Output) => {

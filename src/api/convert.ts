@@ -16,8 +16,10 @@ export function tenant(p: Principal): TenantPrincipal {
   return p;
 }
 
-export const strip = (prefix: string) => (v: unknown): string =>
-  typeof v === 'string' && v.startsWith(prefix) ? v.slice(prefix.length) : String(v);
+export const strip =
+  (prefix: string) =>
+  (v: unknown): string =>
+    typeof v === 'string' && v.startsWith(prefix) ? v.slice(prefix.length) : String(v);
 
 export const tierFromWire = (v: unknown): string => {
   const s = strip('TIER_')(v).toLowerCase();

@@ -45,16 +45,28 @@ export function statusDetails(code: number, message: string, d: StatusDetails): 
   if (d.badRequest && d.badRequest.length > 0) {
     details.push(
       any(BadRequest, {
-        field_violations: d.badRequest.map((v) => ({ field: v.field, description: v.description, reason: v.reason })),
+        field_violations: d.badRequest.map((v) => ({
+          field: v.field,
+          description: v.description,
+          reason: v.reason,
+        })),
       }),
     );
   }
   if (d.quotaFailure && d.quotaFailure.length > 0) {
-    details.push(any(QuotaFailure, { violations: d.quotaFailure.map((v) => ({ subject: v.subject, description: v.description })) }));
+    details.push(
+      any(QuotaFailure, {
+        violations: d.quotaFailure.map((v) => ({ subject: v.subject, description: v.description })),
+      }),
+    );
   }
   if (d.retryDelayMs !== undefined) {
     const ms = Math.max(0, Math.ceil(d.retryDelayMs));
-    details.push(any(RetryInfo, { retry_delay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 } }));
+    details.push(
+      any(RetryInfo, {
+        retry_delay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 },
+      }),
+    );
   }
   return Buffer.from(Status.encode(Status.fromObject({ code, message, details })).finish());
 }
@@ -78,13 +90,28 @@ export function decodeStatusDetails(bytes: Uint8Array): {
   for (const d of s.details) {
     const type = d.type_url.slice(TYPE_URL_PREFIX.length);
     if (type === 'google.rpc.BadRequest') {
-      const br = BadRequest.toObject(BadRequest.decode(d.value), { defaults: true }) as { field_violations: FieldViolation[] };
-      badRequest.push(...br.field_violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason })));
+      const br = BadRequest.toObject(BadRequest.decode(d.value), { defaults: true }) as {
+        field_violations: FieldViolation[];
+      };
+      badRequest.push(
+        ...br.field_violations.map((v) => ({
+          field: v.field,
+          description: v.description,
+          reason: v.reason,
+        })),
+      );
     } else if (type === 'google.rpc.QuotaFailure') {
-      const qf = QuotaFailure.toObject(QuotaFailure.decode(d.value), { defaults: true }) as { violations: QuotaViolation[] };
-      quotaFailure.push(...qf.violations.map((v) => ({ subject: v.subject, description: v.description })));
+      const qf = QuotaFailure.toObject(QuotaFailure.decode(d.value), { defaults: true }) as {
+        violations: QuotaViolation[];
+      };
+      quotaFailure.push(
+        ...qf.violations.map((v) => ({ subject: v.subject, description: v.description })),
+      );
     } else if (type === 'google.rpc.RetryInfo') {
-      const ri = RetryInfo.toObject(RetryInfo.decode(d.value), { defaults: true, longs: Number }) as {
+      const ri = RetryInfo.toObject(RetryInfo.decode(d.value), {
+        defaults: true,
+        longs: Number,
+      }) as {
         retry_delay: { seconds: number; nanos: number };
       };
       retryDelayMs = ri.retry_delay.seconds * 1000 + Math.round(ri.retry_delay.nanos / 1_000_000);

@@ -14,7 +14,9 @@ export const ERROR_CODE_KEY = 'qmk-error-code';
 export type Logger = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) => void;
 
 let log: Logger = (level, msg, fields) => {
-  process.stderr.write(`${JSON.stringify({ level, msg, ...fields, ts: new Date().toISOString() })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({ level, msg, ...fields, ts: new Date().toISOString() })}\n`,
+  );
 };
 
 export function setErrorLogger(l: Logger): void {
@@ -34,7 +36,9 @@ export function errorStatus(err: unknown): Partial<StatusObject> {
         STATUS_DETAILS_KEY,
         statusDetails(code, err.message, {
           badRequest: err.fieldViolations,
-          quotaFailure: exhausted ? [{ subject: err.field ?? 'quota', description: err.message }] : [],
+          quotaFailure: exhausted
+            ? [{ subject: err.field ?? 'quota', description: err.message }]
+            : [],
           ...(err.retryDelayMs !== undefined ? { retryDelayMs: err.retryDelayMs } : {}),
         }),
       );

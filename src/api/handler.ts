@@ -171,7 +171,8 @@ export function serverStream<Req, Res>(
       if (err) call.emit('error', err);
       else call.end();
     };
-    const onDrain = () => close(errorStatus(new KernelError('UNAVAILABLE', 'daemon is shutting down')));
+    const onDrain = () =>
+      close(errorStatus(new KernelError('UNAVAILABLE', 'daemon is shutting down')));
     call.on('cancelled', () => close(null));
     callContext.run({ fail: (err) => close(errorStatus(err)) }, async () => {
       try {

@@ -4,7 +4,12 @@
  * accepted call is attached to its metadata object through a WeakMap (not a header), so a client
  * cannot forge it.
  */
-import { type Metadata, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js';
+import {
+  type Metadata,
+  ServerInterceptingCall,
+  type ServerInterceptor,
+  status,
+} from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
 import type { Principal } from '../kernel/model.js';
 import type { AuthzEntry } from './authz.js';
@@ -81,10 +86,16 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
               if (principal && opts.enter) release = opts.enter(principal);
             } catch (err) {
               const e =
-                err instanceof KernelError ? err : new KernelError('INTERNAL', 'authentication failed');
+                err instanceof KernelError
+                  ? err
+                  : new KernelError('INTERNAL', 'authentication failed');
               opts.onRefuse?.(method.path, e);
               const s = errorStatus(e);
-              call.sendStatus({ code: s.code ?? status.INTERNAL, details: s.details ?? '', metadata: s.metadata! });
+              call.sendStatus({
+                code: s.code ?? status.INTERNAL,
+                details: s.details ?? '',
+                metadata: s.metadata!,
+              });
               return;
             }
             if (principal) attachPrincipal(metadata, principal);

@@ -19,7 +19,10 @@ import type { Violation as WireViolation } from './generated/qmk/v1/Violation.js
 import type { WatchJobRequest__Output } from './generated/qmk/v1/WatchJobRequest.js';
 import { type CallTracker, serverStream, unary } from './handler.js';
 
-const FORMAT_TO_WIRE = { qvm: 'PROGRAM_FORMAT_QVM_JSON', qasm: 'PROGRAM_FORMAT_OPENQASM2' } as const;
+const FORMAT_TO_WIRE = {
+  qvm: 'PROGRAM_FORMAT_QVM_JSON',
+  qasm: 'PROGRAM_FORMAT_OPENQASM2',
+} as const;
 
 function bindingsFromWire(v: unknown): { name: string; handle: string }[] {
   if (!Array.isArray(v)) return [];
@@ -43,7 +46,14 @@ export function estimateToWire(e: JobEstimate): ResourceEstimate {
 }
 
 function violationToWire(v: Violation): WireViolation {
-  return { node: v.node, field: v.field, rule: v.rule, message: v.message, warning: v.severity === 'warning', code: v.code ?? '' };
+  return {
+    node: v.node,
+    field: v.field,
+    rule: v.rule,
+    message: v.message,
+    warning: v.severity === 'warning',
+    code: v.code ?? '',
+  };
 }
 
 export function jobToWire(j: JobView): Job {
@@ -67,7 +77,10 @@ export function jobToWire(j: JobView): Job {
   };
 }
 
-export function jobServiceHandlers(jobs: JobManager, tracker: CallTracker): grpc.UntypedServiceImplementation {
+export function jobServiceHandlers(
+  jobs: JobManager,
+  tracker: CallTracker,
+): grpc.UntypedServiceImplementation {
   return {
     SubmitJob: unary(tracker, async (p, r: SubmitJobRequest__Output) => {
       const out = await jobs.submit(tenant(p), {
@@ -80,7 +93,11 @@ export function jobServiceHandlers(jobs: JobManager, tracker: CallTracker): grpc
         shotOutcomesMax: num(r.shot_outcomes_max),
         strict: r.strict === true,
       });
-      return { job: jobToWire(out.job), deduplicated: out.deduplicated, warnings: out.warnings.map(violationToWire) };
+      return {
+        job: jobToWire(out.job),
+        deduplicated: out.deduplicated,
+        warnings: out.warnings.map(violationToWire),
+      };
     }),
     ValidateProgram: unary(tracker, (p, r: ValidateProgramRequest__Output) => {
       const out = jobs.validate(
@@ -136,7 +153,8 @@ export function jobServiceHandlers(jobs: JobManager, tracker: CallTracker): grpc
         if (job.state === 'DONE' || job.state === 'FAILED' || job.state === 'CANCELLED') end();
       });
       send({ job: jobToWire(current) });
-      if (current.state === 'DONE' || current.state === 'FAILED' || current.state === 'CANCELLED') end();
+      if (current.state === 'DONE' || current.state === 'FAILED' || current.state === 'CANCELLED')
+        end();
       return unsubscribe;
     }),
   };

@@ -8,10 +8,10 @@ import type { Kernel } from '../kernel/kernel.js';
 import { quotaToWire, roleToWire, strip, tierToWire } from './convert.js';
 import { type CallTracker, unary } from './handler.js';
 
+import { num, tenant } from './convert.js';
 import type { AllocateQubitsRequest__Output } from './generated/qmk/v1/AllocateQubitsRequest.js';
 import type { ApplyGatesRequest__Output } from './generated/qmk/v1/ApplyGatesRequest.js';
 import type { AttenuateHandleRequest__Output } from './generated/qmk/v1/AttenuateHandleRequest.js';
-import { num, tenant } from './convert.js';
 import type { CloseSessionRequest__Output } from './generated/qmk/v1/CloseSessionRequest.js';
 import type { MeasureQubitsRequest__Output } from './generated/qmk/v1/MeasureQubitsRequest.js';
 import type { OpenSessionRequest__Output } from './generated/qmk/v1/OpenSessionRequest.js';
@@ -19,7 +19,10 @@ import type { ReleaseQubitsRequest__Output } from './generated/qmk/v1/ReleaseQub
 
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
-export function kernelServiceHandlers(k: Kernel, tracker: CallTracker): grpc.UntypedServiceImplementation {
+export function kernelServiceHandlers(
+  k: Kernel,
+  tracker: CallTracker,
+): grpc.UntypedServiceImplementation {
   return {
     OpenSession: unary(tracker, async (p, r: OpenSessionRequest__Output) => {
       const { session, handle } = await k.openSession(

@@ -12,11 +12,11 @@ import type { Admin } from '../kernel/admin.js';
 import type { KernelError } from '../kernel/errors.js';
 import type { JobManager } from '../kernel/jobs.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { adminServiceHandlers, type StateOperationsApi } from './admin-service.js';
+import { type StateOperationsApi, adminServiceHandlers } from './admin-service.js';
 import { AUTHZ_TABLE } from './authz.js';
+import { channelServiceHandlers } from './channel-service.js';
 import { type CallTracker, safeDeserializers } from './handler.js';
 import { authInterceptor } from './interceptor.js';
-import { channelServiceHandlers } from './channel-service.js';
 import { jobServiceHandlers } from './job-service.js';
 import { kernelServiceHandlers } from './kernel-service.js';
 import { loadGrpcObject, loadPackageDefinition } from './proto.js';
@@ -100,7 +100,10 @@ export async function startServers(
     safeDeserializers(qmk.KernelService.service),
     kernelServiceHandlers(deps.kernel, deps.tracker),
   );
-  tenant.addService(safeDeserializers(qmk.JobService.service), jobServiceHandlers(deps.jobs, deps.tracker));
+  tenant.addService(
+    safeDeserializers(qmk.JobService.service),
+    jobServiceHandlers(deps.jobs, deps.tracker),
+  );
   tenant.addService(
     safeDeserializers(qmk.ChannelService.service),
     channelServiceHandlers(deps.kernel, deps.tracker),

@@ -359,7 +359,11 @@ function parseTier(text: string): string {
 function parseRoles(values: string[]): string[] {
   const roles: string[] = [];
   for (const part of values.flatMap((v) => v.split(','))) {
-    const role = part.trim().toLowerCase().replaceAll('-', '_').replace(/^role_/, '');
+    const role = part
+      .trim()
+      .toLowerCase()
+      .replaceAll('-', '_')
+      .replace(/^role_/, '');
     if (!ROLES.includes(role)) {
       throw new UsageError(`unknown role '${part}' (expected one of: ${ROLES.join(', ')})`);
     }
@@ -422,13 +426,20 @@ function padRows(rows: readonly (readonly string[])[]): string {
     });
   }
   return rows
-    .map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd())
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 
 /** Header line plus rows, each column padded to its widest cell, two spaces between columns. */
-export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]):
-  string {
+export function formatTable(
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+): string {
   return padRows([headers, ...rows]);
 }
 
@@ -639,8 +650,12 @@ const COMMANDS: Record<string, Command> = {
         throw new UsageError(`refusing to delete tenant '${tenant}' without --yes (${why})`);
       }
       const res = await ctx.call<DeleteTenantResponse>('DeleteTenant', { tenant });
-      ctx.show(res, () => `deleted tenant ${tenant}: ${res.sessions_closed} session(s) closed, `
-        + `${res.keys_revoked} key(s) revoked`);
+      ctx.show(
+        res,
+        () =>
+          `deleted tenant ${tenant}: ${res.sessions_closed} session(s) closed, ` +
+          `${res.keys_revoked} key(s) revoked`,
+      );
     },
   },
   'key create': {
@@ -666,7 +681,8 @@ const COMMANDS: Record<string, Command> = {
     async run(ctx) {
       const res = await ctx.call<{ keys: ApiKey[] }>('ListApiKeys', { tenant: arg(ctx, 0) });
       ctx.show(res, () =>
-        res.keys.length === 0 ? 'no API keys' : formatTable(KEY_HEADERS, res.keys.map(keyRow)));
+        res.keys.length === 0 ? 'no API keys' : formatTable(KEY_HEADERS, res.keys.map(keyRow)),
+      );
     },
   },
   'key revoke': {
@@ -727,7 +743,10 @@ const COMMANDS: Record<string, Command> = {
     flags: ['no-compact'],
     async run(ctx) {
       const path = resolve(arg(ctx, 0));
-      const r = await ctx.call<BackupStateResponse>('BackupState', { path, no_compact: ctx.flags.has('no-compact') });
+      const r = await ctx.call<BackupStateResponse>('BackupState', {
+        path,
+        no_compact: ctx.flags.has('no-compact'),
+      });
       ctx.show(r, () =>
         formatFields([
           ['path', r.path],
@@ -743,11 +762,18 @@ const COMMANDS: Record<string, Command> = {
     async run(ctx) {
       const file = ctx.flags.str('new-key-file');
       if (file === undefined) throw new UsageError('master-key rotate needs --new-key-file FILE');
-      const r = await ctx.call<RotateMasterKeyResponse>('RotateMasterKey', { new_key_file: resolve(file) });
+      const r = await ctx.call<RotateMasterKeyResponse>('RotateMasterKey', {
+        new_key_file: resolve(file),
+      });
       ctx.show(r, () =>
         formatFields([
           ['data_keys', String(r.data_keys)],
-          ['key_file', r.key_file_replaced === '' ? 'yours: replace it with the new key before the next start' : `${r.key_file_replaced} (replaced)`],
+          [
+            'key_file',
+            r.key_file_replaced === ''
+              ? 'yours: replace it with the new key before the next start'
+              : `${r.key_file_replaced} (replaced)`,
+          ],
         ]),
       );
     },
@@ -757,35 +783,45 @@ const COMMANDS: Record<string, Command> = {
     flags: [],
     async run(ctx) {
       const s = await ctx.call<StatusResponse>('GetStatus', {});
-      ctx.show(s, () => formatFields([
-        ['version', s.version],
-        ['started', s.started_at_unix_ms > 0
-          ? `${time(s.started_at_unix_ms)} (up ${duration(Date.now() - s.started_at_unix_ms)})`
-          : '-'],
-        ['engine', s.engine],
-        ['pool_threads', String(s.pool_threads)],
-        ['tenants', String(s.tenants)],
-        ['sessions', String(s.sessions)],
-        ['qubits', String(s.qubits)],
-        ['clusters', String(s.clusters)],
-        ['audit_seq', String(s.audit_seq)],
-        ['audit_head', s.audit_head],
-        ['signing_key_id', String(s.signing_key_id)],
-        ['schema_version', String(s.schema_version)],
-        ['state_dir', s.state_dir],
-        ['storage_free', compactBytes(s.storage_free_bytes)],
-        ['storage_free_min', s.storage_free_min_bytes > 0 ? compactBytes(s.storage_free_min_bytes) : 'off'],
-        ['tenant_address', s.tenant_address],
-      ]));
+      ctx.show(s, () =>
+        formatFields([
+          ['version', s.version],
+          [
+            'started',
+            s.started_at_unix_ms > 0
+              ? `${time(s.started_at_unix_ms)} (up ${duration(Date.now() - s.started_at_unix_ms)})`
+              : '-',
+          ],
+          ['engine', s.engine],
+          ['pool_threads', String(s.pool_threads)],
+          ['tenants', String(s.tenants)],
+          ['sessions', String(s.sessions)],
+          ['qubits', String(s.qubits)],
+          ['clusters', String(s.clusters)],
+          ['audit_seq', String(s.audit_seq)],
+          ['audit_head', s.audit_head],
+          ['signing_key_id', String(s.signing_key_id)],
+          ['schema_version', String(s.schema_version)],
+          ['state_dir', s.state_dir],
+          ['storage_free', compactBytes(s.storage_free_bytes)],
+          [
+            'storage_free_min',
+            s.storage_free_min_bytes > 0 ? compactBytes(s.storage_free_min_bytes) : 'off',
+          ],
+          ['tenant_address', s.tenant_address],
+        ]),
+      );
     },
   },
 };
 
 /** Commands with a subcommand word, so `tenant frob` is named whole in the error. */
-const GROUPS = new Set(Object.keys(COMMANDS).flatMap((k) => {
-  const [group, sub] = k.split(' ');
-  return sub === undefined || group === undefined ? [] : [group];
-}));
+const GROUPS = new Set(
+  Object.keys(COMMANDS).flatMap((k) => {
+    const [group, sub] = k.split(' ');
+    return sub === undefined || group === undefined ? [] : [group];
+  }),
+);
 
 // ---------------------------------------------------------------------------------------------
 // Connection
@@ -813,8 +849,9 @@ type UnaryMethod = (
   callback: (err: grpc.ServiceError | null, response?: unknown) => void,
 ) => grpc.ClientUnaryCall;
 
-const NOT_RUNNING = 'the daemon may not be running (start qmkd, or point --socket, '
-  + 'QMK_ADMIN_SOCKET or QMK_STATE_DIR at its socket)';
+const NOT_RUNNING =
+  'the daemon may not be running (start qmkd, or point --socket, ' +
+  'QMK_ADMIN_SOCKET or QMK_STATE_DIR at its socket)';
 
 /** A lazily connected AdminService client; `close()` lets the process exit. */
 class Admin {
@@ -860,8 +897,11 @@ class Admin {
 }
 
 function isServiceError(e: unknown): e is grpc.ServiceError {
-  return e instanceof Error && typeof (e as Partial<grpc.ServiceError>).code === 'number'
-    && 'details' in e;
+  return (
+    e instanceof Error &&
+    typeof (e as Partial<grpc.ServiceError>).code === 'number' &&
+    'details' in e
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

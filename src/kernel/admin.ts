@@ -3,22 +3,30 @@
  * ports). Each operation validates everything first, then mutates memory and commits the change
  * with its audit record in one transaction before returning.
  */
-import { invalid, KernelError } from './errors.js';
+import { KernelError, invalid } from './errors.js';
 import type { Kernel } from './kernel.js';
 import {
   API_KEYS_PER_TENANT_MAX,
-  effectiveQuota,
   LIST_PAGE_SIZE_DEFAULT,
   LIST_PAGE_SIZE_MAX,
   QUOTA_CEILING,
   SESSION_TTL_SECONDS_MAX,
+  TENANTS_MAX,
   TENANT_NAME_PATTERN,
   TENANT_WEIGHT_MAX,
-  TENANTS_MAX,
-  TIER_DEFAULTS,
   TIERS,
+  TIER_DEFAULTS,
+  effectiveQuota,
 } from './limits.js';
-import { type Credential, type Principal, type Quota, ROLES, type Role, type Tenant, type Tier } from './model.js';
+import {
+  type Credential,
+  type Principal,
+  type Quota,
+  ROLES,
+  type Role,
+  type Tenant,
+  type Tier,
+} from './model.js';
 import type { SigningKeyInfo } from './ports.js';
 
 const OPERATOR: Principal = { kind: 'operator' };
@@ -45,14 +53,16 @@ export class Admin {
 
   private parseTier(tier: string, field: string, fallback: Tier): Tier {
     if (tier === '' || tier === 'unspecified') return fallback;
-    if (!(TIERS as string[]).includes(tier)) throw invalid(field, `unknown tier ${JSON.stringify(tier)}`);
+    if (!(TIERS as string[]).includes(tier))
+      throw invalid(field, `unknown tier ${JSON.stringify(tier)}`);
     return tier as Tier;
   }
 
   private parseRoles(roles: readonly string[], field: string): Role[] {
     const out = new Set<Role>();
     roles.forEach((r, i) => {
-      if (!(ROLES as readonly string[]).includes(r)) throw invalid(`${field}[${i}]`, `unknown role ${JSON.stringify(r)}`);
+      if (!(ROLES as readonly string[]).includes(r))
+        throw invalid(`${field}[${i}]`, `unknown role ${JSON.stringify(r)}`);
       out.add(r as Role);
     });
     return out.size === 0 ? ['tenant_admin'] : [...out];
@@ -90,7 +100,11 @@ export class Admin {
       throw invalid('name', `must match ${TENANT_NAME_PATTERN.source}`);
     }
     if (this.k.tenantsByName.has(name)) {
-      throw new KernelError('ALREADY_EXISTS', `name: tenant ${JSON.stringify(name)} exists`, 'name');
+      throw new KernelError(
+        'ALREADY_EXISTS',
+        `name: tenant ${JSON.stringify(name)} exists`,
+        'name',
+      );
     }
     if (this.k.tenants.size >= TENANTS_MAX) {
       throw new KernelError('LIMIT_EXCEEDED', `tenants: ${TENANTS_MAX} tenants exist`, 'tenants');
@@ -118,7 +132,13 @@ export class Admin {
         { op: 'put', db: 'tenants', key: tenant.id, value: tenant },
         { op: 'put', db: 'credentials', key: key.credential.keyId, value: key.credential },
       ],
-      [this.k.audit(OPERATOR, 'CreateTenant', tenant.id, { name, tier, key: key.credential.keyId })],
+      [
+        this.k.audit(OPERATOR, 'CreateTenant', tenant.id, {
+          name,
+          tier,
+          key: key.credential.keyId,
+        }),
+      ],
     );
     return { tenant, ...key };
   }
@@ -137,14 +157,20 @@ export class Admin {
   }
 
   /** @throws NOT_FOUND, INVALID_ARGUMENT */
-  async update(ref: string, tierName: string, weight: number, quota: Partial<Quota>): Promise<Tenant> {
+  async update(
+    ref: string,
+    tierName: string,
+    weight: number,
+    quota: Partial<Quota>,
+  ): Promise<Tenant> {
     const t = this.find(ref);
     const tier = this.parseTier(tierName, 'tier', t.tier);
     const overrides: Partial<Quota> = { ...t.quotaOverrides };
     for (const k of Object.keys(QUOTA_CEILING) as (keyof Quota)[]) {
       const v = quota[k];
       if (v === undefined || v === 0) continue;
-      if (!Number.isInteger(v) || v < 0) throw invalid(`quota.${snake(k)}`, 'must be a positive integer');
+      if (!Number.isInteger(v) || v < 0)
+        throw invalid(`quota.${snake(k)}`, 'must be a positive integer');
       if (v > QUOTA_CEILING[k]) {
         throw invalid(`quota.${snake(k)}`, `exceeds the compiled-in maximum ${QUOTA_CEILING[k]}`);
       }
@@ -161,7 +187,11 @@ export class Admin {
 
   async suspend(ref: string, reason: string): Promise<Tenant> {
     const t = this.find(ref);
-    return this.save({ ...t, status: 'suspended', suspendReason: reason.slice(0, 500) }, 'SuspendTenant', { reason });
+    return this.save(
+      { ...t, status: 'suspended', suspendReason: reason.slice(0, 500) },
+      'SuspendTenant',
+      { reason },
+    );
   }
 
   async resume(ref: string): Promise<Tenant> {
@@ -187,9 +217,7 @@ export class Admin {
     const keys = [...this.k.credentials.values()].filter((c) => c.tenantId === t.id);
     const sessions = this.k.sessionIdsOf(t.id).map((id) => this.k.sessions.get(id)!);
     this.k.dropTenantIndex(t);
-    await Promise.all(
-      sessions.map((s) => this.k.invokeCloseSession(s, OPERATOR, 'CloseSession')),
-    );
+    await Promise.all(sessions.map((s) => this.k.invokeCloseSession(s, OPERATOR, 'CloseSession')));
     for (const c of keys) this.k.putCredential({ ...c, revoked: true });
     await this.k.commitOrUndo(
       () => {
@@ -198,9 +226,20 @@ export class Admin {
       },
       [
         { op: 'del', db: 'tenants', key: t.id },
-        ...keys.map((c) => ({ op: 'put' as const, db: 'credentials' as const, key: c.keyId, value: { ...c, revoked: true } })),
+        ...keys.map((c) => ({
+          op: 'put' as const,
+          db: 'credentials' as const,
+          key: c.keyId,
+          value: { ...c, revoked: true },
+        })),
       ],
-      [this.k.audit(OPERATOR, 'DeleteTenant', t.id, { name: t.name, sessions: sessions.length, keys: keys.length })],
+      [
+        this.k.audit(OPERATOR, 'DeleteTenant', t.id, {
+          name: t.name,
+          sessions: sessions.length,
+          keys: keys.length,
+        }),
+      ],
     );
     // Crypto-shredding: once a checkpoint covers every op-log entry sealed with the tenant's key,
     // the key is destroyed; its jobs, results and snapshots never open again, in any copy.
@@ -213,14 +252,23 @@ export class Admin {
     const t = this.find(ref);
     const live = [...this.k.credentials.values()].filter((c) => c.tenantId === t.id && !c.revoked);
     if (live.length >= API_KEYS_PER_TENANT_MAX) {
-      throw new KernelError('LIMIT_EXCEEDED', `api_keys: ${API_KEYS_PER_TENANT_MAX} live keys`, 'api_keys');
+      throw new KernelError(
+        'LIMIT_EXCEEDED',
+        `api_keys: ${API_KEYS_PER_TENANT_MAX} live keys`,
+        'api_keys',
+      );
     }
     const key = this.newKey(t.id, this.parseRoles(roles, 'roles'), label.slice(0, 200));
     this.k.putCredential(key.credential);
     await this.k.commitOrUndo(
       () => this.k.dropCredential(key.credential),
       [{ op: 'put', db: 'credentials', key: key.credential.keyId, value: key.credential }],
-      [this.k.audit(OPERATOR, 'CreateApiKey', key.credential.keyId, { tenant: t.id, roles: key.credential.roles })],
+      [
+        this.k.audit(OPERATOR, 'CreateApiKey', key.credential.keyId, {
+          tenant: t.id,
+          roles: key.credential.roles,
+        }),
+      ],
     );
     return key;
   }
@@ -255,7 +303,9 @@ export class Admin {
     if (!Number.isInteger(graceSeconds) || graceSeconds < 0) {
       throw invalid('grace_seconds', 'must be a non-negative integer');
     }
-    const grace = retireNow ? 0 : (graceSeconds === 0 ? SESSION_TTL_SECONDS_MAX : graceSeconds) * 1000;
+    const grace = retireNow
+      ? 0
+      : (graceSeconds === 0 ? SESSION_TTL_SECONDS_MAX : graceSeconds) * 1000;
     const now = this.ports.clock.nowMs();
     const { records, active } = this.ports.signer.rotate(now, grace);
     // Handles may be signed with the new key before the write is durable: a failed write cannot

@@ -12,7 +12,7 @@
  * What counts as a use: one join. Gates between qubits already in one cluster join nothing and use
  * nothing; measuring a qubit splits it out, so entangling it again is a new join.
  */
-import { invalid, KernelError } from './errors.js';
+import { KernelError, invalid } from './errors.js';
 
 export const CHANNEL_USES_MAX = 1_000_000;
 export const CHANNEL_LIFETIME_MS_MAX = 30 * 24 * 60 * 60 * 1000;
@@ -74,7 +74,12 @@ export function approvalPayload(c: ChannelRecord, tenantId: string, atMs: number
 }
 
 /** Checks RequestChannel's numbers and text. @throws INVALID_ARGUMENT */
-export function checkChannelTerms(maxUses: number, expiresAtMs: number, purpose: string, nowMs: number): void {
+export function checkChannelTerms(
+  maxUses: number,
+  expiresAtMs: number,
+  purpose: string,
+  nowMs: number,
+): void {
   if (!Number.isInteger(maxUses) || maxUses < 1 || maxUses > CHANNEL_USES_MAX) {
     throw invalid('max_entanglements', `must be 1 ..= ${CHANNEL_USES_MAX}`);
   }
@@ -82,15 +87,20 @@ export function checkChannelTerms(maxUses: number, expiresAtMs: number, purpose:
     throw invalid('expires_at_unix_ms', 'must be in the future');
   }
   if (expiresAtMs - nowMs > CHANNEL_LIFETIME_MS_MAX) {
-    throw invalid('expires_at_unix_ms', `must be at most ${CHANNEL_LIFETIME_MS_MAX / 86_400_000} days ahead`);
+    throw invalid(
+      'expires_at_unix_ms',
+      `must be at most ${CHANNEL_LIFETIME_MS_MAX / 86_400_000} days ahead`,
+    );
   }
   checkText('purpose', purpose);
 }
 
 export function checkText(field: string, text: string): void {
-  if (text.length > CHANNEL_TEXT_CHARS_MAX) throw invalid(field, `longer than ${CHANNEL_TEXT_CHARS_MAX} characters`);
+  if (text.length > CHANNEL_TEXT_CHARS_MAX)
+    throw invalid(field, `longer than ${CHANNEL_TEXT_CHARS_MAX} characters`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (/[\u0000-\u001f\u007f]/.test(text)) throw invalid(field, 'must not contain control characters');
+  if (/[\u0000-\u001f\u007f]/.test(text))
+    throw invalid(field, 'must not contain control characters');
 }
 
 /** Channels indexed by id and by tenant. */
@@ -140,7 +150,11 @@ export class ChannelTable {
   visible(tenantId: string, id: string, field: string): ChannelRecord {
     const c = this.byId.get(id);
     if (!c || (c.requesterId !== tenantId && c.peerId !== tenantId)) {
-      throw new KernelError('NOT_FOUND', `${field}: no channel ${JSON.stringify(id.slice(0, 64))}`, field);
+      throw new KernelError(
+        'NOT_FOUND',
+        `${field}: no channel ${JSON.stringify(id.slice(0, 64))}`,
+        field,
+      );
     }
     return c;
   }
@@ -191,7 +205,11 @@ export class ChannelTable {
 }
 
 /** Why no candidate is live, most telling first: a channel that was live says more than one never approved. */
-export function refusal(candidates: readonly ChannelRecord[], nowMs: number, pair: string): KernelError {
+export function refusal(
+  candidates: readonly ChannelRecord[],
+  nowMs: number,
+  pair: string,
+): KernelError {
   const states = candidates.map((c) => ({ c, s: channelState(c, nowMs) }));
   const pick = (s: ChannelState) => states.find((x) => x.s === s)?.c;
   const exhausted = pick('EXHAUSTED');

@@ -10,7 +10,7 @@
  * Fixed-width binary rather than JSON/JWT: decoding is a handful of reads, there is no parser to
  * attack, and the token stays ~180 characters.
  */
-import { invalid, KernelError } from './errors.js';
+import { KernelError, invalid } from './errors.js';
 import { HANDLE_CHARS_MAX } from './limits.js';
 
 export const HANDLE_VERSION = 1;

@@ -16,7 +16,7 @@
  * enqueue happen in one turn, so two submissions cannot both take the last queue place.
  */
 import assert from 'node:assert';
-import { type ErrorCode, invalid, KernelError } from './errors.js';
+import { type ErrorCode, KernelError, invalid } from './errors.js';
 import { RIGHTS } from './handles.js';
 import type { Actor, ChannelUse, Kernel, TenantPrincipal } from './kernel.js';
 import {
@@ -27,19 +27,34 @@ import {
   PHYSICAL_QUBITS_PER_JOB_MAX,
   PROGRAM_SOURCE_BYTES_MAX,
   QUBITS_PER_CLUSTER_MAX,
-  roleQubitsMax,
   SHOT_OUTCOMES_KEPT_MAX,
   TIER_DEFAULTS,
+  roleQubitsMax,
 } from './limits.js';
 import type { Quota } from './model.js';
-import type { AuditEvent, ExecPlan, JobRunnerPort, JobRunResult, OplogEntry, PoolOwner, StoreRecord } from './ports.js';
+import type {
+  AuditEvent,
+  ExecPlan,
+  JobRunResult,
+  JobRunnerPort,
+  OplogEntry,
+  PoolOwner,
+  StoreRecord,
+} from './ports.js';
 import type { Program, ProgramNode, Violation } from './program/ir.js';
 import { parseQasm } from './program/qasm.js';
 import { COUNTS_ORDER, parseQvm } from './program/qvm.js';
-import { mergeViolations, type ResourceEstimate, verifyProgram } from './program/verify.js';
+import { type ResourceEstimate, mergeViolations, verifyProgram } from './program/verify.js';
 import { FairQueue } from './scheduler.js';
 
-export const JOB_STATES = ['QUEUED', 'RUNNING', 'CANCELLING', 'DONE', 'FAILED', 'CANCELLED'] as const;
+export const JOB_STATES = [
+  'QUEUED',
+  'RUNNING',
+  'CANCELLING',
+  'DONE',
+  'FAILED',
+  'CANCELLED',
+] as const;
 export type JobState = (typeof JOB_STATES)[number];
 export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['DONE', 'FAILED', 'CANCELLED']);
 
@@ -236,9 +251,16 @@ export class JobManager {
           rec.shotsDone = 0;
           requeued++;
           records.push(this.put(rec));
-          audit.push(this.kernel.audit('kernel', 'JobRequeued', rec.id, { attempts: rec.attempts }));
+          audit.push(
+            this.kernel.audit('kernel', 'JobRequeued', rec.id, { attempts: rec.attempts }),
+          );
         } else if (rec.state === 'CANCELLING') {
-          this.finish(job, 'CANCELLED', 'cancelled; the daemon restarted before the run stopped', records);
+          this.finish(
+            job,
+            'CANCELLED',
+            'cancelled; the daemon restarted before the run stopped',
+            records,
+          );
           audit.push(this.kernel.audit('kernel', 'JobCancelled', rec.id));
         }
       }
@@ -305,7 +327,10 @@ export class JobManager {
     const format = checkFormat(req.format);
     checkShots(req.shots, quota);
     if (req.seed !== '' && !isUint64(req.seed)) {
-      throw invalid('seed', 'must be a decimal unsigned 64-bit integer (or empty for a random one)');
+      throw invalid(
+        'seed',
+        'must be a decimal unsigned 64-bit integer (or empty for a random one)',
+      );
     }
     if (req.idempotencyKey.length > IDEMPOTENCY_KEY_CHARS_MAX) {
       throw invalid('idempotency_key', `longer than ${IDEMPOTENCY_KEY_CHARS_MAX} characters`);
@@ -313,12 +338,24 @@ export class JobManager {
     if (req.idempotencyKey !== '' && !IDEMPOTENCY_KEY_PATTERN.test(req.idempotencyKey)) {
       throw invalid('idempotency_key', 'must be printable ASCII without spaces');
     }
-    if (!Number.isInteger(req.shotOutcomesMax) || req.shotOutcomesMax < 0 || req.shotOutcomesMax > SHOT_OUTCOMES_KEPT_MAX) {
+    if (
+      !Number.isInteger(req.shotOutcomesMax) ||
+      req.shotOutcomesMax < 0 ||
+      req.shotOutcomesMax > SHOT_OUTCOMES_KEPT_MAX
+    ) {
       throw invalid('shot_outcomes_max', `must be 0 ..= ${SHOT_OUTCOMES_KEPT_MAX}`);
     }
     const bindings = this.decodeBindings(p, req.bindings, req.shots);
     const requestHash = this.kernel.ports.crypto.sha256Hex(
-      JSON.stringify([format, req.source, req.shots, req.seed, bindings, req.shotOutcomesMax, req.strict]),
+      JSON.stringify([
+        format,
+        req.source,
+        req.shots,
+        req.seed,
+        bindings,
+        req.shotOutcomesMax,
+        req.strict,
+      ]),
     );
     const idemKey = `${tenant.id}\u0000${req.idempotencyKey}`;
     if (req.idempotencyKey !== '') {
@@ -369,7 +406,9 @@ export class JobManager {
       idempotencyKey: req.idempotencyKey,
       requestHash,
       bindings,
-      ...(compiled.channelUses.size > 0 ? { channelUses: Object.fromEntries(compiled.channelUses) } : {}),
+      ...(compiled.channelUses.size > 0
+        ? { channelUses: Object.fromEntries(compiled.channelUses) }
+        : {}),
       shotOutcomesMax: Math.min(req.shotOutcomesMax, req.shots),
       strict: req.strict,
       state: 'QUEUED',
@@ -417,7 +456,16 @@ export class JobManager {
     const f = checkFormat(format);
     checkShots(shots, quota);
     const bound = this.decodeBindings(p, bindings, shots);
-    const r = this.compile(f, source, shots, roleLimited(quota, p), tenant.tier, bound, strict, tenant.id);
+    const r = this.compile(
+      f,
+      source,
+      shots,
+      roleLimited(quota, p),
+      tenant.tier,
+      bound,
+      strict,
+      tenant.id,
+    );
     return { violations: r.violations, estimate: r.estimate };
   }
 
@@ -435,11 +483,15 @@ export class JobManager {
       throw invalid('program.source', `longer than ${PROGRAM_SOURCE_BYTES_MAX} bytes`);
     }
     const parsed = parseProgram(format, source, bindings);
-    if (parsed.program === null) return { compiled: null, violations: parsed.violations, estimate: null };
+    if (parsed.program === null)
+      return { compiled: null, violations: parsed.violations, estimate: null };
     const program = parsed.program;
     bindings.forEach((b, i) => {
       if (!program.qubits.includes(b.name)) {
-        throw invalid(`bindings[${i}].name`, `${JSON.stringify(b.name)} is not a qubit of the program`);
+        throw invalid(
+          `bindings[${i}].name`,
+          `${JSON.stringify(b.name)} is not a qubit of the program`,
+        );
       }
       if (program.nodes.some((n) => n.op === 'FREE_LQ' && n.qubits.includes(b.name))) {
         throw invalid(
@@ -451,7 +503,11 @@ export class JobManager {
     const own = bindings.filter((b) => b.channel === undefined);
     const caps = own.length > 0 ? this.boundCaps(own) : TIER_DEFAULTS[tier].caps;
     const foreign = new Map(
-      bindings.flatMap((b) => (b.channel === undefined ? [] : [[b.name, { tenant: b.owner!, channel: b.channel }] as const])),
+      bindings.flatMap((b) =>
+        b.channel === undefined
+          ? []
+          : [[b.name, { tenant: b.owner!, channel: b.channel }] as const],
+      ),
     );
     const verified = verifyProgram(program, {
       caps,
@@ -472,7 +528,10 @@ export class JobManager {
     });
     const violations = mergeViolations(parsed.violations, verified.violations);
     const valid = !violations.some((v) => v.severity === 'error');
-    const estimate: JobEstimate = { ...verified.estimate, sampling: valid ? this.runner.samplingMode(program) : '' };
+    const estimate: JobEstimate = {
+      ...verified.estimate,
+      sampling: valid ? this.runner.samplingMode(program) : '',
+    };
     const work = valid ? this.runner.workEstimate(program, shots) : 0;
     return {
       compiled: { program, registers: parsed.registers, work, channelUses: verified.channelUses },
@@ -497,7 +556,11 @@ export class JobManager {
     const errors = r.violations.filter((v) => v.severity === 'error');
     const firewall = errors.find((v) => v.rule === 9 && v.code !== undefined);
     if (firewall) {
-      const err = new KernelError(firewall.code as ErrorCode, `${firewall.node}: ${firewall.message}`, 'program');
+      const err = new KernelError(
+        firewall.code as ErrorCode,
+        `${firewall.node}: ${firewall.message}`,
+        'program',
+      );
       await this.kernel.auditFirewallRefusal(p, 'SubmitJob', err);
     }
     if (r.compiled === null || r.estimate === null || errors.length > 0) {
@@ -514,7 +577,11 @@ export class JobManager {
         })),
       );
     }
-    return { compiled: r.compiled, estimate: r.estimate, warnings: r.violations.filter((v) => v.severity === 'warning') };
+    return {
+      compiled: r.compiled,
+      estimate: r.estimate,
+      warnings: r.violations.filter((v) => v.severity === 'warning'),
+    };
   }
 
   /** Bindings name the caller's session qubits by handle; they force a single shot. */
@@ -533,19 +600,27 @@ export class JobManager {
     const names = new Set<string>();
     const ids = new Set<string>();
     return bindings.map((b, i) => {
-      if (names.has(b.name)) throw invalid(`bindings[${i}].name`, `${JSON.stringify(b.name)} is bound twice`);
+      if (names.has(b.name))
+        throw invalid(`bindings[${i}].name`, `${JSON.stringify(b.name)} is bound twice`);
       names.add(b.name);
       const field = `bindings[${i}].qubit_handle`;
       const c = this.kernel.verifyHandle(p, b.handle, field, null, 0);
       // Another tenant's qubit shared through a channel: its program uses are rule 9's to check.
       const shared = c.kind === 'SHARED_VQ';
-      if (!shared && c.kind !== 'VQ') throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a VQ handle`, field);
+      if (!shared && c.kind !== 'VQ')
+        throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a VQ handle`, field);
       const need = shared ? RIGHTS.RIGHT_LINK : RIGHTS.RIGHT_COMPUTE | RIGHTS.RIGHT_MEASURE;
-      if ((c.rights & need) !== need) throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
+      if ((c.rights & need) !== need)
+        throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
       if (ids.has(c.resourceId)) throw invalid(field, 'the same qubit is bound twice');
       ids.add(c.resourceId);
       return shared
-        ? { name: b.name, qubitId: c.resourceId, channel: c.sessionId, owner: this.kernel.sharedOwner(c) }
+        ? {
+            name: b.name,
+            qubitId: c.resourceId,
+            channel: c.sessionId,
+            owner: this.kernel.sharedOwner(c),
+          }
         : { name: b.name, qubitId: c.resourceId };
     });
   }
@@ -579,7 +654,11 @@ export class JobManager {
     if (jobId === '') throw invalid(field, 'is required');
     const job = this.jobs.get(jobId);
     if (!job || job.rec.tenantId !== p.tenantId) {
-      throw new KernelError('NOT_FOUND', `${field}: no job ${JSON.stringify(jobId.slice(0, 64))}`, field);
+      throw new KernelError(
+        'NOT_FOUND',
+        `${field}: no job ${JSON.stringify(jobId.slice(0, 64))}`,
+        field,
+      );
     }
     return job;
   }
@@ -594,7 +673,8 @@ export class JobManager {
   ): { jobs: JobView[]; nextPageToken: string } {
     const states = new Set<string>();
     f.states.forEach((s, i) => {
-      if (!(JOB_STATES as readonly string[]).includes(s)) throw invalid(`states[${i}]`, `unknown state ${JSON.stringify(s)}`);
+      if (!(JOB_STATES as readonly string[]).includes(s))
+        throw invalid(`states[${i}]`, `unknown state ${JSON.stringify(s)}`);
       states.add(s);
     });
     if (!Number.isInteger(f.pageSize) || f.pageSize < 0 || f.pageSize > LIST_PAGE_SIZE_MAX) {
@@ -602,7 +682,8 @@ export class JobManager {
     }
     let below = Number.POSITIVE_INFINITY;
     if (f.pageToken !== '') {
-      if (!/^[1-9][0-9]{0,15}$/.test(f.pageToken)) throw invalid('page_token', 'is not a token from ListJobs');
+      if (!/^[1-9][0-9]{0,15}$/.test(f.pageToken))
+        throw invalid('page_token', 'is not a token from ListJobs');
       below = Number(f.pageToken);
     }
     const size = f.pageSize === 0 ? LIST_PAGE_SIZE_DEFAULT : f.pageSize;
@@ -625,7 +706,10 @@ export class JobManager {
   }
 
   /** @throws NOT_FOUND, JOB_NOT_DONE */
-  async result(p: TenantPrincipal, jobId: string): Promise<{ job: JobView; result: JobResultRecord }> {
+  async result(
+    p: TenantPrincipal,
+    jobId: string,
+  ): Promise<{ job: JobView; result: JobResultRecord }> {
     const job = this.own(p, jobId, 'job_id');
     await job.pending;
     const shown = job.shown;
@@ -636,7 +720,9 @@ export class JobManager {
         'job_id',
       );
     }
-    const result = this.kernel.ports.store.read('job_results', jobId) as JobResultRecord | undefined;
+    const result = this.kernel.ports.store.read('job_results', jobId) as
+      | JobResultRecord
+      | undefined;
     assert(result, `job ${jobId} is DONE without a stored result`);
     return { job: this.view(job), result };
   }
@@ -670,7 +756,11 @@ export class JobManager {
     await job.pending;
     const rec = job.rec;
     if (TERMINAL_STATES.has(rec.state)) {
-      throw new KernelError('JOB_FINISHED', `job_id: job ${jobId} is already ${rec.state}`, 'job_id');
+      throw new KernelError(
+        'JOB_FINISHED',
+        `job_id: job ${jobId} is already ${rec.state}`,
+        'job_id',
+      );
     }
     if (rec.state === 'CANCELLING') return this.view(job);
     const actor = this.kernel.audit(p, 'CancelJob', rec.id).actor;
@@ -678,7 +768,9 @@ export class JobManager {
       assert(this.queue.remove(rec.id));
       const records: StoreRecord[] = [];
       this.finish(job, 'CANCELLED', `cancelled by ${actor} while queued`, records);
-      await this.commitJob(job, records, [this.kernel.audit(p, 'CancelJob', rec.id, { was: 'QUEUED' })]);
+      await this.commitJob(job, records, [
+        this.kernel.audit(p, 'CancelJob', rec.id, { was: 'QUEUED' }),
+      ]);
       this.pump();
       return this.view(job);
     }
@@ -693,8 +785,13 @@ export class JobManager {
     // gate boundary and the run's end commits CANCELLED (or DONE, had it finished meanwhile).
     rec.state = 'CANCELLING';
     job.cancelActor = actor;
-    await this.commitJob(job, [this.put(rec)], [this.kernel.audit(p, 'CancelJob', rec.id, { was: 'RUNNING' })]);
-    if (job.control !== null && rec.state === 'CANCELLING') Atomics.store(job.control, 0, JOB_STOP_CANCEL);
+    await this.commitJob(
+      job,
+      [this.put(rec)],
+      [this.kernel.audit(p, 'CancelJob', rec.id, { was: 'RUNNING' })],
+    );
+    if (job.control !== null && rec.state === 'CANCELLING')
+      Atomics.store(job.control, 0, JOB_STOP_CANCEL);
     return this.view(job);
   }
 
@@ -702,7 +799,13 @@ export class JobManager {
 
   private enqueue(job: LiveJob): void {
     this.lastActiveMs.set(job.rec.tenantId, this.kernel.ports.clock.nowMs());
-    this.queue.enqueue(job.rec.id, job.rec.tenantId, job.rec.seq, job.rec.cost, this.weightOf(job.rec.tenantId));
+    this.queue.enqueue(
+      job.rec.id,
+      job.rec.tenantId,
+      job.rec.seq,
+      job.rec.cost,
+      this.weightOf(job.rec.tenantId),
+    );
   }
 
   private weightOf(tenantId: string): number {
@@ -758,7 +861,11 @@ export class JobManager {
     // A bound job runs as one plan on its qubits' cluster, not in a job slot of the pool.
     if (job.rec.bindings.length > 0 || this.isInline(job)) return true;
     if (this.poolBusy >= this.runner.slots) return false;
-    if ((this.poolByTenant.get(tenantId) ?? 0) < this.poolShare(tenantId, this.kernel.ports.clock.nowMs())) return true;
+    if (
+      (this.poolByTenant.get(tenantId) ?? 0) <
+      this.poolShare(tenantId, this.kernel.ports.clock.nowMs())
+    )
+      return true;
     // Held back for another active tenant: look again once that tenant's grace may have passed,
     // so a slot is not left idle for a tenant that went away.
     this.pumpLater();
@@ -792,7 +899,9 @@ export class JobManager {
       seed: rec.seed,
       shotOutcomesMax: rec.shotOutcomesMax,
     };
-    const startedEvent = this.kernel.audit('kernel', 'JobStarted', rec.id, { attempt: rec.attempts });
+    const startedEvent = this.kernel.audit('kernel', 'JobStarted', rec.id, {
+      attempt: rec.attempts,
+    });
     if (rec.bindings.length > 0) {
       this.startBound(job, startedEvent);
       return;
@@ -822,7 +931,8 @@ export class JobManager {
       .run({ ...runReq, control }, this.ownerOf(rec))
       .then(
         (out) => out,
-        (err: unknown): JobRunResult | Error => (err instanceof Error ? err : new Error(String(err))),
+        (err: unknown): JobRunResult | Error =>
+          err instanceof Error ? err : new Error(String(err)),
       )
       .then(async (out) => {
         await durableRunning;
@@ -863,7 +973,11 @@ export class JobManager {
     void this.kernel.pass().then(() => {
       let decided: { plan: ExecPlan; channels: ChannelUse[] };
       try {
-        const foreign = new Map(rec.bindings.flatMap((b) => (b.channel === undefined ? [] : [[b.qubitId, b.channel] as const])));
+        const foreign = new Map(
+          rec.bindings.flatMap((b) =>
+            b.channel === undefined ? [] : [[b.qubitId, b.channel] as const],
+          ),
+        );
         decided = this.kernel.decideBoundJob(
           rec.tenantId,
           {
@@ -881,10 +995,16 @@ export class JobManager {
         return;
       }
       this.kernel
-        .invokeBoundJob(rec.id, decided.plan, decided.channels, (run, records, oplog, used) => {
-          const audit = [...used, ...this.complete(job, run, records)];
-          return this.commitJob(job, records, audit, undefined, oplog);
-        }, this.ownerOf(rec))
+        .invokeBoundJob(
+          rec.id,
+          decided.plan,
+          decided.channels,
+          (run, records, oplog, used) => {
+            const audit = [...used, ...this.complete(job, run, records)];
+            return this.commitJob(job, records, audit, undefined, oplog);
+          },
+          this.ownerOf(rec),
+        )
         .then(
           () => this.pump(),
           (err: unknown) => {
@@ -899,11 +1019,18 @@ export class JobManager {
     const rec = job.rec;
     rec.shotsDone = out.shotsDone;
     if (out.stopped === JOB_STOP_CANCEL) {
-      this.finish(job, 'CANCELLED', `cancelled by ${job.cancelActor || 'the tenant'} after ${out.shotsDone} of ${rec.shots} shots`, records);
+      this.finish(
+        job,
+        'CANCELLED',
+        `cancelled by ${job.cancelActor || 'the tenant'} after ${out.shotsDone} of ${rec.shots} shots`,
+        records,
+      );
       return [this.kernel.audit('kernel', 'JobCancelled', rec.id, { shots_done: out.shotsDone })];
     }
     if (out.stopped === JOB_STOP_RUNTIME) {
-      const limit = this.kernel.quotaOf(this.kernel.tenants.get(rec.tenantId)!).jobRuntimeSecondsMax;
+      const limit = this.kernel.quotaOf(
+        this.kernel.tenants.get(rec.tenantId)!,
+      ).jobRuntimeSecondsMax;
       return this.fail(
         job,
         `job_runtime_seconds_max: ran longer than ${limit} s (${out.shotsDone} of ${rec.shots} shots done)`,
@@ -1061,7 +1188,8 @@ export class JobManager {
     const rec = job.rec;
     this.jobs.set(rec.id, job);
     setOf(this.byTenant, rec.tenantId).push(rec.id);
-    if (rec.idempotencyKey !== '') this.idempotency.set(`${rec.tenantId}\u0000${rec.idempotencyKey}`, rec.id);
+    if (rec.idempotencyKey !== '')
+      this.idempotency.set(`${rec.tenantId}\u0000${rec.idempotencyKey}`, rec.id);
     if (TERMINAL_STATES.has(rec.state)) setOf(this.finishedByTenant, rec.tenantId).push(rec.id);
   }
 
@@ -1072,7 +1200,8 @@ export class JobManager {
     this.jobs.delete(jobId);
     const ids = this.byTenant.get(rec.tenantId)!;
     ids.splice(ids.indexOf(jobId), 1);
-    if (rec.idempotencyKey !== '') this.idempotency.delete(`${rec.tenantId}\u0000${rec.idempotencyKey}`);
+    if (rec.idempotencyKey !== '')
+      this.idempotency.delete(`${rec.tenantId}\u0000${rec.idempotencyKey}`);
   }
 
   private queuedOf(tenantId: string): number {
@@ -1111,10 +1240,15 @@ export function parseProgram(
   format: ProgramFormat,
   source: string,
   bound: readonly { name: string }[] = [],
-): { program: Program | null; violations: Violation[]; registers: { name: string; size: number }[] | null } {
+): {
+  program: Program | null;
+  violations: Violation[];
+  registers: { name: string; size: number }[] | null;
+} {
   if (format === 'qasm') {
     const r = parseQasm(source);
-    const program = r.program && bound.length > 0 ? withoutImplicitLifetime(r.program, bound) : r.program;
+    const program =
+      r.program && bound.length > 0 ? withoutImplicitLifetime(r.program, bound) : r.program;
     return { program, violations: r.violations, registers: r.registers };
   }
   let json: unknown;
@@ -1208,7 +1342,10 @@ function spaceKey(key: string, registers: { size: number }[] | null): string {
   return parts.join(' ');
 }
 
-function spaceKeys(counts: Record<string, number>, registers: { size: number }[] | null): Record<string, number> {
+function spaceKeys(
+  counts: Record<string, number>,
+  registers: { size: number }[] | null,
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, n] of Object.entries(counts)) out[spaceKey(k, registers)] = n;
   return out;

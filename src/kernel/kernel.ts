@@ -12,46 +12,45 @@
  */
 import assert from 'node:assert';
 import {
-  approvalPayload,
   CHANNELS_PER_TENANT_MAX,
   type ChannelRecord,
   ChannelTable,
+  approvalPayload,
   channelState,
-  refusal,
   checkChannelTerms,
   checkText,
+  refusal,
 } from './channels.js';
 import { ClusterGraph } from './clusters.js';
-import { type RateKind, RateLimiter } from './rates.js';
-import { invalid, KernelError } from './errors.js';
+import { KernelError, invalid } from './errors.js';
 import { gateSpec } from './gate-set.js';
 import {
-  decodeHandle,
-  encodeClaims,
-  encodeHandle,
   type HandleClaims,
   type HandleKind,
   RIGHTS,
   type RightName,
   SESSION_RIGHTS_ALL,
   VQ_RIGHTS_ALL,
+  decodeHandle,
+  encodeClaims,
+  encodeHandle,
 } from './handles.js';
 import {
-  effectiveQuota,
   HANDLES_PER_RELEASE_MAX,
   MEASUREMENTS_PER_CALL_MAX,
   QUBITS_PER_ALLOCATION_MAX,
   QUBITS_PER_CLUSTER_MAX,
-  stateBytes,
   TIER_DEFAULTS,
+  effectiveQuota,
+  stateBytes,
 } from './limits.js';
 import {
   CAPS,
   type Cap,
   type Credential,
   type Principal,
-  type Quota,
   type Qubit,
+  type Quota,
   type Session,
   type Tenant,
 } from './model.js';
@@ -72,6 +71,7 @@ import type {
   StorePort,
   StoreRecord,
 } from './ports.js';
+import { type RateKind, RateLimiter } from './rates.js';
 
 export interface KernelPorts {
   store: StorePort;
@@ -231,11 +231,7 @@ export class Kernel {
    * restores memory, so a refused call leaves nothing behind (no phantom session, channel or
    * key, no quota counted). The error (STORAGE_FULL or STORAGE_FAILED) goes to the caller.
    */
-  async commitOrUndo(
-    undo: () => void,
-    records: StoreRecord[],
-    audit: AuditEvent[],
-  ): Promise<void> {
+  async commitOrUndo(undo: () => void, records: StoreRecord[], audit: AuditEvent[]): Promise<void> {
     try {
       await this.ports.store.commit(records, audit);
     } catch (err) {
@@ -250,7 +246,11 @@ export class Kernel {
    * every further decision and tells `onDiverged`, whose owner restarts the daemon so that replay
    * rebuilds exactly the acknowledged state. Nothing unacknowledged survives the restart.
    */
-  async commitEffects(records: StoreRecord[], audit: AuditEvent[], oplog: OplogEntry[] = []): Promise<void> {
+  async commitEffects(
+    records: StoreRecord[],
+    audit: AuditEvent[],
+    oplog: OplogEntry[] = [],
+  ): Promise<void> {
     try {
       await this.ports.store.commit(records, audit, oplog);
     } catch (err) {
@@ -412,7 +412,11 @@ export class Kernel {
     const n = this.callsInFlight.get(tenant.id) ?? 0;
     const limit = this.quotaOf(tenant).callsInFlightMax;
     if (n >= limit) {
-      throw new KernelError('QUOTA_EXCEEDED', `calls_in_flight_max: ${n} calls of this tenant in flight (limit ${limit})`, 'calls_in_flight_max');
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `calls_in_flight_max: ${n} calls of this tenant in flight (limit ${limit})`,
+        'calls_in_flight_max',
+      );
     }
     this.callsInFlight.set(tenant.id, n + 1);
     let released = false;
@@ -785,7 +789,9 @@ export class Kernel {
         this.graph.remove(cluster.id);
         this.ports.sim.drop(cluster.id);
         pending.push(
-          this.commitEffects([del], event, [{ kind: 'drop', clusterId: cluster.id, owner: q.tenantId }]),
+          this.commitEffects([del], event, [
+            { kind: 'drop', clusterId: cluster.id, owner: q.tenantId },
+          ]),
         );
         continue;
       }
@@ -885,7 +891,8 @@ export class Kernel {
           preferred.add(c.sessionId);
           return c.resourceId;
         }
-        if (c.kind !== 'VQ') throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a VQ handle`, field);
+        if (c.kind !== 'VQ')
+          throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a VQ handle`, field);
         if ((c.rights & RIGHTS.RIGHT_COMPUTE) === 0) {
           throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
         }
@@ -939,12 +946,16 @@ export class Kernel {
     const parts = this.graph.partsFor(qubits);
     if (parts.length < 2) return [];
     const tenants = new Set<string>();
-    for (const part of parts) for (const q of part.qubits) tenants.add(this.qubits.get(q)!.tenantId);
+    for (const part of parts)
+      for (const q of part.qubits) tenants.add(this.qubits.get(q)!.tenantId);
     if (tenants.size < 2) return [];
     // The joined cluster counts against every tenant in it: the smallest cluster limit holds.
     const size = ClusterGraph.mergedSize(parts);
     for (const t of tenants) {
-      const limit = Math.min(this.quotaOf(this.tenants.get(t)!).qubitsPerClusterMax, QUBITS_PER_CLUSTER_MAX);
+      const limit = Math.min(
+        this.quotaOf(this.tenants.get(t)!).qubitsPerClusterMax,
+        QUBITS_PER_CLUSTER_MAX,
+      );
       if (size > limit) {
         throw new KernelError(
           'QUOTA_EXCEEDED',
@@ -953,7 +964,9 @@ export class Kernel {
         );
       }
     }
-    const chosen = this.channels.decide([...tenants], preferred, this.ports.clock.nowMs(), (id) => this.tenantName(id));
+    const chosen = this.channels.decide([...tenants], preferred, this.ports.clock.nowMs(), (id) =>
+      this.tenantName(id),
+    );
     for (const ch of chosen) {
       const n = (taken.get(ch.id) ?? 0) + 1;
       if (ch.used + n > ch.maxUses) {
@@ -1052,7 +1065,11 @@ export class Kernel {
           for (const op of ops) {
             if (op.kind === 'measure' || op.name === 'RESET') results.set(op, outcomes[k++]!);
           }
-          return this.commitEffects(records, [event], [{ kind: 'exec', plan, outcomes, owner: p.tenantId }]);
+          return this.commitEffects(
+            records,
+            [event],
+            [{ kind: 'exec', plan, outcomes, owner: p.tenantId }],
+          );
         },
         this.ownerOf(p),
       );
@@ -1079,8 +1096,14 @@ export class Kernel {
     const tenant = this.tenantOf(p);
     if (peerName === '') throw invalid('peer_tenant', 'is required');
     const peer = this.tenantsByName.get(peerName);
-    if (!peer) throw new KernelError('NOT_FOUND', `peer_tenant: no tenant ${JSON.stringify(peerName.slice(0, 64))}`, 'peer_tenant');
-    if (peer.id === tenant.id) throw invalid('peer_tenant', 'is the caller: a channel joins two tenants');
+    if (!peer)
+      throw new KernelError(
+        'NOT_FOUND',
+        `peer_tenant: no tenant ${JSON.stringify(peerName.slice(0, 64))}`,
+        'peer_tenant',
+      );
+    if (peer.id === tenant.id)
+      throw invalid('peer_tenant', 'is the caller: a channel joins two tenants');
     const now = this.ports.clock.nowMs();
     checkChannelTerms(maxUses, expiresAtMs, purpose, now);
     for (const t of [tenant, peer]) {
@@ -1112,7 +1135,13 @@ export class Kernel {
     await this.commitOrUndo(
       () => this.channels.remove(c.id),
       [this.channelRecord(c)],
-      [this.audit(p, 'RequestChannel', c.id, { peer: peer.id, max_entanglements: maxUses, expires_at: expiresAtMs })],
+      [
+        this.audit(p, 'RequestChannel', c.id, {
+          peer: peer.id,
+          max_entanglements: maxUses,
+          expires_at: expiresAtMs,
+        }),
+      ],
     );
     return c;
   }
@@ -1122,7 +1151,12 @@ export class Kernel {
    * @throws NOT_FOUND, CHANNEL_WRONG_TENANTS (the requester itself), CHANNEL_NOT_PENDING,
    *   INVALID_ARGUMENT
    */
-  async respondChannel(p: TenantPrincipal, id: string, approve: boolean, reason: string): Promise<ChannelRecord> {
+  async respondChannel(
+    p: TenantPrincipal,
+    id: string,
+    approve: boolean,
+    reason: string,
+  ): Promise<ChannelRecord> {
     await this.pass();
     const c = this.channels.visible(p.tenantId, id, 'channel_id');
     if (c.peerId !== p.tenantId) {
@@ -1135,7 +1169,11 @@ export class Kernel {
     const now = this.ports.clock.nowMs();
     const state = channelState(c, now);
     if (state !== 'PENDING') {
-      throw new KernelError('CHANNEL_NOT_PENDING', `channel_id: the request is ${state.toLowerCase()}, not pending`, 'channel_id');
+      throw new KernelError(
+        'CHANNEL_NOT_PENDING',
+        `channel_id: the request is ${state.toLowerCase()}, not pending`,
+        'channel_id',
+      );
     }
     checkText('reason', reason);
     const before = endedFields(c);
@@ -1151,7 +1189,14 @@ export class Kernel {
     await this.commitOrUndo(
       () => Object.assign(c, before),
       [this.channelRecord(c)],
-      [this.audit(p, approve ? 'ApproveChannel' : 'RejectChannel', c.id, reason ? { reason } : undefined)],
+      [
+        this.audit(
+          p,
+          approve ? 'ApproveChannel' : 'RejectChannel',
+          c.id,
+          reason ? { reason } : undefined,
+        ),
+      ],
     );
     return c;
   }
@@ -1164,7 +1209,11 @@ export class Kernel {
     await this.pass();
     const c = this.channels.visible(p.tenantId, id, 'channel_id');
     if (c.status === 'rejected' || c.status === 'revoked') {
-      throw new KernelError('CHANNEL_NOT_PENDING', `channel_id: the channel is already ${c.status}`, 'channel_id');
+      throw new KernelError(
+        'CHANNEL_NOT_PENDING',
+        `channel_id: the channel is already ${c.status}`,
+        'channel_id',
+      );
     }
     checkText('reason', reason);
     const before = endedFields(c);
@@ -1185,7 +1234,11 @@ export class Kernel {
    * the channel (or the qubit's session, if sooner).
    * @throws NOT_FOUND, handle errors, the channel's state as a firewall code
    */
-  async shareQubit(p: TenantPrincipal, id: string, qubitHandle: string): Promise<{ handle: string; expiresAtMs: number }> {
+  async shareQubit(
+    p: TenantPrincipal,
+    id: string,
+    qubitHandle: string,
+  ): Promise<{ handle: string; expiresAtMs: number }> {
     await this.pass();
     const c = this.channels.visible(p.tenantId, id, 'channel_id');
     const claims = this.verifyHandle(p, qubitHandle, 'qubit_handle', 'VQ', RIGHTS.RIGHT_LINK);
@@ -1199,13 +1252,28 @@ export class Kernel {
             : state === 'EXHAUSTED'
               ? 'CHANNEL_EXHAUSTED'
               : 'CHANNEL_NOT_APPROVED';
-      throw new KernelError(code, `channel_id: the channel is ${state.toLowerCase()}; only an active channel shares qubits`, 'channel_id');
+      throw new KernelError(
+        code,
+        `channel_id: the channel is ${state.toLowerCase()}; only an active channel shares qubits`,
+        'channel_id',
+      );
     }
     const holder = c.requesterId === p.tenantId ? c.peerId : c.requesterId;
     const session = this.sessions.get(claims.sessionId)!;
     const expiresAtMs = Math.min(c.expiresAtMs, session.expiresAtMs);
-    const handle = this.issueHandle('SHARED_VQ', claims.resourceId, holder, c.id, RIGHTS.RIGHT_LINK, expiresAtMs);
-    await this.commitOrUndo(() => {}, [], [this.audit(p, 'ShareQubit', claims.resourceId, { channel: c.id, with: holder })]);
+    const handle = this.issueHandle(
+      'SHARED_VQ',
+      claims.resourceId,
+      holder,
+      c.id,
+      RIGHTS.RIGHT_LINK,
+      expiresAtMs,
+    );
+    await this.commitOrUndo(
+      () => {},
+      [],
+      [this.audit(p, 'ShareQubit', claims.resourceId, { channel: c.id, with: holder })],
+    );
     return { handle, expiresAtMs };
   }
 
@@ -1274,7 +1342,13 @@ export class Kernel {
       const channelId = fw.foreign.get(b.qubitId);
       const ch = channelId === undefined ? undefined : this.channels.get(channelId);
       const owner =
-        channelId === undefined ? tenantId : ch?.requesterId === tenantId ? ch.peerId : ch?.peerId === tenantId ? ch.requesterId : null;
+        channelId === undefined
+          ? tenantId
+          : ch?.requesterId === tenantId
+            ? ch.peerId
+            : ch?.peerId === tenantId
+              ? ch.requesterId
+              : null;
       if (!q || q.tenantId !== owner) {
         throw new KernelError(
           'NOT_FOUND',
@@ -1295,7 +1369,9 @@ export class Kernel {
       );
     }
     const after =
-      this.stateBytesOf(tenantId) + stateBytes(width) - parts.reduce((a, c) => a + stateBytes(c.qubits.length), 0);
+      this.stateBytesOf(tenantId) +
+      stateBytes(width) -
+      parts.reduce((a, c) => a + stateBytes(c.qubits.length), 0);
     if (after > quota.stateBytesMax) {
       throw new KernelError(
         'QUOTA_EXCEEDED',
@@ -1307,14 +1383,22 @@ export class Kernel {
     // channels): merging them is a join like any other, and the program's own joins were counted.
     const preferred = new Set([...fw.uses.keys(), ...fw.foreign.values()]);
     const uses = new Map(fw.uses);
-    for (const ch of this.decideFirewall(job.bound.map((b) => b.qubitId), preferred, new Map())) {
+    for (const ch of this.decideFirewall(
+      job.bound.map((b) => b.qubitId),
+      preferred,
+      new Map(),
+    )) {
       uses.set(ch.id, Math.max(uses.get(ch.id) ?? 0, 1));
     }
     const now = this.ports.clock.nowMs();
     const channels = [...uses].map(([id, n]) => {
       const ch = this.channels.get(id);
       if (!ch) {
-        throw new KernelError('FIREWALL_NO_CHANNEL', `firewall: channel ${id} no longer exists`, 'channel');
+        throw new KernelError(
+          'FIREWALL_NO_CHANNEL',
+          `firewall: channel ${id} no longer exists`,
+          'channel',
+        );
       }
       const pair = `${this.tenantName(ch.requesterId)} and ${this.tenantName(ch.peerId)}`;
       if (channelState(ch, now) !== 'ACTIVE') throw refusal([ch], now, pair);
@@ -1348,7 +1432,12 @@ export class Kernel {
     jobId: string,
     plan: ExecPlan,
     channels: readonly ChannelUse[],
-    commit: (run: JobRunResult, records: StoreRecord[], oplog: OplogEntry[], audit: AuditEvent[]) => Promise<void>,
+    commit: (
+      run: JobRunResult,
+      records: StoreRecord[],
+      oplog: OplogEntry[],
+      audit: AuditEvent[],
+    ) => Promise<void>,
     owner?: PoolOwner,
   ): Promise<void> {
     assert(plan.job, 'a bound job plan');
@@ -1361,7 +1450,11 @@ export class Kernel {
     const audit =
       channels.length === 0
         ? []
-        : [this.audit('kernel', 'RunBoundJob', jobId, { channels: Object.fromEntries(channels.map((c) => [c.channel.id, c.uses])) })];
+        : [
+            this.audit('kernel', 'RunBoundJob', jobId, {
+              channels: Object.fromEntries(channels.map((c) => [c.channel.id, c.uses])),
+            }),
+          ];
     for (const b of plan.job.bound) {
       const q = this.qubits.get(b.qubitId)!;
       if (q.fresh) {
@@ -1498,7 +1591,9 @@ export class Kernel {
 
   /** The pool's view of who a plan is for (its fair queue across tenants). */
   private ownerOf(actor: Actor): PoolOwner | undefined {
-    return actor === 'kernel' || actor.kind === 'operator' ? undefined : { tenant: actor.tenantId, weight: this.weightOf(actor.tenantId) };
+    return actor === 'kernel' || actor.kind === 'operator'
+      ? undefined
+      : { tenant: actor.tenantId, weight: this.weightOf(actor.tenantId) };
   }
 
   audit(p: Actor, action: string, target: string, detail?: Record<string, unknown>): AuditEvent {

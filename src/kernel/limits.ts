@@ -148,10 +148,10 @@ export const TIER_DEFAULTS: Readonly<
   },
 };
 
-
 for (const tier of TIERS) {
   const q = TIER_DEFAULTS[tier].quota;
-  for (const k of Object.keys(q) as (keyof Quota)[]) assert(q[k] <= QUOTA_CEILING[k], `${tier}.${k}`);
+  for (const k of Object.keys(q) as (keyof Quota)[])
+    assert(q[k] <= QUOTA_CEILING[k], `${tier}.${k}`);
 }
 
 /** Tier defaults with the tenant's overrides applied; a zero override keeps the default. */

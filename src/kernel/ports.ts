@@ -47,7 +47,14 @@ export interface SignerPort {
 
 /** A gate or measurement as the simulator runs it (qubit ids, not handles). */
 export type SimOp =
-  | { kind: 'gate'; name: string; qubits: string[]; theta?: number; random?: number; forced?: 0 | 1 }
+  | {
+      kind: 'gate';
+      name: string;
+      qubits: string[];
+      theta?: number;
+      random?: number;
+      forced?: 0 | 1;
+    }
   | {
       kind: 'measure';
       qubit: string;

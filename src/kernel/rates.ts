@@ -70,7 +70,11 @@ export class RateLimiter {
     const field = RATE_WIRE_FIELD[kind];
     const per = kind === 'measurements' ? 'second' : 'minute';
     if (n > limit) {
-      throw new KernelError('QUOTA_EXCEEDED', `${field}: ${n} ${WHAT[kind]} in one call is more than the ${limit} allowed per ${per}`, field);
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `${field}: ${n} ${WHAT[kind]} in one call is more than the ${limit} allowed per ${per}`,
+        field,
+      );
     }
     const retryMs = Math.ceil((n - b.tokens) / perMs);
     throw new KernelError(

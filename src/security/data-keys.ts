@@ -14,7 +14,15 @@
  * written before any record sealed with a new key can commit.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { deriveKey } from './record-codec.js';
 
@@ -85,7 +93,8 @@ export class DataKeys {
   static open(stateDir: string, kek: Uint8Array, create: boolean): DataKeys {
     const path = join(stateDir, DATA_KEYS_FILE);
     if (!existsSync(path)) {
-      if (!create) throw new DataKeysError(`${path}: missing; the sealed records cannot be opened without it`);
+      if (!create)
+        throw new DataKeysError(`${path}: missing; the sealed records cannot be opened without it`);
       const keys = new DataKeys(path, kek, randomBytes(KEY_BYTES));
       keys.persist();
       return keys;
@@ -98,7 +107,8 @@ export class DataKeys {
       throw new DataKeysError(`${path}: not a qmkd data-keys file (${(err as Error).message})`);
     }
     const keys = new DataKeys(path, kek, unwrap(kek, '', file.store, path));
-    for (const [id, w] of Object.entries(file.tenants ?? {})) keys.tenants.set(id, unwrap(kek, id, w, path));
+    for (const [id, w] of Object.entries(file.tenants ?? {}))
+      keys.tenants.set(id, unwrap(kek, id, w, path));
     for (const id of file.shredded ?? []) keys.shredded.add(id);
     return keys;
   }
@@ -116,7 +126,8 @@ export class DataKeys {
   /** Makes sure `tenantId` has a data key; a new one is on disk before this returns. */
   ensure(tenantId: string): void {
     if (tenantId === '' || this.tenants.has(tenantId)) return;
-    if (this.shredded.has(tenantId)) throw new Error(`tenant ${tenantId} was shredded; its key cannot return`);
+    if (this.shredded.has(tenantId))
+      throw new Error(`tenant ${tenantId} was shredded; its key cannot return`);
     this.tenants.set(tenantId, randomBytes(KEY_BYTES));
     this.persist();
   }

@@ -7,7 +7,7 @@
  * leaves this module unsealed.
  */
 import assert from 'node:assert';
-import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { type KeyObject, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { KeyState, SignerPort, SigningKeyInfo, StoreRecord } from '../kernel/ports.js';
 
@@ -45,7 +45,9 @@ export function unseal(sealed: string, key: Uint8Array): Uint8Array {
     key,
   );
   if (!opened) {
-    throw new Error('cannot unseal a signing key: the master key does not match this state directory');
+    throw new Error(
+      'cannot unseal a signing key: the master key does not match this state directory',
+    );
   }
   return opened;
 }

@@ -19,7 +19,9 @@ export function masterKeyPath(file: string | null, stateDir: string): string {
 export function readMasterKey(path: string): Uint8Array {
   if (!existsSync(path)) throw new Error(`master key file ${path} does not exist`);
   const text = readFileSync(path, 'utf8').trim();
-  const raw = /^[A-Za-z0-9+/=]+$/.test(text) ? Buffer.from(text, 'base64') : Buffer.from(text, 'hex');
+  const raw = /^[A-Za-z0-9+/=]+$/.test(text)
+    ? Buffer.from(text, 'base64')
+    : Buffer.from(text, 'hex');
   if (raw.length !== MASTER_KEY_BYTES) {
     throw new Error(`master key file ${path} must hold ${MASTER_KEY_BYTES} bytes (base64 or hex)`);
   }

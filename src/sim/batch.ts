@@ -17,6 +17,7 @@
  *   state with the rest and `splitOutQubit` is exact for it.
  */
 import assert from 'node:assert';
+import type { Program } from '../kernel/program/ir.js';
 import {
   ENGINE_QUBITS_MAX,
   applyCnot,
@@ -33,7 +34,6 @@ import {
 } from './engine.js';
 import { GATE_ARITY, GATE_HAS_THETA, type GateName, isGateName, matrix1 } from './gates.js';
 import { type ProgramRunOutput, runBound } from './program.js';
-import type { Program } from '../kernel/program/ir.js';
 
 export type Basis = 'Z' | 'X' | 'Y' | 'ANGLE';
 

@@ -15,17 +15,17 @@ import { Piscina } from 'piscina';
 import type {
   ClusterRef,
   ExecPlan,
-  JobRunnerPort,
   JobRunRequest,
   JobRunResult,
+  JobRunnerPort,
   PoolOwner,
   SimulatorPort,
 } from '../kernel/ports.js';
-import { FairQueue } from '../kernel/scheduler.js';
 import type { Program } from '../kernel/program/ir.js';
+import { FairQueue } from '../kernel/scheduler.js';
 import { type BatchInput, type BatchOutput, type ClusterState, runBatch } from './batch.js';
-import { runProgram, samplingMode, workEstimate } from './program.js';
 import { engineInfo, fusionWidth } from './kernels.js';
+import { runProgram, samplingMode, workEstimate } from './program.js';
 
 /**
  * Plans on clusters of at most this many qubits (16 KiB of state) run synchronously on the main
@@ -108,7 +108,11 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
 
   /** Runs a trivial task on every thread so the first real call does not pay for thread start. */
   async warm(): Promise<void> {
-    await Promise.all(Array.from({ length: this.threads + INTERACTIVE_THREADS }, () => this.pool.run({ warm: true })));
+    await Promise.all(
+      Array.from({ length: this.threads + INTERACTIVE_THREADS }, () =>
+        this.pool.run({ warm: true }),
+      ),
+    );
   }
 
   create(cluster: ClusterRef): void {
@@ -131,7 +135,11 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     owner: PoolOwner = KERNEL_OWNER,
   ): Promise<void> {
     const qubits = plan.parts.reduce((n, p) => n + p.qubits.length, 0);
-    if (qubits <= INLINE_QUBITS_MAX && !plan.job && plan.parts.every((p) => !this.tails.has(p.id))) {
+    if (
+      qubits <= INLINE_QUBITS_MAX &&
+      !plan.job &&
+      plan.parts.every((p) => !this.tails.has(p.id))
+    ) {
       const out = this.apply(plan, runBatch(this.input(plan), sharedAlloc));
       return this.track(onDone(out.outcomes, out.run));
     }
@@ -162,7 +170,8 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
 
   private async runPlan(plan: ExecPlan, owner: PoolOwner): Promise<BatchOutput> {
     const width = plan.parts.reduce((n, p) => n + p.qubits.length, 0);
-    const cost = owner.cost ?? (2 ** width * Math.max(1, plan.ops.length)) / POOL_COST_UNIT_AMPLITUDES;
+    const cost =
+      owner.cost ?? (2 ** width * Math.max(1, plan.ops.length)) / POOL_COST_UNIT_AMPLITUDES;
     const input = this.input(plan);
     return this.apply(plan, (await this.onPool(owner, cost, input)) as BatchOutput);
   }

@@ -5,9 +5,9 @@
  */
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { fires } from '../util/failpoints.js';
 import { type BatchInput, type BatchOutput, runBatch } from './batch.js';
 import { type ProgramRunInput, type ProgramRunOutput, runProgram } from './program.js';
-import { fires } from '../util/failpoints.js';
 
 /**
  * Simulation threads run at a lower CPU priority (nice 10) than the main thread: when the cores

@@ -67,9 +67,16 @@ export class HeadFile {
     const expect = Buffer.from(mac(this.key, h), 'hex');
     const got = Buffer.from(typeof h.mac === 'string' ? h.mac : '', 'hex');
     if (got.length !== expect.length || !timingSafeEqual(got, expect)) {
-      throw new HeadFileError(`${this.path}: authentication failed (edited, or from another state directory)`);
+      throw new HeadFileError(
+        `${this.path}: authentication failed (edited, or from another state directory)`,
+      );
     }
-    return { storeId: h.storeId, auditSeq: h.auditSeq, auditHash: h.auditHash, writtenAtMs: h.writtenAtMs };
+    return {
+      storeId: h.storeId,
+      auditSeq: h.auditSeq,
+      auditHash: h.auditHash,
+      writtenAtMs: h.writtenAtMs,
+    };
   }
 
   /** Records `head` soon (coalesced: one write at a time, always of the newest head). */
@@ -99,7 +106,12 @@ export class HeadFile {
   }
 
   private async write(point: AuditPoint): Promise<void> {
-    const h: StoreHead = { storeId: this.storeId, auditSeq: point.seq, auditHash: point.hash, writtenAtMs: this.clock() };
+    const h: StoreHead = {
+      storeId: this.storeId,
+      auditSeq: point.seq,
+      auditHash: point.hash,
+      writtenAtMs: this.clock(),
+    };
     const tmp = `${this.path}.tmp`;
     const f = await openFile(tmp, 'w', 0o600);
     try {

@@ -117,7 +117,9 @@ export function writeMarker(stateDir: string, marker: Marker): void {
 export function checkStateDir(stateDir: string, dbDir: string): string {
   const marker = readMarker(stateDir) ?? legacyMarker(stateDir);
   const file = join(dbDir, DATA_FILE);
-  const since = marker ? ` (the state directory was initialised ${new Date(marker.createdAtMs).toISOString()})` : '';
+  const since = marker
+    ? ` (the state directory was initialised ${new Date(marker.createdAtMs).toISOString()})`
+    : '';
   if (!existsSync(file)) {
     if (marker) throw damaged(file, `missing${since}`, stateDir);
     return '';
@@ -143,7 +145,10 @@ export function checkStateDir(stateDir: string, dbDir: string): string {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (r.signal) {
-    const how = r.error && /ETIMEDOUT/.test(r.error.message) ? 'reading it did not finish in time' : `reading it crashed the reader (${r.signal})`;
+    const how =
+      r.error && /ETIMEDOUT/.test(r.error.message)
+        ? 'reading it did not finish in time'
+        : `reading it crashed the reader (${r.signal})`;
     throw damaged(file, `${how}; a page is corrupt`, stateDir);
   }
   const out = r.stdout.trim().split('\n').pop() ?? '';
@@ -154,7 +159,11 @@ export function checkStateDir(stateDir: string, dbDir: string): string {
     result = null;
   }
   if (result === null) {
-    throw damaged(file, `the integrity check failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}`, stateDir);
+    throw damaged(
+      file,
+      `the integrity check failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}`,
+      stateDir,
+    );
   }
   if (!result.ok) throw damaged(file, result.problem ?? 'unreadable', stateDir);
   const storeId = result.storeId ?? '';

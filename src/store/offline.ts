@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DataKeys } from '../security/data-keys.js';
 import { masterKeyPath, readMasterKey } from '../security/master-key.js';
 import { HeadFile } from './head.js';
-import { lockStateDir, type StateLock } from './lock.js';
+import { type StateLock, lockStateDir } from './lock.js';
 import { LmdbStore } from './store.js';
 
 export interface OfflineState {
@@ -19,10 +19,18 @@ export interface OfflineState {
 }
 
 /** @throws StateLockError while a daemon runs on the directory; DataKeysError on a wrong key */
-export function openStateOffline(stateDir: string, masterKeyFile: string | null = null, holder = 'qmkctl'): OfflineState {
+export function openStateOffline(
+  stateDir: string,
+  masterKeyFile: string | null = null,
+  holder = 'qmkctl',
+): OfflineState {
   const lock = lockStateDir(stateDir, holder);
   try {
-    const keys = DataKeys.open(stateDir, readMasterKey(masterKeyPath(masterKeyFile, stateDir)), false);
+    const keys = DataKeys.open(
+      stateDir,
+      readMasterKey(masterKeyPath(masterKeyFile, stateDir)),
+      false,
+    );
     const store = LmdbStore.open(join(stateDir, 'db'), { keys, headFile: HeadFile.at(stateDir) });
     return {
       store,

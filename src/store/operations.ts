@@ -59,9 +59,24 @@ export class StateOperations {
    * @throws INVALID_ARGUMENT (path not absolute, parent missing), ALREADY_EXISTS
    */
   async backup(target: string, compact: boolean): Promise<BackupResult> {
-    if (!isAbsolute(target)) throw new KernelError('INVALID_ARGUMENT', `path: must be absolute, got ${JSON.stringify(target.slice(0, 200))}`, 'path');
-    if (existsSync(target)) throw new KernelError('ALREADY_EXISTS', `path: ${target} exists; a backup goes to a new directory`, 'path');
-    if (!existsSync(dirname(target))) throw new KernelError('INVALID_ARGUMENT', `path: the parent directory ${dirname(target)} does not exist`, 'path');
+    if (!isAbsolute(target))
+      throw new KernelError(
+        'INVALID_ARGUMENT',
+        `path: must be absolute, got ${JSON.stringify(target.slice(0, 200))}`,
+        'path',
+      );
+    if (existsSync(target))
+      throw new KernelError(
+        'ALREADY_EXISTS',
+        `path: ${target} exists; a backup goes to a new directory`,
+        'path',
+      );
+    if (!existsSync(dirname(target)))
+      throw new KernelError(
+        'INVALID_ARGUMENT',
+        `path: the parent directory ${dirname(target)} does not exist`,
+        'path',
+      );
     this.store.requireSpaceForCopy();
     mkdirSync(join(target, 'db'), { recursive: true, mode: 0o700 });
     const auditSeq = this.store.auditHead().seq;
@@ -84,7 +99,11 @@ export class StateOperations {
     try {
       key = readMasterKey(newKeyFile);
     } catch (err) {
-      throw new KernelError('INVALID_ARGUMENT', `new_key_file: ${(err as Error).message}`, 'new_key_file');
+      throw new KernelError(
+        'INVALID_ARGUMENT',
+        `new_key_file: ${(err as Error).message}`,
+        'new_key_file',
+      );
     }
     if (this.masterKeyFile !== null) {
       this.keys.rewrap(key);

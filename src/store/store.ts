@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import { type Database, open, type RootDatabase } from 'lmdb';
+import { type Database, type RootDatabase, open } from 'lmdb';
 import type { ChannelRecord } from '../kernel/channels.js';
 import { KernelError } from '../kernel/errors.js';
 import type { JobRecord } from '../kernel/jobs.js';
@@ -41,7 +41,7 @@ import {
 import type { DataKeys } from '../security/data-keys.js';
 import type { SealedSigningKey } from '../security/keyring.js';
 import { RecordCodec, RecordError, type RecordKey } from '../security/record-codec.js';
-import { crashNow, FAILPOINTS_ON, fires } from '../util/failpoints.js';
+import { FAILPOINTS_ON, crashNow, fires } from '../util/failpoints.js';
 import { type AuditPoint, HeadFile, type StoreHead } from './head.js';
 
 export type { AuditPoint };
@@ -124,14 +124,22 @@ interface BatchFaults {
   afterCommit: boolean;
 }
 
-const NO_FAULTS: BatchFaults = { beforeCommit: false, commitError: null, auditAppend: false, oplogAppend: false, afterCommit: false };
+const NO_FAULTS: BatchFaults = {
+  beforeCommit: false,
+  commitError: null,
+  auditAppend: false,
+  oplogAppend: false,
+  afterCommit: false,
+};
 
 /**
  * Store failpoints match the audit actions of the batch (`store.before-commit:OpenSession` fires
  * for the batch that commits an OpenSession), so a test aims at one call, whatever the daemon
  * wrote before it. Injected commit errors carry the errno LMDB would report.
  */
-function batchFaults(batch: readonly { audit: readonly { action: string }[]; ops: readonly unknown[] }[]): BatchFaults {
+function batchFaults(
+  batch: readonly { audit: readonly { action: string }[]; ops: readonly unknown[] }[],
+): BatchFaults {
   if (!FAILPOINTS_ON) return NO_FAULTS;
   const actions = batch.flatMap((c) => c.audit.map((a) => a.action));
   const hasOps = batch.some((c) => c.ops.length > 0);
@@ -143,7 +151,9 @@ function batchFaults(batch: readonly { audit: readonly { action: string }[]; ops
     commitError: enospc
       ? Object.assign(new Error('No space left on device (failpoint)'), { code: ENOSPC })
       : eio
-        ? Object.assign(new Error('Input/output error (failpoint)'), { code: osConstants.errno.EIO })
+        ? Object.assign(new Error('Input/output error (failpoint)'), {
+            code: osConstants.errno.EIO,
+          })
         : null,
     auditAppend: actions.length > 0 && any('store.audit-append'),
     oplogAppend: hasOps && any('store.oplog-append'),
@@ -190,7 +200,11 @@ export class LmdbStore implements StorePort {
       dbs[name] = root.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'binary' });
     }
     this.dbs = dbs;
-    this.codec = new RecordCodec(options.keys.macKey, (owner) => options.keys.keyFor(owner), options.protect ?? true);
+    this.codec = new RecordCodec(
+      options.keys.macKey,
+      (owner) => options.keys.keyFor(owner),
+      options.protect ?? true,
+    );
   }
 
   private head: HeadFile | null = null;
@@ -208,7 +222,9 @@ export class LmdbStore implements StorePort {
     if (h !== null) {
       const when = new Date(h.writtenAtMs).toISOString();
       if (h.storeId !== this.storeId) {
-        throw new StoreError(`state file damaged: ${path}: belongs to store ${h.storeId}, not ${this.storeId}`);
+        throw new StoreError(
+          `state file damaged: ${path}: belongs to store ${h.storeId}, not ${this.storeId}`,
+        );
       }
       if (this.auditSeq < h.auditSeq) {
         throw new StoreError(
@@ -245,14 +261,19 @@ export class LmdbStore implements StorePort {
   }
 
   private recordError(err: RecordError): StoreError {
-    return new StoreError(`state file damaged: ${join(this.dir, DATA_FILE)}: record ${err.message}`);
+    return new StoreError(
+      `state file damaged: ${join(this.dir, DATA_FILE)}: record ${err.message}`,
+    );
   }
 
   /** Every record of `db` in key order (from `start`), opened; shredded ones are skipped. */
   private *entries(db: DbName, start?: RecordKey): Generator<{ key: RecordKey; value: unknown }> {
     for (const { key, value } of this.dbs[db].getRange(start === undefined ? {} : { start })) {
       try {
-        yield { key: key as RecordKey, value: this.codec.decode(db, key as RecordKey, value as Uint8Array) };
+        yield {
+          key: key as RecordKey,
+          value: this.codec.decode(db, key as RecordKey, value as Uint8Array),
+        };
       } catch (err) {
         if (err instanceof RecordError && err.reason === 'shredded') continue;
         if (err instanceof RecordError) throw this.recordError(err);
@@ -341,7 +362,8 @@ export class LmdbStore implements StorePort {
     this.oplogSinceCheckpoint = this.dbs.oplog.getKeysCount();
     // The chain is re-hashed from the last verified point (an authenticated record: it cannot be
     // moved without the key); records before it are still checked by their MACs on every read.
-    const verified = (this.get('meta', 'audit_verified') as AuditPoint | undefined) ?? GENESIS_POINT;
+    const verified =
+      (this.get('meta', 'audit_verified') as AuditPoint | undefined) ?? GENESIS_POINT;
     if (verified.seq > this.auditSeq) {
       throw new StoreError(
         `audit chain broken: the log ends at seq ${this.auditSeq}, before the verified point ${verified.seq}`,
@@ -360,7 +382,8 @@ export class LmdbStore implements StorePort {
     let prev = from;
     for (const { key, value } of this.entries('audit', from.seq + 1)) {
       const r = value as AuditRecord;
-      if (key !== prev.seq + 1 || r.seq !== key) return { seq: prev.seq + 1, reason: 'record missing' };
+      if (key !== prev.seq + 1 || r.seq !== key)
+        return { seq: prev.seq + 1, reason: 'record missing' };
       const broken = verifyAuditRun([r], prev.hash);
       if (broken) return broken;
       prev = { seq: r.seq, hash: r.hash };
@@ -378,7 +401,11 @@ export class LmdbStore implements StorePort {
    * The whole chain, re-hashed in slices that yield between them, so a long log does not stall
    * the daemon. Resolves with the head verified, or the first broken record.
    */
-  async verifyAuditAsync(): Promise<{ records: number; head: AuditPoint; broken: { seq: number; reason: string } | null }> {
+  async verifyAuditAsync(): Promise<{
+    records: number;
+    head: AuditPoint;
+    broken: { seq: number; reason: string } | null;
+  }> {
     const head = { seq: this.auditSeq, hash: this.auditHash };
     let prev = GENESIS_POINT;
     while (prev.seq < head.seq) {
@@ -387,16 +414,22 @@ export class LmdbStore implements StorePort {
         if ((key as number) > end) break;
         const r = value as AuditRecord;
         if (key !== prev.seq + 1 || r.seq !== key) {
-          return { records: prev.seq, head, broken: { seq: prev.seq + 1, reason: 'record missing' } };
+          return {
+            records: prev.seq,
+            head,
+            broken: { seq: prev.seq + 1, reason: 'record missing' },
+          };
         }
         const broken = verifyAuditRun([r], prev.hash);
         if (broken) return { records: prev.seq, head, broken };
         prev = { seq: r.seq, hash: r.hash };
       }
-      if (prev.seq < end) return { records: prev.seq, head, broken: { seq: prev.seq + 1, reason: 'record missing' } };
+      if (prev.seq < end)
+        return { records: prev.seq, head, broken: { seq: prev.seq + 1, reason: 'record missing' } };
       await new Promise((r) => setImmediate(r));
     }
-    if (prev.hash !== head.hash) return { records: prev.seq, head, broken: { seq: head.seq, reason: 'head hash mismatch' } };
+    if (prev.hash !== head.hash)
+      return { records: prev.seq, head, broken: { seq: head.seq, reason: 'head hash mismatch' } };
     return { records: prev.seq, head, broken: null };
   }
 
@@ -450,7 +483,10 @@ export class LmdbStore implements StorePort {
    */
   private migrateFromV1(): void {
     const old = Object.fromEntries(
-      DB_NAMES.map((name) => [name, this.root.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'msgpack' })]),
+      DB_NAMES.map((name) => [
+        name,
+        this.root.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'msgpack' }),
+      ]),
     ) as Record<DbName, Database>;
     const rows: { db: DbName; key: RecordKey; value: unknown }[] = [];
     for (const db of DB_NAMES) {
@@ -469,7 +505,10 @@ export class LmdbStore implements StorePort {
         if (db === 'meta' && key === 'schema_version') continue;
         this.dbs[db].put(key, this.encode(db, key, value, owner));
       }
-      this.dbs.meta.put('schema_version', this.encode('meta', 'schema_version', SCHEMA_VERSION, undefined));
+      this.dbs.meta.put(
+        'schema_version',
+        this.encode('meta', 'schema_version', SCHEMA_VERSION, undefined),
+      );
     });
   }
 
@@ -538,7 +577,11 @@ export class LmdbStore implements StorePort {
       const encoded = linked.map(({ records, audit, ops }) => ({
         records: records
           .filter((r) => r.op === 'del' || writable(r.owner))
-          .map((r) => (r.op === 'put' ? { ...r, bytes: this.encode(r.db, r.key, r.value, r.owner) } : { ...r, bytes: null })),
+          .map((r) =>
+            r.op === 'put'
+              ? { ...r, bytes: this.encode(r.db, r.key, r.value, r.owner) }
+              : { ...r, bytes: null },
+          ),
         audit: audit.map((r) => ({ seq: r.seq, bytes: this.encode('audit', r.seq, r, undefined) })),
         ops: ops
           .filter((o) => writable(o.e.owner))
@@ -574,7 +617,10 @@ export class LmdbStore implements StorePort {
    * whose `commitError` promise holds the cause (ENOSPC and EIO both arrive as LMDB's EIO); the
    * cause is awaited here so that it is neither lost nor left as an unhandled rejection.
    */
-  private async transact(fn: (write: (result: unknown) => void) => void, injected: Error | null = null): Promise<void> {
+  private async transact(
+    fn: (write: (result: unknown) => void) => void,
+    injected: Error | null = null,
+  ): Promise<void> {
     if (injected) throw injected;
     // Inside a transaction lmdb-js's put and remove return the transaction's commit promise; on a
     // failed commit it rejects, and unobserved that would be an unhandled rejection. The failure
@@ -620,7 +666,11 @@ export class LmdbStore implements StorePort {
     } catch {
       // the filesystem itself is failing: reported as a failed write below
     }
-    if (code === 'ENOSPC' || code === ENOSPC || (free !== null && free < STORAGE_FULL_SLACK_BYTES)) {
+    if (
+      code === 'ENOSPC' ||
+      code === ENOSPC ||
+      (free !== null && free < STORAGE_FULL_SLACK_BYTES)
+    ) {
       return new KernelError(
         'STORAGE_FULL',
         `storage: the disk holding ${this.dir} is full (${free ?? 0} bytes free); nothing was ` +
@@ -664,7 +714,13 @@ export class LmdbStore implements StorePort {
     }
     const seq = this.oplogSeq;
     const audit = linkAuditRecord(
-      { actor: 'kernel', action: 'Checkpoint', target: String(seq), outcome: 'ok', detail: { clusters: clusters.length } },
+      {
+        actor: 'kernel',
+        action: 'Checkpoint',
+        target: String(seq),
+        outcome: 'ok',
+        detail: { clusters: clusters.length },
+      },
       this.auditSeq + 1,
       this.options.clock(),
       this.auditHash,
@@ -673,15 +729,33 @@ export class LmdbStore implements StorePort {
       for (const c of clusters) if (c.owner !== undefined) this.options.keys.ensure(c.owner);
       const snapshots = clusters.map(({ cluster, state, owner }) => {
         const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
-        return { id: cluster.id, bytes: this.encode('clusters', cluster.id, { qubits: cluster.qubits, state: bytes }, owner) };
+        return {
+          id: cluster.id,
+          bytes: this.encode(
+            'clusters',
+            cluster.id,
+            { qubits: cluster.qubits, state: bytes },
+            owner,
+          ),
+        };
       });
       await this.transact((w) => {
         for (const key of this.dbs.clusters.getKeys()) w(this.dbs.clusters.remove(key));
         for (const { id, bytes } of snapshots) w(this.dbs.clusters.put(id, bytes));
         if (fires('store.checkpoint')) crashNow('store.checkpoint');
         for (const key of this.dbs.oplog.getKeys({ end: seq + 1 })) w(this.dbs.oplog.remove(key));
-        w(this.dbs.meta.put('checkpoint_seq', this.encode('meta', 'checkpoint_seq', seq, undefined)));
-        w(this.dbs.meta.put('next_cluster_id', this.encode('meta', 'next_cluster_id', nextClusterId, undefined)));
+        w(
+          this.dbs.meta.put(
+            'checkpoint_seq',
+            this.encode('meta', 'checkpoint_seq', seq, undefined),
+          ),
+        );
+        w(
+          this.dbs.meta.put(
+            'next_cluster_id',
+            this.encode('meta', 'next_cluster_id', nextClusterId, undefined),
+          ),
+        );
         w(this.dbs.audit.put(audit.seq, this.encode('audit', audit.seq, audit, undefined)));
       });
     } catch (err) {

@@ -48,11 +48,18 @@ function parse(spec: string | undefined): Map<FailpointName, Armed> {
   for (const part of spec.split(',')) {
     const [name = '', arg] = part.trim().split(':');
     if (!(FAILPOINT_NAMES as readonly string[]).includes(name)) {
-      throw new Error(`QMK_FAILPOINTS: unknown failpoint ${JSON.stringify(name)} (known: ${FAILPOINT_NAMES.join(', ')})`);
+      throw new Error(
+        `QMK_FAILPOINTS: unknown failpoint ${JSON.stringify(name)} (known: ${FAILPOINT_NAMES.join(', ')})`,
+      );
     }
     const nth = arg === undefined ? 1 : /^#\d+$/.test(arg) ? Number(arg.slice(1)) : null;
     const [word = '', from = '1'] = nth === null ? (arg ?? '').split('@') : [];
-    out.set(name as FailpointName, { nth, match: nth === null ? word : null, from: Number(from), hits: 0 });
+    out.set(name as FailpointName, {
+      nth,
+      match: nth === null ? word : null,
+      from: Number(from),
+      hits: 0,
+    });
   }
   return out;
 }

@@ -7,9 +7,9 @@ import { Metadata, status } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { setErrorLogger } from '../../src/api/errors.js';
 import { CallTracker, routeUncaught, unary } from '../../src/api/handler.js';
 import { attachPrincipal } from '../../src/api/interceptor.js';
-import { setErrorLogger } from '../../src/api/errors.js';
 import { KernelError } from '../../src/kernel/errors.js';
 
 setErrorLogger(() => {});
@@ -17,7 +17,10 @@ process.on('uncaughtException', (err) => {
   if (routeUncaught(err) !== 'call') throw err;
 });
 
-function invoke(fn: () => unknown, request: object = {}): Promise<Partial<grpc.StatusObject> | { ok: unknown }> {
+function invoke(
+  fn: () => unknown,
+  request: object = {},
+): Promise<Partial<grpc.StatusObject> | { ok: unknown }> {
   const tracker = new CallTracker();
   const metadata = new Metadata();
   attachPrincipal(metadata, { kind: 'operator' });
@@ -65,7 +68,9 @@ test('handler: a throw inside a timer the handler started → that call gets INT
 });
 
 test('handler: malformed request bytes → INVALID_ARGUMENT naming the request', async () => {
-  const r = (await invoke(() => 1, { __decodeError: 'malformed message (x)' })) as grpc.StatusObject;
+  const r = (await invoke(() => 1, {
+    __decodeError: 'malformed message (x)',
+  })) as grpc.StatusObject;
   assert.is(r.code, status.INVALID_ARGUMENT);
   assert.match(r.details, /^request:/);
 });

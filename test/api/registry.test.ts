@@ -4,13 +4,13 @@
  * service has an authorization-table entry.
  */
 import { readFileSync } from 'node:fs';
+import { status } from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AUTHZ_TABLE } from '../../src/api/authz.js';
 import { loadPackageDefinition } from '../../src/api/proto.js';
 import { GRPC_STATUS } from '../../src/api/status.js';
 import { ERROR_CODES } from '../../src/kernel/errors.js';
-import { status } from '@grpc/grpc-js';
 
 const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
 const documented = new Map(
@@ -25,7 +25,8 @@ test('errors: every code is documented with the status it maps to', () => {
 });
 
 test('errors: the doc names no code the registry lacks', () => {
-  for (const code of documented.keys()) assert.ok((ERROR_CODES as readonly string[]).includes(code), code);
+  for (const code of documented.keys())
+    assert.ok((ERROR_CODES as readonly string[]).includes(code), code);
 });
 
 test('authz: every method of every qmk service has an entry; no entry names a missing method', () => {

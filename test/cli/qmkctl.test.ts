@@ -99,7 +99,11 @@ function addTenant(name: string, tier = 'TIER_FREE'): FakeTenant {
   return t;
 }
 
-function addKey(tenantId: string, roles: string[], label: string): {
+function addKey(
+  tenantId: string,
+  roles: string[],
+  label: string,
+): {
   key: FakeKey;
   secret: string;
 } {
@@ -188,21 +192,40 @@ const HANDLERS: Record<string, Handler> = {
   },
   RotateSigningKey() {
     const old = {
-      key_id: 1, public_key: 'b2xkLWtleQ', active: false, created_at_unix_ms: CREATED_MS,
-      retire_at_unix_ms: CREATED_MS + 86_400_000, retired: false,
+      key_id: 1,
+      public_key: 'b2xkLWtleQ',
+      active: false,
+      created_at_unix_ms: CREATED_MS,
+      retire_at_unix_ms: CREATED_MS + 86_400_000,
+      retired: false,
     };
     const active = {
-      key_id: 2, public_key: 'bmV3LWtleQ', active: true, created_at_unix_ms: CREATED_MS + 1000,
-      retire_at_unix_ms: 0, retired: false,
+      key_id: 2,
+      public_key: 'bmV3LWtleQ',
+      active: true,
+      created_at_unix_ms: CREATED_MS + 1000,
+      retire_at_unix_ms: 0,
+      retired: false,
     };
     return { active, keys: [old, active] };
   },
   GetStatus() {
     return {
-      version: '0.1.0', started_at_unix_ms: Date.now() - 3_720_000, engine: 'js', pool_threads: 4,
-      tenants: tenants.size, sessions: 5, qubits: 12, clusters: 3, audit_seq: 42,
-      audit_head: 'ab12cd', signing_key_id: 2, schema_version: 1, state_dir: '/var/lib/qmkd',
-      tenant_address: '0.0.0.0:7443', storage_free_bytes: 3 * 1024 ** 3 + 200 * 1024 ** 2,
+      version: '0.1.0',
+      started_at_unix_ms: Date.now() - 3_720_000,
+      engine: 'js',
+      pool_threads: 4,
+      tenants: tenants.size,
+      sessions: 5,
+      qubits: 12,
+      clusters: 3,
+      audit_seq: 42,
+      audit_head: 'ab12cd',
+      signing_key_id: 2,
+      schema_version: 1,
+      state_dir: '/var/lib/qmkd',
+      tenant_address: '0.0.0.0:7443',
+      storage_free_bytes: 3 * 1024 ** 3 + 200 * 1024 ** 2,
       storage_free_min_bytes: 64 * 1024 ** 2,
     };
   },
@@ -229,7 +252,8 @@ test.before(async () => {
   server.addService(loadGrpcObject().AdminService.service, implementation());
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(`unix:${SOCKET}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve());
+      err ? reject(err) : resolve(),
+    );
   });
 });
 
@@ -275,8 +299,12 @@ function spawnNode(args: string[]): Promise<Result> {
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
   });
@@ -304,8 +332,19 @@ test('no command: empty argv → usage on stderr, exit 2', async () => {
 });
 
 test('tenant create: human output → tenant table, key table, secret printed once', async () => {
-  const r = await run('tenant', 'create', 'acme', '--tier', 'pro', '--weight', '4',
-    '--role', 'researcher', '--role', 'domain_scientist');
+  const r = await run(
+    'tenant',
+    'create',
+    'acme',
+    '--tier',
+    'pro',
+    '--weight',
+    '4',
+    '--role',
+    'researcher',
+    '--role',
+    'domain_scientist',
+  );
   assert.is(r.code, 0, r.err);
   const lines = r.out.split('\n');
   assert.match(lines[0] ?? '', /^TENANT_ID\s+NAME\s+TIER\s+WEIGHT\s+STATUS\s+CREATED$/);
@@ -317,7 +356,10 @@ test('tenant create: human output → tenant table, key table, secret printed on
   assert.ok(!r.out.includes('TIER_') && !r.out.includes('ROLE_'), 'enum prefixes stripped');
   const req = lastRequest('CreateTenant');
   assert.equal(req, {
-    name: 'acme', tier: 'TIER_PRO', weight: 4, roles: ['ROLE_RESEARCHER', 'ROLE_DOMAIN_SCIENTIST'],
+    name: 'acme',
+    tier: 'TIER_PRO',
+    weight: 4,
+    roles: ['ROLE_RESEARCHER', 'ROLE_DOMAIN_SCIENTIST'],
   });
 });
 
@@ -325,7 +367,10 @@ test('tenant create: no --tier/--role → tier left to the daemon, roles empty',
   const r = await run('tenant', 'create', 'lab');
   assert.is(r.code, 0, r.err);
   assert.equal(lastRequest('CreateTenant'), {
-    name: 'lab', tier: 'TIER_UNSPECIFIED', weight: 0, roles: [],
+    name: 'lab',
+    tier: 'TIER_UNSPECIFIED',
+    weight: 0,
+    roles: [],
   });
 });
 
@@ -362,7 +407,10 @@ test('tenant list: three tenants over two pages → header and three aligned row
   const tierAt = header.indexOf('TIER');
   assert.is(lines[3]?.indexOf('enterprise'), tierAt);
   assert.is(lines[1]?.indexOf('pro'), tierAt);
-  assert.equal(calls.map((c) => c.request.page_token), ['', '2']);
+  assert.equal(
+    calls.map((c) => c.request.page_token),
+    ['', '2'],
+  );
 });
 
 test('tenant list: --json → one object holding every page', async () => {
@@ -372,7 +420,10 @@ test('tenant list: --json → one object holding every page', async () => {
   const r = await run('tenant', 'list', '--json');
   assert.is(r.code, 0, r.err);
   const res = JSON.parse(r.out) as { tenants: { name: string }[]; next_page_token: string };
-  assert.equal(res.tenants.map((t) => t.name), ['alpha', 'beta', 'gamma']);
+  assert.equal(
+    res.tenants.map((t) => t.name),
+    ['alpha', 'beta', 'gamma'],
+  );
   assert.is(res.next_page_token, '');
 });
 
@@ -431,13 +482,47 @@ test('tenant delete: --yes → DeleteTenant sent, summary printed, exit 0', asyn
 
 test('tenant update: quota flags → the matching Quota fields, others zero', async () => {
   addTenant('acme');
-  const r = await run('tenant', 'update', 'acme', '--tier', 'TIER_PRO', '--weight', '7',
-    '--qubits-live-max', '32', '--qubits-per-cluster-max', '18', '--state-bytes-max', '4194304',
-    '--sessions-max', '2', '--session-ttl-seconds-max', '600', '--gates-per-call-max', '256',
-    '--jobs-queued-max', '50', '--jobs-running-max', '3', '--job-runtime-seconds-max', '90',
-    '--program-nodes-max', '5000', '--shots-per-job-max', '20000', '--api-calls-per-minute', '600',
-    '--jobs-per-minute', '30', '--allocations-per-minute', '50', '--measurements-per-second', '500',
-    '--calls-in-flight-max', '9');
+  const r = await run(
+    'tenant',
+    'update',
+    'acme',
+    '--tier',
+    'TIER_PRO',
+    '--weight',
+    '7',
+    '--qubits-live-max',
+    '32',
+    '--qubits-per-cluster-max',
+    '18',
+    '--state-bytes-max',
+    '4194304',
+    '--sessions-max',
+    '2',
+    '--session-ttl-seconds-max',
+    '600',
+    '--gates-per-call-max',
+    '256',
+    '--jobs-queued-max',
+    '50',
+    '--jobs-running-max',
+    '3',
+    '--job-runtime-seconds-max',
+    '90',
+    '--program-nodes-max',
+    '5000',
+    '--shots-per-job-max',
+    '20000',
+    '--api-calls-per-minute',
+    '600',
+    '--jobs-per-minute',
+    '30',
+    '--allocations-per-minute',
+    '50',
+    '--measurements-per-second',
+    '500',
+    '--calls-in-flight-max',
+    '9',
+  );
   assert.is(r.code, 0, r.err);
   assert.equal(lastRequest('UpdateTenant'), {
     tenant: 'acme',
@@ -573,11 +658,20 @@ test('string flag without value: `--label --json` → exit 2, not a label of "--
 
 test('key create: roles, label → key table, secret printed once', async () => {
   addTenant('acme');
-  const r = await run('key', 'create', 'acme', '--role', 'researcher,tenant-admin',
-    '--label', 'ci');
+  const r = await run(
+    'key',
+    'create',
+    'acme',
+    '--role',
+    'researcher,tenant-admin',
+    '--label',
+    'ci',
+  );
   assert.is(r.code, 0, r.err);
   assert.equal(lastRequest('CreateApiKey'), {
-    tenant: 'acme', roles: ['ROLE_RESEARCHER', 'ROLE_TENANT_ADMIN'], label: 'ci',
+    tenant: 'acme',
+    roles: ['ROLE_RESEARCHER', 'ROLE_TENANT_ADMIN'],
+    label: 'ci',
   });
   assert.match(r.out, /^KEY_ID\s+TENANT_ID\s+ROLES\s+STATUS\s+LABEL\s+CREATED$/m);
   assert.match(r.out, /^k-2\s+t-1\s+researcher,tenant_admin\s+active\s+ci\s+/m);
@@ -624,7 +718,10 @@ test('status: daemon status → aligned key/value lines with uptime', async () =
   assert.match(r.out, /^storage_free_min\s+64MiB$/m);
   const valueColumn = (line: string) => line.search(/\s\S+$/);
   const lines = r.out.split('\n').filter((l) => !l.startsWith('started'));
-  assert.ok(lines.every((l) => valueColumn(l) === valueColumn(lines[0] ?? '')), 'values aligned');
+  assert.ok(
+    lines.every((l) => valueColumn(l) === valueColumn(lines[0] ?? '')),
+    'values aligned',
+  );
 });
 
 test('missing socket: no file at --socket → exit 1 naming the path and the daemon', async () => {
@@ -638,21 +735,30 @@ test('missing socket: no file at --socket → exit 1 naming the path and the dae
   assert.match(text, /daemon may not be running/);
 });
 
-test('resolveSocketPath: --socket, then QMK_ADMIN_SOCKET, then QMK_STATE_DIR, then ./.qmk-state',
-  () => {
-    const env = { QMK_ADMIN_SOCKET: '/run/a.sock', QMK_STATE_DIR: '/var/lib/qmk' };
-    assert.is(resolveSocketPath('/x.sock', env, '/cwd'), '/x.sock');
-    assert.is(resolveSocketPath('rel.sock', env, '/cwd'), '/cwd/rel.sock');
-    assert.is(resolveSocketPath(undefined, env, '/cwd'), '/run/a.sock');
-    assert.is(resolveSocketPath(undefined, { QMK_STATE_DIR: 'st' }, '/cwd'), '/cwd/st/admin.sock');
-    assert.is(resolveSocketPath(undefined, { QMK_ADMIN_SOCKET: '' }, '/cwd'),
-      '/cwd/.qmk-state/admin.sock');
-    assert.is(resolveSocketPath(undefined, {}, '/cwd'), '/cwd/.qmk-state/admin.sock');
-  });
+test('resolveSocketPath: --socket, then QMK_ADMIN_SOCKET, then QMK_STATE_DIR, then ./.qmk-state', () => {
+  const env = { QMK_ADMIN_SOCKET: '/run/a.sock', QMK_STATE_DIR: '/var/lib/qmk' };
+  assert.is(resolveSocketPath('/x.sock', env, '/cwd'), '/x.sock');
+  assert.is(resolveSocketPath('rel.sock', env, '/cwd'), '/cwd/rel.sock');
+  assert.is(resolveSocketPath(undefined, env, '/cwd'), '/run/a.sock');
+  assert.is(resolveSocketPath(undefined, { QMK_STATE_DIR: 'st' }, '/cwd'), '/cwd/st/admin.sock');
+  assert.is(
+    resolveSocketPath(undefined, { QMK_ADMIN_SOCKET: '' }, '/cwd'),
+    '/cwd/.qmk-state/admin.sock',
+  );
+  assert.is(resolveSocketPath(undefined, {}, '/cwd'), '/cwd/.qmk-state/admin.sock');
+});
 
 test('formatTable: ragged widths → columns padded to the widest cell, no trailing spaces', () => {
-  assert.is(formatTable(['A', 'LONG_HEADER'], [['wide-cell', 'x'], ['y', '']]),
-    'A          LONG_HEADER\nwide-cell  x\ny');
+  assert.is(
+    formatTable(
+      ['A', 'LONG_HEADER'],
+      [
+        ['wide-cell', 'x'],
+        ['y', ''],
+      ],
+    ),
+    'A          LONG_HEADER\nwide-cell  x\ny',
+  );
 });
 
 test('bin shim: `node bin/qmkctl.mjs --help` → usage printed once, exit 0', async () => {
@@ -667,11 +773,10 @@ test('bin shim: gRPC error through the real process → exit status 1 passed thr
   assert.is(r.err.trim(), 'error: NOT_FOUND: tenant ghost not found');
 });
 
-test('direct run: `node --import tsx src/cli/qmkctl.ts` bad flag → main runs once, exit 2',
-  async () => {
-    const r = await spawnNode(['--import', 'tsx', 'src/cli/qmkctl.ts', '--bogus']);
-    assert.is(r.code, 2);
-    assert.is(r.err.trim(), 'error: unknown flag --bogus');
-  });
+test('direct run: `node --import tsx src/cli/qmkctl.ts` bad flag → main runs once, exit 2', async () => {
+  const r = await spawnNode(['--import', 'tsx', 'src/cli/qmkctl.ts', '--bogus']);
+  assert.is(r.code, 2);
+  assert.is(r.err.trim(), 'error: unknown flag --bogus');
+});
 
 test.run();

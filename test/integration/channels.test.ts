@@ -11,16 +11,16 @@ import * as assert from 'uvu/assert';
 import { openStateOffline } from '../../src/store/offline.js';
 import {
   type AnyClient,
+  type Daemon,
+  type Wire,
   call,
   callError,
   channelClient,
-  type Daemon,
   kernelClient,
   newTenant,
   removeStateDir,
   sleep,
   startDaemon,
-  type Wire,
 } from '../support/daemon.js';
 
 interface Q {
@@ -46,8 +46,16 @@ const refused = new Map<string, number>();
 
 async function party(name: string): Promise<Party> {
   const t = await newTenant(d, name);
-  const session = (await call<{ session_handle: string }>(t.client, 'OpenSession', {})).session_handle;
-  return { name, id: t.tenantId, apiKey: t.apiKey, kernel: t.client, channels: channelClient(d, t.apiKey), session };
+  const session = (await call<{ session_handle: string }>(t.client, 'OpenSession', {}))
+    .session_handle;
+  return {
+    name,
+    id: t.tenantId,
+    apiKey: t.apiKey,
+    kernel: t.client,
+    channels: channelClient(d, t.apiKey),
+    session,
+  };
 }
 
 test.before(async () => {
@@ -67,13 +75,20 @@ test.after(async () => {
 });
 
 async function alloc(p: Party, n = 1): Promise<Q[]> {
-  return (await call<{ qubits: Q[] }>(p.kernel, 'AllocateQubits', { session_handle: p.session, count: n })).qubits;
+  return (
+    await call<{ qubits: Q[] }>(p.kernel, 'AllocateQubits', { session_handle: p.session, count: n })
+  ).qubits;
 }
 
 const HOUR = 60 * 60 * 1000;
 
 /** `from` asks `to` for a channel; `to` approves unless told not to. */
-async function channel(from: Party, to: Party, max: number, opts: { approve?: boolean; ttlMs?: number } = {}): Promise<Wire> {
+async function channel(
+  from: Party,
+  to: Party,
+  max: number,
+  opts: { approve?: boolean; ttlMs?: number } = {},
+): Promise<Wire> {
   const r = await call<{ channel: Wire }>(from.channels, 'RequestChannel', {
     peer_tenant: to.name,
     max_entanglements: max,
@@ -81,18 +96,32 @@ async function channel(from: Party, to: Party, max: number, opts: { approve?: bo
     purpose: `test ${from.name}->${to.name}`,
   });
   if (opts.approve === false) return r.channel;
-  return (await call<{ channel: Wire }>(to.channels, 'RespondChannelRequest', { channel_id: r.channel.channel_id, approve: true })).channel;
+  return (
+    await call<{ channel: Wire }>(to.channels, 'RespondChannelRequest', {
+      channel_id: r.channel.channel_id,
+      approve: true,
+    })
+  ).channel;
 }
 
 async function share(owner: Party, channelId: string, q: Q): Promise<string> {
-  return (await call<{ shared_handle: string }>(owner.channels, 'ShareQubit', { channel_id: channelId, qubit_handle: q.handle })).shared_handle;
+  return (
+    await call<{ shared_handle: string }>(owner.channels, 'ShareQubit', {
+      channel_id: channelId,
+      qubit_handle: q.handle,
+    })
+  ).shared_handle;
 }
 
 const cnot = (p: Party, control: string, target: string) =>
   call(p.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [control, target] }] });
 
 async function measure(p: Party, q: Q): Promise<number> {
-  return (await call<{ outcomes: number[] }>(p.kernel, 'MeasureQubits', { measurements: [{ qubit: q.handle, basis: 'BASIS_Z' }] })).outcomes[0]!;
+  return (
+    await call<{ outcomes: number[] }>(p.kernel, 'MeasureQubits', {
+      measurements: [{ qubit: q.handle, basis: 'BASIS_Z' }],
+    })
+  ).outcomes[0]!;
 }
 
 async function clusters(p: Party): Promise<number> {
@@ -100,13 +129,23 @@ async function clusters(p: Party): Promise<number> {
 }
 
 async function used(p: Party, channelId: string): Promise<number> {
-  return (await call<{ channel: Wire }>(p.channels, 'GetChannel', { channel_id: channelId })).channel.entanglements_used;
+  return (await call<{ channel: Wire }>(p.channels, 'GetChannel', { channel_id: channelId }))
+    .channel.entanglements_used;
 }
 
 /** A refused cross-tenant CNOT: exact code and reason, and neither tenant's clusters changed. */
-async function refusedCnot(p: Party, control: string, target: string, code: number, kernelCode: string, reason: RegExp) {
+async function refusedCnot(
+  p: Party,
+  control: string,
+  target: string,
+  code: number,
+  kernelCode: string,
+  reason: RegExp,
+) {
   const before = await Promise.all([A, B, C].map(clusters));
-  const err = await callError(p.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [control, target] }] });
+  const err = await callError(p.kernel, 'ApplyGates', {
+    gates: [{ kind: 'GATE_KIND_CNOT', qubits: [control, target] }],
+  });
   assert.is(err.code, code, err.details);
   assert.is(err.metadata.get('qmk-error-code')[0], kernelCode);
   assert.match(err.details, reason);
@@ -135,18 +174,34 @@ test('approvals: both are signed by the kernel and verify against GetSigningKeys
   const ch = await channel(A, B, 3);
   const { keys } = await call<{ keys: Wire[] }>(A.channels, 'GetSigningKeys', {});
   assert.is(ch.approvals.length, 2);
-  assert.equal(ch.approvals.map((x: Wire) => x.tenant_id), [A.id, B.id]);
+  assert.equal(
+    ch.approvals.map((x: Wire) => x.tenant_id),
+    [A.id, B.id],
+  );
   for (const ap of ch.approvals as Wire[]) {
     const key = keys.find((k) => k.key_id === ap.key_id);
     assert.ok(key, `key ${ap.key_id} is listed`);
-    const ok = nacl.sign.detached.verify(ap.signed_payload, ap.signature, Buffer.from(key.public_key, 'base64'));
+    const ok = nacl.sign.detached.verify(
+      ap.signed_payload,
+      ap.signature,
+      Buffer.from(key.public_key, 'base64'),
+    );
     assert.ok(ok, 'signature verifies');
     const lines = Buffer.from(ap.signed_payload).toString('utf8').split('\n');
-    assert.equal(lines.slice(0, 6), ['qmk.channel.approval.v1', ch.channel_id, ap.tenant_id, A.id, B.id, '3']);
+    assert.equal(lines.slice(0, 6), [
+      'qmk.channel.approval.v1',
+      ch.channel_id,
+      ap.tenant_id,
+      A.id,
+      B.id,
+      '3',
+    ]);
     // A changed byte does not verify.
     const forged = Buffer.from(ap.signed_payload);
     forged.writeUInt8(forged.readUInt8(forged.length - 1) ^ 1, forged.length - 1);
-    assert.not.ok(nacl.sign.detached.verify(forged, ap.signature, Buffer.from(key.public_key, 'base64')));
+    assert.not.ok(
+      nacl.sign.detached.verify(forged, ap.signature, Buffer.from(key.public_key, 'base64')),
+    );
   }
 });
 
@@ -154,27 +209,42 @@ test('only one side approved: sharing is refused and GetChannel shows one approv
   const ch = await channel(A, B, 3, { approve: false });
   assert.is(ch.state, 'CHANNEL_STATE_PENDING');
   assert.is(ch.approvals.length, 1);
-  const incoming = await call<{ channels: Wire[] }>(B.channels, 'ListChannelRequests', { direction: 'CHANNEL_DIRECTION_INCOMING' });
+  const incoming = await call<{ channels: Wire[] }>(B.channels, 'ListChannelRequests', {
+    direction: 'CHANNEL_DIRECTION_INCOMING',
+  });
   assert.ok(incoming.channels.some((c) => c.channel_id === ch.channel_id));
   const [b] = await alloc(B);
-  const err = await callError(B.channels, 'ShareQubit', { channel_id: ch.channel_id, qubit_handle: b!.handle });
+  const err = await callError(B.channels, 'ShareQubit', {
+    channel_id: ch.channel_id,
+    qubit_handle: b!.handle,
+  });
   assert.is(err.code, 7);
   assert.is(err.metadata.get('qmk-error-code')[0], 'CHANNEL_NOT_APPROVED');
   // Without a share A cannot name B's qubit at all: B's own handle is NOT_FOUND for A.
   const [a] = await alloc(A);
-  const e2 = await callError(A.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [a!.handle, b!.handle] }] });
+  const e2 = await callError(A.kernel, 'ApplyGates', {
+    gates: [{ kind: 'GATE_KIND_CNOT', qubits: [a!.handle, b!.handle] }],
+  });
   assert.is(e2.code, 5);
   assert.match(e2.details, /^gates\[0\]\.qubits\[1\]: no such resource/);
 });
 
 test('a request answered by a tenant it was not addressed to', async () => {
   const ch = await channel(A, B, 3, { approve: false });
-  const third = await callError(C.channels, 'RespondChannelRequest', { channel_id: ch.channel_id, approve: true });
+  const third = await callError(C.channels, 'RespondChannelRequest', {
+    channel_id: ch.channel_id,
+    approve: true,
+  });
   assert.is(third.code, 5, 'a third tenant cannot see it');
-  const own = await callError(A.channels, 'RespondChannelRequest', { channel_id: ch.channel_id, approve: true });
+  const own = await callError(A.channels, 'RespondChannelRequest', {
+    channel_id: ch.channel_id,
+    approve: true,
+  });
   assert.is(own.code, 7);
   assert.is(own.metadata.get('qmk-error-code')[0], 'CHANNEL_WRONG_TENANTS');
-  const after = await call<{ channel: Wire }>(B.channels, 'GetChannel', { channel_id: ch.channel_id });
+  const after = await call<{ channel: Wire }>(B.channels, 'GetChannel', {
+    channel_id: ch.channel_id,
+  });
   assert.is(after.channel.state, 'CHANNEL_STATE_PENDING', 'still pending, one approval');
   assert.is(after.channel.approvals.length, 1);
 });
@@ -187,15 +257,31 @@ test('through a third qubit: A–B and B–C are not enough to join A’s and C�
   const [c] = await alloc(C);
   await cnot(A, a!.handle, await share(B, ab.channel_id, b!)); // {a, b}: A–B
   const bForC = await share(B, bc.channel_id, b!);
-  await refusedCnot(C, c!.handle, bForC, 7, 'FIREWALL_NO_CHANNEL', /no channel between tenants ("tenant-a" and "tenant-c"|"tenant-c" and "tenant-a")/);
+  await refusedCnot(
+    C,
+    c!.handle,
+    bForC,
+    7,
+    'FIREWALL_NO_CHANNEL',
+    /no channel between tenants ("tenant-a" and "tenant-c"|"tenant-c" and "tenant-a")/,
+  );
   assert.is(await used(B, bc.channel_id), 0, 'the refused join took no use');
   // An A–C request that only A approved does not do either.
   const ac = await channel(A, C, 10, { approve: false });
-  await refusedCnot(C, c!.handle, bForC, 7, 'CHANNEL_NOT_APPROVED', /between ("tenant-a" and "tenant-c"|"tenant-c" and "tenant-a") is pending/);
+  await refusedCnot(
+    C,
+    c!.handle,
+    bForC,
+    7,
+    'CHANNEL_NOT_APPROVED',
+    /between ("tenant-a" and "tenant-c"|"tenant-c" and "tenant-a") is pending/,
+  );
   await call(C.channels, 'RespondChannelRequest', { channel_id: ac.channel_id, approve: true });
   const abUses = async () => {
     const { channels } = await call<{ channels: Wire[] }>(A.channels, 'ListChannels', {});
-    return channels.filter((x) => x.peer_tenant_id === B.id).reduce((n, x) => n + x.entanglements_used, 0);
+    return channels
+      .filter((x) => x.peer_tenant_id === B.id)
+      .reduce((n, x) => n + x.entanglements_used, 0);
   };
   const abBefore = await abUses();
   await cnot(C, c!.handle, bForC);
@@ -216,9 +302,18 @@ test('the (N+1)th entanglement with N = 2 is refused', async () => {
     await measure(B, b!); // measuring splits b out: the next CNOT is a new join
   }
   assert.is(await used(A, ch.channel_id), 2);
-  await refusedCnot(A, as[2]!.handle, shared, 8, 'CHANNEL_EXHAUSTED', /has used all 2 entanglements/);
+  await refusedCnot(
+    A,
+    as[2]!.handle,
+    shared,
+    8,
+    'CHANNEL_EXHAUSTED',
+    /has used all 2 entanglements/,
+  );
   assert.is(await used(A, ch.channel_id), 2);
-  const got = await call<{ channel: Wire }>(A.channels, 'GetChannel', { channel_id: ch.channel_id });
+  const got = await call<{ channel: Wire }>(A.channels, 'GetChannel', {
+    channel_id: ch.channel_id,
+  });
   assert.is(got.channel.state, 'CHANNEL_STATE_EXHAUSTED');
 });
 
@@ -239,10 +334,15 @@ test('after expiry the channel is refused', async () => {
   const shared = await share(B, ch.channel_id, b!);
   await pastExpiry(Number(ch.expires_at_unix_ms));
   // The shared handle expired with the channel; the channel itself refuses a fresh share too.
-  const e = await callError(A.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [a!.handle, shared] }] });
+  const e = await callError(A.kernel, 'ApplyGates', {
+    gates: [{ kind: 'GATE_KIND_CNOT', qubits: [a!.handle, shared] }],
+  });
   assert.is(e.code, 16);
   assert.is(e.metadata.get('qmk-error-code')[0], 'HANDLE_EXPIRED');
-  const s = await callError(B.channels, 'ShareQubit', { channel_id: ch.channel_id, qubit_handle: b!.handle });
+  const s = await callError(B.channels, 'ShareQubit', {
+    channel_id: ch.channel_id,
+    qubit_handle: b!.handle,
+  });
   assert.is(s.metadata.get('qmk-error-code')[0], 'CHANNEL_EXPIRED');
   // A join that needs the pair (through an older, still-live share of another channel) is refused.
   assert.is(await used(A, ch.channel_id), 0);
@@ -262,10 +362,15 @@ test('an expired channel refuses a join that needs it', async () => {
   await cnot(X, x!.handle, await share(Y, xy.channel_id, y!));
   const yForZ = await share(Y, yz.channel_id, y!);
   await pastExpiry(Number(xy.expires_at_unix_ms));
-  const err = await callError(Z.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [z!.handle, yForZ] }] });
+  const err = await callError(Z.kernel, 'ApplyGates', {
+    gates: [{ kind: 'GATE_KIND_CNOT', qubits: [z!.handle, yForZ] }],
+  });
   assert.is(err.code, 7, err.details);
   assert.is(err.metadata.get('qmk-error-code')[0], 'CHANNEL_EXPIRED');
-  assert.match(err.details, /channel [0-9a-f]+ between ("tenant-x" and "tenant-y"|"tenant-y" and "tenant-x") expired at/);
+  assert.match(
+    err.details,
+    /channel [0-9a-f]+ between ("tenant-x" and "tenant-y"|"tenant-y" and "tenant-x") expired at/,
+  );
   refused.set('CHANNEL_EXPIRED', (refused.get('CHANNEL_EXPIRED') ?? 0) + 1);
   assert.equal(await Promise.all([used(Y, yz.channel_id), used(X, xz.channel_id)]), [0, 0]);
   assert.is(await clusters(Z), 1, 'z is still alone');
@@ -282,10 +387,20 @@ test('after revocation by either side the channel is refused, with the reason', 
     const [b] = await alloc(B);
     const shared = await share(B, ch.channel_id, b!);
     const by = revoker === 'requester' ? A : B;
-    const r = await call<{ channel: Wire }>(by.channels, 'RevokeChannel', { channel_id: ch.channel_id, reason: `done (${revoker})` });
+    const r = await call<{ channel: Wire }>(by.channels, 'RevokeChannel', {
+      channel_id: ch.channel_id,
+      reason: `done (${revoker})`,
+    });
     assert.is(r.channel.state, 'CHANNEL_STATE_REVOKED');
     assert.is(r.channel.ended_by_tenant_id, by.id);
-    await refusedCnot(A, a!.handle, shared, 7, 'CHANNEL_REVOKED', new RegExp(`was revoked \\(done \\(${revoker}\\)\\)`));
+    await refusedCnot(
+      A,
+      a!.handle,
+      shared,
+      7,
+      'CHANNEL_REVOKED',
+      new RegExp(`was revoked \\(done \\(${revoker}\\)\\)`),
+    );
     assert.is(await used(A, ch.channel_id), 0);
     const again = await callError(B.channels, 'RevokeChannel', { channel_id: ch.channel_id });
     assert.is(again.metadata.get('qmk-error-code')[0], 'CHANNEL_NOT_PENDING');
@@ -297,7 +412,9 @@ test('a shared qubit used by a third tenant is NOT_FOUND; its channel is invisib
   const [b] = await alloc(B);
   const shared = await share(B, ch.channel_id, b!);
   const [c] = await alloc(C);
-  const e = await callError(C.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [c!.handle, shared] }] });
+  const e = await callError(C.kernel, 'ApplyGates', {
+    gates: [{ kind: 'GATE_KIND_CNOT', qubits: [c!.handle, shared] }],
+  });
   assert.is(e.code, 5);
   assert.match(e.details, /^gates\[0\]\.qubits\[1\]: no such resource/);
   const g = await callError(C.channels, 'GetChannel', { channel_id: ch.channel_id });
@@ -326,7 +443,12 @@ test('a shared handle used for anything but an entangling gate is PERMISSION_DEN
 
 test('every firewall refusal left an audit record; channels and their counts survive a restart', async () => {
   const list = async (p: Party) =>
-    (await call<{ channels: Wire[] }>(p.channels, 'ListChannels', {})).channels.map((c) => [c.channel_id, c.state, c.entanglements_used, c.approvals.length]);
+    (await call<{ channels: Wire[] }>(p.channels, 'ListChannels', {})).channels.map((c) => [
+      c.channel_id,
+      c.state,
+      c.entanglements_used,
+      c.approvals.length,
+    ]);
   const before = await list(A);
   assert.ok(before.length >= 8);
   assert.is(await d.stop(), 0);
@@ -334,7 +456,8 @@ test('every firewall refusal left an audit record; channels and their counts sur
   const store = state.store;
   const seen = new Map<string, number>();
   for (const r of store.auditRecords()) {
-    if (r.outcome.startsWith('denied:')) seen.set(r.outcome.slice(7), (seen.get(r.outcome.slice(7)) ?? 0) + 1);
+    if (r.outcome.startsWith('denied:'))
+      seen.set(r.outcome.slice(7), (seen.get(r.outcome.slice(7)) ?? 0) + 1);
   }
   await state.close();
   assert.ok(refused.size >= 4, 'the scenarios above refused');

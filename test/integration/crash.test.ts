@@ -9,8 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStateOffline } from '../../src/store/offline.js';
 import {
-  call,
   type Daemon,
+  call,
   kernelClient,
   newTenant,
   removeStateDir,
@@ -32,10 +32,16 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
   let d: Daemon = await startDaemon(stateDir);
   const t = await newTenant(d, 'crashy');
   let client = t.client;
-  const session = (await call<{ session_handle: string }>(client, 'OpenSession', {})).session_handle;
+  const session = (await call<{ session_handle: string }>(client, 'OpenSession', {}))
+    .session_handle;
   try {
     for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const qs = (await call<{ qubits: Q[] }>(client, 'AllocateQubits', { session_handle: session, count: STREAMS + 2 })).qubits;
+      const qs = (
+        await call<{ qubits: Q[] }>(client, 'AllocateQubits', {
+          session_handle: session,
+          count: STREAMS + 2,
+        })
+      ).qubits;
       const [b0, b1] = [qs[STREAMS]!, qs[STREAMS + 1]!];
       await call(client, 'ApplyGates', {
         gates: [
@@ -44,11 +50,18 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
         ],
       });
       // A 12-qubit GHZ state (simulated on the worker pool, replayed after the crash).
-      const ghz = (await call<{ qubits: Q[] }>(client, 'AllocateQubits', { session_handle: session, count: 12 })).qubits;
+      const ghz = (
+        await call<{ qubits: Q[] }>(client, 'AllocateQubits', {
+          session_handle: session,
+          count: 12,
+        })
+      ).qubits;
       await call(client, 'ApplyGates', {
         gates: [
           { kind: 'GATE_KIND_H', qubits: [ghz[0]!.handle] },
-          ...ghz.slice(1).map((q) => ({ kind: 'GATE_KIND_CNOT', qubits: [ghz[0]!.handle, q.handle] })),
+          ...ghz
+            .slice(1)
+            .map((q) => ({ kind: 'GATE_KIND_CNOT', qubits: [ghz[0]!.handle, q.handle] })),
         ],
       });
       const acked = new Array(STREAMS).fill(0);
@@ -58,7 +71,9 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
         while (!dead) {
           inFlight[i] = 1;
           try {
-            await call(client, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [q.handle] }] });
+            await call(client, 'ApplyGates', {
+              gates: [{ kind: 'GATE_KIND_X', qubits: [q.handle] }],
+            });
             acked[i]++;
             inFlight[i] = 0;
           } catch {
@@ -68,7 +83,8 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
       });
       // The kill lands at a random point once the streams are running: waiting for the first
       // acknowledgement first keeps a loaded CI machine from killing before any call completed.
-      for (let waited = 0; !acked.some((n) => n > 0) && waited < 10_000; waited += 5) await sleep(5);
+      for (let waited = 0; !acked.some((n) => n > 0) && waited < 10_000; waited += 5)
+        await sleep(5);
       await sleep(Math.floor(Math.random() * 400));
       await d.kill();
       dead = true;
@@ -84,16 +100,25 @@ test('crash: 20 × kill -9 during acknowledged ApplyGates → every acked X refl
       ).outcomes;
       for (let i = 0; i < STREAMS; i++) {
         const ok = out[i] === acked[i] % 2 || (inFlight[i] === 1 && out[i] === (acked[i] + 1) % 2);
-        assert.ok(ok, `cycle ${cycle} stream ${i}: measured ${out[i]}, acked ${acked[i]}, in flight ${inFlight[i]}`);
+        assert.ok(
+          ok,
+          `cycle ${cycle} stream ${i}: measured ${out[i]}, acked ${acked[i]}, in flight ${inFlight[i]}`,
+        );
       }
-      assert.ok(acked.some((n) => n > 0), `cycle ${cycle}: some X gates were acknowledged`);
+      assert.ok(
+        acked.some((n) => n > 0),
+        `cycle ${cycle}: some X gates were acknowledged`,
+      );
       assert.is(out[STREAMS], out[STREAMS + 1], `cycle ${cycle}: Bell pair still correlated`);
       const g = (
         await call<{ outcomes: number[] }>(client, 'MeasureQubits', {
           measurements: ghz.map((q) => ({ qubit: q.handle, basis: 'BASIS_Z' })),
         })
       ).outcomes.join('');
-      assert.ok(g === '0'.repeat(12) || g === '1'.repeat(12), `cycle ${cycle}: GHZ-12 after replay ${g}`);
+      assert.ok(
+        g === '0'.repeat(12) || g === '1'.repeat(12),
+        `cycle ${cycle}: GHZ-12 after replay ${g}`,
+      );
       await call(client, 'ReleaseQubits', { qubit_handles: [...qs, ...ghz].map((q) => q.handle) });
     }
   } finally {

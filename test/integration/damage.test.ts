@@ -4,16 +4,27 @@
  * whose message names the data file and the problem; none serves state. A deleted lock file is
  * no damage: the daemon starts and serves what it had.
  */
-import { closeSync, cpSync, openSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { seededRandom } from '../../src/sim/circuits.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { seededRandom } from '../../src/sim/circuits.js';
 import {
+  type Daemon,
   adminClient,
   call,
-  type Daemon,
   newTenant,
   removeStateDir,
   runDaemonToExit,
@@ -54,7 +65,11 @@ test.after(() => {
 function rawRecord(db: string, key: string | number): Buffer {
   const raw = open({ path: join(pristine, 'db', 'qmk.lmdb'), maxDbs: 16, readOnly: true });
   try {
-    return Buffer.from(raw.openDB({ name: db, keyEncoding: 'ordered-binary', encoding: 'binary' }).get(key) as Buffer);
+    return Buffer.from(
+      raw
+        .openDB({ name: db, keyEncoding: 'ordered-binary', encoding: 'binary' })
+        .get(key) as Buffer,
+    );
   } finally {
     raw.close();
   }
@@ -72,7 +87,6 @@ function offsetsOf(file: string, bytes: Buffer): number[] {
   assert.ok(out.length > 0, 'the record is in the file');
   return out;
 }
-
 
 /** A copy of the served state directory, damaged by `damage(dataFile)`. */
 function damagedCopy(damage: (dataFile: string, dir: string) => void): string {
@@ -100,7 +114,10 @@ function zeroBytes(file: string, offset: number, length = 4): void {
   }
 }
 
-async function expectRefused(damage: (dataFile: string, dir: string) => void, problem: RegExp): Promise<void> {
+async function expectRefused(
+  damage: (dataFile: string, dir: string) => void,
+  problem: RegExp,
+): Promise<void> {
   const dir = damagedCopy(damage);
   try {
     const r = await runDaemonToExit(dir);
@@ -117,7 +134,10 @@ async function expectRefused(damage: (dataFile: string, dir: string) => void, pr
 }
 
 test('damage: data file emptied → refused: empty', async () => {
-  await expectRefused((f) => truncateSync(f, 0), /empty \(0 bytes\) \(the state directory was initialised/);
+  await expectRefused(
+    (f) => truncateSync(f, 0),
+    /empty \(0 bytes\) \(the state directory was initialised/,
+  );
 });
 
 test('damage: data file deleted → refused: missing, with how to start fresh', async () => {
@@ -125,7 +145,10 @@ test('damage: data file deleted → refused: missing, with how to start fresh', 
 });
 
 test('damage: data file truncated to half → refused (the reader crashed in the check, not the daemon)', async () => {
-  await expectRefused((f) => truncateSync(f, Math.floor(statSync(f).size / 2)), /crashed the reader \(SIG(BUS|SEGV)\)|cannot/);
+  await expectRefused(
+    (f) => truncateSync(f, Math.floor(statSync(f).size / 2)),
+    /crashed the reader \(SIG(BUS|SEGV)\)|cannot/,
+  );
 });
 
 test('damage: zero bytes in the first meta page (offset 16) → refused', async () => {
@@ -135,15 +158,20 @@ test('damage: zero bytes in the first meta page (offset 16) → refused', async 
 test('damage: zero bytes in the page holding a tenant record → refused', async () => {
   await expectRefused((f) => {
     // The first 32 bytes of each page that holds it: its header, whatever LMDB version wrote it.
-    for (const at of offsetsOf(f, rawRecord('tenants', tenantId))) zeroBytes(f, Math.floor(at / 4096) * 4096, 32);
+    for (const at of offsetsOf(f, rawRecord('tenants', tenantId)))
+      zeroBytes(f, Math.floor(at / 4096) * 4096, 32);
   }, /cannot|crashed the reader|record tenants/);
 });
 
 test('damage: one tenant record edited (tier pro → ent in place) → refused naming the record', async () => {
-  await expectRefused((f) => {
-    const value = rawRecord('tenants', tenantId);
-    for (const at of offsetsOf(f, value)) writeFileAt(f, at + value.indexOf(Buffer.from('pro')), Buffer.from('ent'));
-  }, new RegExp(`record tenants/${tenantId}: authentication failed`));
+  await expectRefused(
+    (f) => {
+      const value = rawRecord('tenants', tenantId);
+      for (const at of offsetsOf(f, value))
+        writeFileAt(f, at + value.indexOf(Buffer.from('pro')), Buffer.from('ent'));
+    },
+    new RegExp(`record tenants/${tenantId}: authentication failed`),
+  );
 });
 
 test('damage: an old audit record edited → refused naming it', async () => {
@@ -151,15 +179,28 @@ test('damage: an old audit record edited → refused naming it', async () => {
     const value = rawRecord('audit', 2);
     const inRecord = value.indexOf(Buffer.from('CreateTenant'));
     assert.ok(inRecord > 0);
-    for (const at of offsetsOf(f, value)) writeFileAt(f, at + inRecord, Buffer.from('DeleteTenant'));
+    for (const at of offsetsOf(f, value))
+      writeFileAt(f, at + inRecord, Buffer.from('DeleteTenant'));
   }, /record audit\/2: authentication failed/);
 });
 
 test('damage: random byte flips inside records (seeded) → each refused', async () => {
   const rand = seededRandom(20261202);
-  const records: [string, string | number][] = [['tenants', tenantId], ['audit', 1], ['audit', 3], ['credentials', ''], ['signing_keys', 1]];
+  const records: [string, string | number][] = [
+    ['tenants', tenantId],
+    ['audit', 1],
+    ['audit', 3],
+    ['credentials', ''],
+    ['signing_keys', 1],
+  ];
   const raw = open({ path: join(pristine, 'db', 'qmk.lmdb'), maxDbs: 16, readOnly: true });
-  records[3]![1] = String([...raw.openDB({ name: 'credentials', keyEncoding: 'ordered-binary', encoding: 'binary' }).getKeys()][0]);
+  records[3]![1] = String(
+    [
+      ...raw
+        .openDB({ name: 'credentials', keyEncoding: 'ordered-binary', encoding: 'binary' })
+        .getKeys(),
+    ][0],
+  );
   raw.close();
   for (const [db, key] of records) {
     const value = rawRecord(db, key);
@@ -167,13 +208,17 @@ test('damage: random byte flips inside records (seeded) → each refused', async
     const bit = 1 << Math.floor(rand() * 8);
     console.log(`  flip: ${db}/${key} byte ${flip} of ${value.length}, bit ${bit} (seed 20261202)`);
     await expectRefused((f) => {
-      for (const at of offsetsOf(f, value)) writeFileAt(f, at + flip, Buffer.of(value[flip]! ^ bit));
+      for (const at of offsetsOf(f, value))
+        writeFileAt(f, at + flip, Buffer.of(value[flip]! ^ bit));
     }, /authentication failed|not a qmkd record|truncated|undecodable|cannot|crashed the reader|audit chain broken/);
   }
 });
 
 test('damage: the data file replaced by an older copy of itself → refused: rolled back', async () => {
-  await expectRefused((f) => writeFileSync(f, older), /rolled back: its audit log ends at seq \d+, but seq \d+ was recorded/);
+  await expectRefused(
+    (f) => writeFileSync(f, older),
+    /rolled back: its audit log ends at seq \d+, but seq \d+ was recorded/,
+  );
 });
 
 test('damage: the marker is garbage → refused naming the marker', async () => {
@@ -185,7 +230,10 @@ test('damage: the marker is garbage → refused naming the marker', async () => 
   try {
     const r = await runDaemonToExit(dir);
     assert.is(r.code, 1, r.output);
-    assert.ok(r.output.includes(`state file damaged: ${join(dir, 'state.json')}: not a qmkd state marker`), r.output);
+    assert.ok(
+      r.output.includes(`state file damaged: ${join(dir, 'state.json')}: not a qmkd state marker`),
+      r.output,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -198,7 +246,10 @@ test('damage: the lock file deleted → starts normally and serves the tenant', 
     d = await startDaemon(dir);
     const admin = adminClient(d);
     const list = await call<{ tenants: { name: string }[] }>(admin, 'ListTenants', {});
-    assert.equal(list.tenants.map((t) => t.name), ['acme', 'later']);
+    assert.equal(
+      list.tenants.map((t) => t.name),
+      ['acme', 'later'],
+    );
     admin.close();
   } finally {
     if (d) await d.stop();

@@ -6,8 +6,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadNative } from '../../src/sim/kernels.js';
 import { ghzQasm } from '../../src/sim/circuits.js';
+import { loadNative } from '../../src/sim/kernels.js';
 import {
   type Daemon,
   jobClient,
@@ -47,7 +47,11 @@ async function ghzOn(env: NodeJS.ProcessEnv) {
     jobs.close();
     t.client.close();
     assert.is(job.state, 'JOB_STATE_DONE', JSON.stringify(job));
-    return { log: engineLog(d), engine: String(result!.engine), counts: result!.counts as Record<string, string> };
+    return {
+      log: engineLog(d),
+      engine: String(result!.engine),
+      counts: result!.counts as Record<string, string>,
+    };
   } finally {
     await d.stop();
     removeStateDir(d.stateDir);
@@ -67,7 +71,10 @@ test('default selection → the native engine when built (else js, saying why); 
   const native = await ghzOn({ QMK_SIM_ENGINE: '' });
   if (NATIVE_BUILT) {
     assert.is(native.log.name, 'native');
-    assert.ok(['avx512f', 'avx2', 'default'].includes(String(native.log.isa)), String(native.log.isa));
+    assert.ok(
+      ['avx512f', 'avx2', 'default'].includes(String(native.log.isa)),
+      String(native.log.isa),
+    );
     assert.is(native.engine, 'native fused k=3');
   } else {
     assert.is(native.log.name, 'js');

@@ -35,10 +35,14 @@ async function example(
   args: string[],
 ): Promise<{ code: number; out: string; err: string }> {
   try {
-    const r = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'examples', script), ...args, '--address', d.address], {
-      cwd: ROOT,
-      env: { ...process.env, QMK_API_KEY: apiKey },
-    });
+    const r = await run(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'examples', script), ...args, '--address', d.address],
+      {
+        cwd: ROOT,
+        env: { ...process.env, QMK_API_KEY: apiKey },
+      },
+    );
     return { code: 0, out: r.stdout, err: r.stderr };
   } catch (e) {
     const x = e as { code: number; stdout: string; stderr: string };
@@ -48,7 +52,9 @@ async function example(
 
 /** `  key: count (p %)` lines of an example's output. */
 function counts(out: string): Record<string, number> {
-  return Object.fromEntries([...out.matchAll(/^ {2}(\S+): (\d+) \(/gm)].map((m) => [m[1]!, Number(m[2])]));
+  return Object.fromEntries(
+    [...out.matchAll(/^ {2}(\S+): (\d+) \(/gm)].map((m) => [m[1]!, Number(m[2])]),
+  );
 }
 
 test('examples/bell.ts: 200 interactive Bell pairs → only 00 and 11', async () => {
@@ -63,7 +69,10 @@ test('examples/bell.ts: 200 interactive Bell pairs → only 00 and 11', async ()
 
 test('examples/job.ts: an OpenQASM Bell job watched to DONE → only 00 and 11', async () => {
   const file = join(d.stateDir, 'bell.qasm');
-  writeFileSync(file, 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n');
+  writeFileSync(
+    file,
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n',
+  );
   const r = await example('job.ts', [file, '--shots', '4000', '--seed', '7']);
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /^job [0-9a-f]+ \(seed 7\)$/m);
@@ -82,7 +91,10 @@ test('examples/job.ts: the shipped GHZ example (QVM JSON) → 0000 and 1111 only
 
 test('examples/job.ts: a refused program prints every violation and exits 1', async () => {
   const file = join(d.stateDir, 'bad.qasm');
-  writeFileSync(file, 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nfoo q[0];\ncx q[0],q[0];\n');
+  writeFileSync(
+    file,
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nfoo q[0];\ncx q[0],q[0];\n',
+  );
   const r = await example('job.ts', [file]);
   assert.is(r.code, 1);
   assert.match(r.err, /^refused: program: 2 violation\(s\)/m);

@@ -12,10 +12,10 @@ import * as assert from 'uvu/assert';
 import { openStateOffline } from '../../src/store/offline.js';
 import {
   type AnyClient,
+  type Daemon,
   adminClient,
   call,
   callError,
-  type Daemon,
   jobClient,
   kernelClient,
   newTenant,
@@ -27,7 +27,6 @@ import {
 import { ghzQasm } from '../support/programs.js';
 
 const code = (e: grpc.ServiceError) => e.metadata.get('qmk-error-code')[0];
-
 
 /** The chain re-hashed offline from its first record, with every record's MAC checked. */
 async function chainVerifies(stateDir: string): Promise<void> {
@@ -54,9 +53,23 @@ async function world(failpoints: string, n = 2, extra: NodeJS.ProcessEnv = {}): 
   const dir = tempStateDir();
   const d = await startDaemon(dir, { QMK_FAILPOINTS: failpoints, ...extra });
   const t = await newTenant(d, 'acme');
-  const { session_handle: session } = await call<{ session_handle: string }>(t.client, 'OpenSession', {});
-  const q = await call<{ qubits: { handle: string }[] }>(t.client, 'AllocateQubits', { session_handle: session, count: n });
-  return { dir, d, apiKey: t.apiKey, kernel: t.client, session, qubits: q.qubits.map((x) => x.handle) };
+  const { session_handle: session } = await call<{ session_handle: string }>(
+    t.client,
+    'OpenSession',
+    {},
+  );
+  const q = await call<{ qubits: { handle: string }[] }>(t.client, 'AllocateQubits', {
+    session_handle: session,
+    count: n,
+  });
+  return {
+    dir,
+    d,
+    apiKey: t.apiKey,
+    kernel: t.client,
+    session,
+    qubits: q.qubits.map((x) => x.handle),
+  };
 }
 
 /** Starts the daemon again without failpoints (stopping it first if it carried on). */
@@ -77,7 +90,11 @@ async function finish(w: World | undefined): Promise<void> {
 
 const x = (q: string) => ({ gates: [{ kind: 'GATE_KIND_X', qubits: [q] }] });
 const measure = async (c: AnyClient, q: string) =>
-  (await call<{ outcomes: number[] }>(c, 'MeasureQubits', { measurements: [{ qubit: q, basis: 'BASIS_Z' }] })).outcomes[0];
+  (
+    await call<{ outcomes: number[] }>(c, 'MeasureQubits', {
+      measurements: [{ qubit: q, basis: 'BASIS_Z' }],
+    })
+  ).outcomes[0];
 const sessions = async (c: AnyClient) =>
   (await call<{ usage: { sessions_open: number } }>(c, 'GetUsage', {})).usage.sessions_open;
 
@@ -150,7 +167,10 @@ test('store.checkpoint: crash while the shutdown checkpoint is written → resta
     w.d.child.kill('SIGTERM'); // the clean stop checkpoints, and dies inside the transaction
     assert.is((await w.d.ended).signal, 'SIGKILL');
     await restart(w);
-    assert.equal([await measure(w.kernel, w.qubits[0]!), await measure(w.kernel, w.qubits[1]!)], [0, 1]);
+    assert.equal(
+      [await measure(w.kernel, w.qubits[0]!), await measure(w.kernel, w.qubits[1]!)],
+      [0, 1],
+    );
   } finally {
     await finish(w);
   }
@@ -195,11 +215,19 @@ test('worker.job: the worker running one job dies → that job FAILED with the r
   try {
     w = await world('worker.job:666');
     const jobs = jobClient(w.d, w.apiKey);
-    const doomed = await runJob(jobs, { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: GHZ }, shots: 50_000, seed: '666' });
+    const doomed = await runJob(jobs, {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: GHZ },
+      shots: 50_000,
+      seed: '666',
+    });
     assert.is(doomed.job.state, 'JOB_STATE_FAILED');
     assert.match(doomed.job.reason, /the simulator failed/);
     for (let i = 0; i < 4; i++) {
-      const ok = await runJob(jobs, { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: GHZ }, shots: 50_000, seed: String(i + 1) });
+      const ok = await runJob(jobs, {
+        program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: GHZ },
+        shots: 50_000,
+        seed: String(i + 1),
+      });
       assert.is(ok.job.state, 'JOB_STATE_DONE', ok.job.reason);
     }
     assert.is(w.d.child.exitCode, null, 'the daemon kept running');
@@ -215,16 +243,26 @@ test('worker.plan: the worker running an ApplyGates plan dies → the daemon res
     // 12 qubits entangled in one cluster: plans on it go to the pool, not inline.
     w = await world('worker.plan:X', 12);
     await call(w.kernel, 'ApplyGates', x(w.qubits[0]!));
-    const chain = { gates: w.qubits.slice(1).map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [w!.qubits[i]!, q] })) };
+    const chain = {
+      gates: w.qubits
+        .slice(1)
+        .map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [w!.qubits[i]!, q] })),
+    };
     await call(w.kernel, 'ApplyGates', chain); // the first pool plan: all 12 now read 1
     const err = await callError(w.kernel, 'ApplyGates', x(w.qubits[0]!)); // the second dies
     assert.ok([13, 14].includes(err.code), err.message);
     assert.is((await w.d.ended).code, 75, w.d.output());
     await restart(w);
-    const outcomes = (await call<{ outcomes: number[] }>(w.kernel, 'MeasureQubits', {
-      measurements: w.qubits.map((q) => ({ qubit: q, basis: 'BASIS_Z' })),
-    })).outcomes;
-    assert.equal(outcomes, new Array(12).fill(1), 'the acknowledged gates, not the one whose worker died');
+    const outcomes = (
+      await call<{ outcomes: number[] }>(w.kernel, 'MeasureQubits', {
+        measurements: w.qubits.map((q) => ({ qubit: q, basis: 'BASIS_Z' })),
+      })
+    ).outcomes;
+    assert.equal(
+      outcomes,
+      new Array(12).fill(1),
+      'the acknowledged gates, not the one whose worker died',
+    );
   } finally {
     await finish(w);
   }

@@ -8,8 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   type AnyClient,
-  call,
   type Daemon,
+  call,
   newTenant,
   removeStateDir,
   startDaemon,
@@ -39,24 +39,34 @@ test.after(async () => {
 
 /** One cluster of `n` qubits (a GHZ chain), as qubit handles. */
 async function cluster(client: AnyClient, n: number): Promise<string[]> {
-  const session = (await call<{ session_handle: string }>(client, 'OpenSession', {})).session_handle;
-  const qs = (await call<{ qubits: Q[] }>(client, 'AllocateQubits', { session_handle: session, count: n })).qubits.map((q) => q.handle);
+  const session = (await call<{ session_handle: string }>(client, 'OpenSession', {}))
+    .session_handle;
+  const qs = (
+    await call<{ qubits: Q[] }>(client, 'AllocateQubits', { session_handle: session, count: n })
+  ).qubits.map((q) => q.handle);
   await call(client, 'ApplyGates', {
-    gates: [{ kind: 'GATE_KIND_H', qubits: [qs[0]] }, ...qs.slice(1).map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [qs[i], q] }))],
+    gates: [
+      { kind: 'GATE_KIND_H', qubits: [qs[0]] },
+      ...qs.slice(1).map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [qs[i], q] })),
+    ],
   });
   return qs;
 }
 
 /** A call of `k` rotations on every qubit of a cluster: one pool task of 2^n · k·n amplitude updates. */
 const rotations = (qs: string[], k: number) => ({
-  gates: Array.from({ length: k }, (_, r) => qs.map((q) => ({ kind: 'GATE_KIND_RX', qubits: [q], theta: 0.1 + r }))).flat(),
+  gates: Array.from({ length: k }, (_, r) =>
+    qs.map((q) => ({ kind: 'GATE_KIND_RX', qubits: [q], theta: 0.1 + r })),
+  ).flat(),
 });
 
 test('a quiet tenant’s interactive call is served before a noisy tenant’s pool backlog', async () => {
   const heavy = await Promise.all(Array.from({ length: 12 }, () => cluster(A, 18)));
   const quiet = await cluster(B, 14);
   const order: string[] = [];
-  const backlog = heavy.map((qs, i) => call(A, 'ApplyGates', rotations(qs, 2)).then(() => order.push(`a${i}`)));
+  const backlog = heavy.map((qs, i) =>
+    call(A, 'ApplyGates', rotations(qs, 2)).then(() => order.push(`a${i}`)),
+  );
   // Let A's calls reach the pool queue first.
   await new Promise((r) => setTimeout(r, 30));
   const bDone = call(B, 'ApplyGates', rotations(quiet, 1)).then(() => order.push('b'));

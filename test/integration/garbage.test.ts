@@ -9,9 +9,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   type AnyClient,
+  type Daemon,
   call,
   callError,
-  type Daemon,
   newTenant,
   removeStateDir,
   startDaemon,
@@ -31,7 +31,10 @@ test.before(async () => {
   apiKey = t.apiKey;
   other = (await newTenant(d, 'bystander')).client;
   session = (await call<{ session_handle: string }>(a, 'OpenSession', {})).session_handle;
-  const r = await call<{ qubits: { handle: string }[] }>(a, 'AllocateQubits', { session_handle: session, count: 2 });
+  const r = await call<{ qubits: { handle: string }[] }>(a, 'AllocateQubits', {
+    session_handle: session,
+    count: 2,
+  });
   qubit = r.qubits[0]!.handle;
 });
 
@@ -67,7 +70,10 @@ function rawCall(path: string, payload: Buffer): Promise<grpc.ServiceError | nul
 }
 
 test('garbage: malformed protobuf bytes → INVALID_ARGUMENT naming the request', async () => {
-  const err = await rawCall('/qmk.v1.KernelService/ApplyGates', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+  const err = await rawCall(
+    '/qmk.v1.KernelService/ApplyGates',
+    Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]),
+  );
   assert.ok(err);
   assert.is(err!.code, status.INVALID_ARGUMENT, err!.details);
   assert.match(err!.details, /^request:/);
@@ -75,7 +81,10 @@ test('garbage: malformed protobuf bytes → INVALID_ARGUMENT naming the request'
 
 test('garbage: wrong wire type for a field → INVALID_ARGUMENT', async () => {
   // field 1 (gates, a message) sent as a fixed64 — wire type 1.
-  const err = await rawCall('/qmk.v1.KernelService/ApplyGates', Buffer.from([0x09, 1, 2, 3, 4, 5, 6, 7, 8]));
+  const err = await rawCall(
+    '/qmk.v1.KernelService/ApplyGates',
+    Buffer.from([0x09, 1, 2, 3, 4, 5, 6, 7, 8]),
+  );
   assert.ok(err);
   assert.ok(err!.code === status.INVALID_ARGUMENT, `${err!.code} ${err!.details}`);
 });
@@ -125,8 +134,16 @@ test('garbage: missing fields → INVALID_ARGUMENT naming each', async () => {
     ['AllocateQubits', {}, /^session_handle:/],
     ['AllocateQubits', { session_handle: session }, /^count:/],
     ['ApplyGates', {}, /^gates:/],
-    ['ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [qubit] }] }, /^gates\[0\]\.qubits:/],
-    ['ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [qubit, qubit] }] }, /^gates\[0\]\.qubits:/],
+    [
+      'ApplyGates',
+      { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [qubit] }] },
+      /^gates\[0\]\.qubits:/,
+    ],
+    [
+      'ApplyGates',
+      { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [qubit, qubit] }] },
+      /^gates\[0\]\.qubits:/,
+    ],
     ['MeasureQubits', {}, /^measurements:/],
     ['MeasureQubits', { measurements: [{ qubit }] }, /^measurements\[0\]\.basis:/],
     ['ReleaseQubits', {}, /^qubit_handles:/],
@@ -136,21 +153,32 @@ test('garbage: missing fields → INVALID_ARGUMENT naming each', async () => {
   ];
   for (const [method, req, re] of cases) {
     const err = await callError(a, method, req);
-    assert.is(err.code, status.INVALID_ARGUMENT, `${method} ${JSON.stringify(req)}: ${err.details}`);
+    assert.is(
+      err.code,
+      status.INVALID_ARGUMENT,
+      `${method} ${JSON.stringify(req)}: ${err.details}`,
+    );
     assert.match(err.details, re);
   }
 });
 
 test('garbage: a handle that is not base64url → UNAUTHENTICATED naming the field', async () => {
-  const err = await callError(a, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: ['%%%'] }] });
+  const err = await callError(a, 'ApplyGates', {
+    gates: [{ kind: 'GATE_KIND_X', qubits: ['%%%'] }],
+  });
   assert.is(err.code, status.UNAUTHENTICATED);
   assert.match(err.details, /^gates\[0\]\.qubits\[0\]:/);
 });
 
 test('garbage: after all of the above, another tenant is served normally', async () => {
   const s = await call<{ session_handle: string }>(other, 'OpenSession', {});
-  const r = await call<{ qubits: { handle: string }[] }>(other, 'AllocateQubits', { session_handle: s.session_handle, count: 1 });
-  await call(other, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [r.qubits[0]!.handle] }] });
+  const r = await call<{ qubits: { handle: string }[] }>(other, 'AllocateQubits', {
+    session_handle: s.session_handle,
+    count: 1,
+  });
+  await call(other, 'ApplyGates', {
+    gates: [{ kind: 'GATE_KIND_X', qubits: [r.qubits[0]!.handle] }],
+  });
   const out = await call<{ outcomes: number[] }>(other, 'MeasureQubits', {
     measurements: [{ qubit: r.qubits[0]!.handle, basis: 'BASIS_Z' }],
   });

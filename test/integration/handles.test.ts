@@ -8,11 +8,11 @@ import { status } from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  adminClient,
   type AnyClient,
+  type Daemon,
+  adminClient,
   call,
   callError,
-  type Daemon,
   kernelClient,
   newTenant,
   removeStateDir,
@@ -31,7 +31,10 @@ interface Q {
 }
 
 async function allocA(n = 1): Promise<Q[]> {
-  const r = await call<{ qubits: Q[] }>(a, 'AllocateQubits', { session_handle: sessionA, count: n });
+  const r = await call<{ qubits: Q[] }>(a, 'AllocateQubits', {
+    session_handle: sessionA,
+    count: n,
+  });
   return r.qubits;
 }
 

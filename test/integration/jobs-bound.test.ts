@@ -8,10 +8,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   type AnyClient,
+  type Daemon,
+  type Wire,
   adminClient,
   call,
   callError,
-  type Daemon,
   jobClient,
   kernelClient,
   newTenant,
@@ -20,7 +21,6 @@ import {
   sleep,
   startDaemon,
   tempStateDir,
-  type Wire,
 } from '../support/daemon.js';
 import { perShotQasm } from '../support/programs.js';
 
@@ -57,13 +57,16 @@ test.before(async () => {
 test.after(async () => {
   kernel.close();
   jobs.close();
-  for (const line of d.output().split('\n')) if (line.includes('"handler failed"')) console.error(line);
+  for (const line of d.output().split('\n'))
+    if (line.includes('"handler failed"')) console.error(line);
   await d.stop();
   removeStateDir(dir);
 });
 
 async function alloc(n: number): Promise<Q[]> {
-  return (await call<{ qubits: Q[] }>(kernel, 'AllocateQubits', { session_handle: session, count: n })).qubits;
+  return (
+    await call<{ qubits: Q[] }>(kernel, 'AllocateQubits', { session_handle: session, count: n })
+  ).qubits;
 }
 
 async function measure(qs: Q[]): Promise<number[]> {
@@ -87,18 +90,25 @@ function program(bound: string[], own: string[], body: object[], events: string[
   });
 }
 
-const bind = (names: string[], qs: Q[]) => names.map((name, i) => ({ name, qubit_handle: qs[i]!.handle }));
+const bind = (names: string[], qs: Q[]) =>
+  names.map((name, i) => ({ name, qubit_handle: qs[i]!.handle }));
 
 test('a bound job acts on the session qubits and its effect stays, like ApplyGates', async () => {
   const qs = await alloc(2);
   await call(kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [qs[0]!.handle] }] });
   const { job, result } = await runJob(jobs, {
-    program: { format: QVM, source: program(['a', 'b'], [], [{ op: 'APPLY_CNOT', vqs: ['a', 'b'] }]) },
+    program: {
+      format: QVM,
+      source: program(['a', 'b'], [], [{ op: 'APPLY_CNOT', vqs: ['a', 'b'] }]),
+    },
     shots: 1,
     bindings: bind(['a', 'b'], qs),
   });
   assert.is(job.state, 'JOB_STATE_DONE', job.reason);
-  assert.equal(job.bindings.map((b: Wire) => b.name), ['a', 'b']);
+  assert.equal(
+    job.bindings.map((b: Wire) => b.name),
+    ['a', 'b'],
+  );
   assert.equal(result!.counts, { '': 1 });
   assert.equal(await measure(qs), [1, 1], 'CNOT copied |1> onto b');
 });
@@ -110,10 +120,14 @@ test('a bound Bell job: the qubits are entangled afterwards (interactive outcome
     const { job } = await runJob(jobs, {
       program: {
         format: QVM,
-        source: program(['a', 'b'], [], [
-          { op: 'APPLY_H', vqs: ['a'] },
-          { op: 'APPLY_CNOT', vqs: ['a', 'b'] },
-        ]),
+        source: program(
+          ['a', 'b'],
+          [],
+          [
+            { op: 'APPLY_H', vqs: ['a'] },
+            { op: 'APPLY_CNOT', vqs: ['a', 'b'] },
+          ],
+        ),
       },
       shots: 1,
       bindings: bind(['a', 'b'], qs),
@@ -130,7 +144,8 @@ test('a bound Bell job: the qubits are entangled afterwards (interactive outcome
 test('OpenQASM with bindings: the bound qreg qubits are not allocated or freed by the job', async () => {
   const qs = await alloc(2);
   await call(kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [qs[1]!.handle] }] });
-  const src = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nqreg anc[1];\ncreg c[1];\nswap q[0],q[1];\ncx q[0],anc[0];\nmeasure anc[0] -> c[0];\n';
+  const src =
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nqreg anc[1];\ncreg c[1];\nswap q[0],q[1];\ncx q[0],anc[0];\nmeasure anc[0] -> c[0];\n';
   const { job, result } = await runJob(jobs, {
     program: { format: QASM, source: src },
     shots: 1,
@@ -156,8 +171,11 @@ test('shots other than 1 are refused with the no-cloning reason', async () => {
 test('bad bindings are refused naming the field, and nothing is queued', async () => {
   const qs = await alloc(1);
   const other = await newTenant(d, 'bound-other');
-  const os = (await call<{ session_handle: string }>(other.client, 'OpenSession', {})).session_handle;
-  const theirs = (await call<{ qubits: Q[] }>(other.client, 'AllocateQubits', { session_handle: os, count: 1 })).qubits;
+  const os = (await call<{ session_handle: string }>(other.client, 'OpenSession', {}))
+    .session_handle;
+  const theirs = (
+    await call<{ qubits: Q[] }>(other.client, 'AllocateQubits', { session_handle: os, count: 1 })
+  ).qubits;
   other.client.close();
   const src = program(['a'], [], [{ op: 'APPLY_H', vqs: ['a'] }]);
   const cases: [object[], number, RegExp][] = [
@@ -167,12 +185,20 @@ test('bad bindings are refused naming the field, and nothing is queued', async (
     [[...bind(['a'], qs), ...bind(['a'], qs)], 3, /^bindings\[1\]\.name: "a" is bound twice/],
   ];
   for (const [bindings, code, message] of cases) {
-    const err = await callError(jobs, 'SubmitJob', { program: { format: QVM, source: src }, shots: 1, bindings });
+    const err = await callError(jobs, 'SubmitJob', {
+      program: { format: QVM, source: src },
+      shots: 1,
+      bindings,
+    });
     assert.is(err.code, code, `${JSON.stringify(bindings)}: ${err.details}`);
     assert.match(err.details, message);
   }
   const frees = program(['a'], [], [{ op: 'FREE_LQ', vqs: ['a'] }]);
-  const err = await callError(jobs, 'SubmitJob', { program: { format: QVM, source: frees }, shots: 1, bindings: bind(['a'], qs) });
+  const err = await callError(jobs, 'SubmitJob', {
+    program: { format: QVM, source: frees },
+    shots: 1,
+    bindings: bind(['a'], qs),
+  });
   assert.match(err.details, /^bindings\[0\]\.name: the program frees bound qubit "a"/);
   const list = await call<{ jobs: Wire[] }>(jobs, 'ListJobs', { states: ['JOB_STATE_QUEUED'] });
   assert.is(list.jobs.length, 0);
@@ -200,7 +226,10 @@ test('a bound qubit released while the job waits: the job fails saying so', asyn
     final = (await call<{ job: Wire }>(jobs, 'GetJob', { job_id: bound.job.job_id })).job;
   }
   assert.is(final.state, 'JOB_STATE_FAILED');
-  assert.match(final.reason, /bindings\[0\]: the qubit bound as "a" was released before the job ran/);
+  assert.match(
+    final.reason,
+    /bindings\[0\]: the qubit bound as "a" was released before the job ran/,
+  );
   await call(admin, 'UpdateTenant', { tenant: 'bound', quota: { jobs_running_max: 4 } });
   admin.close();
 });
@@ -211,20 +240,37 @@ test('interactive gates on a pool-sized cluster do not wait behind jobs that fil
   admin.close();
   const slow = { program: { format: QASM, source: perShotQasm(14, 6, 3) }, shots: 100_000 };
   const ids: string[] = [];
-  for (let i = 0; i < 2; i++) ids.push((await call<{ job: Wire }>(jobs, 'SubmitJob', slow)).job.job_id);
-  const state = async (id: string) => (await call<{ job: Wire }>(jobs, 'GetJob', { job_id: id })).job.state;
-  while ((await Promise.all(ids.map(state))).some((x) => x !== 'JOB_STATE_RUNNING')) await sleep(20);
-  assert.equal(await Promise.all(ids.map(state)), ['JOB_STATE_RUNNING', 'JOB_STATE_RUNNING'], 'both job slots busy');
+  for (let i = 0; i < 2; i++)
+    ids.push((await call<{ job: Wire }>(jobs, 'SubmitJob', slow)).job.job_id);
+  const state = async (id: string) =>
+    (await call<{ job: Wire }>(jobs, 'GetJob', { job_id: id })).job.state;
+  while ((await Promise.all(ids.map(state))).some((x) => x !== 'JOB_STATE_RUNNING'))
+    await sleep(20);
+  assert.equal(
+    await Promise.all(ids.map(state)),
+    ['JOB_STATE_RUNNING', 'JOB_STATE_RUNNING'],
+    'both job slots busy',
+  );
   // 12 qubits in one cluster: past the inline limit, so these run on the pool.
   const qs = await alloc(12);
   const t0 = Date.now();
   await call(kernel, 'ApplyGates', {
-    gates: [{ kind: 'GATE_KIND_H', qubits: [qs[0]!.handle] }, ...qs.slice(1).map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [qs[i]!.handle, q.handle] }))],
+    gates: [
+      { kind: 'GATE_KIND_H', qubits: [qs[0]!.handle] },
+      ...qs.slice(1).map((q, i) => ({ kind: 'GATE_KIND_CNOT', qubits: [qs[i]!.handle, q.handle] })),
+    ],
   });
   const out = await measure(qs);
   const took = Date.now() - t0;
-  assert.ok(out.every((x) => x === out[0]), 'a GHZ state reads all equal');
-  assert.equal(await Promise.all(ids.map(state)), ['JOB_STATE_RUNNING', 'JOB_STATE_RUNNING'], `the jobs were still running (${took} ms)`);
+  assert.ok(
+    out.every((x) => x === out[0]),
+    'a GHZ state reads all equal',
+  );
+  assert.equal(
+    await Promise.all(ids.map(state)),
+    ['JOB_STATE_RUNNING', 'JOB_STATE_RUNNING'],
+    `the jobs were still running (${took} ms)`,
+  );
   for (const id of ids) await call(jobs, 'CancelJob', { job_id: id });
 });
 
@@ -234,12 +280,17 @@ test('kill -9 after a bound job: replay restores its effect on the session qubit
   const { job } = await runJob(jobs, {
     program: {
       format: QVM,
-      source: program(['a', 'b', 'c'], ['t'], [
-        { op: 'APPLY_CNOT', vqs: ['a', 't'] },
-        { op: 'MEASURE_Z', vqs: ['t'], produces: ['m'] },
-        { op: 'APPLY_X', vqs: ['c'], guard: { event: 'm', equals: 1 } },
-        { op: 'APPLY_CNOT', vqs: ['a', 'b'] },
-      ], ['m']),
+      source: program(
+        ['a', 'b', 'c'],
+        ['t'],
+        [
+          { op: 'APPLY_CNOT', vqs: ['a', 't'] },
+          { op: 'MEASURE_Z', vqs: ['t'], produces: ['m'] },
+          { op: 'APPLY_X', vqs: ['c'], guard: { event: 'm', equals: 1 } },
+          { op: 'APPLY_CNOT', vqs: ['a', 'b'] },
+        ],
+        ['m'],
+      ),
     },
     shots: 1,
     bindings: bind(['a', 'b', 'c'], qs),
@@ -249,7 +300,11 @@ test('kill -9 after a bound job: replay restores its effect on the session qubit
   jobs.close();
   await d.kill();
   await connect();
-  assert.equal(await measure(qs), [1, 1, 1], 'a=|1>, b copied it, c flipped by the guard on the ancilla');
+  assert.equal(
+    await measure(qs),
+    [1, 1, 1],
+    'a=|1>, b copied it, c flipped by the guard on the ancilla',
+  );
   const again = await call<{ job: Wire }>(jobs, 'GetJob', { job_id: job.job_id });
   assert.is(again.job.state, 'JOB_STATE_DONE');
   assert.is(again.job.attempts, 1, 'a finished bound job does not run again after a restart');

@@ -6,10 +6,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   type AnyClient,
+  type Daemon,
   type Wire,
   adminClient,
   call,
-  type Daemon,
   jobClient,
   newTenant,
   removeStateDir,
@@ -45,11 +45,20 @@ async function tenantClient(name: string, weight?: number): Promise<AnyClient> {
 }
 
 const submitMany = (c: AnyClient, n: number) =>
-  Promise.all(Array.from({ length: n }, () => call<{ job: { job_id: string } }>(c, 'SubmitJob', JOB).then((r) => r.job.job_id)));
+  Promise.all(
+    Array.from({ length: n }, () =>
+      call<{ job: { job_id: string } }>(c, 'SubmitJob', JOB).then((r) => r.job.job_id),
+    ),
+  );
 
 async function finished(c: AnyClient): Promise<{ id: string; at: number }[]> {
-  const r = await call<{ jobs: Wire[] }>(c, 'ListJobs', { states: ['JOB_STATE_DONE'], page_size: 1000 });
-  return r.jobs.map((j) => ({ id: j.job_id, at: Number(j.finished_at_unix_ms) })).sort((x, y) => x.at - y.at);
+  const r = await call<{ jobs: Wire[] }>(c, 'ListJobs', {
+    states: ['JOB_STATE_DONE'],
+    page_size: 1000,
+  });
+  return r.jobs
+    .map((j) => ({ id: j.job_id, at: Number(j.finished_at_unix_ms) }))
+    .sort((x, y) => x.at - y.at);
 }
 
 async function cancelAll(c: AnyClient, ids: string[]): Promise<void> {
@@ -66,7 +75,9 @@ test('A floods 200 jobs, then B submits 5: all of B finish before A’s 40th (eq
     if (fb.length === 5 && fa.length >= 40) {
       const lastB = fb[4]!.at;
       const a40 = fa[39]!.at;
-      console.log(`  B's last finished at A's #${fa.filter((x) => x.at <= lastB).length} (needs < 40)`);
+      console.log(
+        `  B's last finished at A's #${fa.filter((x) => x.at <= lastB).length} (needs < 40)`,
+      );
       assert.ok(lastB < a40, `B's last finish ${lastB} >= A's 40th ${a40}`);
       break;
     }
@@ -86,11 +97,15 @@ test('weights 3:1: the completed-work ratio while both are backlogged is within 
     const [fc, fd] = await Promise.all([finished(c), finished(e)]);
     if (fc.length + fd.length >= 88) {
       // A window of 80 completions after the first 8 (the queue was still filling then).
-      const all = [...fc.map((x) => ({ ...x, t: 'c' })), ...fd.map((x) => ({ ...x, t: 'd' }))].sort((x, y) => x.at - y.at);
+      const all = [...fc.map((x) => ({ ...x, t: 'c' })), ...fd.map((x) => ({ ...x, t: 'd' }))].sort(
+        (x, y) => x.at - y.at,
+      );
       const window = all.slice(8, 88);
       const nc = window.filter((x) => x.t === 'c').length;
       const ratio = nc / (window.length - nc);
-      console.log(`  completed in window: ${nc} (weight 3) vs ${window.length - nc} (weight 1): ratio ${ratio.toFixed(2)}`);
+      console.log(
+        `  completed in window: ${nc} (weight 3) vs ${window.length - nc} (weight 1): ratio ${ratio.toFixed(2)}`,
+      );
       assert.ok(Math.abs(ratio - 3) <= 0.6, `ratio ${ratio}`);
       break;
     }

@@ -9,22 +9,22 @@
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeStatusDetails, STATUS_DETAILS_KEY } from '../../src/api/details.js';
+import { STATUS_DETAILS_KEY, decodeStatusDetails } from '../../src/api/details.js';
 import { openStateOffline } from '../../src/store/offline.js';
 import {
-  adminClient,
   type AnyClient,
+  type Daemon,
+  type Wire,
+  adminClient,
   call,
   callError,
   channelClient,
-  type Daemon,
   jobClient,
   newTenant,
   removeStateDir,
   runJob,
   sleep,
   startDaemon,
-  type Wire,
 } from '../support/daemon.js';
 import { perShotQasm } from '../support/programs.js';
 
@@ -53,8 +53,15 @@ const refused = new Map<string, number>();
 
 async function party(name: string): Promise<Party> {
   const t = await newTenant(d, name);
-  const session = (await call<{ session_handle: string }>(t.client, 'OpenSession', {})).session_handle;
-  return { name, kernel: t.client, channels: channelClient(d, t.apiKey), jobs: jobClient(d, t.apiKey), session };
+  const session = (await call<{ session_handle: string }>(t.client, 'OpenSession', {}))
+    .session_handle;
+  return {
+    name,
+    kernel: t.client,
+    channels: channelClient(d, t.apiKey),
+    jobs: jobClient(d, t.apiKey),
+    session,
+  };
 }
 
 test.before(async () => {
@@ -71,7 +78,9 @@ test.after(async () => {
 });
 
 async function alloc(p: Party, n = 1): Promise<Q[]> {
-  return (await call<{ qubits: Q[] }>(p.kernel, 'AllocateQubits', { session_handle: p.session, count: n })).qubits;
+  return (
+    await call<{ qubits: Q[] }>(p.kernel, 'AllocateQubits', { session_handle: p.session, count: n })
+  ).qubits;
 }
 
 async function channel(from: Party, to: Party, max: number): Promise<string> {
@@ -80,20 +89,33 @@ async function channel(from: Party, to: Party, max: number): Promise<string> {
     max_entanglements: max,
     expires_at_unix_ms: Date.now() + 60 * 60 * 1000,
   });
-  await call(to.channels, 'RespondChannelRequest', { channel_id: r.channel.channel_id, approve: true });
+  await call(to.channels, 'RespondChannelRequest', {
+    channel_id: r.channel.channel_id,
+    approve: true,
+  });
   return r.channel.channel_id as string;
 }
 
 async function share(owner: Party, channelId: string, q: Q): Promise<string> {
-  return (await call<{ shared_handle: string }>(owner.channels, 'ShareQubit', { channel_id: channelId, qubit_handle: q.handle })).shared_handle;
+  return (
+    await call<{ shared_handle: string }>(owner.channels, 'ShareQubit', {
+      channel_id: channelId,
+      qubit_handle: q.handle,
+    })
+  ).shared_handle;
 }
 
 async function used(channelId: string, p: Party = A): Promise<number> {
-  return (await call<{ channel: Wire }>(p.channels, 'GetChannel', { channel_id: channelId })).channel.entanglements_used;
+  return (await call<{ channel: Wire }>(p.channels, 'GetChannel', { channel_id: channelId }))
+    .channel.entanglements_used;
 }
 
 async function measure(p: Party, q: Q): Promise<number> {
-  return (await call<{ outcomes: number[] }>(p.kernel, 'MeasureQubits', { measurements: [{ qubit: q.handle, basis: 'BASIS_Z' }] })).outcomes[0]!;
+  return (
+    await call<{ outcomes: number[] }>(p.kernel, 'MeasureQubits', {
+      measurements: [{ qubit: q.handle, basis: 'BASIS_Z' }],
+    })
+  ).outcomes[0]!;
 }
 
 /** A QVM program over bound qubit names only. */
@@ -108,7 +130,13 @@ function program(bound: string[], body: object[]): string {
 const cnot = (c: string, t: string) => ({ op: 'APPLY_CNOT', vqs: [c, t] });
 
 /** A submission refused by rule 9: INVALID_ARGUMENT, BadRequest violations, nothing queued. */
-async function refusedSubmit(p: Party, req: object, code: string, field: RegExp, reason: RegExp): Promise<Wire[]> {
+async function refusedSubmit(
+  p: Party,
+  req: object,
+  code: string,
+  field: RegExp,
+  reason: RegExp,
+): Promise<Wire[]> {
   const before = (await call<{ jobs: unknown[] }>(p.jobs, 'ListJobs', {})).jobs.length;
   const err = await callError(p.jobs, 'SubmitJob', req);
   assert.is(err.code, 3, err.details);
@@ -119,12 +147,19 @@ async function refusedSubmit(p: Party, req: object, code: string, field: RegExp,
   assert.match(v!.field, field);
   assert.match(v!.description, reason);
   assert.is(v!.reason, 'QVM_RULE_9');
-  assert.is((await call<{ jobs: unknown[] }>(p.jobs, 'ListJobs', {})).jobs.length, before, 'nothing was queued');
+  assert.is(
+    (await call<{ jobs: unknown[] }>(p.jobs, 'ListJobs', {})).jobs.length,
+    before,
+    'nothing was queued',
+  );
   if (code !== 'RIGHTS_INSUFFICIENT') refused.set(code, (refused.get(code) ?? 0) + 1);
   // ValidateProgram reports the same violation without throwing.
   const dry = await call<{ valid: boolean; violations: Wire[] }>(p.jobs, 'ValidateProgram', req);
   assert.is(dry.valid, false);
-  assert.ok(dry.violations.some((x) => x.rule === 9 && x.code === code), JSON.stringify(dry.violations));
+  assert.ok(
+    dry.violations.some((x) => x.rule === 9 && x.code === code),
+    JSON.stringify(dry.violations),
+  );
   return details.badRequest;
 }
 
@@ -154,15 +189,30 @@ test('a shared qubit in a non-entangling op is refused at submission, naming the
   const shared = await share(B, ch, b!);
   const [a] = await alloc(A);
   const req = {
-    program: { format: QVM, source: program(['a', 'b'], [{ op: 'APPLY_H', vqs: ['b'] }, cnot('a', 'b'), { op: 'APPLY_X', vqs: ['b'] }]) },
+    program: {
+      format: QVM,
+      source: program(
+        ['a', 'b'],
+        [{ op: 'APPLY_H', vqs: ['b'] }, cnot('a', 'b'), { op: 'APPLY_X', vqs: ['b'] }],
+      ),
+    },
     shots: 1,
     bindings: [
       { name: 'a', qubit_handle: a!.handle },
       { name: 'b', qubit_handle: shared },
     ],
   };
-  const all = await refusedSubmit(A, req, 'RIGHTS_INSUFFICIENT', /^n0: program\.nodes\[0\]\.vqs\[0\]$/, /only entangling gates .* not APPLY_H/);
-  assert.ok(all.some((v) => v.field.startsWith('n2: ') && /not APPLY_X/.test(v.description)), 'every misuse is listed');
+  const all = await refusedSubmit(
+    A,
+    req,
+    'RIGHTS_INSUFFICIENT',
+    /^n0: program\.nodes\[0\]\.vqs\[0\]$/,
+    /only entangling gates .* not APPLY_H/,
+  );
+  assert.ok(
+    all.some((v) => v.field.startsWith('n2: ') && /not APPLY_X/.test(v.description)),
+    'every misuse is listed',
+  );
   assert.is(await used(ch), 0);
   assert.is(await measure(B, b!), 0, 'B’s qubit is untouched');
 });
@@ -173,15 +223,34 @@ test('the (N+1)th join across tenants in one program is refused with N = 2', asy
   const shared = await share(B, ch, b!);
   const as = await alloc(A, 3);
   const req = {
-    program: { format: QVM, source: program(['a0', 'a1', 'a2', 'b'], [cnot('a0', 'b'), cnot('a1', 'b'), cnot('a2', 'b')]) },
+    program: {
+      format: QVM,
+      source: program(['a0', 'a1', 'a2', 'b'], [cnot('a0', 'b'), cnot('a1', 'b'), cnot('a2', 'b')]),
+    },
     shots: 1,
-    bindings: [...as.map((q, i) => ({ name: `a${i}`, qubit_handle: q.handle })), { name: 'b', qubit_handle: shared }],
+    bindings: [
+      ...as.map((q, i) => ({ name: `a${i}`, qubit_handle: q.handle })),
+      { name: 'b', qubit_handle: shared },
+    ],
   };
   // The first two joins fit; the third (n2) is the one over: the violation names it.
-  await refusedSubmit(A, req, 'CHANNEL_EXHAUSTED', /^n2: program\.nodes\[2\]\.vqs$/, /has 2 entanglement\(s\) left; this is the program's join number 3/);
+  await refusedSubmit(
+    A,
+    req,
+    'CHANNEL_EXHAUSTED',
+    /^n2: program\.nodes\[2\]\.vqs$/,
+    /has 2 entanglement\(s\) left; this is the program's join number 3/,
+  );
   assert.is(await used(ch), 0);
   // Two joins are allowed and take both uses.
-  const two = { ...req, program: { format: QVM, source: program(['a0', 'a1', 'b'], [cnot('a0', 'b'), cnot('a1', 'b')]) }, bindings: [req.bindings[0]!, req.bindings[1]!, req.bindings[3]!] };
+  const two = {
+    ...req,
+    program: {
+      format: QVM,
+      source: program(['a0', 'a1', 'b'], [cnot('a0', 'b'), cnot('a1', 'b')]),
+    },
+    bindings: [req.bindings[0]!, req.bindings[1]!, req.bindings[3]!],
+  };
   const { job } = await runJob(A.jobs, two);
   assert.is(job.state, 'JOB_STATE_DONE', job.reason);
   assert.is(await used(ch), 2);
@@ -199,8 +268,18 @@ test('through a third tenant: B’s and C’s shared qubits join in A’s job on
     { name: 'c', qubit_handle: await share(C, ac, c!) },
   ];
   // a–b is allowed (A–B), then joining that cluster with c needs A–C and B–C: B–C is missing.
-  const req = { program: { format: QVM, source: program(['a', 'b', 'c'], [cnot('a', 'b'), cnot('a', 'c')]) }, shots: 1, bindings };
-  await refusedSubmit(A, req, 'FIREWALL_NO_CHANNEL', /^n1: program\.nodes\[1\]\.vqs$/, /no channel between tenants ("fw-b" and "fw-c"|"fw-c" and "fw-b")/);
+  const req = {
+    program: { format: QVM, source: program(['a', 'b', 'c'], [cnot('a', 'b'), cnot('a', 'c')]) },
+    shots: 1,
+    bindings,
+  };
+  await refusedSubmit(
+    A,
+    req,
+    'FIREWALL_NO_CHANNEL',
+    /^n1: program\.nodes\[1\]\.vqs$/,
+    /no channel between tenants ("fw-b" and "fw-c"|"fw-c" and "fw-b")/,
+  );
   assert.equal([await used(ab), await used(ac)], [0, 0]);
   // With a B–C channel the same job runs and takes one use of each of the three channels.
   const bc = await channel(B, C, 5);
@@ -218,7 +297,10 @@ test('a channel revoked after submission: the job fails when it starts, with the
   const [a] = await alloc(A);
   await call(A.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [a!.handle] }] });
   // A long job holds A's only running slot, so the bound job waits in the queue.
-  const slow = await call<{ job: Wire }>(A.jobs, 'SubmitJob', { program: { format: QASM, source: perShotQasm(14, 6, 3) }, shots: 100_000 });
+  const slow = await call<{ job: Wire }>(A.jobs, 'SubmitJob', {
+    program: { format: QASM, source: perShotQasm(14, 6, 3) },
+    shots: 100_000,
+  });
   const { job } = await call<{ job: Wire }>(A.jobs, 'SubmitJob', {
     program: { format: QVM, source: program(['a', 'b'], [cnot('a', 'b')]) },
     shots: 1,
@@ -236,7 +318,10 @@ test('a channel revoked after submission: the job fails when it starts, with the
     state = (await call<{ job: Wire }>(A.jobs, 'GetJob', { job_id: job.job_id })).job;
   }
   assert.is(state.state, 'JOB_STATE_FAILED');
-  assert.match(state.reason, /^could not run on the bound qubits: firewall: channel \S+ between ("fw-a" and "fw-b"|"fw-b" and "fw-a") was revoked \(changed my mind\)/);
+  assert.match(
+    state.reason,
+    /^could not run on the bound qubits: firewall: channel \S+ between ("fw-a" and "fw-b"|"fw-b" and "fw-a") was revoked \(changed my mind\)/,
+  );
   refused.set('CHANNEL_REVOKED', (refused.get('CHANNEL_REVOKED') ?? 0) + 1);
   assert.is(await used(ch), 0);
   assert.is(await measure(B, b!), 0, 'B’s qubit is untouched');
@@ -272,10 +357,15 @@ test('every firewall refusal of a job left an audit record', async () => {
   const store = state.store;
   const seen = new Map<string, number>();
   for (const r of store.auditRecords()) {
-    if (r.outcome.startsWith('denied:')) seen.set(r.outcome.slice(7), (seen.get(r.outcome.slice(7)) ?? 0) + 1);
+    if (r.outcome.startsWith('denied:'))
+      seen.set(r.outcome.slice(7), (seen.get(r.outcome.slice(7)) ?? 0) + 1);
   }
   await state.close();
-  assert.equal([...refused.keys()].sort(), ['CHANNEL_EXHAUSTED', 'CHANNEL_REVOKED', 'FIREWALL_NO_CHANNEL']);
+  assert.equal([...refused.keys()].sort(), [
+    'CHANNEL_EXHAUSTED',
+    'CHANNEL_REVOKED',
+    'FIREWALL_NO_CHANNEL',
+  ]);
   for (const [code, n] of refused) assert.is(seen.get(code), n, `audit records of ${code}`);
 });
 

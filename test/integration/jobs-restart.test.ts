@@ -42,7 +42,11 @@ test('kill -9 with jobs running: every accepted job ends once; interrupted ones 
   let inDoubt = 0; // a submission cut by the crash may or may not have been durable
   for (let i = 0; i < JOBS; i++) {
     try {
-      const r = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: program(i), shots: 150, seed: String(1000 + i) });
+      const r = await call<{ job: { job_id: string } }>(c, 'SubmitJob', {
+        program: program(i),
+        shots: 150,
+        seed: String(1000 + i),
+      });
       accepted.push(r.job.job_id);
     } catch {
       inDoubt = 1;
@@ -58,7 +62,12 @@ test('kill -9 with jobs running: every accepted job ends once; interrupted ones 
   // Polls until every job ended; the test runner's per-file limit bounds a hang.
   for (;;) {
     all = await listAll(c);
-    if (all.every((j) => ['JOB_STATE_DONE', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(j.state))) break;
+    if (
+      all.every((j) =>
+        ['JOB_STATE_DONE', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(j.state),
+      )
+    )
+      break;
     await sleep(100);
   }
   const ids = new Set(all.map((j) => j.job_id));
@@ -70,7 +79,9 @@ test('kill -9 with jobs running: every accepted job ends once; interrupted ones 
   // An interrupted job's counts equal an uninterrupted run of the same program with the same seed.
   for (const j of interrupted) {
     const i = Number(j.seed) - 1000;
-    const first = await call<{ counts: Record<string, number> }>(c, 'GetJobResult', { job_id: j.job_id });
+    const first = await call<{ counts: Record<string, number> }>(c, 'GetJobResult', {
+      job_id: j.job_id,
+    });
     const again = await runJob(c, { program: program(i), shots: 150, seed: j.seed });
     assert.equal(first.counts, again.result!.counts, `job ${i} (seed ${j.seed})`);
   }

@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeStatusDetails, STATUS_DETAILS_KEY } from '../../src/api/details.js';
+import { STATUS_DETAILS_KEY, decodeStatusDetails } from '../../src/api/details.js';
 import {
   type AnyClient,
+  type Daemon,
   type Wire,
   adminClient,
   call,
   callError,
-  type Daemon,
   jobClient,
   newTenant,
   removeStateDir,
@@ -60,7 +60,8 @@ test.before(async () => {
 
 test.after(async () => {
   // Any INTERNAL answer above is a bug; its stack is only in the daemon's log.
-  for (const line of d.output().split('\n')) if (line.includes('"handler failed"')) console.error(line);
+  for (const line of d.output().split('\n'))
+    if (line.includes('"handler failed"')) console.error(line);
   jobs.close();
   await d.stop();
   removeStateDir(d.stateDir);
@@ -69,7 +70,12 @@ test.after(async () => {
 const submit = (format: string, source: string, shots: number, extra: object = {}) =>
   runJob(jobs, { program: { format, source }, shots, ...extra });
 
-async function expectDistribution(format: string, source: string, shots: number, expected: Record<string, number>) {
+async function expectDistribution(
+  format: string,
+  source: string,
+  shots: number,
+  expected: Record<string, number>,
+) {
   const { job, result } = await submit(format, source, shots);
   assert.is(job.state, 'JOB_STATE_DONE', `${job.state}: ${job.reason}`);
   assert.ok(result);
@@ -117,7 +123,12 @@ test('teleportation of |+> read in X on the receiver is always 0 (per-shot, corr
   });
   assert.is(r.sampling, 'per-shot');
   // OpenQASM keys are "b a m": the receiver's register leftmost.
-  await expectDistribution(QASM, teleportPlusQasm(), 2000, { '0 0 0': 0.25, '0 0 1': 0.25, '0 1 0': 0.25, '0 1 1': 0.25 });
+  await expectDistribution(QASM, teleportPlusQasm(), 2000, {
+    '0 0 0': 0.25,
+    '0 0 1': 0.25,
+    '0 1 0': 0.25,
+    '0 1 1': 0.25,
+  });
 });
 
 test('3-qubit Grover finds its marked item with P > 0.9, in both formats', async () => {
@@ -130,7 +141,10 @@ test('3-qubit Grover finds its marked item with P > 0.9, in both formats', async
     const p = Number(result!.counts['101'] ?? 0) / 4000;
     assert.ok(p > 0.9, `${format}: P(101) = ${p}`);
     // Two Grover iterations on 3 qubits: P = sin²(5·asin(1/√8)) = 0.9453.
-    assert.ok(Math.abs(p - 0.9453) < 5 * Math.sqrt((0.9453 * 0.0547) / 4000), `${format}: P = ${p}`);
+    assert.ok(
+      Math.abs(p - 0.9453) < 5 * Math.sqrt((0.9453 * 0.0547) / 4000),
+      `${format}: P = ${p}`,
+    );
   }
 });
 
@@ -154,8 +168,14 @@ test('the same seed gives the same counts and outcomes; the seed is always retur
   const b = await submit(QASM, src, 300, { seed: '12345678901234567890', shot_outcomes_max: 50 });
   assert.is(a.job.seed, '12345678901234567890');
   assert.equal(a.result!.counts, b.result!.counts);
-  const ra = await call<{ shot_outcomes: string[] }>(jobs, 'GetJobResult', { job_id: a.job.job_id, include_shot_outcomes: true });
-  const rb = await call<{ shot_outcomes: string[] }>(jobs, 'GetJobResult', { job_id: b.job.job_id, include_shot_outcomes: true });
+  const ra = await call<{ shot_outcomes: string[] }>(jobs, 'GetJobResult', {
+    job_id: a.job.job_id,
+    include_shot_outcomes: true,
+  });
+  const rb = await call<{ shot_outcomes: string[] }>(jobs, 'GetJobResult', {
+    job_id: b.job.job_id,
+    include_shot_outcomes: true,
+  });
   assert.is(ra.shot_outcomes.length, 50);
   assert.equal(ra.shot_outcomes, rb.shot_outcomes);
   const c = await submit(QASM, src, 300);
@@ -200,16 +220,25 @@ test('a program with several faults is refused with every violation in google.rp
 
 test('OpenQASM syntax errors carry line and column', async () => {
   const err = await callError(jobs, 'SubmitJob', {
-    program: { format: QASM, source: 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nfoo q[0];\n' },
+    program: {
+      format: QASM,
+      source: 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nfoo q[0];\n',
+    },
     shots: 1,
   });
   assert.is(err.code, 3);
   const details = decodeStatusDetails(err.metadata.get(STATUS_DETAILS_KEY)[0] as Buffer);
-  assert.ok(details.badRequest.some((v) => v.field.startsWith('4:') && v.reason === 'QASM_SYNTAX'), JSON.stringify(details));
+  assert.ok(
+    details.badRequest.some((v) => v.field.startsWith('4:') && v.reason === 'QASM_SYNTAX'),
+    JSON.stringify(details),
+  );
 });
 
 test('ValidateProgram returns violations and an estimate without queueing', async () => {
-  const ok = await call<Wire>(jobs, 'ValidateProgram', { program: { format: QVM, source: ghzQvm(5) }, shots: 100 });
+  const ok = await call<Wire>(jobs, 'ValidateProgram', {
+    program: { format: QVM, source: ghzQvm(5) },
+    shots: 100,
+  });
   assert.is(ok.valid, true);
   assert.is(ok.estimate.logical_qubits, 5);
   assert.is(ok.estimate.largest_cluster, 5);
@@ -220,25 +249,50 @@ test('ValidateProgram returns violations and an estimate without queueing', asyn
     // 1e400 in the JSON text parses to Infinity: not a finite angle.
     program: {
       format: QVM,
-      source: qvm(['q'], [{ op: 'APPLY_RZ', vqs: ['q'], args: { theta: 'HUGE' } }], []).replace('"HUGE"', '1e400'),
+      source: qvm(['q'], [{ op: 'APPLY_RZ', vqs: ['q'], args: { theta: 'HUGE' } }], []).replace(
+        '"HUGE"',
+        '1e400',
+      ),
     },
     shots: 1,
   });
   assert.is(bad.valid, false);
-  assert.ok(bad.violations.some((v: Wire) => v.field.includes('theta')), JSON.stringify(bad.violations));
+  assert.ok(
+    bad.violations.some((v: Wire) => v.field.includes('theta')),
+    JSON.stringify(bad.violations),
+  );
 });
 
 test('bad request fields are named', async () => {
   const cases: [object, RegExp][] = [
     [{ program: { format: QVM, source: ghzQvm(2) }, shots: 0 }, /^shots:/],
-    [{ program: { format: 'PROGRAM_FORMAT_UNSPECIFIED', source: ghzQvm(2) }, shots: 1 }, /^program\.format:/],
-    [{ program: { format: QVM, source: ghzQvm(2) }, shots: 1, seed: '18446744073709551616' }, /^seed:/],
-    [{ program: { format: QVM, source: ghzQvm(2) }, shots: 1, seed: '-1' }, /^seed:/],
-    [{ program: { format: QVM, source: ghzQvm(2) }, shots: 1, shot_outcomes_max: 10_001 }, /^shot_outcomes_max:/],
-    [{ program: { format: QVM, source: ghzQvm(2) }, shots: 1, idempotency_key: 'x'.repeat(129) }, /^idempotency_key:/],
-    [{ program: { format: QVM, source: '{not json' }, shots: 1 }, /program: 1 violation.*not valid JSON/],
     [
-      { program: { format: QVM, source: ghzQvm(2) }, shots: 3, bindings: [{ name: 'q0', qubit_handle: 'x' }] },
+      { program: { format: 'PROGRAM_FORMAT_UNSPECIFIED', source: ghzQvm(2) }, shots: 1 },
+      /^program\.format:/,
+    ],
+    [
+      { program: { format: QVM, source: ghzQvm(2) }, shots: 1, seed: '18446744073709551616' },
+      /^seed:/,
+    ],
+    [{ program: { format: QVM, source: ghzQvm(2) }, shots: 1, seed: '-1' }, /^seed:/],
+    [
+      { program: { format: QVM, source: ghzQvm(2) }, shots: 1, shot_outcomes_max: 10_001 },
+      /^shot_outcomes_max:/,
+    ],
+    [
+      { program: { format: QVM, source: ghzQvm(2) }, shots: 1, idempotency_key: 'x'.repeat(129) },
+      /^idempotency_key:/,
+    ],
+    [
+      { program: { format: QVM, source: '{not json' }, shots: 1 },
+      /program: 1 violation.*not valid JSON/,
+    ],
+    [
+      {
+        program: { format: QVM, source: ghzQvm(2) },
+        shots: 3,
+        bindings: [{ name: 'q0', qubit_handle: 'x' }],
+      },
       /^shots: must be 1 .*no-cloning/,
     ],
   ];
@@ -247,7 +301,10 @@ test('bad request fields are named', async () => {
     assert.is(err.code, 3, err.details);
     assert.match(err.details, message);
   }
-  const tooMany = await callError(jobs, 'SubmitJob', { program: { format: QVM, source: ghzQvm(2) }, shots: 2_000_000 });
+  const tooMany = await callError(jobs, 'SubmitJob', {
+    program: { format: QVM, source: ghzQvm(2) },
+    shots: 2_000_000,
+  });
   assert.is(tooMany.code, 8);
   assert.match(tooMany.details, /^shots_per_job_max/);
 });
@@ -281,8 +338,15 @@ test('WatchJob reports every state in order and ends after the terminal one', as
   await call(admin, 'UpdateTenant', { tenant: 'jobs-watch', quota: { jobs_running_max: 1 } });
   admin.close();
   const c = jobClient(d, t.apiKey);
-  const blocker = await call<{ job: { job_id: string } }>(c, 'SubmitJob', { program: { format: QASM, source: slowQasm() }, shots: 100_000 });
-  while ((await call<{ job: Wire }>(c, 'GetJob', { job_id: blocker.job.job_id })).job.state !== 'JOB_STATE_RUNNING') await sleep(20);
+  const blocker = await call<{ job: { job_id: string } }>(c, 'SubmitJob', {
+    program: { format: QASM, source: slowQasm() },
+    shots: 100_000,
+  });
+  while (
+    (await call<{ job: Wire }>(c, 'GetJob', { job_id: blocker.job.job_id })).job.state !==
+    'JOB_STATE_RUNNING'
+  )
+    await sleep(20);
   const { job } = await call<{ job: { job_id: string } }>(c, 'SubmitJob', {
     program: { format: QASM, source: slowQasm() },
     shots: 40,
@@ -355,7 +419,10 @@ test('a job over its runtime limit fails with the reason', async () => {
   await call(admin, 'UpdateTenant', { tenant: 'jobs-slow', quota: { job_runtime_seconds_max: 1 } });
   admin.close();
   const c = jobClient(d, t.apiKey);
-  const { job } = await runJob(c, { program: { format: QASM, source: slowQasm() }, shots: 1_000_000 });
+  const { job } = await runJob(c, {
+    program: { format: QASM, source: slowQasm() },
+    shots: 1_000_000,
+  });
   assert.is(job.state, 'JOB_STATE_FAILED');
   assert.match(job.reason, /^job_runtime_seconds_max: ran longer than 1 s/);
   c.close();
@@ -365,14 +432,20 @@ test('the queue limit refuses with RESOURCE_EXHAUSTED naming jobs_queued_max', a
   const admin = adminClient(d);
   const t = await newTenant(d, 'jobs-full');
   t.client.close();
-  await call(admin, 'UpdateTenant', { tenant: 'jobs-full', quota: { jobs_queued_max: 2, jobs_running_max: 1 } });
+  await call(admin, 'UpdateTenant', {
+    tenant: 'jobs-full',
+    quota: { jobs_queued_max: 2, jobs_running_max: 1 },
+  });
   admin.close();
   const c = jobClient(d, t.apiKey);
   const long = { program: { format: QASM, source: slowQasm() }, shots: 100_000 };
   const ids: string[] = [];
   ids.push((await call<{ job: { job_id: string } }>(c, 'SubmitJob', long)).job.job_id);
   // Wait for the event, not for a time: the first one is running before the next are queued.
-  while ((await call<{ job: Wire }>(c, 'GetJob', { job_id: ids[0] })).job.state !== 'JOB_STATE_RUNNING') await sleep(20);
+  while (
+    (await call<{ job: Wire }>(c, 'GetJob', { job_id: ids[0] })).job.state !== 'JOB_STATE_RUNNING'
+  )
+    await sleep(20);
   ids.push((await call<{ job: { job_id: string } }>(c, 'SubmitJob', long)).job.job_id);
   ids.push((await call<{ job: { job_id: string } }>(c, 'SubmitJob', long)).job.job_id);
   const err = await callError(c, 'SubmitJob', long);
@@ -387,13 +460,33 @@ test('ListJobs filters by state and pages newest first; another tenant sees none
   t.client.close();
   const c = jobClient(d, t.apiKey);
   const ids: string[] = [];
-  for (let i = 0; i < 5; i++) ids.push((await runJob(c, { program: { format: QVM, source: ghzQvm(2) }, shots: 10 })).job.job_id);
-  const p1 = await call<{ jobs: { job_id: string }[]; next_page_token: string }>(c, 'ListJobs', { page_size: 2 });
-  assert.equal(p1.jobs.map((j) => j.job_id), [ids[4], ids[3]]);
-  const p2 = await call<{ jobs: { job_id: string }[]; next_page_token: string }>(c, 'ListJobs', { page_size: 2, page_token: p1.next_page_token });
-  assert.equal(p2.jobs.map((j) => j.job_id), [ids[2], ids[1]]);
-  const p3 = await call<{ jobs: { job_id: string }[]; next_page_token: string }>(c, 'ListJobs', { page_size: 2, page_token: p2.next_page_token });
-  assert.equal(p3.jobs.map((j) => j.job_id), [ids[0]]);
+  for (let i = 0; i < 5; i++)
+    ids.push(
+      (await runJob(c, { program: { format: QVM, source: ghzQvm(2) }, shots: 10 })).job.job_id,
+    );
+  const p1 = await call<{ jobs: { job_id: string }[]; next_page_token: string }>(c, 'ListJobs', {
+    page_size: 2,
+  });
+  assert.equal(
+    p1.jobs.map((j) => j.job_id),
+    [ids[4], ids[3]],
+  );
+  const p2 = await call<{ jobs: { job_id: string }[]; next_page_token: string }>(c, 'ListJobs', {
+    page_size: 2,
+    page_token: p1.next_page_token,
+  });
+  assert.equal(
+    p2.jobs.map((j) => j.job_id),
+    [ids[2], ids[1]],
+  );
+  const p3 = await call<{ jobs: { job_id: string }[]; next_page_token: string }>(c, 'ListJobs', {
+    page_size: 2,
+    page_token: p2.next_page_token,
+  });
+  assert.equal(
+    p3.jobs.map((j) => j.job_id),
+    [ids[0]],
+  );
   assert.is(p3.next_page_token, '');
   const done = await call<{ jobs: unknown[] }>(c, 'ListJobs', { states: ['JOB_STATE_DONE'] });
   assert.is(done.jobs.length, 5);

@@ -7,8 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   type AnyClient,
-  call,
   type Daemon,
+  call,
   newTenant,
   removeStateDir,
   startDaemon,
@@ -24,11 +24,18 @@ interface Q {
 }
 
 async function alloc(n: number): Promise<Q[]> {
-  const r = await call<{ qubits: Q[] }>(client, 'AllocateQubits', { session_handle: session, count: n });
+  const r = await call<{ qubits: Q[] }>(client, 'AllocateQubits', {
+    session_handle: session,
+    count: n,
+  });
   return r.qubits;
 }
 
-const gate = (kind: string, qs: Q[], theta = 0) => ({ kind, qubits: qs.map((q) => q.handle), theta });
+const gate = (kind: string, qs: Q[], theta = 0) => ({
+  kind,
+  qubits: qs.map((q) => q.handle),
+  theta,
+});
 
 async function apply(gates: object[]): Promise<void> {
   await call(client, 'ApplyGates', { gates });
@@ -73,7 +80,9 @@ test('bell: H then CNOT over 1000 pairs → 00 and 11 about half each, never 01 
   for (let r = 0; r < ROUNDS; r++) {
     const qs = await alloc(2 * PAIRS);
     const pairs = Array.from({ length: PAIRS }, (_, i) => [qs[2 * i]!, qs[2 * i + 1]!] as const);
-    await apply(pairs.flatMap(([a, b]) => [gate('GATE_KIND_H', [a]), gate('GATE_KIND_CNOT', [a, b])]));
+    await apply(
+      pairs.flatMap(([a, b]) => [gate('GATE_KIND_H', [a]), gate('GATE_KIND_CNOT', [a, b])]),
+    );
     const out = await measure(qs);
     for (let i = 0; i < PAIRS; i++) {
       const key = `${out[2 * i]}${out[2 * i + 1]}`;
@@ -94,7 +103,10 @@ test('ghz: 10 qubits → all zeros or all ones, both seen', async () => {
   const RUNS = 100;
   for (let r = 0; r < RUNS; r++) {
     const qs = await alloc(10);
-    await apply([gate('GATE_KIND_H', [qs[0]!]), ...qs.slice(1).map((q) => gate('GATE_KIND_CNOT', [qs[0]!, q]))]);
+    await apply([
+      gate('GATE_KIND_H', [qs[0]!]),
+      ...qs.slice(1).map((q) => gate('GATE_KIND_CNOT', [qs[0]!, q])),
+    ]);
     const out = await measure(qs);
     const s = out.join('');
     assert.ok(s === '0000000000' || s === '1111111111', `GHZ outcome ${s}`);
@@ -110,7 +122,10 @@ test('ghz: 14 qubits (above the inline size: runs on the worker pool) → all ze
   const seen = new Set<string>();
   for (let r = 0; r < 30; r++) {
     const qs = await alloc(14);
-    await apply([gate('GATE_KIND_H', [qs[0]!]), ...qs.slice(1).map((q) => gate('GATE_KIND_CNOT', [qs[0]!, q]))]);
+    await apply([
+      gate('GATE_KIND_H', [qs[0]!]),
+      ...qs.slice(1).map((q) => gate('GATE_KIND_CNOT', [qs[0]!, q])),
+    ]);
     const s = (await measure(qs)).join('');
     assert.ok(s === '0'.repeat(14) || s === '1'.repeat(14), `GHZ-14 outcome ${s}`);
     seen.add(s);
@@ -128,7 +143,8 @@ test('rotations: RX, RY at several angles → P(1) = sin²(θ/2) within 5σ; RZ 
       const ones = (await measure(qs)).filter((x) => x === 1).length;
       const p = Math.sin(theta / 2) ** 2;
       if (p > 1 - 1e-12) assert.is(ones, N, `${kind}(π) always 1`);
-      else assert.ok(within5Sigma(ones, N, p), `${kind}(${theta.toFixed(3)}): ${ones}/${N} vs p=${p}`);
+      else
+        assert.ok(within5Sigma(ones, N, p), `${kind}(${theta.toFixed(3)}): ${ones}/${N} vs p=${p}`);
       await release(qs);
     }
   }

@@ -9,19 +9,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeStatusDetails, STATUS_DETAILS_KEY } from '../../src/api/details.js';
+import { STATUS_DETAILS_KEY, decodeStatusDetails } from '../../src/api/details.js';
 import {
   type AnyClient,
+  type Daemon,
+  type Wire,
   adminClient,
   call,
   callError,
-  type Daemon,
   jobClient,
   newTenant,
   removeStateDir,
   sleep,
   startDaemon,
-  type Wire,
 } from '../support/daemon.js';
 import { perShotQasm, qvm } from '../support/programs.js';
 
@@ -74,13 +74,20 @@ function exhausted(err: grpc.ServiceError & { details: string }, field: string):
   const raw = err.metadata.get(STATUS_DETAILS_KEY)[0];
   assert.ok(raw, 'grpc-status-details-bin is present');
   const details = decodeStatusDetails(raw as Buffer);
-  assert.equal(details.quotaFailure.map((v) => v.subject), [field]);
+  assert.equal(
+    details.quotaFailure.map((v) => v.subject),
+    [field],
+  );
   return details.retryDelayMs;
 }
 
 const alloc = (t: T, count: number) =>
-  call<{ qubits: { handle: string }[] }>(t.kernel, 'AllocateQubits', { session_handle: t.session, count }).then((r) => r.qubits);
-const allocError = (t: T, count: number) => callError(t.kernel, 'AllocateQubits', { session_handle: t.session, count });
+  call<{ qubits: { handle: string }[] }>(t.kernel, 'AllocateQubits', {
+    session_handle: t.session,
+    count,
+  }).then((r) => r.qubits);
+const allocError = (t: T, count: number) =>
+  callError(t.kernel, 'AllocateQubits', { session_handle: t.session, count });
 const cx = (a: string, b: string) => ({ kind: 'GATE_KIND_CNOT', qubits: [a, b] });
 
 test('qubits_live_max: 3 live qubits, not 4', async () => {
@@ -93,8 +100,13 @@ test('qubits_live_max: 3 live qubits, not 4', async () => {
 test('qubits_per_cluster_max: a 3-qubit cluster, not 4', async () => {
   const t = await tenantWith({ qubits_per_cluster_max: 3 });
   const q = await alloc(t, 4);
-  await call(t.kernel, 'ApplyGates', { gates: [cx(q[0]!.handle, q[1]!.handle), cx(q[1]!.handle, q[2]!.handle)] });
-  exhausted(await callError(t.kernel, 'ApplyGates', { gates: [cx(q[2]!.handle, q[3]!.handle)] }), 'qubits_per_cluster_max');
+  await call(t.kernel, 'ApplyGates', {
+    gates: [cx(q[0]!.handle, q[1]!.handle), cx(q[1]!.handle, q[2]!.handle)],
+  });
+  exhausted(
+    await callError(t.kernel, 'ApplyGates', { gates: [cx(q[2]!.handle, q[3]!.handle)] }),
+    'qubits_per_cluster_max',
+  );
   t.close();
 });
 
@@ -116,10 +128,15 @@ test('session_ttl_seconds_max: 60 s is granted; 61 s is cut to 60', async () => 
   const t = await tenantWith({ session_ttl_seconds_max: 60 });
   for (const ttl of [60, 61]) {
     const before = Date.now();
-    const s = await call<{ expires_at_unix_ms: number }>(t.kernel, 'OpenSession', { ttl_seconds: ttl });
+    const s = await call<{ expires_at_unix_ms: number }>(t.kernel, 'OpenSession', {
+      ttl_seconds: ttl,
+    });
     const after = Date.now();
     const expires = Number(s.expires_at_unix_ms);
-    assert.ok(expires >= before + 60_000 && expires <= after + 60_000, `ttl ${ttl}: expires ${expires - before} ms after the call`);
+    assert.ok(
+      expires >= before + 60_000 && expires <= after + 60_000,
+      `ttl ${ttl}: expires ${expires - before} ms after the call`,
+    );
   }
   t.close();
 });
@@ -129,11 +146,17 @@ test('gates_per_call_max: 4 gates in a call, not 5', async () => {
   const [q] = await alloc(t, 1);
   const h = { kind: 'GATE_KIND_H', qubits: [q!.handle] };
   await call(t.kernel, 'ApplyGates', { gates: [h, h, h, h] });
-  exhausted(await callError(t.kernel, 'ApplyGates', { gates: [h, h, h, h, h] }), 'gates_per_call_max');
+  exhausted(
+    await callError(t.kernel, 'ApplyGates', { gates: [h, h, h, h, h] }),
+    'gates_per_call_max',
+  );
   t.close();
 });
 
-const SLOW = { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: perShotQasm(14, 6, 3) }, shots: 100_000 };
+const SLOW = {
+  program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: perShotQasm(14, 6, 3) },
+  shots: 100_000,
+};
 
 async function stateOf(t: T, id: string): Promise<string> {
   return (await call<{ job: Wire }>(t.jobs, 'GetJob', { job_id: id })).job.state;
@@ -142,9 +165,15 @@ async function stateOf(t: T, id: string): Promise<string> {
 test('jobs_running_max and jobs_queued_max: 1 running, 2 queued; the 4th submission is refused', async () => {
   const t = await tenantWith({ jobs_running_max: 1, jobs_queued_max: 2 });
   const ids: string[] = [];
-  for (let i = 0; i < 3; i++) ids.push((await call<{ job: Wire }>(t.jobs, 'SubmitJob', SLOW)).job.job_id);
-  for (let i = 0; i < 100 && (await stateOf(t, ids[0]!)) !== 'JOB_STATE_RUNNING'; i++) await sleep(20);
-  assert.equal(await Promise.all(ids.map((id) => stateOf(t, id))), ['JOB_STATE_RUNNING', 'JOB_STATE_QUEUED', 'JOB_STATE_QUEUED']);
+  for (let i = 0; i < 3; i++)
+    ids.push((await call<{ job: Wire }>(t.jobs, 'SubmitJob', SLOW)).job.job_id);
+  for (let i = 0; i < 100 && (await stateOf(t, ids[0]!)) !== 'JOB_STATE_RUNNING'; i++)
+    await sleep(20);
+  assert.equal(await Promise.all(ids.map((id) => stateOf(t, id))), [
+    'JOB_STATE_RUNNING',
+    'JOB_STATE_QUEUED',
+    'JOB_STATE_QUEUED',
+  ]);
   exhausted(await callError(t.jobs, 'SubmitJob', SLOW), 'jobs_queued_max');
   for (const id of ids) await call(t.jobs, 'CancelJob', { job_id: id });
   t.close();
@@ -153,13 +182,17 @@ test('jobs_running_max and jobs_queued_max: 1 running, 2 queued; the 4th submiss
 test('job_runtime_seconds_max: a job under 1 s is DONE, one over it FAILED with the reason', async () => {
   const t = await tenantWith({ job_runtime_seconds_max: 1 });
   // One shot of one qubit: microseconds of work, under the limit however loaded the machine is.
-  const tiny = { format: 'PROGRAM_FORMAT_QVM_JSON', source: qvm(['q'], [{ op: 'MEASURE_Z', vqs: ['q'], produces: ['m'] }], ['m']) };
+  const tiny = {
+    format: 'PROGRAM_FORMAT_QVM_JSON',
+    source: qvm(['q'], [{ op: 'MEASURE_Z', vqs: ['q'], produces: ['m'] }], ['m']),
+  };
   const quick = await call<{ job: Wire }>(t.jobs, 'SubmitJob', { program: tiny, shots: 1 });
   const slow = await call<{ job: Wire }>(t.jobs, 'SubmitJob', SLOW);
   const final = async (id: string) => {
     for (let i = 0; i < 300; i++) {
       const s = await call<{ job: Wire }>(t.jobs, 'GetJob', { job_id: id });
-      if (['JOB_STATE_DONE', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(s.job.state)) return s.job;
+      if (['JOB_STATE_DONE', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(s.job.state))
+        return s.job;
       await sleep(50);
     }
     throw new Error('job did not end');
@@ -177,7 +210,11 @@ test('program_nodes_max: a program of exactly 50 nodes is accepted, 51 is refuse
   const program = (k: number) => ({
     program: {
       format: 'PROGRAM_FORMAT_QVM_JSON',
-      source: qvm(['q'], Array.from({ length: k }, () => ({ op: 'APPLY_H', vqs: ['q'] })), []),
+      source: qvm(
+        ['q'],
+        Array.from({ length: k }, () => ({ op: 'APPLY_H', vqs: ['q'] })),
+        [],
+      ),
     },
     shots: 1,
   });
@@ -185,15 +222,26 @@ test('program_nodes_max: a program of exactly 50 nodes is accepted, 51 is refuse
   const err = await callError(t.jobs, 'SubmitJob', program(50));
   assert.is(err.code, grpc.status.INVALID_ARGUMENT);
   const details = decodeStatusDetails(err.metadata.get(STATUS_DETAILS_KEY)[0] as Buffer);
-  assert.ok(details.badRequest.some((v) => v.field.endsWith('limits.nodesMax') && v.reason === 'QVM_RULE_10'), JSON.stringify(details));
+  assert.ok(
+    details.badRequest.some(
+      (v) => v.field.endsWith('limits.nodesMax') && v.reason === 'QVM_RULE_10',
+    ),
+    JSON.stringify(details),
+  );
   t.close();
 });
 
 test('shots_per_job_max: 100 shots, not 101', async () => {
   const t = await tenantWith({ shots_per_job_max: 100 });
-  const bell = { format: 'PROGRAM_FORMAT_QVM_JSON', source: qvm(['q'], [{ op: 'MEASURE_Z', vqs: ['q'], produces: ['m'] }], ['m']) };
+  const bell = {
+    format: 'PROGRAM_FORMAT_QVM_JSON',
+    source: qvm(['q'], [{ op: 'MEASURE_Z', vqs: ['q'], produces: ['m'] }], ['m']),
+  };
   await call(t.jobs, 'SubmitJob', { program: bell, shots: 100 });
-  exhausted(await callError(t.jobs, 'SubmitJob', { program: bell, shots: 101 }), 'shots_per_job_max');
+  exhausted(
+    await callError(t.jobs, 'SubmitJob', { program: bell, shots: 101 }),
+    'shots_per_job_max',
+  );
   t.close();
 });
 
@@ -202,7 +250,10 @@ test('shots_per_job_max: 100 shots, not 101', async () => {
 // slow the machine is: refused, with a RetryInfo delay inside the window.
 test('jobs_per_minute: 2 submissions, the 3rd refused with a RetryInfo delay within 30 s', async () => {
   const t = await tenantWith({ jobs_per_minute: 2 });
-  const one = { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: qvm(['q'], [], []) }, shots: 1 };
+  const one = {
+    program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: qvm(['q'], [], []) },
+    shots: 1,
+  };
   await call(t.jobs, 'SubmitJob', one);
   await call(t.jobs, 'SubmitJob', one);
   const delay = exhausted(await callError(t.jobs, 'SubmitJob', one), 'jobs_per_minute');
@@ -216,8 +267,15 @@ test('allocations_per_minute: 3 qubits, then refused; more than the allowance at
   const delay = exhausted(await allocError(t, 1), 'allocations_per_minute');
   assert.ok(delay !== null && delay > 0 && delay <= 20_000, `retry delay ${delay}`);
   const tooMany = await allocError(t, 4);
-  assert.is(exhausted(tooMany, 'allocations_per_minute'), null, 'no retry helps a call larger than the allowance');
-  assert.match(tooMany.details, /4 qubit allocations in one call is more than the 3 allowed per minute/);
+  assert.is(
+    exhausted(tooMany, 'allocations_per_minute'),
+    null,
+    'no retry helps a call larger than the allowance',
+  );
+  assert.match(
+    tooMany.details,
+    /4 qubit allocations in one call is more than the 3 allowed per minute/,
+  );
   t.close();
 });
 
@@ -229,7 +287,9 @@ test('measurements_per_second: 4 measured, 4 more refused; after RetryInfo’s d
   // The whole allowance again: refused unless a full second passed between the two calls.
   const first = await callError(t.kernel, 'MeasureQubits', m).catch(() => null);
   if (first === null) {
-    console.log('  (the machine took over a second between two calls; the refusal is checked by rates.test.ts)');
+    console.log(
+      '  (the machine took over a second between two calls; the refusal is checked by rates.test.ts)',
+    );
     t.close();
     return;
   }
@@ -270,9 +330,14 @@ test('api_calls_per_minute: 60 calls, the 61st waits ~1 s; honoured, it passes; 
 test('calls_in_flight_max: 2 open calls (watch streams), the 3rd call is refused at once; closing one frees it', async () => {
   const t = await tenantWith({ calls_in_flight_max: 2 });
   const ids: string[] = [];
-  for (let i = 0; i < 2; i++) ids.push((await call<{ job: Wire }>(t.jobs, 'SubmitJob', SLOW)).job.job_id);
-  const streams = ids.map((id) => t.jobs.WatchJob({ job_id: id }) as grpc.ClientReadableStream<unknown>);
-  const ended: Promise<void>[] = streams.map((s) => new Promise((r) => s.on('error', () => r()).on('end', () => r())));
+  for (let i = 0; i < 2; i++)
+    ids.push((await call<{ job: Wire }>(t.jobs, 'SubmitJob', SLOW)).job.job_id);
+  const streams = ids.map(
+    (id) => t.jobs.WatchJob({ job_id: id }) as grpc.ClientReadableStream<unknown>,
+  );
+  const ended: Promise<void>[] = streams.map(
+    (s) => new Promise((r) => s.on('error', () => r()).on('end', () => r())),
+  );
   await Promise.all(streams.map((s) => new Promise((r) => s.once('data', r))));
   // Refused while both streams are still open: a queued call would wait until one ended.
   const err = await callError(t.kernel, 'GetUsage', {});

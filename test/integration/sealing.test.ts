@@ -14,9 +14,9 @@ import { readMasterKey } from '../../src/security/master-key.js';
 import { RecordCodec } from '../../src/security/record-codec.js';
 import { openStateOffline } from '../../src/store/offline.js';
 import {
+  type Daemon,
   adminClient,
   call,
-  type Daemon,
   jobClient,
   newTenant,
   removeStateDir,
@@ -41,17 +41,27 @@ test('sealing: a program and its result → not in the raw data file; still serv
     d = await startDaemon(dir);
     const t = await newTenant(d, 'acme');
     const jobs = jobClient(d, t.apiKey);
-    const { job, result } = await runJob(jobs, { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: program(`${MARK}reg`) }, shots: 100, seed: '1', shot_outcomes_max: 10 });
+    const { job, result } = await runJob(jobs, {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: program(`${MARK}reg`) },
+      shots: 100,
+      seed: '1',
+      shot_outcomes_max: 10,
+    });
     assert.is(job.state, 'JOB_STATE_DONE');
     assert.ok(JSON.stringify(result).includes(`${MARK}reg`), 'the result names the register');
     // A queued job keeps its program text in its record: submit, then crash before it can finish.
-    await call(jobs, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: program('c') }, shots: 100_000 });
+    await call(jobs, 'SubmitJob', {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: program('c') },
+      shots: 100_000,
+    });
     jobs.close();
     await d.kill();
     d = undefined;
     assert.not.ok(fileHas(dir, MARK), 'no program text or register name in plaintext');
     d = await startDaemon(dir);
-    const again = await call<Record<string, unknown>>(jobClient(d, t.apiKey), 'GetJobResult', { job_id: job.job_id });
+    const again = await call<Record<string, unknown>>(jobClient(d, t.apiKey), 'GetJobResult', {
+      job_id: job.job_id,
+    });
     assert.ok(JSON.stringify(again).includes(`${MARK}reg`), 'served again after the restart');
   } finally {
     if (d) await d.stop();
@@ -67,8 +77,14 @@ test('crypto-shredding: tenant deleted → its records do not open, even from a 
     d = await startDaemon(dir);
     const gone = await newTenant(d, 'gone');
     const stays = await newTenant(d, 'stays');
-    const a = await runJob(jobClient(d, gone.apiKey), { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: program('c') }, shots: 10 });
-    const b = await runJob(jobClient(d, stays.apiKey), { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: program('c') }, shots: 10 });
+    const a = await runJob(jobClient(d, gone.apiKey), {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: program('c') },
+      shots: 10,
+    });
+    const b = await runJob(jobClient(d, stays.apiKey), {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: program('c') },
+      shots: 10,
+    });
     assert.is(await d.stop(), 0);
     cpSync(dir, before, { recursive: true }); // the copy an attacker kept
     d = await startDaemon(dir);
@@ -83,9 +99,19 @@ test('crypto-shredding: tenant deleted → its records do not open, even from a 
     assert.ok(keys.isShredded(gone.tenantId));
     const codec = new RecordCodec(keys.macKey, (o) => keys.keyFor(o));
     const raw = open({ path: join(before, 'db', 'qmk.lmdb'), maxDbs: 16, readOnly: true });
-    const results = raw.openDB({ name: 'job_results', keyEncoding: 'ordered-binary', encoding: 'binary' });
-    assert.throws(() => codec.decode('job_results', a.job.job_id, results.get(a.job.job_id) as Buffer), /which was destroyed/);
-    assert.ok(codec.decode('job_results', b.job.job_id, results.get(b.job.job_id) as Buffer), 'the other tenant still opens');
+    const results = raw.openDB({
+      name: 'job_results',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+    });
+    assert.throws(
+      () => codec.decode('job_results', a.job.job_id, results.get(a.job.job_id) as Buffer),
+      /which was destroyed/,
+    );
+    assert.ok(
+      codec.decode('job_results', b.job.job_id, results.get(b.job.job_id) as Buffer),
+      'the other tenant still opens',
+    );
     await raw.close();
     // The daemon on the current state serves the remaining tenant and nothing of the deleted one.
     const state = openStateOffline(dir);
@@ -112,7 +138,11 @@ test('authentication: a tenant edited offline (tier pro → free, MAC kept) → 
     assert.is(await d.stop(), 0);
     d = undefined;
     const raw = open({ path: join(dir, 'db', 'qmk.lmdb'), maxDbs: 16 });
-    const tenants = raw.openDB({ name: 'tenants', keyEncoding: 'ordered-binary', encoding: 'binary' });
+    const tenants = raw.openDB({
+      name: 'tenants',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+    });
     const bytes = Buffer.from(tenants.get(t.tenantId) as Buffer);
     const at = bytes.indexOf(Buffer.from('pro'));
     assert.ok(at > 0);
@@ -123,7 +153,9 @@ test('authentication: a tenant edited offline (tier pro → free, MAC kept) → 
     assert.is(r.signal, null);
     assert.is(r.code, 1, r.output);
     assert.ok(
-      r.output.includes(`state file damaged: ${join(dir, 'db', 'qmk.lmdb')}: record tenants/${t.tenantId}: authentication failed`),
+      r.output.includes(
+        `state file damaged: ${join(dir, 'db', 'qmk.lmdb')}: record tenants/${t.tenantId}: authentication failed`,
+      ),
       r.output,
     );
   } finally {

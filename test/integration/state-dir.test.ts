@@ -11,10 +11,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStateOffline } from '../../src/store/offline.js';
 import {
+  type Daemon,
   adminClient,
   call,
   callError,
-  type Daemon,
   jobClient,
   kernelClient,
   newTenant,
@@ -37,7 +37,10 @@ test('lock: a second daemon on the same state dir → refused naming the dir and
     assert.is(second.signal, null, second.output);
     assert.is(second.code, 1, second.output);
     assert.match(second.output, /failed to start/);
-    assert.ok(second.output.includes(`state directory ${dir} is in use by qmkd (pid ${d.child.pid})`), second.output);
+    assert.ok(
+      second.output.includes(`state directory ${dir} is in use by qmkd (pid ${d.child.pid})`),
+      second.output,
+    );
     // The first daemon still owns its admin socket and serves both APIs.
     const t = await newTenant(d, 'still-serving');
     const s = await call<{ session_handle: string }>(t.client, 'OpenSession', {});
@@ -85,16 +88,29 @@ test('disk full: watermark and real ENOSPC → STORAGE_FULL only; resumes when f
     const admin = adminClient(d);
     const t = await newTenant(d, 'filler');
     const jobs = jobClient(d, t.apiKey);
-    const { session_handle: session } = await call<{ session_handle: string }>(t.client, 'OpenSession', {});
+    const { session_handle: session } = await call<{ session_handle: string }>(
+      t.client,
+      'OpenSession',
+      {},
+    );
     // Leave about 6 MiB above the watermark, then fill it with job results through the API.
-    const status = await call<{ storage_free_bytes: number; storage_free_min_bytes: number }>(admin, 'GetStatus', {});
+    const status = await call<{ storage_free_bytes: number; storage_free_min_bytes: number }>(
+      admin,
+      'GetStatus',
+      {},
+    );
     assert.is(Number(status.storage_free_min_bytes), 8 * MiB);
     ballast(join(fs.dir, 'ballast1'), Number(status.storage_free_bytes) - 14 * MiB);
     const done: string[] = [];
     let refusal: grpc.ServiceError | null = null;
     for (let i = 0; i < 200 && refusal === null; i++) {
       try {
-        const r = await runJob(jobs, { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: WIDE }, shots: 10_000, shot_outcomes_max: 10_000, seed: String(i + 1) });
+        const r = await runJob(jobs, {
+          program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: WIDE },
+          shots: 10_000,
+          shot_outcomes_max: 10_000,
+          seed: String(i + 1),
+        });
         assert.is(r.job.state, 'JOB_STATE_DONE', `${r.job.state}: ${r.job.reason}`);
         done.push(r.job.job_id);
       } catch (err) {
@@ -109,8 +125,13 @@ test('disk full: watermark and real ENOSPC → STORAGE_FULL only; resumes when f
     // Below the watermark: growth refused, reads and the operator API served.
     const open = await callError(t.client, 'OpenSession', {});
     assert.is(code(open), 'STORAGE_FULL');
-    const res = await call<{ counts: Record<string, number> }>(jobs, 'GetJobResult', { job_id: done[0] });
-    assert.is(Object.values(res.counts).reduce((a, b) => a + Number(b), 0), 10_000);
+    const res = await call<{ counts: Record<string, number> }>(jobs, 'GetJobResult', {
+      job_id: done[0],
+    });
+    assert.is(
+      Object.values(res.counts).reduce((a, b) => a + Number(b), 0),
+      10_000,
+    );
     assert.is((await call<{ jobs: unknown[] }>(jobs, 'ListJobs', {})).jobs.length, done.length);
     await call(t.client, 'GetUsage', {});
     const low = await call<{ storage_free_bytes: number }>(admin, 'GetStatus', {});
@@ -133,9 +154,20 @@ test('disk full: watermark and real ENOSPC → STORAGE_FULL only; resumes when f
     assert.is(code(fullErr!), 'STORAGE_FULL', fullErr!.message);
     assert.match(fullErr!.details, /^storage: the disk holding .* is full/);
     const phantom = `t${created.length}`;
-    const listed = await call<{ tenants: { name: string }[] }>(admin, 'ListTenants', { page_size: 1000 });
-    assert.not.ok(listed.tenants.some((x) => x.name === phantom), 'no phantom tenant');
-    for (const e of [await callError(t.client, 'OpenSession', {}), await callError(jobs, 'SubmitJob', { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: WIDE }, shots: 1 })]) {
+    const listed = await call<{ tenants: { name: string }[] }>(admin, 'ListTenants', {
+      page_size: 1000,
+    });
+    assert.not.ok(
+      listed.tenants.some((x) => x.name === phantom),
+      'no phantom tenant',
+    );
+    for (const e of [
+      await callError(t.client, 'OpenSession', {}),
+      await callError(jobs, 'SubmitJob', {
+        program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: WIDE },
+        shots: 1,
+      }),
+    ]) {
       assert.is(code(e), 'STORAGE_FULL');
     }
 
@@ -144,7 +176,11 @@ test('disk full: watermark and real ENOSPC → STORAGE_FULL only; resumes when f
     unlinkSync(join(fs.dir, 'ballast1'));
     await call(admin, 'CreateTenant', { name: phantom, tier: 'TIER_FREE' });
     created.push(phantom);
-    const more = await runJob(jobs, { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: WIDE }, shots: 100, seed: '9' });
+    const more = await runJob(jobs, {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: WIDE },
+      shots: 100,
+      seed: '9',
+    });
     assert.is(more.job.state, 'JOB_STATE_DONE');
     done.push(more.job.job_id);
     await call(t.client, 'OpenSession', {});
@@ -158,21 +194,29 @@ test('disk full: watermark and real ENOSPC → STORAGE_FULL only; resumes when f
     await d.kill();
     d = await startDaemon(stateDir, env);
     const admin2 = adminClient(d);
-    const names = (await call<{ tenants: { name: string }[] }>(admin2, 'ListTenants', { page_size: 1000 })).tenants.map((x) => x.name);
+    const names = (
+      await call<{ tenants: { name: string }[] }>(admin2, 'ListTenants', { page_size: 1000 })
+    ).tenants.map((x) => x.name);
     for (const n of [...created, 'filler']) assert.ok(names.includes(n), `tenant ${n} survived`);
     const jobs2 = jobClient(d, t.apiKey);
     for (const id of done) {
-      const r = await call<{ counts: Record<string, number> }>(jobs2, 'GetJobResult', { job_id: id });
+      const r = await call<{ counts: Record<string, number> }>(jobs2, 'GetJobResult', {
+        job_id: id,
+      });
       assert.ok(Object.keys(r.counts).length > 0);
     }
-    const usage = await call<{ usage: { sessions_open: number } }>(kernelClient(d, t.apiKey), 'GetUsage', {});
+    const usage = await call<{ usage: { sessions_open: number } }>(
+      kernelClient(d, t.apiKey),
+      'GetUsage',
+      {},
+    );
     assert.is(usage.usage.sessions_open, 1, 'one session open: the refused ones never counted');
     jobs2.close();
     admin2.close();
     assert.is(await d.stop(), 0);
     d = undefined;
     const state = openStateOffline(stateDir);
-  const store = state.store;
+    const store = state.store;
     try {
       assert.is(store.verifyAudit(), null);
     } finally {

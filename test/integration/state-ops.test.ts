@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * The operator's actions on the whole state, through qmkctl and the real daemon: `audit verify`
  * re-hashes the chain, `backup` makes a hot copy that a daemon serves as it was, and
@@ -5,14 +6,13 @@
  * (and the old key opens nothing).
  */
 import { copyFileSync, cpSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  type Daemon,
   adminClient,
   call,
-  type Daemon,
   jobClient,
   kernelClient,
   newTenant,
@@ -59,7 +59,11 @@ test('backup: a hot copy → a daemon on it serves everything acknowledged befor
   try {
     d = await startDaemon(dir);
     const before = await newTenant(d, 'before');
-    const job = await runJob(jobClient(d, before.apiKey), { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: BELL }, shots: 200, seed: '5' });
+    const job = await runJob(jobClient(d, before.apiKey), {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: BELL },
+      shots: 200,
+      seed: '5',
+    });
     assert.is(job.job.state, 'JOB_STATE_DONE');
     const r = await ctl(d, '--json', 'backup', copy);
     assert.is(r.code, 0, r.err);
@@ -75,9 +79,15 @@ test('backup: a hot copy → a daemon on it serves everything acknowledged befor
     // Restore: the copy plus the master key the operator kept.
     d = await startDaemon(copy, { QMK_MASTER_KEY_FILE: join(dir, 'master.key') });
     const admin = adminClient(d);
-    const names = (await call<{ tenants: { name: string }[] }>(admin, 'ListTenants', {})).tenants.map((t) => t.name);
+    const names = (
+      await call<{ tenants: { name: string }[] }>(admin, 'ListTenants', {})
+    ).tenants.map((t) => t.name);
     assert.equal(names, ['before']);
-    const result = await call<{ counts: Record<string, number> }>(jobClient(d, before.apiKey), 'GetJobResult', { job_id: job.job.job_id });
+    const result = await call<{ counts: Record<string, number> }>(
+      jobClient(d, before.apiKey),
+      'GetJobResult',
+      { job_id: job.job.job_id },
+    );
     assert.equal(result.counts, job.result!.counts);
     await call(kernelClient(d, before.apiKey), 'OpenSession', {});
     const v = await ctl(d, '--json', 'audit', 'verify');
@@ -97,8 +107,16 @@ test('master-key rotate: rewrapped → restart serves everything; the old key op
   try {
     d = await startDaemon(dir);
     const t = await newTenant(d, 'acme');
-    const job = await runJob(jobClient(d, t.apiKey), { program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: BELL }, shots: 100, seed: '3' });
-    const { session_handle: session } = await call<{ session_handle: string }>(t.client, 'OpenSession', {});
+    const job = await runJob(jobClient(d, t.apiKey), {
+      program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: BELL },
+      shots: 100,
+      seed: '3',
+    });
+    const { session_handle: session } = await call<{ session_handle: string }>(
+      t.client,
+      'OpenSession',
+      {},
+    );
     const oldKey = join(spare, 'old.key');
     copyFileSync(join(dir, 'master.key'), oldKey);
     const newKey = join(spare, 'new.key');
@@ -108,7 +126,10 @@ test('master-key rotate: rewrapped → restart serves everything; the old key op
     assert.match(bad.err, /new_key_file: master key file .* does not exist/);
     const r = await ctl(d, '--json', 'master-key', 'rotate', '--new-key-file', newKey);
     assert.is(r.code, 0, r.err);
-    assert.is((JSON.parse(r.out) as { key_file_replaced: string }).key_file_replaced, join(dir, 'master.key'));
+    assert.is(
+      (JSON.parse(r.out) as { key_file_replaced: string }).key_file_replaced,
+      join(dir, 'master.key'),
+    );
     t.client.close();
     assert.is(await d.stop(), 0);
     d = undefined;
@@ -121,9 +142,16 @@ test('master-key rotate: rewrapped → restart serves everything; the old key op
     assert.match(refused.output, /does not open with this master key/);
     // With the new key (now the directory's key file): everything, handles included.
     d = await startDaemon(dir);
-    const result = await call<{ counts: Record<string, number> }>(jobClient(d, t.apiKey), 'GetJobResult', { job_id: job.job.job_id });
+    const result = await call<{ counts: Record<string, number> }>(
+      jobClient(d, t.apiKey),
+      'GetJobResult',
+      { job_id: job.job.job_id },
+    );
     assert.equal(result.counts, job.result!.counts);
-    const q = await call<{ qubits: unknown[] }>(kernelClient(d, t.apiKey), 'AllocateQubits', { session_handle: session, count: 1 });
+    const q = await call<{ qubits: unknown[] }>(kernelClient(d, t.apiKey), 'AllocateQubits', {
+      session_handle: session,
+      count: 1,
+    });
     assert.is(q.qubits.length, 1);
   } finally {
     if (d) await d.stop();

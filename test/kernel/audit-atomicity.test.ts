@@ -9,15 +9,26 @@ import { kernelWithTenant } from '../support/fakes.js';
 test('release: each qubit deletion commits with its ReleaseQubit audit record and op-log entry', async () => {
   const { kernel, principal, session, store } = await kernelWithTenant('pro');
   const qs = await kernel.allocateQubits(principal, session, 3, '');
-  await kernel.applyGates(principal, [{ kind: 'CNOT', qubits: [qs[0]!.handle, qs[1]!.handle], theta: 0 }]);
+  await kernel.applyGates(principal, [
+    { kind: 'CNOT', qubits: [qs[0]!.handle, qs[1]!.handle], theta: 0 },
+  ]);
   store.commits.length = 0;
-  await kernel.releaseQubits(principal, qs.map((q) => q.handle));
+  await kernel.releaseQubits(
+    principal,
+    qs.map((q) => q.handle),
+  );
   assert.is(store.commits.length, 3);
   for (const c of store.commits) {
     const dels = c.records.filter((r) => r.op === 'del' && r.db === 'qubits');
     assert.is(dels.length, 1);
-    assert.equal(c.audit.map((a) => [a.action, a.target]), [['ReleaseQubit', dels[0]!.key]]);
-    assert.ok(c.oplog.some((e) => e.kind === 'drop'), 'the cluster drop is in the same commit');
+    assert.equal(
+      c.audit.map((a) => [a.action, a.target]),
+      [['ReleaseQubit', dels[0]!.key]],
+    );
+    assert.ok(
+      c.oplog.some((e) => e.kind === 'drop'),
+      'the cluster drop is in the same commit',
+    );
   }
 });
 
@@ -30,7 +41,10 @@ test('close session: session deletion and its audit record in one commit; sweep 
   assert.is(await kernel.sweepExpiredSessions(), 1);
   const sessionCommit = store.commits.find((c) => c.records.some((r) => r.db === 'sessions'));
   assert.ok(sessionCommit);
-  assert.equal(sessionCommit!.audit.map((a) => [a.actor, a.action]), [['kernel', 'SessionExpired']]);
+  assert.equal(
+    sessionCommit!.audit.map((a) => [a.actor, a.action]),
+    [['kernel', 'SessionExpired']],
+  );
   const releases = store.commits.filter((c) => c.audit.some((a) => a.action === 'ReleaseQubit'));
   assert.is(releases.length, 2);
   assert.ok(releases.every((c) => c.audit[0]!.actor === 'kernel'));

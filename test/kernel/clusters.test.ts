@@ -16,8 +16,14 @@ function graphOf(...qs: string[]): ClusterGraph {
 test('clusters: CNOT across two 1-qubit clusters → one merged cluster, parts in first-touch order', () => {
   const graph = graphOf('a', 'b');
   const plan = graph.plan([g('CNOT', 'b', 'a')], []);
-  assert.equal(plan.parts.map((p) => p.qubits), [['b'], ['a']]);
-  assert.equal(plan.results.map((r) => r.qubits), [['b', 'a']]);
+  assert.equal(
+    plan.parts.map((p) => p.qubits),
+    [['b'], ['a']],
+  );
+  assert.equal(
+    plan.results.map((r) => r.qubits),
+    [['b', 'a']],
+  );
   graph.apply(plan);
   assert.is(graph.size, 1);
   assert.is(graph.clusterOf('a'), graph.clusterOf('b'));
@@ -35,7 +41,10 @@ test('clusters: measuring one qubit of three → rest cluster first, then the sp
   const graph = graphOf('a', 'b', 'c');
   graph.apply(graph.plan([g('TOFFOLI', 'a', 'b', 'c')], []));
   const plan = graph.plan([m('b')], ['b']);
-  assert.equal(plan.results.map((r) => r.qubits), [['a', 'c'], ['b']]);
+  assert.equal(
+    plan.results.map((r) => r.qubits),
+    [['a', 'c'], ['b']],
+  );
   graph.apply(plan);
   assert.is(graph.size, 2);
   assert.equal(graph.clusterOf('b').qubits, ['b']);
@@ -45,15 +54,24 @@ test('clusters: measuring every qubit of a cluster → no rest cluster, one per 
   const graph = graphOf('a', 'b');
   graph.apply(graph.plan([g('CNOT', 'a', 'b')], []));
   const plan = graph.plan([m('a'), m('b')], ['a', 'b']);
-  assert.equal(plan.results.map((r) => r.qubits), [['a'], ['b']]);
+  assert.equal(
+    plan.results.map((r) => r.qubits),
+    [['a'], ['b']],
+  );
 });
 
 test('groupByConnectivity: gates on disjoint qubits → separate groups; shared qubits → one group', () => {
   const ops = [g('H', 'a'), g('H', 'b'), g('CNOT', 'a', 'c'), g('X', 'd'), g('CNOT', 'c', 'd')];
   const groups = groupByConnectivity(ops, (q) => q);
   assert.is(groups.length, 2);
-  assert.equal(groups[0]!.map((o) => (o as { name: string }).name), ['H', 'CNOT', 'X', 'CNOT']);
-  assert.equal(groups[1]!.map((o) => (o as { name: string }).name), ['H']);
+  assert.equal(
+    groups[0]!.map((o) => (o as { name: string }).name),
+    ['H', 'CNOT', 'X', 'CNOT'],
+  );
+  assert.equal(
+    groups[1]!.map((o) => (o as { name: string }).name),
+    ['H'],
+  );
 });
 
 test('groupByConnectivity: qubits that share a cluster key → one group even without a shared gate', () => {
@@ -62,7 +80,9 @@ test('groupByConnectivity: qubits that share a cluster key → one group even wi
 });
 
 test('splitAfter: a qubit whose last op is a measurement or RESET → split; entangled after → not', () => {
-  assert.equal(splitAfter([g('H', 'a'), m('a'), g('RESET', 'b'), m('c'), g('CNOT', 'c', 'a')]), ['b']);
+  assert.equal(splitAfter([g('H', 'a'), m('a'), g('RESET', 'b'), m('c'), g('CNOT', 'c', 'a')]), [
+    'b',
+  ]);
   assert.equal(splitAfter([g('CNOT', 'a', 'b'), m('a'), m('b')]), ['a', 'b']);
 });
 

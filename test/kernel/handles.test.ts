@@ -2,12 +2,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KernelError } from '../../src/kernel/errors.js';
 import {
-  decodeHandle,
-  encodeClaims,
-  encodeHandle,
   HANDLE_BYTES,
   type HandleClaims,
   RIGHTS,
+  decodeHandle,
+  encodeClaims,
+  encodeHandle,
   rightsToNames,
 } from '../../src/kernel/handles.js';
 
@@ -62,7 +62,10 @@ test('handles: empty → INVALID_ARGUMENT', () => {
 });
 
 test('handles: rightsToNames → the names of the set bits in enum order', () => {
-  assert.equal(rightsToNames(RIGHTS.RIGHT_MEASURE | RIGHTS.RIGHT_ALLOC), ['RIGHT_ALLOC', 'RIGHT_MEASURE']);
+  assert.equal(rightsToNames(RIGHTS.RIGHT_MEASURE | RIGHTS.RIGHT_ALLOC), [
+    'RIGHT_ALLOC',
+    'RIGHT_MEASURE',
+  ]);
 });
 
 test.run();

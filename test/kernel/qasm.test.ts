@@ -10,7 +10,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Guard, Program, ProgramNode } from '../../src/kernel/program/ir.js';
 import {
-  parseQasm,
   QASM_BITS_PER_CONDITION_MAX,
   QASM_COUNTS_ORDER,
   QASM_EXPANSION_STEPS_MAX,
@@ -21,6 +20,7 @@ import {
   QASM_QUBITS_MAX,
   QASM_QUBITS_PER_REGISTER_MAX,
   QASM_SOURCE_CHARS_MAX,
+  parseQasm,
 } from '../../src/kernel/program/qasm.js';
 import { PROGRAM_NODES_MAX } from '../../src/kernel/program/qvm.js';
 import { type VerifyContext, verifyProgram } from '../../src/kernel/program/verify.js';

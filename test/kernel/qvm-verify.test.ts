@@ -4,7 +4,7 @@
  * fault at once, and fast-check properties over random valid programs and their mutations.
  * Property tests print their seed; `FC_SEED=<seed>` reruns them with it.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { test } from 'uvu';
@@ -17,15 +17,15 @@ import {
   PROGRAM_NODES_MAX,
   parseQvm,
 } from '../../src/kernel/program/qvm.js';
-import { junkArb, MUTATIONS, programArb } from '../support/qvm-arb.js';
 import {
-  mergeViolations,
-  physicalPerLogical,
   type ResourceEstimate,
   VIOLATIONS_MAX,
   type VerifyContext,
+  mergeViolations,
+  physicalPerLogical,
   verifyProgram,
 } from '../../src/kernel/program/verify.js';
+import { MUTATIONS, junkArb, programArb } from '../support/qvm-arb.js';
 
 const EXAMPLES_DIR = new URL('../../examples/qvm/', import.meta.url).pathname;
 const CAPS_BASIC = ['CAP_ALLOC', 'CAP_COMPUTE', 'CAP_MEASURE'];
@@ -823,14 +823,21 @@ function foreignQvm(nodes: unknown[], events: string[] = []): Json {
   return {
     version: '0.1',
     program: {
-      nodes: [{ id: 'alloc', op: 'ALLOC_LQ', vqs: ['a', 'c'], args: { n: 2 } }, ...nodes, { id: 'free', op: 'FREE_LQ', vqs: ['a', 'c'] }],
+      nodes: [
+        { id: 'alloc', op: 'ALLOC_LQ', vqs: ['a', 'c'], args: { n: 2 } },
+        ...nodes,
+        { id: 'free', op: 'FREE_LQ', vqs: ['a', 'c'] },
+      ],
     },
     resources: { vqs: ['a', 'c', 'x', 'y'], chs: [], events },
   };
 }
 
 /** A firewall over channels by tenant pair ("A|B" sorted): each with its uses left; others are missing. */
-function firewall(channels: Record<string, number>, asked: string[][] = []): Partial<VerifyContext> {
+function firewall(
+  channels: Record<string, number>,
+  asked: string[][] = [],
+): Partial<VerifyContext> {
   return {
     bound: ['x', 'y'],
     firewall: {
@@ -847,7 +854,12 @@ function firewall(channels: Record<string, number>, asked: string[][] = []): Par
           for (let j = i + 1; j < sorted.length; j++) {
             const pair = `${sorted[i]}|${sorted[j]}`;
             const left = channels[pair];
-            if (left === undefined) throw new KernelError('FIREWALL_NO_CHANNEL', `firewall: no channel between ${pair}`, 'channel');
+            if (left === undefined)
+              throw new KernelError(
+                'FIREWALL_NO_CHANNEL',
+                `firewall: no channel between ${pair}`,
+                'channel',
+              );
             out.push({ id: `ch-${pair}`, usesLeft: left });
           }
         }
@@ -865,60 +877,107 @@ function uses(json: unknown, ctx: Partial<VerifyContext>): Record<string, number
 
 test('rule 9: no foreign qubit bound → no decision asked, no uses', () => {
   const asked: string[][] = [];
-  const ctx = { ...firewall({}, asked), bound: [], firewall: { ...firewall({}, asked).firewall!, foreign: new Map() } };
+  const ctx = {
+    ...firewall({}, asked),
+    bound: [],
+    firewall: { ...firewall({}, asked).firewall!, foreign: new Map() },
+  };
   assert.equal(uses(qvm([node('g', 'APPLY_CNOT', ['a', 'b'])]), ctx), {});
   assert.equal(asked, []);
 });
 
 test('rule 9: each join across tenants takes one use; a CNOT inside one cluster takes none', () => {
-  const json = foreignQvm([node('j1', 'APPLY_CNOT', ['a', 'x']), node('j2', 'APPLY_CZ', ['x', 'a']), node('j3', 'APPLY_CNOT', ['c', 'x'])]);
+  const json = foreignQvm([
+    node('j1', 'APPLY_CNOT', ['a', 'x']),
+    node('j2', 'APPLY_CZ', ['x', 'a']),
+    node('j3', 'APPLY_CNOT', ['c', 'x']),
+  ]);
   const asked: string[][] = [];
   assert.equal(errors(check(json, firewall({ 'A|B': 5 }, asked))), []);
   assert.equal(uses(json, firewall({ 'A|B': 5 })), { 'ch-A|B': 2 });
-  assert.equal(asked, [['A', 'B'], ['A', 'B']]);
+  assert.equal(asked, [
+    ['A', 'B'],
+    ['A', 'B'],
+  ]);
 });
 
 test('rule 9: a guarded join counts (guards are ignored: the use is reserved)', () => {
-  const json = foreignQvm([
-    node('m', 'MEASURE_Z', ['a'], { produces: ['m'] }),
-    node('j', 'APPLY_CNOT', ['c', 'x'], { guard: { event: 'm', equals: 1 } }),
-  ], ['m']);
+  const json = foreignQvm(
+    [
+      node('m', 'MEASURE_Z', ['a'], { produces: ['m'] }),
+      node('j', 'APPLY_CNOT', ['c', 'x'], { guard: { event: 'm', equals: 1 } }),
+    ],
+    ['m'],
+  );
   assert.equal(uses(json, firewall({ 'A|B': 1 })), { 'ch-A|B': 1 });
 });
 
 test('rule 9: uses beyond the channel’s → CHANNEL_EXHAUSTED once, at the first join over', () => {
-  const json = foreignQvm([node('j1', 'APPLY_CNOT', ['a', 'x']), node('j2', 'APPLY_CNOT', ['c', 'x']), node('j3', 'APPLY_CNOT', ['c', 'y'])]);
-  const [v, ...rest] = expectErrors(json, ['9 j2 program.nodes[2].vqs', '9 j3 program.nodes[3].vqs'], firewall({ 'A|B': 1, 'A|C': 9 }));
+  const json = foreignQvm([
+    node('j1', 'APPLY_CNOT', ['a', 'x']),
+    node('j2', 'APPLY_CNOT', ['c', 'x']),
+    node('j3', 'APPLY_CNOT', ['c', 'y']),
+  ]);
+  const [v, ...rest] = expectErrors(
+    json,
+    ['9 j2 program.nodes[2].vqs', '9 j3 program.nodes[3].vqs'],
+    firewall({ 'A|B': 1, 'A|C': 9 }),
+  );
   assert.is(v!.code, 'CHANNEL_EXHAUSTED');
-  assert.match(v!.message, /channel ch-A\|B has 1 entanglement\(s\) left; this is the program's join number 2/);
+  assert.match(
+    v!.message,
+    /channel ch-A\|B has 1 entanglement\(s\) left; this is the program's join number 2/,
+  );
   // j3 joins {a, c, x} (A, B) with y (C): B–C has no channel.
   assert.is(rest[0]!.code, 'FIREWALL_NO_CHANNEL');
 });
 
 test('rule 9: transitive: joining A–B’s cluster with C’s qubit needs A–C and B–C', () => {
-  const json = foreignQvm([node('j1', 'APPLY_CNOT', ['a', 'x']), node('j2', 'APPLY_TOFFOLI', ['a', 'c', 'y'])]);
+  const json = foreignQvm([
+    node('j1', 'APPLY_CNOT', ['a', 'x']),
+    node('j2', 'APPLY_TOFFOLI', ['a', 'c', 'y']),
+  ]);
   const asked: string[][] = [];
-  const [v] = expectErrors(json, ['9 j2 program.nodes[2].vqs'], firewall({ 'A|B': 5, 'A|C': 5 }, asked));
+  const [v] = expectErrors(
+    json,
+    ['9 j2 program.nodes[2].vqs'],
+    firewall({ 'A|B': 5, 'A|C': 5 }, asked),
+  );
   assert.is(v!.code, 'FIREWALL_NO_CHANNEL');
   assert.match(v!.message, /B\|C/);
   assert.equal(asked[asked.length - 1], ['A', 'B', 'C']);
-  assert.equal(uses(json, firewall({ 'A|B': 5, 'A|C': 5, 'B|C': 5 })), { 'ch-A|B': 2, 'ch-A|C': 1, 'ch-B|C': 1 });
+  assert.equal(uses(json, firewall({ 'A|B': 5, 'A|C': 5, 'B|C': 5 })), {
+    'ch-A|B': 2,
+    'ch-A|C': 1,
+    'ch-B|C': 1,
+  });
 });
 
 test('rule 9: a shared qubit in a non-entangling op → RIGHTS_INSUFFICIENT at its operand', () => {
-  const json = foreignQvm([
-    node('h', 'APPLY_H', ['x']),
-    node('mz', 'MEASURE_Z', ['x'], { produces: ['m'] }),
-    node('rs', 'RESET', ['a', 'y']),
-    node('bell', 'MEASURE_BELL', ['a', 'x'], { produces: ['m2'] }),
-  ], ['m', 'm2']);
+  const json = foreignQvm(
+    [
+      node('h', 'APPLY_H', ['x']),
+      node('mz', 'MEASURE_Z', ['x'], { produces: ['m'] }),
+      node('rs', 'RESET', ['a', 'y']),
+      node('bell', 'MEASURE_BELL', ['a', 'x'], { produces: ['m2'] }),
+    ],
+    ['m', 'm2'],
+  );
   const got = expectErrors(
     json,
-    ['9 h program.nodes[1].vqs[0]', '9 mz program.nodes[2].vqs[0]', '9 rs program.nodes[3].vqs[1]', '9 bell program.nodes[4].vqs[1]'],
+    [
+      '9 h program.nodes[1].vqs[0]',
+      '9 mz program.nodes[2].vqs[0]',
+      '9 rs program.nodes[3].vqs[1]',
+      '9 bell program.nodes[4].vqs[1]',
+    ],
     firewall({ 'A|B': 5 }),
   );
   assert.ok(got.every((v) => v.code === 'RIGHTS_INSUFFICIENT'));
-  assert.match(got[0]!.message, /"x" is another tenant's qubit shared through channel "ch-ab": only entangling gates/);
+  assert.match(
+    got[0]!.message,
+    /"x" is another tenant's qubit shared through channel "ch-ab": only entangling gates/,
+  );
 });
 
 // Rule 10: bounds, each at max (valid) and max + 1 (violation naming the limit).
@@ -1119,20 +1178,14 @@ test('property: random valid programs (3000 runs) → zero violations, estimate 
 test('property: mutations of valid programs (5000 runs) → an error, never a throw', () => {
   const kinds = Object.keys(MUTATIONS);
   fc.assert(
-    fc.property(
-      programArb,
-      fc.nat(kinds.length - 1),
-      fc.nat(),
-      junkArb,
-      (json, kind, r, junk) => {
-        const mutated = structuredClone(json);
-        MUTATIONS[kinds[kind]!]!(mutated, r, junk);
-        const vs = errors(check(mutated));
-        if (vs.length === 0) {
-          throw new Error(`${kinds[kind]} left no error: ${JSON.stringify(mutated)}`);
-        }
-      },
-    ),
+    fc.property(programArb, fc.nat(kinds.length - 1), fc.nat(), junkArb, (json, kind, r, junk) => {
+      const mutated = structuredClone(json);
+      MUTATIONS[kinds[kind]!]!(mutated, r, junk);
+      const vs = errors(check(mutated));
+      if (vs.length === 0) {
+        throw new Error(`${kinds[kind]} left no error: ${JSON.stringify(mutated)}`);
+      }
+    }),
     { numRuns: 5000, seed: SEED },
   );
 });

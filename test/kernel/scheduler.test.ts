@@ -69,7 +69,10 @@ test('an ineligible tenant is skipped without losing its place; cancel removes',
   assert.is(q.position('a0'), 0);
   assert.is(q.sizeOf('A'), 1);
   assert.equal(drain(q), ['a1']);
-  assert.is(q.next(() => true), null);
+  assert.is(
+    q.next(() => true),
+    null,
+  );
 });
 
 test.run();

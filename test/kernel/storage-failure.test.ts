@@ -27,7 +27,8 @@ test('open session: the write fails → STORAGE_FULL, no session left, the quota
   const max = kernel.quotaOf(tenant).sessionsMax;
   const before = kernel.sessions.size; // the fixture's session
   store.failWith = full();
-  for (let i = 0; i < max + 2; i++) await refusedWith(kernel.openSession(principal, [], 0), 'STORAGE_FULL');
+  for (let i = 0; i < max + 2; i++)
+    await refusedWith(kernel.openSession(principal, [], 0), 'STORAGE_FULL');
   assert.is(kernel.sessions.size, before);
   assert.is(kernel.usageOf(principal.tenantId).sessionsOpen, before);
   store.failWith = null;
@@ -74,7 +75,11 @@ test('operator: create tenant, update, create and revoke key fail → memory as 
   await refusedWith(admin.revokeKey(key!.keyId), 'STORAGE_FULL');
   assert.not.ok(kernel.credentials.get(key!.keyId)!.revoked);
   store.failWith = null;
-  assert.not.ok(store.commits.some((c) => c.audit.some((a) => a.action === 'CreateTenant' && a.target !== tenant.id)));
+  assert.not.ok(
+    store.commits.some((c) =>
+      c.audit.some((a) => a.action === 'CreateTenant' && a.target !== tenant.id),
+    ),
+  );
   const ghost = await admin.createTenant('ghost', 'pro', 0, []);
   // A tenant without sessions: its deletion is record-only and is undone whole.
   store.failWith = full();
@@ -91,13 +96,19 @@ test('gates: the write of simulator effects fails → diverged: told once, every
   const told: Error[] = [];
   kernel.onDiverged = (e) => told.push(e);
   store.failWith = full();
-  await refusedWith(kernel.applyGates(principal, [{ kind: 'H', qubits: [qs[0]!.handle], theta: 0 }]), 'STORAGE_FULL');
+  await refusedWith(
+    kernel.applyGates(principal, [{ kind: 'H', qubits: [qs[0]!.handle], theta: 0 }]),
+    'STORAGE_FULL',
+  );
   assert.ok(kernel.diverged);
   assert.is(told.length, 1);
   store.failWith = null;
   const err = await refusedWith(kernel.openSession(principal, [], 0), 'STORAGE_FAILED');
   assert.match(err.message, /restarting to reload the acknowledged state/);
-  await refusedWith(kernel.applyGates(principal, [{ kind: 'X', qubits: [qs[1]!.handle], theta: 0 }]), 'STORAGE_FAILED');
+  await refusedWith(
+    kernel.applyGates(principal, [{ kind: 'X', qubits: [qs[1]!.handle], theta: 0 }]),
+    'STORAGE_FAILED',
+  );
   assert.is(told.length, 1);
 });
 
@@ -107,11 +118,20 @@ test('watermark: below it → STORAGE_FULL for growth; release, close and usage 
   store.low = { freeBytes: 1000, minBytes: 4096 };
   const commits = store.commits.length;
   const err = await refusedWith(kernel.openSession(principal, [], 0), 'STORAGE_FULL');
-  assert.match(err.message, /^storage_free_min_bytes: 1000 bytes free .* below the watermark of 4096/);
+  assert.match(
+    err.message,
+    /^storage_free_min_bytes: 1000 bytes free .* below the watermark of 4096/,
+  );
   assert.is(err.field, 'storage_free_min_bytes');
   await refusedWith(kernel.allocateQubits(principal, session, 1, ''), 'STORAGE_FULL');
-  await refusedWith(kernel.applyGates(principal, [{ kind: 'H', qubits: [qs[0]!.handle], theta: 0 }]), 'STORAGE_FULL');
-  await refusedWith(kernel.measureQubits(principal, [{ qubit: qs[0]!.handle, basis: 'Z', angle: 0 }]), 'STORAGE_FULL');
+  await refusedWith(
+    kernel.applyGates(principal, [{ kind: 'H', qubits: [qs[0]!.handle], theta: 0 }]),
+    'STORAGE_FULL',
+  );
+  await refusedWith(
+    kernel.measureQubits(principal, [{ qubit: qs[0]!.handle, basis: 'Z', angle: 0 }]),
+    'STORAGE_FULL',
+  );
   assert.is(store.commits.length, commits, 'nothing refused was written');
   assert.is(kernel.usageOf(principal.tenantId).qubitsLive, 2);
   assert.is(await kernel.releaseQubits(principal, [qs[0]!.handle]), 1);

@@ -12,7 +12,12 @@ function chain(n: number): AuditRecord[] {
   const out: AuditRecord[] = [];
   let prev = AUDIT_GENESIS_HASH;
   for (let i = 1; i <= n; i++) {
-    const r = linkAuditRecord({ actor: 'op', action: 'A', target: `t${i}`, outcome: 'ok', detail: { i } }, i, 1000 + i, prev);
+    const r = linkAuditRecord(
+      { actor: 'op', action: 'A', target: `t${i}`, outcome: 'ok', detail: { i } },
+      i,
+      1000 + i,
+      prev,
+    );
     out.push(r);
     prev = r.hash;
   }
@@ -37,13 +42,24 @@ test('audit chain: a removed record → sequence gap', () => {
 
 test('audit chain: a record rehashed after tampering → the next record no longer links', () => {
   const c = chain(10);
-  c[2] = linkAuditRecord({ actor: 'evil', action: 'A', target: 't3', outcome: 'ok' }, 3, 1003, c[1]!.hash);
+  c[2] = linkAuditRecord(
+    { actor: 'evil', action: 'A', target: 't3', outcome: 'ok' },
+    3,
+    1003,
+    c[1]!.hash,
+  );
   assert.equal(verifyAuditRun(c, AUDIT_GENESIS_HASH), { seq: 4, reason: 'previous hash mismatch' });
 });
 
 test('canonicalJson: key order does not matter; undefined fields are dropped', () => {
-  assert.is(canonicalJson({ b: 1, a: { d: [1, 2], c: null }, u: undefined }), '{"a":{"c":null,"d":[1,2]},"b":1}');
-  assert.is(canonicalJson({ a: { c: null, d: [1, 2] }, b: 1 }), canonicalJson({ b: 1, a: { d: [1, 2], c: null } }));
+  assert.is(
+    canonicalJson({ b: 1, a: { d: [1, 2], c: null }, u: undefined }),
+    '{"a":{"c":null,"d":[1,2]},"b":1}',
+  );
+  assert.is(
+    canonicalJson({ a: { c: null, d: [1, 2] }, b: 1 }),
+    canonicalJson({ b: 1, a: { d: [1, 2], c: null } }),
+  );
 });
 
 test.run();

@@ -19,16 +19,16 @@ import { loadPackageDefinition } from '../../src/api/proto.js';
 import type { Role } from '../../src/kernel/model.js';
 import {
   type AnyClient,
+  type Daemon,
+  type Wire,
   adminClient,
   call,
-  type Daemon,
   newTenant,
   removeStateDir,
   runJob,
   serviceClient,
   sleep,
   startDaemon,
-  type Wire,
 } from '../support/daemon.js';
 import { qvm } from '../support/programs.js';
 
@@ -114,32 +114,69 @@ const ROWS: Record<string, Row> = {
     weak: 'qubitMeasureOnly',
   },
   '/qmk.v1.KernelService/GetUsage': { build: () => ({}), names: 'none', handle: 'none' },
-  '/qmk.v1.JobService/SubmitJob': { build: (o) => bindJob(o), names: 'qubit', handle: 'qubit', weak: 'qubitMeasureOnly' },
+  '/qmk.v1.JobService/SubmitJob': {
+    build: (o) => bindJob(o),
+    names: 'qubit',
+    handle: 'qubit',
+    weak: 'qubitMeasureOnly',
+  },
   '/qmk.v1.JobService/ValidateProgram': {
     build: (o) => bindJob(o),
     names: 'qubit',
     handle: 'qubit',
     weak: 'qubitMeasureOnly',
   },
-  '/qmk.v1.JobService/GetJob': { build: (o) => ({ job_id: o.jobId }), names: 'job', handle: 'none' },
-  '/qmk.v1.JobService/WatchJob': { build: (o) => ({ job_id: o.jobId }), names: 'job', handle: 'none' },
-  '/qmk.v1.JobService/CancelJob': { build: (o) => ({ job_id: o.jobId }), names: 'job', handle: 'none' },
+  '/qmk.v1.JobService/GetJob': {
+    build: (o) => ({ job_id: o.jobId }),
+    names: 'job',
+    handle: 'none',
+  },
+  '/qmk.v1.JobService/WatchJob': {
+    build: (o) => ({ job_id: o.jobId }),
+    names: 'job',
+    handle: 'none',
+  },
+  '/qmk.v1.JobService/CancelJob': {
+    build: (o) => ({ job_id: o.jobId }),
+    names: 'job',
+    handle: 'none',
+  },
   '/qmk.v1.JobService/ListJobs': { build: () => ({}), names: 'none', handle: 'none' },
-  '/qmk.v1.JobService/GetJobResult': { build: (o) => ({ job_id: o.jobId }), names: 'job', handle: 'none' },
+  '/qmk.v1.JobService/GetJobResult': {
+    build: (o) => ({ job_id: o.jobId }),
+    names: 'job',
+    handle: 'none',
+  },
   '/qmk.v1.ChannelService/RequestChannel': {
-    build: () => ({ peer_tenant: 'mx-carol', max_entanglements: 1, expires_at_unix_ms: Date.now() + 3_600_000 }),
+    build: () => ({
+      peer_tenant: 'mx-carol',
+      max_entanglements: 1,
+      expires_at_unix_ms: Date.now() + 3_600_000,
+    }),
     names: 'none',
     handle: 'none',
   },
-  '/qmk.v1.ChannelService/ListChannelRequests': { build: () => ({}), names: 'none', handle: 'none' },
+  '/qmk.v1.ChannelService/ListChannelRequests': {
+    build: () => ({}),
+    names: 'none',
+    handle: 'none',
+  },
   '/qmk.v1.ChannelService/RespondChannelRequest': {
     build: (o) => ({ channel_id: o.channelId, approve: true }),
     names: 'channel',
     handle: 'none',
   },
-  '/qmk.v1.ChannelService/GetChannel': { build: (o) => ({ channel_id: o.channelId }), names: 'channel', handle: 'none' },
+  '/qmk.v1.ChannelService/GetChannel': {
+    build: (o) => ({ channel_id: o.channelId }),
+    names: 'channel',
+    handle: 'none',
+  },
   '/qmk.v1.ChannelService/ListChannels': { build: () => ({}), names: 'none', handle: 'none' },
-  '/qmk.v1.ChannelService/RevokeChannel': { build: (o) => ({ channel_id: o.channelId }), names: 'channel', handle: 'none' },
+  '/qmk.v1.ChannelService/RevokeChannel': {
+    build: (o) => ({ channel_id: o.channelId }),
+    names: 'channel',
+    handle: 'none',
+  },
   '/qmk.v1.ChannelService/ShareQubit': {
     build: (o) => ({ channel_id: o.channelId, qubit_handle: o.qubit }),
     names: 'channel',
@@ -160,15 +197,26 @@ function methods(): Method[] {
   const out: Method[] = [];
   for (const [service, def] of Object.entries(loadPackageDefinition())) {
     if (!service.startsWith('qmk.') || !service.endsWith('Service')) continue;
-    for (const [name, m] of Object.entries(def as Record<string, { path: string; responseStream: boolean }>)) {
-      out.push({ path: m.path, service: service.slice('qmk.v1.'.length), name, stream: m.responseStream });
+    for (const [name, m] of Object.entries(
+      def as Record<string, { path: string; responseStream: boolean }>,
+    )) {
+      out.push({
+        path: m.path,
+        service: service.slice('qmk.v1.'.length),
+        name,
+        stream: m.responseStream,
+      });
     }
   }
   return out;
 }
 
 /** Calls a method; resolves with its error and whether any data came back. */
-function attempt(client: AnyClient, m: Method, req: object): Promise<{ err: grpc.ServiceError | null; data: boolean }> {
+function attempt(
+  client: AnyClient,
+  m: Method,
+  req: object,
+): Promise<{ err: grpc.ServiceError | null; data: boolean }> {
   return new Promise((resolve) => {
     if (m.stream) {
       let data = false;
@@ -180,7 +228,9 @@ function attempt(client: AnyClient, m: Method, req: object): Promise<{ err: grpc
       s.on('end', () => resolve({ err: null, data }));
       return;
     }
-    client[m.name](req, (err: grpc.ServiceError | null, res: unknown) => resolve({ err, data: err === null && res !== undefined }));
+    client[m.name](req, (err: grpc.ServiceError | null, res: unknown) =>
+      resolve({ err, data: err === null && res !== undefined }),
+    );
   });
 }
 
@@ -203,16 +253,37 @@ async function objectsOf(key: string, peer: string): Promise<Objs> {
   const j = serviceClient(d, 'JobService', key);
   const c = serviceClient(d, 'ChannelService', key);
   const session = (await call<{ session_handle: string }>(k, 'OpenSession', {})).session_handle;
-  const qubit = (await call<{ qubits: { handle: string }[] }>(k, 'AllocateQubits', { session_handle: session, count: 1 })).qubits[0]!.handle;
-  const { job } = await runJob(j, { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: SMALL }, shots: 5 });
-  const ch = await call<{ channel: Wire }>(c, 'RequestChannel', { peer_tenant: peer, max_entanglements: 1, expires_at_unix_ms: Date.now() + 3_600_000 });
+  const qubit = (
+    await call<{ qubits: { handle: string }[] }>(k, 'AllocateQubits', {
+      session_handle: session,
+      count: 1,
+    })
+  ).qubits[0]!.handle;
+  const { job } = await runJob(j, {
+    program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: SMALL },
+    shots: 5,
+  });
+  const ch = await call<{ channel: Wire }>(c, 'RequestChannel', {
+    peer_tenant: peer,
+    max_entanglements: 1,
+    expires_at_unix_ms: Date.now() + 3_600_000,
+  });
   for (const x of [k, j, c]) x.close();
   return { session, qubit, jobId: job.job_id, channelId: ch.channel.channel_id };
 }
 
-async function attenuate(key: string, handle: string, rights: string[], expiresAtMs = 0): Promise<string> {
+async function attenuate(
+  key: string,
+  handle: string,
+  rights: string[],
+  expiresAtMs = 0,
+): Promise<string> {
   const k = serviceClient(d, 'KernelService', key);
-  const r = await call<{ handle: string }>(k, 'AttenuateHandle', { handle, rights, expires_at_unix_ms: expiresAtMs });
+  const r = await call<{ handle: string }>(k, 'AttenuateHandle', {
+    handle,
+    rights,
+    expires_at_unix_ms: expiresAtMs,
+  });
   k.close();
   return r.handle;
 }
@@ -228,7 +299,10 @@ test.before(async () => {
   keys.alice = alice.apiKey;
   keys.suspended = sus.apiKey;
   const newKey = async (roles: string[]) =>
-    (await call<{ api_key: string; key: { key_id: string } }>(admin, 'CreateApiKey', { tenant: 'mx-alice', roles }));
+    await call<{ api_key: string; key: { key_id: string } }>(admin, 'CreateApiKey', {
+      tenant: 'mx-alice',
+      roles,
+    });
   keys.researcher = (await newKey(['ROLE_RESEARCHER'])).api_key;
   keys.domain_scientist = (await newKey(['ROLE_DOMAIN_SCIENTIST'])).api_key;
   const revoked = await newKey(['ROLE_TENANT_ADMIN']);
@@ -249,7 +323,12 @@ test.before(async () => {
   expired = {
     ...own,
     session: await attenuate(alice.apiKey, own.session, ['RIGHT_ALLOC', 'RIGHT_CLOSE'], soon),
-    qubit: await attenuate(alice.apiKey, own.qubit, ['RIGHT_COMPUTE', 'RIGHT_MEASURE', 'RIGHT_RELEASE', 'RIGHT_LINK'], soon),
+    qubit: await attenuate(
+      alice.apiKey,
+      own.qubit,
+      ['RIGHT_COMPUTE', 'RIGHT_MEASURE', 'RIGHT_RELEASE', 'RIGHT_LINK'],
+      soon,
+    ),
   };
   await sleep(Math.max(0, soon - Date.now()) + 50);
 });
@@ -271,18 +350,56 @@ function casesFor(m: Method, row: Row): Case[] {
   const entry = AUTHZ_TABLE[m.path]!;
   if (entry.principal === 'operator') {
     // The operator API is not served on TCP at all: it exists only on the 0600 admin socket.
-    return [{ attack: 'tenant key on the tenant port', key: keys.alice, objs: own, code: grpc.status.UNIMPLEMENTED, kernelCode: '-' }];
+    return [
+      {
+        attack: 'tenant key on the tenant port',
+        key: keys.alice,
+        objs: own,
+        code: grpc.status.UNIMPLEMENTED,
+        kernelCode: '-',
+      },
+    ];
   }
   const out: Case[] = [
-    { attack: 'no credentials', key: undefined, objs: own, code: grpc.status.UNAUTHENTICATED, kernelCode: 'CREDENTIAL_MISSING' },
-    { attack: 'garbage credentials', key: 'qmk_garbage', objs: own, code: grpc.status.UNAUTHENTICATED, kernelCode: 'CREDENTIAL_INVALID' },
-    { attack: 'revoked key', key: keys.revoked, objs: own, code: grpc.status.UNAUTHENTICATED, kernelCode: 'CREDENTIAL_REVOKED' },
-    { attack: 'suspended tenant', key: keys.suspended, objs: own, code: grpc.status.PERMISSION_DENIED, kernelCode: 'TENANT_SUSPENDED' },
+    {
+      attack: 'no credentials',
+      key: undefined,
+      objs: own,
+      code: grpc.status.UNAUTHENTICATED,
+      kernelCode: 'CREDENTIAL_MISSING',
+    },
+    {
+      attack: 'garbage credentials',
+      key: 'qmk_garbage',
+      objs: own,
+      code: grpc.status.UNAUTHENTICATED,
+      kernelCode: 'CREDENTIAL_INVALID',
+    },
+    {
+      attack: 'revoked key',
+      key: keys.revoked,
+      objs: own,
+      code: grpc.status.UNAUTHENTICATED,
+      kernelCode: 'CREDENTIAL_REVOKED',
+    },
+    {
+      attack: 'suspended tenant',
+      key: keys.suspended,
+      objs: own,
+      code: grpc.status.PERMISSION_DENIED,
+      kernelCode: 'TENANT_SUSPENDED',
+    },
   ];
   if (entry.principal === 'tenant') {
     for (const role of ['researcher', 'domain_scientist'] as Role[]) {
       if (!entry.roles.includes(role)) {
-        out.push({ attack: `role ${role}`, key: keys[role], objs: own, code: grpc.status.PERMISSION_DENIED, kernelCode: 'ROLE_FORBIDDEN' });
+        out.push({
+          attack: `role ${role}`,
+          key: keys[role],
+          objs: own,
+          code: grpc.status.PERMISSION_DENIED,
+          kernelCode: 'ROLE_FORBIDDEN',
+        });
       }
     }
   }
@@ -292,16 +409,40 @@ function casesFor(m: Method, row: Row): Case[] {
     if (row.names === 'qubit') objs.qubit = foreign.qubit;
     if (row.names === 'job') objs.jobId = foreign.jobId;
     if (row.names === 'channel') objs.channelId = foreign.channelId;
-    out.push({ attack: 'another tenant’s object', key: keys.alice, objs, code: grpc.status.NOT_FOUND, kernelCode: 'NOT_FOUND' });
+    out.push({
+      attack: 'another tenant’s object',
+      key: keys.alice,
+      objs,
+      code: grpc.status.NOT_FOUND,
+      kernelCode: 'NOT_FOUND',
+    });
   }
   if (row.handle !== 'none') {
-    out.push({ attack: 'tampered handle', key: keys.alice, objs: tampered, code: grpc.status.UNAUTHENTICATED, kernelCode: 'HANDLE_INVALID' });
-    out.push({ attack: 'expired handle', key: keys.alice, objs: expired, code: grpc.status.UNAUTHENTICATED, kernelCode: 'HANDLE_EXPIRED' });
+    out.push({
+      attack: 'tampered handle',
+      key: keys.alice,
+      objs: tampered,
+      code: grpc.status.UNAUTHENTICATED,
+      kernelCode: 'HANDLE_INVALID',
+    });
+    out.push({
+      attack: 'expired handle',
+      key: keys.alice,
+      objs: expired,
+      code: grpc.status.UNAUTHENTICATED,
+      kernelCode: 'HANDLE_EXPIRED',
+    });
   }
   if (row.weak) {
     const objs: Objs = { ...own, [row.handle]: weak[row.weak] };
     const kernelCode = m.name === 'AttenuateHandle' ? 'RIGHTS_WIDEN' : 'RIGHTS_INSUFFICIENT';
-    out.push({ attack: `handle beyond its rights (${row.weak})`, key: keys.alice, objs, code: grpc.status.PERMISSION_DENIED, kernelCode });
+    out.push({
+      attack: `handle beyond its rights (${row.weak})`,
+      key: keys.alice,
+      objs,
+      code: grpc.status.PERMISSION_DENIED,
+      kernelCode,
+    });
   }
   return out;
 }
@@ -311,9 +452,14 @@ test('matrix: every method of every service has an authorization entry and a mat
   assert.ok(all.length >= 35, `${all.length} methods`);
   for (const m of all) {
     assert.ok(AUTHZ_TABLE[m.path], `${m.path} has no authorization-table entry`);
-    if (AUTHZ_TABLE[m.path]!.principal === 'tenant') assert.ok(ROWS[m.path], `${m.path} has no matrix row`);
+    if (AUTHZ_TABLE[m.path]!.principal === 'tenant')
+      assert.ok(ROWS[m.path], `${m.path} has no matrix row`);
   }
-  for (const path of Object.keys(ROWS)) assert.ok(all.some((m) => m.path === path), `row ${path} names no method`);
+  for (const path of Object.keys(ROWS))
+    assert.ok(
+      all.some((m) => m.path === path),
+      `row ${path} names no method`,
+    );
 });
 
 test('matrix: every attack on every method gets its exact code and no data', async () => {
@@ -326,9 +472,14 @@ test('matrix: every attack on every method gets its exact code and no data', asy
       const { err, data } = await attempt(client, m, row.build(c.objs));
       client.close();
       cases++;
-      const got = err ? `${grpc.status[err.code]} ${err.metadata?.get('qmk-error-code')[0] ?? '-'}` : 'OK';
+      const got = err
+        ? `${grpc.status[err.code]} ${err.metadata?.get('qmk-error-code')[0] ?? '-'}`
+        : 'OK';
       const want = `${grpc.status[c.code]} ${c.kernelCode}`;
-      if (got !== want || data) failures.push(`${m.path} [${c.attack}]: got ${got}${data ? ' with data' : ''}, want ${want}${err ? ` (${err.details})` : ''}`);
+      if (got !== want || data)
+        failures.push(
+          `${m.path} [${c.attack}]: got ${got}${data ? ' with data' : ''}, want ${want}${err ? ` (${err.details})` : ''}`,
+        );
     }
   }
   console.log(`  authz matrix: ${cases} cases over ${methods().length} methods`);
@@ -338,7 +489,10 @@ test('matrix: every attack on every method gets its exact code and no data', asy
 test('role constraint: a domain scientist’s programs hold at most 20 qubits; a researcher’s are not so limited', async () => {
   const ghz = (n: number) => {
     const qs = Array.from({ length: n }, (_, i) => `q${i}`);
-    const body = [{ op: 'APPLY_H', vqs: ['q0'] }, ...qs.slice(1).map((q, i) => ({ op: 'APPLY_CNOT', vqs: [qs[i]!, q] }))];
+    const body = [
+      { op: 'APPLY_H', vqs: ['q0'] },
+      ...qs.slice(1).map((q, i) => ({ op: 'APPLY_CNOT', vqs: [qs[i]!, q] })),
+    ];
     return { program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: qvm(qs, body, []) }, shots: 1 };
   };
   const ds = serviceClient(d, 'JobService', keys.domain_scientist);
@@ -347,7 +501,9 @@ test('role constraint: a domain scientist’s programs hold at most 20 qubits; a
   const over = await call<{ valid: boolean; violations: Wire[] }>(ds, 'ValidateProgram', ghz(21));
   assert.is(over.valid, false);
   assert.ok(
-    over.violations.some((v) => v.field === 'limits.qubitsLiveMax' && /the limit is 20/.test(v.message)),
+    over.violations.some(
+      (v) => v.field === 'limits.qubitsLiveMax' && /the limit is 20/.test(v.message),
+    ),
     JSON.stringify(over.violations),
   );
   ds.close();

@@ -13,9 +13,9 @@ import {
   type SimOp,
   runBatch,
 } from '../../src/sim/batch.js';
+import { seededRandom } from '../../src/sim/circuits.js';
 import { norm2 } from '../../src/sim/engine.js';
 import { GATE_ARITY, GATE_HAS_THETA, type GateName } from '../../src/sim/gates.js';
-import { seededRandom } from '../../src/sim/circuits.js';
 
 const TOL = 1e-12;
 const R = Math.SQRT1_2;

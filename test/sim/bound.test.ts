@@ -16,7 +16,12 @@ const R = Math.SQRT1_2;
 const alloc = (n: number) => new Float64Array(n);
 
 /** A QVM program over `vqs` whose `bound` names are live from the start; verified with them. */
-function boundProgram(vqs: string[], bound: string[], nodes: object[], events: string[] = []): Program {
+function boundProgram(
+  vqs: string[],
+  bound: string[],
+  nodes: object[],
+  events: string[] = [],
+): Program {
   const parsed = parseQvm({
     version: '0.1',
     program: { nodes: nodes.map((n, i) => ({ id: `n${i}`, ...n })) },
@@ -26,7 +31,13 @@ function boundProgram(vqs: string[], bound: string[], nodes: object[], events: s
   const v = verifyProgram(parsed.program!, {
     caps: ['CAP_ALLOC', 'CAP_COMPUTE', 'CAP_MEASURE'],
     strict: false,
-    limits: { nodesMax: 100, qubitsLiveMax: 100, qubitsPerClusterMax: 26, physicalQubitsMax: 1e6, stateBytesMax: 2 ** 30 },
+    limits: {
+      nodesMax: 100,
+      qubitsLiveMax: 100,
+      qubitsPerClusterMax: 26,
+      physicalQubitsMax: 1e6,
+      stateBytesMax: 2 ** 30,
+    },
     bound,
   });
   assert.equal(
@@ -39,7 +50,10 @@ function boundProgram(vqs: string[], bound: string[], nodes: object[], events: s
 function close(actual: Float64Array, expected: number[], what: string): void {
   assert.is(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < expected.length; i++) {
-    assert.ok(Math.abs(actual[i]! - expected[i]!) < 1e-12, `${what}[${i}] = ${actual[i]}, expected ${expected[i]}`);
+    assert.ok(
+      Math.abs(actual[i]! - expected[i]!) < 1e-12,
+      `${what}[${i}] = ${actual[i]}, expected ${expected[i]}`,
+    );
   }
 }
 
@@ -74,7 +88,11 @@ test('measuring one half of a Bell pair collapses the spectator half with it', (
     });
     const m = Object.keys(out.counts)[0]!;
     seen.add(m);
-    close(out.state, m === '0' ? [1, 0, 0, 0, 0, 0, 0, 0] : [0, 0, 0, 0, 0, 0, 1, 0], `seed ${seed}`);
+    close(
+      out.state,
+      m === '0' ? [1, 0, 0, 0, 0, 0, 0, 0] : [0, 0, 0, 0, 0, 0, 1, 0],
+      `seed ${seed}`,
+    );
   }
   assert.equal([...seen].sort(), ['0', '1'], 'both outcomes occur over 40 seeds');
 });

@@ -6,9 +6,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ghzQasm, randomQasm } from '../../src/sim/circuits.js';
-import { jsKernels, loadNative, nativeKernels } from '../../src/sim/kernels.js';
-import { applyControlled1, zeroState } from '../../src/sim/engine.js';
 import { seededRandom } from '../../src/sim/circuits.js';
+import { applyControlled1, zeroState } from '../../src/sim/engine.js';
+import { jsKernels, loadNative, nativeKernels } from '../../src/sim/kernels.js';
 import { finalStates } from '../../src/sim/program.js';
 import {
   AMPLITUDE_TOL,

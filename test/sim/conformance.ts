@@ -7,11 +7,11 @@
  */
 import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { Program } from '../../src/kernel/program/ir.js';
 import { parseQasm } from '../../src/kernel/program/qasm.js';
 import { ghzQasm, mixedQasm, qftQasm, randomQasm } from '../../src/sim/circuits.js';
 import { type Kernels, jsKernels } from '../../src/sim/kernels.js';
 import { type EngineChoice, finalStates, runProgram } from '../../src/sim/program.js';
-import type { Program } from '../../src/kernel/program/ir.js';
 
 export const AMPLITUDE_TOL = 1e-10;
 const ORACLE: EngineChoice = { kernels: jsKernels, fusion: 0 };

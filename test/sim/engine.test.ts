@@ -5,6 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { seededRandom } from '../../src/sim/circuits.js';
 import {
   ENGINE_QUBITS_MAX,
   applyCnot,
@@ -24,7 +25,6 @@ import {
   splitOutQubitInto,
   zeroState,
 } from '../../src/sim/engine.js';
-import { seededRandom } from '../../src/sim/circuits.js';
 
 const TOL = 1e-12;
 const R = Math.SQRT1_2;

@@ -9,9 +9,13 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseProgram } from '../../src/kernel/jobs.js';
-import { mergeViolations, type VerifyContext, verifyProgram } from '../../src/kernel/program/verify.js';
+import {
+  type VerifyContext,
+  mergeViolations,
+  verifyProgram,
+} from '../../src/kernel/program/verify.js';
 import { PoolSimulator } from '../../src/sim/front.js';
-import { junkArb, MUTATIONS, programArb } from '../support/qvm-arb.js';
+import { MUTATIONS, junkArb, programArb } from '../support/qvm-arb.js';
 
 const RUNS = 10_000;
 const SHOTS = 16;
@@ -21,7 +25,13 @@ console.log(`program-property: fast-check seed ${SEED} (rerun with FC_SEED=${SEE
 const CTX: VerifyContext = {
   caps: ['CAP_ALLOC', 'CAP_COMPUTE', 'CAP_MEASURE', 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'],
   strict: false,
-  limits: { nodesMax: 10_000, qubitsLiveMax: 1_000, qubitsPerClusterMax: 26, physicalQubitsMax: 1e9, stateBytesMax: 2 ** 40 },
+  limits: {
+    nodesMax: 10_000,
+    qubitsLiveMax: 1_000,
+    qubitsPerClusterMax: 26,
+    physicalQubitsMax: 1e9,
+    stateBytesMax: 2 ** 40,
+  },
 };
 
 /** Parse and verify a QVM JSON text as the job path does: the errors, and the program if none. */
@@ -29,7 +39,9 @@ function accept(source: string) {
   const parsed = parseProgram('qvm', source);
   if (parsed.program === null) return { program: null, errors: parsed.violations };
   const verified = verifyProgram(parsed.program, CTX);
-  const errors = mergeViolations(parsed.violations, verified.violations).filter((v) => v.severity === 'error');
+  const errors = mergeViolations(parsed.violations, verified.violations).filter(
+    (v) => v.severity === 'error',
+  );
   return { program: errors.length === 0 ? parsed.program : null, errors };
 }
 
@@ -52,11 +64,19 @@ test(`property: ${RUNS} random programs are accepted and run on the pool; their 
       fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
       async (json, kind, r, junk, seed) => {
         const valid = accept(JSON.stringify(json));
-        if (valid.program === null) throw new Error(`a valid program was refused: ${JSON.stringify(valid.errors)}`);
-        const out = await pool.run({ program: valid.program, shots: SHOTS, seed: seed.toString(), shotOutcomesMax: 0 });
+        if (valid.program === null)
+          throw new Error(`a valid program was refused: ${JSON.stringify(valid.errors)}`);
+        const out = await pool.run({
+          program: valid.program,
+          shots: SHOTS,
+          seed: seed.toString(),
+          shotOutcomesMax: 0,
+        });
         const total = Object.values(out.counts).reduce((a, b) => a + b, 0);
         if (out.stopped !== 0 || out.shotsDone !== SHOTS || total !== SHOTS) {
-          throw new Error(`run: stopped ${out.stopped}, ${out.shotsDone} shots, counts ${JSON.stringify(out.counts)}`);
+          throw new Error(
+            `run: stopped ${out.stopped}, ${out.shotsDone} shots, counts ${JSON.stringify(out.counts)}`,
+          );
         }
         ran++;
         const mutated = structuredClone(json);

@@ -14,10 +14,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { SHOTS_PER_JOB_MAX } from '../../src/kernel/limits.js';
 import type { Program } from '../../src/kernel/program/ir.js';
 import { parseQvm } from '../../src/kernel/program/qvm.js';
 import { type VerifyContext, verifyProgram } from '../../src/kernel/program/verify.js';
-import { SHOTS_PER_JOB_MAX } from '../../src/kernel/limits.js';
 import {
   GROUP_QUBITS_MAX,
   KEY_NUMERIC_CHARS_MAX,

@@ -1,3 +1,5 @@
+import { mkdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 /**
  * The LMDB store on a real environment in a temporary directory: durable commits reload, the
  * schema version is enforced, a tampered audit record stops the store from opening, checkpoints
@@ -6,8 +8,6 @@
 import { open } from 'lmdb';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import { KernelError } from '../../src/kernel/errors.js';
 import { DataKeys } from '../../src/security/data-keys.js';
 import { RecordCodec } from '../../src/security/record-codec.js';
@@ -24,7 +24,12 @@ const openStore = (dir: string) => {
 };
 
 /** Rewrites one record in the raw data file, MAC'd with the directory's real key (an insider). */
-async function rewriteAuthenticated(dir: string, db: string, key: string | number, edit: (v: Record<string, unknown>) => unknown) {
+async function rewriteAuthenticated(
+  dir: string,
+  db: string,
+  key: string | number,
+  edit: (v: Record<string, unknown>) => unknown,
+) {
   const keys = DataKeys.open(dir, MASTER, false);
   const codec = new RecordCodec(keys.macKey, (o) => keys.keyFor(o));
   const raw = open({ path: `${dir}/qmk.lmdb`, maxDbs: 16 });
@@ -37,9 +42,11 @@ async function rewriteAuthenticated(dir: string, db: string, key: string | numbe
 test('store: committed records, audit and op log → present after reopening', async () => {
   const dir = tempStateDir();
   const s = openStore(dir);
-  await s.commit([{ op: 'put', db: 'tenants', key: 't1', value: { id: 't1', name: 'x' } }], [ev('a')], [
-    { kind: 'drop', clusterId: 7 },
-  ]);
+  await s.commit(
+    [{ op: 'put', db: 'tenants', key: 't1', value: { id: 't1', name: 'x' } }],
+    [ev('a')],
+    [{ kind: 'drop', clusterId: 7 }],
+  );
   await s.commit([], [ev('b')]);
   await s.close();
   const r = openStore(dir);
@@ -58,9 +65,14 @@ test('store: a newer schema version → refused with a clear error', async () =>
   const keys = DataKeys.open(dir, MASTER, false);
   const codec = new RecordCodec(keys.macKey, (o) => keys.keyFor(o));
   const raw = open({ path: `${dir}/qmk.lmdb`, maxDbs: 16 });
-  await raw.openDB({ name: 'meta', keyEncoding: 'ordered-binary', encoding: 'binary' }).put('schema_version', codec.encode('meta', 'schema_version', SCHEMA_VERSION + 1));
+  await raw
+    .openDB({ name: 'meta', keyEncoding: 'ordered-binary', encoding: 'binary' })
+    .put('schema_version', codec.encode('meta', 'schema_version', SCHEMA_VERSION + 1));
   await raw.close();
-  assert.throws(() => openStore(dir), (e: Error) => e instanceof StoreError && /newer than this qmkd/.test(e.message));
+  assert.throws(
+    () => openStore(dir),
+    (e: Error) => e instanceof StoreError && /newer than this qmkd/.test(e.message),
+  );
   removeStateDir(dir);
 });
 
@@ -94,7 +106,13 @@ test('store: a record edited offline or moved to another key → refused naming 
   await h.put('a', a);
   await raw.close();
   const edited = openStore(dir);
-  assert.throws(() => edited.verifyRecords(), (e: Error) => e instanceof StoreError && e.message === `state file damaged: ${dir}/qmk.lmdb: record tenants/a: authentication failed (edited offline, or moved from another key)`);
+  assert.throws(
+    () => edited.verifyRecords(),
+    (e: Error) =>
+      e instanceof StoreError &&
+      e.message ===
+        `state file damaged: ${dir}/qmk.lmdb: record tenants/a: authentication failed (edited offline, or moved from another key)`,
+  );
   await edited.close();
   const raw2 = open({ path: `${dir}/qmk.lmdb`, maxDbs: 16 });
   const h2 = raw2.openDB({ name: 'tenants', keyEncoding: 'ordered-binary', encoding: 'binary' });
@@ -112,18 +130,37 @@ test('store: tenant data sealed → no plaintext in the file; shredded owner →
   const secret = 'DISTINCTIVE-PROGRAM-TEXT-4242';
   await s.commit(
     [
-      { op: 'put', db: 'jobs', key: 'j1', value: { id: 'j1', tenantId: 't1', source: secret }, owner: 't1' },
-      { op: 'put', db: 'jobs', key: 'j2', value: { id: 'j2', tenantId: 't2', source: 'other' }, owner: 't2' },
+      {
+        op: 'put',
+        db: 'jobs',
+        key: 'j1',
+        value: { id: 'j1', tenantId: 't1', source: secret },
+        owner: 't1',
+      },
+      {
+        op: 'put',
+        db: 'jobs',
+        key: 'j2',
+        value: { id: 'j2', tenantId: 't2', source: 'other' },
+        owner: 't2',
+      },
     ],
     [ev('jobs')],
   );
   await s.close();
   const { readFileSync } = await import('node:fs');
-  assert.is(readFileSync(`${dir}/qmk.lmdb`).indexOf(secret), -1, 'the program text is not in the file');
+  assert.is(
+    readFileSync(`${dir}/qmk.lmdb`).indexOf(secret),
+    -1,
+    'the program text is not in the file',
+  );
   const keys = DataKeys.open(dir, MASTER, false);
   keys.shred('t1');
   const r = LmdbStore.open(dir, { keys });
-  assert.equal(r.load().jobs.map((j) => j.id), ['j2']);
+  assert.equal(
+    r.load().jobs.map((j) => j.id),
+    ['j2'],
+  );
   assert.is(r.verifyRecords() > 0, true);
   await r.close();
   removeStateDir(dir);
@@ -132,7 +169,14 @@ test('store: tenant data sealed → no plaintext in the file; shredded owner →
 test('store: checkpoint → clusters saved, covered op-log entries dropped, later ones kept', async () => {
   const dir = tempStateDir();
   const s = openStore(dir);
-  await s.commit([], [], [{ kind: 'drop', clusterId: 1 }, { kind: 'drop', clusterId: 2 }]);
+  await s.commit(
+    [],
+    [],
+    [
+      { kind: 'drop', clusterId: 1 },
+      { kind: 'drop', clusterId: 2 },
+    ],
+  );
   const state = new Float64Array([0, 0, 1, 0]);
   await s.checkpoint([{ cluster: { id: 5, qubits: ['q'] }, state }], 6);
   await s.commit([], [], [{ kind: 'drop', clusterId: 3 }]);
@@ -140,8 +184,14 @@ test('store: checkpoint → clusters saved, covered op-log entries dropped, late
   const r = openStore(dir);
   const load = r.load();
   assert.is(load.checkpoint.seq, 2);
-  assert.equal(load.checkpoint.clusters.map((c) => [c.cluster, [...c.state]]), [[{ id: 5, qubits: ['q'] }, [0, 0, 1, 0]]]);
-  assert.equal(load.oplog.map((o) => o.seq), [3]);
+  assert.equal(
+    load.checkpoint.clusters.map((c) => [c.cluster, [...c.state]]),
+    [[{ id: 5, qubits: ['q'] }, [0, 0, 1, 0]]],
+  );
+  assert.equal(
+    load.oplog.map((o) => o.seq),
+    [3],
+  );
   assert.is(load.nextClusterId, 6);
   assert.is(r.verifyAudit(), null);
   await r.close();
@@ -152,7 +202,8 @@ test('store: a schema 1 store (plain msgpack) → migrated: every record opens, 
   const dir = tempStateDir();
   const { linkAuditRecord, AUDIT_GENESIS_HASH } = await import('../../src/security/audit-chain.js');
   const raw = open({ path: `${dir}/qmk.lmdb`, maxDbs: 16 });
-  const db = (name: string) => raw.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'msgpack' });
+  const db = (name: string) =>
+    raw.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'msgpack' });
   await db('meta').put('schema_version', 1);
   await db('tenants').put('t1', { id: 't1', name: 'old', tier: 'pro' });
   await db('jobs').put('j1', { id: 'j1', tenantId: 't1', source: 'LEGACY-PROGRAM-TEXT' });
@@ -162,7 +213,10 @@ test('store: a schema 1 store (plain msgpack) → migrated: every record opens, 
   await raw.close();
   const s = openStore(dir);
   assert.equal(s.read('tenants', 't1'), { id: 't1', name: 'old', tier: 'pro' });
-  assert.equal(s.load().jobs.map((j) => j.id), ['j1']);
+  assert.equal(
+    s.load().jobs.map((j) => j.id),
+    ['j1'],
+  );
   assert.is(s.auditHead().seq, 2);
   assert.is(s.verifyAudit(), null);
   await s.commit([], [ev('c')]);
@@ -174,7 +228,9 @@ test('store: a schema 1 store (plain msgpack) → migrated: every record opens, 
   // LMDB keeps freed pages until reused; the live record is sealed, so the file may hold the old
   // text only in free pages. The live value is what a reader gets: check it is sealed.
   const raw2 = open({ path: `${dir}/qmk.lmdb`, maxDbs: 16, readOnly: true });
-  const live = raw2.openDB({ name: 'jobs', keyEncoding: 'ordered-binary', encoding: 'binary' }).get('j1') as Buffer;
+  const live = raw2
+    .openDB({ name: 'jobs', keyEncoding: 'ordered-binary', encoding: 'binary' })
+    .get('j1') as Buffer;
   assert.is(live[0], 0x02, 'the job record is sealed');
   assert.is(Buffer.from(live).indexOf('LEGACY-PROGRAM-TEXT'), -1);
   await raw2.close();
@@ -195,7 +251,11 @@ test('store: the disk fills → STORAGE_FULL, head unchanged; space freed → wr
     let refused: unknown = null;
     for (let i = 0; i < 1000 && refused === null; i++) {
       try {
-        await s.commit([{ op: 'put', db: 'job_results', key: `r${i}`, value: { blob } }], [ev(`r${i}`)], [{ kind: 'drop', clusterId: i }]);
+        await s.commit(
+          [{ op: 'put', db: 'job_results', key: `r${i}`, value: { blob } }],
+          [ev(`r${i}`)],
+          [{ kind: 'drop', clusterId: i }],
+        );
         ok++;
       } catch (err) {
         refused = err;
@@ -207,13 +267,19 @@ test('store: the disk fills → STORAGE_FULL, head unchanged; space freed → wr
     assert.ok(ok > 0, 'some commits fitted before the disk filled');
     assert.is(s.auditHead().seq, ok, 'the audit head moved only with durable commits');
     // Still full: refused again, head still unchanged.
-    await s.commit([{ op: 'put', db: 'job_results', key: 'again', value: { blob } }], [ev('again')]).then(
-      () => assert.unreachable('a commit on a full disk succeeded'),
-      (err: KernelError) => assert.is(err.code, 'STORAGE_FULL'),
-    );
+    await s
+      .commit([{ op: 'put', db: 'job_results', key: 'again', value: { blob } }], [ev('again')])
+      .then(
+        () => assert.unreachable('a commit on a full disk succeeded'),
+        (err: KernelError) => assert.is(err.code, 'STORAGE_FULL'),
+      );
     assert.is(s.auditHead().seq, ok);
     unlinkSync(join(fs.dir, 'ballast'));
-    await s.commit([{ op: 'put', db: 'job_results', key: 'after', value: { blob } }], [ev('after')], [{ kind: 'drop', clusterId: -1 }]);
+    await s.commit(
+      [{ op: 'put', db: 'job_results', key: 'after', value: { blob } }],
+      [ev('after')],
+      [{ kind: 'drop', clusterId: -1 }],
+    );
     assert.is(s.auditHead().seq, ok + 1);
     await s.close();
     const r = openStore(join(fs.dir, 'db'));

@@ -42,15 +42,27 @@ function spawnDaemon(stateDir: string, env: NodeJS.ProcessEnv): ChildProcess {
     process.execPath,
     [
       // Extra node flags for the daemon (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" when profiling).
-      ...(env.QMK_DAEMON_NODE_ARGS ?? process.env.QMK_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      ...(env.QMK_DAEMON_NODE_ARGS ?? process.env.QMK_DAEMON_NODE_ARGS ?? '')
+        .split(' ')
+        .filter(Boolean),
       // QMK_DAEMON_DIST=1: the compiled daemon (`npm run build`), as production runs it.
-      ...(process.env.QMK_DAEMON_DIST === '1' ? [join(ROOT, 'dist/src/main.js')] : ['--import', 'tsx', join(ROOT, 'src/main.ts')]),
-      '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--no-dev-tenant'],
+      ...(process.env.QMK_DAEMON_DIST === '1'
+        ? [join(ROOT, 'dist/src/main.js')]
+        : ['--import', 'tsx', join(ROOT, 'src/main.ts')]),
+      '--state-dir',
+      stateDir,
+      '--listen',
+      '127.0.0.1:0',
+      '--no-dev-tenant',
+    ],
     { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
 }
 
-export async function startDaemon(stateDir = tempStateDir(), extraEnv: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+export async function startDaemon(
+  stateDir = tempStateDir(),
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<Daemon> {
   const child = spawnDaemon(stateDir, { QMK_THREADS: '2', ...extraEnv });
   let out = '';
   const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -58,7 +70,10 @@ export async function startDaemon(stateDir = tempStateDir(), extraEnv: NodeJS.Pr
   );
   const exited = ended.then((e) => e.code);
   const address = await new Promise<{ address: string; admin: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`daemon did not start:\n${out}`)),
+      START_TIMEOUT_MS,
+    );
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = /"msg":"listening","address":"([^"]+)","admin_socket":"([^"]+)"/.exec(out);
@@ -130,7 +145,11 @@ export function serviceClient(
       ? [
           (options: grpc.InterceptorOptions, next: grpc.NextCall) =>
             new grpc.InterceptingCall(next(options), {
-              start(metadata: grpc.Metadata, listener: grpc.InterceptingListener, nxt: (m: grpc.Metadata, l: grpc.InterceptingListener) => void) {
+              start(
+                metadata: grpc.Metadata,
+                listener: grpc.InterceptingListener,
+                nxt: (m: grpc.Metadata, l: grpc.InterceptingListener) => void,
+              ) {
                 metadata.set('authorization', `Bearer ${apiKey}`);
                 nxt(metadata, listener);
               },
@@ -179,11 +198,11 @@ export async function newTenant(
   roles: string[] = [],
 ): Promise<{ tenantId: string; apiKey: string; client: AnyClient; keyId: string }> {
   const admin = adminClient(d);
-  const res = await call<{ tenant: { tenant_id: string }; api_key: string; key: { key_id: string } }>(
-    admin,
-    'CreateTenant',
-    { name, tier, roles },
-  );
+  const res = await call<{
+    tenant: { tenant_id: string };
+    api_key: string;
+    key: { key_id: string };
+  }>(admin, 'CreateTenant', { name, tier, roles });
   admin.close();
   return {
     tenantId: res.tenant.tenant_id,
@@ -214,7 +233,10 @@ export async function runJob(
   const { job } = await call<{ job: { job_id: string } }>(client, 'SubmitJob', req);
   const events = await watchJob(client, job.job_id);
   const last = events[events.length - 1]!.job;
-  const result = last.state === 'JOB_STATE_DONE' ? await call(client, 'GetJobResult', { job_id: job.job_id }) : null;
+  const result =
+    last.state === 'JOB_STATE_DONE'
+      ? await call(client, 'GetJobResult', { job_id: job.job_id })
+      : null;
   return { job: last, result: result as Wire | null };
 }
 

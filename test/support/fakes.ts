@@ -1,10 +1,17 @@
+import { Admin } from '../../src/kernel/admin.js';
+import { Kernel } from '../../src/kernel/kernel.js';
 /**
  * In-memory ports for kernel unit tests (the kernel's decisions, not the daemon: integration tests
  * use the real store and pool). The fake simulator records plans and answers measurements with 0.
  */
-import type { ExecPlan, SimulatorPort, StorePort, StoreRecord, AuditEvent, OplogEntry } from '../../src/kernel/ports.js';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { Admin } from '../../src/kernel/admin.js';
+import type {
+  AuditEvent,
+  ExecPlan,
+  OplogEntry,
+  SimulatorPort,
+  StorePort,
+  StoreRecord,
+} from '../../src/kernel/ports.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { NodeCrypto } from '../../src/security/node-crypto.js';
 
@@ -83,5 +90,16 @@ export async function kernelWithTenant(tier = 'pro') {
   const t = await admin.createTenant('tester', tier, 0, []);
   const principal = kernel.authenticate(t.apiKey);
   const { handle: session } = await kernel.openSession(principal, [], 0);
-  return { kernel, admin, store, sim, clock, keyring, principal, session, apiKey: t.apiKey, tenant: t.tenant };
+  return {
+    kernel,
+    admin,
+    store,
+    sim,
+    clock,
+    keyring,
+    principal,
+    session,
+    apiKey: t.apiKey,
+    tenant: t.tenant,
+  };
 }

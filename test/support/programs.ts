@@ -4,10 +4,22 @@
  * restart and fairness tests and bench/jobs.
  */
 
-type Node = { op: string; vqs?: string[]; args?: Record<string, unknown>; produces?: string[]; inputs?: string[]; guard?: unknown };
+type Node = {
+  op: string;
+  vqs?: string[];
+  args?: Record<string, unknown>;
+  produces?: string[];
+  inputs?: string[];
+  guard?: unknown;
+};
 
 /** A QVM v0.1 program: allocates `qubits`, runs `nodes` (ids assigned n1, n2, ...). */
-export function qvm(qubits: string[], nodes: Node[], events: string[], caps: string[] = ['CAP_ALLOC']): string {
+export function qvm(
+  qubits: string[],
+  nodes: Node[],
+  events: string[],
+  caps: string[] = ['CAP_ALLOC'],
+): string {
   const all: Node[] = [{ op: 'ALLOC_LQ', vqs: qubits, args: { n: qubits.length } }, ...nodes];
   return JSON.stringify({
     version: '0.1',
@@ -18,7 +30,10 @@ export function qvm(qubits: string[], nodes: Node[], events: string[], caps: str
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-const bits = (x: number, n: number) => range(n).map((i) => (x >> (n - 1 - i)) & 1).join('');
+const bits = (x: number, n: number) =>
+  range(n)
+    .map((i) => (x >> (n - 1 - i)) & 1)
+    .join('');
 
 /** Measures every qubit in Z into events m0..m(n-1). */
 function measureAll(qs: string[]): Node[] {
@@ -29,11 +44,21 @@ export function ghzQvm(n: number): string {
   const qs = range(n).map((i) => `q${i}`);
   const nodes: Node[] = [{ op: 'APPLY_H', vqs: ['q0'] }];
   for (let i = 1; i < n; i++) nodes.push({ op: 'APPLY_CNOT', vqs: [`q${i - 1}`, `q${i}`] });
-  return qvm(qs, [...nodes, ...measureAll(qs)], qs.map((_, i) => `m${i}`));
+  return qvm(
+    qs,
+    [...nodes, ...measureAll(qs)],
+    qs.map((_, i) => `m${i}`),
+  );
 }
 
 export function ghzQasm(n: number): string {
-  const lines = ['OPENQASM 2.0;', 'include "qelib1.inc";', `qreg q[${n}];`, `creg c[${n}];`, 'h q[0];'];
+  const lines = [
+    'OPENQASM 2.0;',
+    'include "qelib1.inc";',
+    `qreg q[${n}];`,
+    `creg c[${n}];`,
+    'h q[0];',
+  ];
   for (let i = 1; i < n; i++) lines.push(`cx q[${i - 1}],q[${i}];`);
   lines.push('measure q -> c;');
   return lines.join('\n');
@@ -100,7 +125,13 @@ export function groverQvm(marked: number): string {
   const nodes: Node[] = [...all('APPLY_H')];
   for (let it = 0; it < 2; it++) {
     nodes.push(...flipZeros(), ...ccz('q0', 'q1', 'q2'), ...flipZeros());
-    nodes.push(...all('APPLY_H'), ...all('APPLY_X'), ...ccz('q0', 'q1', 'q2'), ...all('APPLY_X'), ...all('APPLY_H'));
+    nodes.push(
+      ...all('APPLY_H'),
+      ...all('APPLY_X'),
+      ...ccz('q0', 'q1', 'q2'),
+      ...all('APPLY_X'),
+      ...all('APPLY_H'),
+    );
   }
   return qvm(qs, [...nodes, ...measureAll(qs)], ['m0', 'm1', 'm2']);
 }
@@ -125,17 +156,31 @@ export function groverQasm(marked: number): string {
 export function bvQvm(secret: string): string {
   const n = secret.length;
   const qs = [...range(n).map((i) => `q${i}`), 'anc'];
-  const nodes: Node[] = [{ op: 'APPLY_X', vqs: ['anc'] }, { op: 'APPLY_H', vqs: ['anc'] }];
+  const nodes: Node[] = [
+    { op: 'APPLY_X', vqs: ['anc'] },
+    { op: 'APPLY_H', vqs: ['anc'] },
+  ];
   for (let i = 0; i < n; i++) nodes.push({ op: 'APPLY_H', vqs: [`q${i}`] });
-  for (let i = 0; i < n; i++) if (secret[i] === '1') nodes.push({ op: 'APPLY_CNOT', vqs: [`q${i}`, 'anc'] });
+  for (let i = 0; i < n; i++)
+    if (secret[i] === '1') nodes.push({ op: 'APPLY_CNOT', vqs: [`q${i}`, 'anc'] });
   for (let i = 0; i < n; i++) nodes.push({ op: 'APPLY_H', vqs: [`q${i}`] });
-  return qvm(qs, [...nodes, ...measureAll(qs.slice(0, n))], range(n).map((i) => `m${i}`));
+  return qvm(
+    qs,
+    [...nodes, ...measureAll(qs.slice(0, n))],
+    range(n).map((i) => `m${i}`),
+  );
 }
 
 export function bvQasm(secret: string): string {
   const n = secret.length;
   // Key bit j from the left is c[n-1-j]; secret[j] is read from q[n-1-j].
-  const lines = ['OPENQASM 2.0;', 'include "qelib1.inc";', `qreg q[${n}];`, 'qreg anc[1];', `creg c[${n}];`];
+  const lines = [
+    'OPENQASM 2.0;',
+    'include "qelib1.inc";',
+    `qreg q[${n}];`,
+    'qreg anc[1];',
+    `creg c[${n}];`,
+  ];
   lines.push('x anc[0];', 'h anc[0];', 'h q;');
   for (let j = 0; j < n; j++) if (secret[j] === '1') lines.push(`cx q[${n - 1 - j}],anc[0];`);
   lines.push('h q;', 'measure q -> c;');
@@ -162,8 +207,13 @@ export function qftQvm(n: number, x: number): string {
     nodes.push({ op: 'APPLY_H', vqs: [`q${i}`] });
     for (let j = i - 1; j >= 0; j--) nodes.push(...cp(Math.PI / 2 ** (i - j), `q${j}`, `q${i}`));
   }
-  for (let i = 0; i < Math.floor(n / 2); i++) nodes.push({ op: 'APPLY_SWAP', vqs: [`q${i}`, `q${n - 1 - i}`] });
-  return qvm(qs, [...nodes, ...measureAll(qs)], qs.map((_, i) => `m${i}`));
+  for (let i = 0; i < Math.floor(n / 2); i++)
+    nodes.push({ op: 'APPLY_SWAP', vqs: [`q${i}`, `q${n - 1 - i}`] });
+  return qvm(
+    qs,
+    [...nodes, ...measureAll(qs)],
+    qs.map((_, i) => `m${i}`),
+  );
 }
 
 export function qftQasm(n: number, x: number): string {
@@ -197,7 +247,10 @@ export function randomCircuitQasm(n: number, depth: number, seed: number): strin
   };
   const lines = ['OPENQASM 2.0;', 'include "qelib1.inc";', `qreg q[${n}];`, `creg c[${n}];`];
   for (let d = 0; d < depth; d++) {
-    for (let i = 0; i < n; i++) lines.push(`${['rx', 'ry', 'rz'][Math.floor(rnd() * 3)]}(${(rnd() * 2 * Math.PI).toFixed(6)}) q[${i}];`);
+    for (let i = 0; i < n; i++)
+      lines.push(
+        `${['rx', 'ry', 'rz'][Math.floor(rnd() * 3)]}(${(rnd() * 2 * Math.PI).toFixed(6)}) q[${i}];`,
+      );
     for (let i = d % 2; i + 1 < n; i += 2) lines.push(`cz q[${i}],q[${i + 1}];`);
   }
   lines.push('measure q -> c;');
@@ -208,15 +261,20 @@ export function randomCircuitQasm(n: number, depth: number, seed: number): strin
  * Asserts observed counts match `expected` probabilities within 5σ (σ = sqrt(p(1-p)/N)) and that
  * no outcome outside `expected` occurs. Returns a description of the first failure, or null.
  */
-export function checkDistribution(counts: Record<string, number>, expected: Record<string, number>): string | null {
+export function checkDistribution(
+  counts: Record<string, number>,
+  expected: Record<string, number>,
+): string | null {
   const shots = Object.values(counts).reduce((a, b) => a + Number(b), 0);
   for (const k of Object.keys(counts)) {
-    if (!(k in expected) || expected[k] === 0) return `impossible outcome ${k} occurred ${counts[k]} times`;
+    if (!(k in expected) || expected[k] === 0)
+      return `impossible outcome ${k} occurred ${counts[k]} times`;
   }
   for (const [k, p] of Object.entries(expected)) {
     const f = Number(counts[k] ?? 0) / shots;
     const bound = 5 * Math.sqrt((p * (1 - p)) / shots);
-    if (Math.abs(f - p) > bound + 1e-12) return `outcome ${k}: frequency ${f} not within ${bound} of ${p}`;
+    if (Math.abs(f - p) > bound + 1e-12)
+      return `outcome ${k}: frequency ${f} not within ${bound} of ${p}`;
   }
   return null;
 }

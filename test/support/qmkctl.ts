@@ -4,7 +4,10 @@
  */
 import { main as qmkctl } from '../../src/cli/qmkctl.js';
 
-export async function runQmkctl(socket: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
+export async function runQmkctl(
+  socket: string,
+  args: string[],
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const code = await qmkctl(['--socket', socket, ...args], {

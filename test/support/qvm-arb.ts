@@ -218,7 +218,11 @@ const notOpcode = fc.oneof(
   fc.constant(null),
 );
 
-export type Mutation = (json: Json, r: number, junk: { arr: unknown; obj: unknown; op: unknown }) => void;
+export type Mutation = (
+  json: Json,
+  r: number,
+  junk: { arr: unknown; obj: unknown; op: unknown },
+) => void;
 
 const nodesOf = (json: Json) => (json.program as Json).nodes as Json[];
 const pickNode = (json: Json, r: number, ok: (n: Json) => boolean): Json | undefined => {
@@ -285,6 +289,9 @@ export const MUTATIONS: Record<string, Mutation> = {
   },
 };
 
-
 /** Junk for `MUTATIONS.junkType`: non-arrays, non-objects and non-opcodes. */
-export const junkArb = fc.record({ arr: fc.oneof(notArray, arrayWithNonString), obj: notObject, op: notOpcode });
+export const junkArb = fc.record({
+  arr: fc.oneof(notArray, arrayWithNonString),
+  obj: notObject,
+  op: notOpcode,
+});

@@ -17,10 +17,14 @@ export function mountTmpfs(sizeBytes: number): Tmpfs | { skip: string } {
   if (process.getuid?.() !== 0) return { skip: 'mounting a tmpfs needs root' };
   const dir = mkdtempSync(join(tmpdir(), 'qmkd-tmpfs-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes},mode=0700`, 'tmpfs', dir], {
+      stdio: 'pipe',
+    });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
-    return { skip: `mount -t tmpfs failed: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}` };
+    return {
+      skip: `mount -t tmpfs failed: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`,
+    };
   }
   return {
     dir,
@@ -35,7 +39,11 @@ export function mountTmpfs(sizeBytes: number): Tmpfs | { skip: string } {
 export function ballast(path: string, bytes: number): number {
   // dd stops at ENOSPC and reports what it wrote; no partial-write handling needed here.
   try {
-    execFileSync('dd', ['if=/dev/zero', `of=${path}`, 'bs=65536', `count=${Math.ceil(bytes / 65536)}`], { stdio: 'pipe' });
+    execFileSync(
+      'dd',
+      ['if=/dev/zero', `of=${path}`, 'bs=65536', `count=${Math.ceil(bytes / 65536)}`],
+      { stdio: 'pipe' },
+    );
   } catch {
     // ENOSPC: the file holds what fitted
   }

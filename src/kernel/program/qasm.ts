@@ -35,7 +35,7 @@
  */
 import type { Guard, Opcode, Program, ProgramNode, Violation } from './ir.js';
 import { GUARD_TERMS_MAX, NAMES_PER_LIST_MAX, PROGRAM_NODES_MAX } from './qvm.js';
-import { quote, ViolationList } from './verify.js';
+import { ViolationList, quote } from './verify.js';
 
 /** Program text in UTF-16 code units: 1 MiB, the kernel's `PROGRAM_SOURCE_BYTES_MAX`. */
 export const QASM_SOURCE_CHARS_MAX = 1024 * 1024;

@@ -16,15 +16,15 @@
  * left out of the program: the verifier could say nothing true about it.
  */
 import {
-  OPCODES,
   type Guard,
+  OPCODES,
   type Opcode,
   type Program,
   type ProgramArgs,
   type ProgramNode,
   type Violation,
 } from './ir.js';
-import { quote, ViolationList } from './verify.js';
+import { ViolationList, quote } from './verify.js';
 
 export const QVM_VERSION = '0.1';
 export const IDENTIFIER_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;

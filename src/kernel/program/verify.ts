@@ -67,7 +67,10 @@ export interface FirewallContext {
    * of tenants, the channel it would use (a `preferred` one first) and that channel's uses left.
    * Throws a `KernelError` whose code is the refusal's reason.
    */
-  decide(tenants: readonly string[], preferred: ReadonlySet<string>): readonly { id: string; usesLeft: number }[];
+  decide(
+    tenants: readonly string[],
+    preferred: ReadonlySet<string>,
+  ): readonly { id: string; usesLeft: number }[];
 }
 
 /**
@@ -111,12 +114,23 @@ export class ViolationList {
   private readonly items: Violation[] = [];
   private dropped = 0;
 
-  add(node: string, field: string, rule: number, message: string, severity: Severity = 'error', code?: string) {
+  add(
+    node: string,
+    field: string,
+    rule: number,
+    message: string,
+    severity: Severity = 'error',
+    code?: string,
+  ) {
     if (this.items.length >= VIOLATIONS_MAX) {
       this.dropped += 1;
       return;
     }
-    this.items.push(code === undefined ? { node, field, rule, message, severity } : { node, field, rule, message, severity, code });
+    this.items.push(
+      code === undefined
+        ? { node, field, rule, message, severity }
+        : { node, field, rule, message, severity, code },
+    );
   }
 
   finish(): Violation[] {
