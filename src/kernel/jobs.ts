@@ -27,6 +27,7 @@ import {
   PHYSICAL_QUBITS_PER_JOB_MAX,
   PROGRAM_SOURCE_BYTES_MAX,
   QUBITS_PER_CLUSTER_MAX,
+  SEED_MAX,
   SHOT_OUTCOMES_KEPT_MAX,
   TIER_DEFAULTS,
   roleQubitsMax,
@@ -69,7 +70,6 @@ export const JOB_PROGRESS_INTERVAL_MS = 200;
 export const JOB_COST_UNIT_AMPLITUDES = 1 << 20;
 
 const SEED_PATTERN = /^[0-9]{1,20}$/;
-const UINT64_MAX = (1n << 64n) - 1n;
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]+$/;
 const QASM_BIT_ORDER =
   "Qiskit's: classical registers separated by spaces, the last-declared register leftmost, " +
@@ -1317,7 +1317,7 @@ function checkShots(shots: number, quota: Quota): void {
 }
 
 function isUint64(s: string): boolean {
-  return SEED_PATTERN.test(s) && BigInt(s) <= UINT64_MAX;
+  return SEED_PATTERN.test(s) && BigInt(s) <= SEED_MAX;
 }
 
 function describe(v: Violation): string {

@@ -23,7 +23,7 @@ import {
 } from './channels.js';
 import { ClusterGraph } from './clusters.js';
 import { KernelError, invalid } from './errors.js';
-import { gateSpec } from './gate-set.js';
+import { GATE_SET, isBasis, isGateName } from './gate-set.js';
 import {
   type HandleClaims,
   type HandleKind,
@@ -107,7 +107,6 @@ export interface Usage {
 const API_KEY_PATTERN = /^qmk_[A-Za-z0-9_-]{43}$/;
 const PROFILE_PATTERN =
   /^logical:(surface|surface_code|shyps|bacon_shor|qldpc)\(d=\d{1,3}(,k=\d{1,4})?(,rate=[0-9.]+)?\)$/i;
-const BASES = new Set(['Z', 'X', 'Y', 'ANGLE']);
 /** Verified-signature cache entries; a hit still checks key state, expiry and the resource. */
 const HANDLE_CACHE_ENTRIES_MAX = 65_536;
 
@@ -863,8 +862,9 @@ export class Kernel {
     const preferred = new Set<string>();
     const ops: SimOp[] = gates.map((g, i) => {
       const f = `gates[${i}]`;
-      const spec = gateSpec(g.kind);
-      if (!spec) throw invalid(`${f}.kind`, `unknown gate ${JSON.stringify(g.kind)}`);
+      const name = g.kind;
+      if (!isGateName(name)) throw invalid(`${f}.kind`, `unknown gate ${JSON.stringify(name)}`);
+      const spec = GATE_SET[name];
       if (g.qubits.length !== spec.arity) {
         throw invalid(
           `${f}.qubits`,
@@ -911,7 +911,7 @@ export class Kernel {
         );
       }
       for (const id of ids) touched.add(id);
-      const op: SimOp = { kind: 'gate', name: g.kind, qubits: ids };
+      const op: SimOp = { kind: 'gate', name, qubits: ids };
       if (spec.theta) op.theta = g.theta;
       if (spec.measures) op.random = this.ports.crypto.unit();
       return op;
@@ -1005,18 +1005,18 @@ export class Kernel {
       const f = `measurements[${i}]`;
       const c = this.verifyHandle(p, m.qubit, `${f}.qubit`, 'VQ', RIGHTS.RIGHT_MEASURE);
       this.requireCap(this.sessions.get(c.sessionId)!, 'CAP_MEASURE', `${f}.qubit`);
-      if (!BASES.has(m.basis))
-        throw invalid(`${f}.basis`, `unknown basis ${JSON.stringify(m.basis)}`);
+      const basis = m.basis;
+      if (!isBasis(basis)) throw invalid(`${f}.basis`, `unknown basis ${JSON.stringify(basis)}`);
       if (!Number.isFinite(m.angle)) throw invalid(`${f}.angle`, 'must be a finite number');
       if (m.basis !== 'ANGLE' && m.angle !== 0)
         throw invalid(`${f}.angle`, 'only BASIS_ANGLE takes an angle');
       const op: SimOp = {
         kind: 'measure',
         qubit: c.resourceId,
-        basis: m.basis as 'Z' | 'X' | 'Y' | 'ANGLE',
+        basis,
         random: this.ports.crypto.unit(),
       };
-      if (m.basis === 'ANGLE') op.angle = m.angle;
+      if (basis === 'ANGLE') op.angle = m.angle;
       return op;
     });
     this.takeRate(p, 'measurements', ops.length);

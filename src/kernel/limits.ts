@@ -26,6 +26,8 @@ export const JOB_RUNTIME_SECONDS_MAX = 24 * 60 * 60;
 /** Program nodes (after OpenQASM expansion); the parsers' own ceiling is the same. */
 export const PROGRAM_NODES_MAX = 1 << 16;
 export const SHOTS_PER_JOB_MAX = 1_000_000;
+/** A job's seed is a decimal unsigned 64-bit integer (the generator takes 64 bits). */
+export const SEED_MAX = 2n ** 64n - 1n;
 /** Rate ceilings; the free tier's defaults are QMK's (1000 calls/min, 60 jobs/min, 100 allocations/min, 1000 measurements/s). */
 export const API_CALLS_PER_MINUTE_MAX = 1_000_000;
 export const JOBS_PER_MINUTE_MAX = 60_000;

@@ -4,6 +4,7 @@
  * an implementation, so its decisions can be tested with in-memory fakes and its imports stay inward.
  */
 import type { ChannelRecord } from './channels.js';
+import type { Basis, GateName } from './gate-set.js';
 import type { JobRecord } from './jobs.js';
 import type { Credential, Qubit, Session, Tenant } from './model.js';
 import type { Program } from './program/ir.js';
@@ -45,11 +46,15 @@ export interface SignerPort {
   keys(nowMs: number): SigningKeyInfo[];
 }
 
-/** A gate or measurement as the simulator runs it (qubit ids, not handles). */
+/**
+ * A gate or measurement as the simulator runs it (qubit ids, not handles). `random` (a uniform
+ * draw in [0, 1)) or `forced` (the outcome recorded in the op log, for replay) decides a
+ * measurement's outcome, and RESET's.
+ */
 export type SimOp =
   | {
       kind: 'gate';
-      name: string;
+      name: GateName;
       qubits: string[];
       theta?: number;
       random?: number;
@@ -58,7 +63,7 @@ export type SimOp =
   | {
       kind: 'measure';
       qubit: string;
-      basis: 'Z' | 'X' | 'Y' | 'ANGLE';
+      basis: Basis;
       angle?: number;
       random?: number;
       forced?: 0 | 1;

@@ -1,9 +1,12 @@
 /**
- * One batch of simulation work: merge clusters, run gates and measurements, split measured qubits
- * out. Layer: sim (must not import from kernel/, api/ or store/). Both the Piscina worker and
- * crash replay call `runBatch`, and nothing else touches amplitudes, which is what makes replay
- * bit-exact: the same inputs (with the same `random` draws or `forced` outcomes) run the same
- * floating-point operations in the same order and give bit-identical outputs.
+ * One plan of interactive work on session qubits: merge clusters, run gates and measurements (or
+ * a bound job), split measured qubits out. Layer: sim. The gates and measurements are lowered to
+ * the op stream of `ops.ts` and applied by its `applyOp` through a `Kernels` interface, the same
+ * code jobs run; this file adds only what clusters need: merging, qubit ids, splitting.
+ *
+ * Replay: the pool worker and crash replay both call `runBatch` with the reference kernels
+ * (`jsKernels`, unfused), so the same inputs (with the same draws or forced outcomes) run the
+ * same floating-point operations in the same order and give bit-identical outputs.
  *
  * Invariants it owns:
  * - Qubit order is a pure function of the inputs: the merged cluster's bit i is the i-th qubit of
@@ -17,47 +20,12 @@
  *   state with the rest and `splitOutQubit` is exact for it.
  */
 import assert from 'node:assert';
-import type { Program } from '../kernel/program/ir.js';
-import {
-  ENGINE_QUBITS_MAX,
-  applyCnot,
-  applyCz,
-  applyDiagonal1,
-  applyMatrix1,
-  applySwap,
-  applyToffoli,
-  applyX,
-  collapse,
-  kronInto,
-  probabilityOne,
-  splitOutQubitInto,
-} from './engine.js';
-import { GATE_ARITY, GATE_HAS_THETA, type GateName, isGateName, matrix1 } from './gates.js';
-import { type ProgramRunOutput, runBound } from './program.js';
-
-export type Basis = 'Z' | 'X' | 'Y' | 'ANGLE';
-
-/**
- * A gate or measurement on qubit ids. `random` (a uniform draw in [0, 1)) or `forced` (the
- * outcome recorded in the op log, for replay) decides a measurement's outcome, and RESET's.
- */
-export type SimOp =
-  | {
-      kind: 'gate';
-      name: GateName;
-      qubits: string[];
-      theta?: number;
-      random?: number;
-      forced?: 0 | 1;
-    }
-  | {
-      kind: 'measure';
-      qubit: string;
-      basis: Basis;
-      angle?: number;
-      random?: number;
-      forced?: 0 | 1;
-    };
+import { GATE_SET, isGateName } from '../kernel/gate-set.js';
+import type { BoundJobRun, JobRunResult, SimOp } from '../kernel/ports.js';
+import { ENGINE_QUBITS_MAX, kronInto, splitOutQubitInto } from './engine.js';
+import { type Kernels, jsKernels } from './kernels.js';
+import { K_RESET, type Op, type OpContext, applyOp, gateOp, measureOp } from './ops.js';
+import { runBound } from './program.js';
 
 /**
  * One cluster: `qubits[i]` is the id of bit i; `state` has 2·2^qubits.length doubles and may be a
@@ -68,161 +36,67 @@ export interface ClusterState {
   state: Float64Array;
 }
 
-/** A job on bound session qubits: its program runs once on the merged parts (then no ops). */
-export interface BoundJob {
-  program: Program;
-  seed: string;
-  shotOutcomesMax: number;
-  /** Program qubit name -> the qubit id it is bound to. */
-  bound: { name: string; qubitId: string }[];
-}
-
+/** A plan's work: `ops` on the merged `parts`, then `split`; or a bound job (then no ops). */
 export interface BatchInput {
   parts: ClusterState[];
   ops: SimOp[];
   split: string[];
-  boundJob?: BoundJob;
+  boundJob?: BoundJobRun;
 }
 
 export interface BatchOutput {
   clusters: ClusterState[];
+  /** One outcome per measurement or RESET, in op order. */
   outcomes: (0 | 1)[];
   /** The bound job's result, when the batch ran one. */
-  run?: ProgramRunOutput;
+  run?: JobRunResult;
 }
 
-// Module-private and never mutated: measurement basis changes reuse them on every call.
-const H_MATRIX = matrix1('H');
-const S_MATRIX = matrix1('S');
-const SDG_MATRIX = matrix1('SDG');
-const T_MATRIX = matrix1('T');
-
-/** Applies a 1-qubit matrix, as a diagonal when its off-diagonal entries are exactly zero. */
-function apply1(s: Float64Array, n: number, q: number, m: Float64Array): void {
-  if (m[2] === 0 && m[3] === 0 && m[4] === 0 && m[5] === 0) {
-    applyDiagonal1(s, n, q, m[0]!, m[1]!, m[6]!, m[7]!);
-  } else {
-    applyMatrix1(s, n, q, m);
-  }
+/**
+ * Lowers interactive ops to the op stream on the merged state (group 0): each measurement and
+ * RESET records its outcome as the next event and carries its draw or forced outcome.
+ */
+function lower(ops: readonly SimOp[], at: (id: string) => number): Op[] {
+  let events = 0;
+  return ops.map((sim) => {
+    let op: Op;
+    if (sim.kind === 'gate') {
+      const name = sim.name;
+      assert(isGateName(name), `unknown gate ${String(name)}`);
+      const spec = GATE_SET[name];
+      assert(sim.qubits.length === spec.arity, `${name} takes ${spec.arity} qubits`);
+      const qs = sim.qubits.map(at);
+      assert(new Set(qs).size === qs.length, `${name} operands must be distinct`);
+      if (spec.theta) {
+        assert(
+          typeof sim.theta === 'number' && Number.isFinite(sim.theta),
+          `${name} needs a finite theta`,
+        );
+      }
+      op = gateOp(0, name, qs, sim.theta ?? 0);
+      if (op.kind !== K_RESET) return op;
+      op.event = events++;
+    } else {
+      assert(sim.basis !== 'ANGLE' || sim.angle !== undefined, 'ANGLE measurement needs an angle');
+      op = measureOp(0, at(sim.qubit), sim.basis, sim.angle ?? 0, true, events++);
+    }
+    decision(op, sim.random, sim.forced);
+    return op;
+  });
 }
 
-/** The outcome of a measurement whose probability of 1 is p1: forced on replay, else drawn. */
-function decide(p1: number, random: number | undefined, forced: 0 | 1 | undefined): 0 | 1 {
+/** Sets who decides a measurement: the recorded outcome (replay), else the kernel's draw. */
+function decision(op: Op, random: number | undefined, forced: 0 | 1 | undefined): void {
   if (forced !== undefined) {
     assert(forced === 0 || forced === 1, `forced outcome ${String(forced)} is not 0 or 1`);
-    return forced;
+    op.forced = forced;
+    return;
   }
   assert(
     typeof random === 'number' && random >= 0 && random < 1,
     'a measurement needs a random draw in [0, 1) or a forced outcome',
   );
-  return random < p1 ? 1 : 0;
-}
-
-/** Measures qubit q in the Z basis and collapses the state onto the outcome. */
-function measureZ(
-  s: Float64Array,
-  n: number,
-  q: number,
-  random: number | undefined,
-  forced: 0 | 1 | undefined,
-): 0 | 1 {
-  const outcome = decide(probabilityOne(s, n, q), random, forced);
-  collapse(s, n, q, outcome);
-  return outcome;
-}
-
-/**
- * Measures qubit q in `basis` by rotating that basis onto Z, measuring Z and rotating back, so the
- * qubit ends in the eigenstate for the outcome: X uses H; Y uses H·SDG (|+i> ↦ |0>); ANGLE a uses
- * RY(−a), which maps RY(a)|0>, the outcome-0 state along the axis at a from Z towards X, to |0>.
- */
-function measure(
-  s: Float64Array,
-  n: number,
-  q: number,
-  op: Extract<SimOp, { kind: 'measure' }>,
-): 0 | 1 {
-  switch (op.basis) {
-    case 'Z':
-      return measureZ(s, n, q, op.random, op.forced);
-    case 'X': {
-      apply1(s, n, q, H_MATRIX);
-      const outcome = measureZ(s, n, q, op.random, op.forced);
-      apply1(s, n, q, H_MATRIX);
-      return outcome;
-    }
-    case 'Y': {
-      apply1(s, n, q, SDG_MATRIX);
-      apply1(s, n, q, H_MATRIX);
-      const outcome = measureZ(s, n, q, op.random, op.forced);
-      apply1(s, n, q, H_MATRIX);
-      apply1(s, n, q, S_MATRIX);
-      return outcome;
-    }
-    case 'ANGLE': {
-      const a = op.angle;
-      assert(typeof a === 'number' && Number.isFinite(a), 'ANGLE measurement needs a finite angle');
-      apply1(s, n, q, matrix1('RY', -a));
-      const outcome = measureZ(s, n, q, op.random, op.forced);
-      apply1(s, n, q, matrix1('RY', a));
-      return outcome;
-    }
-    default:
-      assert.fail(`unknown basis ${String((op as { basis: unknown }).basis)}`);
-  }
-}
-
-/** Applies one gate; RESET appends its outcome to `outcomes`. */
-function applyGate(
-  s: Float64Array,
-  n: number,
-  op: Extract<SimOp, { kind: 'gate' }>,
-  at: (id: string) => number,
-  outcomes: (0 | 1)[],
-): void {
-  const name = op.name;
-  assert(isGateName(name), `unknown gate ${String(name)}`);
-  assert(op.qubits.length === GATE_ARITY[name], `${name} takes ${GATE_ARITY[name]} qubits`);
-  const qs = op.qubits.map(at);
-  assert(new Set(qs).size === qs.length, `${name} operands must be distinct`);
-  const a = qs[0]!;
-  switch (name) {
-    case 'X':
-      applyX(s, n, a);
-      return;
-    case 'CNOT':
-      applyCnot(s, n, a, qs[1]!);
-      return;
-    case 'CZ':
-      applyCz(s, n, a, qs[1]!);
-      return;
-    case 'SWAP':
-      applySwap(s, n, a, qs[1]!);
-      return;
-    case 'TOFFOLI':
-      applyToffoli(s, n, a, qs[1]!, qs[2]!);
-      return;
-    case 'RESET': {
-      const outcome = measureZ(s, n, a, op.random, op.forced);
-      if (outcome === 1) applyX(s, n, a);
-      outcomes.push(outcome);
-      return;
-    }
-    case 'INJECT_T_STATE':
-      apply1(s, n, a, H_MATRIX);
-      apply1(s, n, a, T_MATRIX);
-      return;
-    default: {
-      if (GATE_HAS_THETA[name]) {
-        assert(
-          typeof op.theta === 'number' && Number.isFinite(op.theta),
-          `${name} needs a finite theta`,
-        );
-      }
-      apply1(s, n, a, matrix1(name, op.theta ?? 0));
-    }
-  }
+  op.draw = random;
 }
 
 /**
@@ -252,10 +126,15 @@ function merge(
  * Runs one batch: merge `parts` (parts[0] in the lowest bits; one part is used in place), apply
  * `ops` in order, then split each qubit of `split` (in order) into a 1-qubit cluster.
  * @param alloc makes every new state array (the worker's allocator uses SharedArrayBuffers).
+ * @param kernels the engine; replayed work must use the reference (the default).
  * @returns the rest cluster first (omitted when empty), then one cluster per split qubit; and
  *   one outcome per measurement or RESET, in op order.
  */
-export function runBatch(input: BatchInput, alloc: (doubles: number) => Float64Array): BatchOutput {
+export function runBatch(
+  input: BatchInput,
+  alloc: (doubles: number) => Float64Array,
+  kernels: Kernels = jsKernels,
+): BatchOutput {
   const { parts, ops, split } = input;
   assert(parts.length >= 1, 'a batch needs at least one cluster');
   const qubits: string[] = [];
@@ -289,11 +168,11 @@ export function runBatch(input: BatchInput, alloc: (doubles: number) => Float64A
     });
     return { clusters: [{ qubits, state }], outcomes: [], run };
   }
+  const lowered = lower(ops, at);
+  const ctx: OpContext = { kernels, rng: null, values: new Int32Array(lowered.length) };
+  for (const op of lowered) applyOp(op, s, n, ctx);
   const outcomes: (0 | 1)[] = [];
-  for (const op of ops) {
-    if (op.kind === 'gate') applyGate(s, n, op, at, outcomes);
-    else outcomes.push(measure(s, n, at(op.qubit), op));
-  }
+  for (const op of lowered) if (op.event >= 0) outcomes.push(ctx.values[op.event] === 1 ? 1 : 0);
   return { clusters: splitAll(s, qubits, split, alloc), outcomes };
 }
 

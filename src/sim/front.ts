@@ -23,9 +23,10 @@ import type {
 } from '../kernel/ports.js';
 import type { Program } from '../kernel/program/ir.js';
 import { FairQueue } from '../kernel/scheduler.js';
-import { type BatchInput, type BatchOutput, type ClusterState, runBatch } from './batch.js';
+import type { BatchInput, BatchOutput, ClusterState } from './batch.js';
 import { engineInfo, fusionWidth } from './kernels.js';
-import { runProgram, samplingMode, workEstimate } from './program.js';
+import { samplingMode, workEstimate } from './program.js';
+import { type WorkerReply, type WorkerTask, handle, jobOutput, planOutput } from './protocol.js';
 
 /**
  * Plans on clusters of at most this many qubits (16 KiB of state) run synchronously on the main
@@ -64,10 +65,6 @@ interface Held {
 function jobEngineName(): string {
   const k = fusionWidth();
   return `${engineInfo().name}${k === 0 ? '' : ` fused k=${k}`}`;
-}
-
-function sharedAlloc(doubles: number): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(doubles * 8));
 }
 
 const WORKER_URL = new URL(
@@ -110,7 +107,7 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
   async warm(): Promise<void> {
     await Promise.all(
       Array.from({ length: this.threads + INTERACTIVE_THREADS }, () =>
-        this.pool.run({ warm: true }),
+        this.runOnThread({ kind: 'warm' }),
       ),
     );
   }
@@ -140,7 +137,7 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
       !plan.job &&
       plan.parts.every((p) => !this.tails.has(p.id))
     ) {
-      const out = this.apply(plan, runBatch(this.input(plan), sharedAlloc));
+      const out = this.apply(plan, planOutput(handle({ kind: 'plan', batch: this.input(plan) })));
       return this.track(onDone(out.outcomes, out.run));
     }
     const deps = plan.parts.map((p) => this.tails.get(p.id) ?? Promise.resolve());
@@ -163,7 +160,7 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
       assert(held.qubits.join() === p.qubits.join(), `cluster ${p.id} layout differs from plan`);
       return { qubits: held.qubits, state: held.state };
     });
-    const input: BatchInput = { parts, ops: plan.ops as BatchInput['ops'], split: plan.split };
+    const input: BatchInput = { parts, ops: plan.ops, split: plan.split };
     if (plan.job) input.boundJob = plan.job;
     return input;
   }
@@ -172,26 +169,31 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     const width = plan.parts.reduce((n, p) => n + p.qubits.length, 0);
     const cost =
       owner.cost ?? (2 ** width * Math.max(1, plan.ops.length)) / POOL_COST_UNIT_AMPLITUDES;
-    const input = this.input(plan);
-    return this.apply(plan, (await this.onPool(owner, cost, input)) as BatchOutput);
+    const task: WorkerTask = { kind: 'plan', batch: this.input(plan) };
+    return this.apply(plan, planOutput(await this.onPool(owner, cost, task)));
   }
 
   /**
    * Runs a task on the pool once the fair queue picks it: at once while a thread is free and no
    * one waits, else when a thread frees and its virtual finish time is the smallest waiting.
    */
-  private async onPool(owner: PoolOwner, cost: number, task: unknown): Promise<unknown> {
+  private async onPool(owner: PoolOwner, cost: number, task: WorkerTask): Promise<WorkerReply> {
     const id = String(++this.taskSeq);
     const picked = new Promise<void>((resolve) => this.waiting.set(id, resolve));
     this.fair.enqueue(id, owner.tenant, this.taskSeq, Math.max(cost, Number.EPSILON), owner.weight);
     this.dispatch();
     await picked;
     try {
-      return await this.pool.run(task);
+      return await this.runOnThread(task);
     } finally {
       this.busy--;
       this.dispatch();
     }
+  }
+
+  /** Piscina's `run` is untyped; the worker entry answers every task with a `WorkerReply`. */
+  private runOnThread(task: WorkerTask): Promise<WorkerReply> {
+    return this.pool.run(task);
   }
 
   private dispatch(): void {
@@ -273,11 +275,11 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
   readonly inlineWorkMax = JOB_INLINE_WORK_MAX;
 
   runInline(req: JobRunRequest): JobRunResult {
-    return runProgram(req);
+    return jobOutput(handle({ kind: 'job', run: req }));
   }
 
   async run(req: JobRunRequest, owner: PoolOwner = KERNEL_OWNER): Promise<JobRunResult> {
-    return (await this.onPool(owner, owner.cost ?? 1, { job: req })) as JobRunResult;
+    return jobOutput(await this.onPool(owner, owner.cost ?? 1, { kind: 'job', run: req }));
   }
 
   newControl(): Int32Array {

@@ -14,6 +14,24 @@
  * Gates in different `domain`s (different state vectors) never join a block.
  */
 import assert from 'node:assert';
+import type { PassCosts } from './kernels.js';
+import {
+  K_CNOT,
+  K_COND,
+  K_CZ,
+  K_DENSE,
+  K_DIAGONAL,
+  K_DIAGONAL_K,
+  K_GUARD,
+  K_MATRIX,
+  K_SWAP,
+  K_TOFFOLI,
+  K_X,
+  type Op,
+  isUnitary,
+  makeOp,
+  matrixOp,
+} from './ops.js';
 
 /** A gate the planner can place: its qubits (local bits of its domain's state). */
 export interface Placeable {
@@ -155,4 +173,149 @@ export function permutationMatrix(kind: 'X' | 'CNOT' | 'CZ' | 'SWAP' | 'TOFFOLI'
     m[2 * (r * d + c)] = sign;
   }
   return m;
+}
+
+// Fusion of op lists: what the planner above does to the op stream of `ops.ts`.
+
+/** An op's qubits and full matrix over them (local bit j = qubits[j]), for the fusion planner. */
+function opMatrix(op: Op): { qubits: number[]; matrix: Float64Array } {
+  switch (op.kind) {
+    case K_MATRIX:
+      return { qubits: [op.a], matrix: op.m! };
+    case K_DIAGONAL: {
+      const d = op.m!;
+      return { qubits: [op.a], matrix: Float64Array.of(d[0]!, d[1]!, 0, 0, 0, 0, d[2]!, d[3]!) };
+    }
+    case K_DENSE:
+      return { qubits: [...op.qs!], matrix: op.m! };
+    case K_DIAGONAL_K: {
+      const d = op.m!;
+      const dim = d.length / 2;
+      const m = new Float64Array(2 * dim * dim);
+      for (let i = 0; i < dim; i++) {
+        m[2 * (i * dim + i)] = d[2 * i]!;
+        m[2 * (i * dim + i) + 1] = d[2 * i + 1]!;
+      }
+      return { qubits: [...op.qs!], matrix: m };
+    }
+    case K_X:
+      return { qubits: [op.a], matrix: permutationMatrix('X') };
+    case K_CNOT:
+      return { qubits: [op.a, op.b], matrix: permutationMatrix('CNOT') };
+    case K_CZ:
+      return { qubits: [op.a, op.b], matrix: permutationMatrix('CZ') };
+    case K_SWAP:
+      return { qubits: [op.a, op.b], matrix: permutationMatrix('SWAP') };
+    case K_TOFFOLI:
+      return { qubits: [op.a, op.b, op.c], matrix: permutationMatrix('TOFFOLI') };
+    default:
+      return assert.fail(`op kind ${op.kind} has no matrix`);
+  }
+}
+
+function opQubits(op: Op): number[] {
+  if (op.kind === K_DENSE || op.kind === K_DIAGONAL_K) return [...op.qs!];
+  if (op.kind === K_TOFFOLI) return [op.a, op.b, op.c];
+  if (op.kind >= K_CNOT && op.kind <= K_SWAP) return [op.a, op.b];
+  return [op.a];
+}
+
+/** What an op costs the engine, in the units of its `PassCosts`. */
+function passCost(op: Op, costs: PassCosts): number {
+  switch (op.kind) {
+    case K_MATRIX:
+      return costs.matrix1;
+    case K_DIAGONAL:
+      return costs.diagonal;
+    case K_X:
+    case K_CNOT:
+    case K_SWAP:
+    case K_TOFFOLI:
+      return costs.permutation;
+    case K_CZ:
+      return costs.phase;
+    case K_DIAGONAL_K:
+      return costs.diagonalK[op.qs!.length] ?? Number.POSITIVE_INFINITY;
+    case K_DENSE:
+      return costs.dense[op.qs!.length] ?? Number.POSITIVE_INFINITY;
+    default:
+      return costs.matrix1;
+  }
+}
+
+/**
+ * A block as the engine should run it: fused into one op when that costs less than its gates run
+ * one by one (e.g. in JavaScript a 2-qubit dense pass costs about two 1-qubit passes, so a block
+ * of one rotation and a CZ is cheaper unfused), else its gates in block order (a valid order).
+ */
+function fusedOps(block: readonly Op[], costs: PassCosts): Op[] {
+  const fused = fusedOp(block);
+  if (block.length === 1) return [fused];
+  const separate = block.reduce((sum, op) => sum + passCost(op, costs), 0);
+  return passCost(fused, costs) <= separate ? [fused] : [...block];
+}
+
+/** One fused op for a block: the op itself when alone, else a 2×2 or dense matrix. */
+function fusedOp(block: readonly Op[]): Op {
+  if (block.length === 1) return block[0]!;
+  const parts = block.map(opMatrix);
+  const qubits = [...new Set(parts.flatMap((p) => p.qubits))].sort((x, y) => x - y);
+  const m = blockMatrix(parts, qubits);
+  const group = block[0]!.group;
+  if (qubits.length === 1) return matrixOp(group, qubits[0]!, m);
+  const diagonal = diagonalOf(m, 1 << qubits.length);
+  const op = makeOp(diagonal === null ? K_DENSE : K_DIAGONAL_K, group, qubits[0]!);
+  op.qs = Int32Array.from(qubits);
+  op.m = diagonal ?? m;
+  return op;
+}
+
+/**
+ * The diagonal of a dim × dim matrix whose off-diagonal entries are all exactly zero (a block of
+ * phases, CZs and RZs, or a QFT's controlled phases), else null. Exact zeros only: products of
+ * permutations and diagonals give exact zeros, and a diagonal pass costs one multiply per
+ * amplitude where a dense one costs dim.
+ */
+function diagonalOf(m: Float64Array, dim: number): Float64Array | null {
+  for (let r = 0; r < dim; r++) {
+    for (let c = 0; c < dim; c++) {
+      if (r !== c && (m[2 * (r * dim + c)] !== 0 || m[2 * (r * dim + c) + 1] !== 0)) return null;
+    }
+  }
+  const d = new Float64Array(2 * dim);
+  for (let i = 0; i < dim; i++) {
+    d[2 * i] = m[2 * (i * dim + i)]!;
+    d[2 * i + 1] = m[2 * (i * dim + i) + 1]!;
+  }
+  return d;
+}
+
+/**
+ * Fuses the runs of unitary ops in a control-flow-free op list into blocks of at most `width`
+ * qubits (0: no fusion). Non-unitary ops (measurements, RESET) stay where they are.
+ */
+export function fuseOps(ops: readonly Op[], width: number, costs: PassCosts): Op[] {
+  if (width === 0) return [...ops];
+  const out: Op[] = [];
+  let run: { op: Op; qubits: number[]; domain: number }[] = [];
+  const flush = (): void => {
+    for (const block of planFusion(run, width))
+      out.push(
+        ...fusedOps(
+          block.map((g) => g.op),
+          costs,
+        ),
+      );
+    run = [];
+  };
+  for (const op of ops) {
+    assert(op.kind !== K_GUARD && op.kind !== K_COND, 'fusion runs on control-flow-free lists');
+    if (isUnitary(op.kind)) run.push({ op, qubits: opQubits(op), domain: op.group });
+    else {
+      flush();
+      out.push(op);
+    }
+  }
+  flush();
+  return out;
 }

@@ -1,82 +1,13 @@
 /**
- * The QVM gate set as the simulator knows it: names, arities, which take an angle, and the 2×2
- * matrices of the 1-qubit gates. Layer: sim (must not import from kernel/, api/ or store/); the
- * kernel's `gate-set.ts` is the policy side of the same names (caps, checks), kept separate so the
- * simulator layer stays free of kernel imports.
+ * The 2×2 matrices of the 1-qubit gates of the QVM gate set. Layer: sim. The names, arities and
+ * angles are the kernel's one table (`kernel/gate-set.ts`); this file adds only the numbers.
  *
  * Conventions (the invariants the tests pin): rotations are exp(-iθP/2); S = diag(1, i),
- * T = diag(1, e^{iπ/4}); SDG and TDG are their conjugates; CNOT operands are (control, target) and
- * TOFFOLI's are (c1, c2, target). RESET is measure-then-flip and needs a random draw, so it has
- * no matrix: `batch.ts` runs it.
+ * T = diag(1, e^{iπ/4}); SDG and TDG are their conjugates. RESET is measure-then-flip and needs a
+ * random draw, so it has no matrix: `ops.ts` runs it.
  */
 import assert from 'node:assert';
-
-/** Every gate name of the interactive QVM gate set. */
-export type GateName =
-  | 'H'
-  | 'X'
-  | 'Y'
-  | 'Z'
-  | 'S'
-  | 'SDG'
-  | 'T'
-  | 'TDG'
-  | 'RX'
-  | 'RY'
-  | 'RZ'
-  | 'CNOT'
-  | 'CZ'
-  | 'SWAP'
-  | 'TOFFOLI'
-  | 'RESET'
-  | 'INJECT_T_STATE';
-
-/** Number of qubit operands of each gate. */
-export const GATE_ARITY: Readonly<Record<GateName, number>> = {
-  H: 1,
-  X: 1,
-  Y: 1,
-  Z: 1,
-  S: 1,
-  SDG: 1,
-  T: 1,
-  TDG: 1,
-  RX: 1,
-  RY: 1,
-  RZ: 1,
-  CNOT: 2,
-  CZ: 2,
-  SWAP: 2,
-  TOFFOLI: 3,
-  RESET: 1,
-  INJECT_T_STATE: 1,
-};
-
-/** Whether the gate takes an angle θ (radians). */
-export const GATE_HAS_THETA: Readonly<Record<GateName, boolean>> = {
-  H: false,
-  X: false,
-  Y: false,
-  Z: false,
-  S: false,
-  SDG: false,
-  T: false,
-  TDG: false,
-  RX: true,
-  RY: true,
-  RZ: true,
-  CNOT: false,
-  CZ: false,
-  SWAP: false,
-  TOFFOLI: false,
-  RESET: false,
-  INJECT_T_STATE: false,
-};
-
-/** True when `x` names a gate of the set (own keys only: "toString" is not a gate). */
-export function isGateName(x: string): x is GateName {
-  return Object.hasOwn(GATE_ARITY, x);
-}
+import { GATE_SET, type GateName } from '../kernel/gate-set.js';
 
 const R = Math.SQRT1_2;
 
@@ -103,7 +34,7 @@ const FIXED_MATRICES: Readonly<Partial<Record<GateName, readonly number[]>>> = {
  * gates have no 1-qubit matrix and are programmer errors here.
  */
 export function matrix1(name: GateName, theta = 0): Float64Array {
-  assert(GATE_ARITY[name] === 1 && name !== 'RESET', `${name} has no 1-qubit matrix`);
+  assert(GATE_SET[name].arity === 1 && name !== 'RESET', `${name} has no 1-qubit matrix`);
   assert(Number.isFinite(theta), `${name}: theta must be finite`);
   const c = Math.cos(theta / 2);
   const s = Math.sin(theta / 2);

@@ -1,10 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClusterGraph } from '../../src/kernel/clusters.js';
+import type { GateName } from '../../src/kernel/gate-set.js';
 import { groupByConnectivity, splitAfter } from '../../src/kernel/kernel.js';
 import type { SimOp } from '../../src/kernel/ports.js';
 
-const g = (name: string, ...qubits: string[]): SimOp => ({ kind: 'gate', name, qubits });
+const g = (name: GateName, ...qubits: string[]): SimOp => ({ kind: 'gate', name, qubits });
 const m = (qubit: string): SimOp => ({ kind: 'measure', qubit, basis: 'Z', random: 0.5 });
 
 function graphOf(...qs: string[]): ClusterGraph {

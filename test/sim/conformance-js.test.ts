@@ -10,7 +10,7 @@ process.env.QMK_SIM_ENGINE = 'js';
 const { activeKernels, engineInfo, FUSION_WIDTH_DEFAULT, fusionWidth } = await import(
   '../../src/sim/kernels.js'
 );
-const { registerConformance, subjectsFor } = await import('./conformance.js');
+const { registerConformance, registerInteractive, subjectsFor } = await import('./conformance.js');
 
 test('QMK_SIM_ENGINE=js → the JavaScript engine runs, with its default fusion width', () => {
   assert.is(activeKernels().name, 'js');
@@ -18,6 +18,7 @@ test('QMK_SIM_ENGINE=js → the JavaScript engine runs, with its default fusion 
   assert.is(fusionWidth(), FUSION_WIDTH_DEFAULT.js);
 });
 
+registerInteractive(test, activeKernels());
 registerConformance(
   test,
   subjectsFor(activeKernels()).filter((s) => [0, fusionWidth(), 5].includes(s.fusion)),

@@ -15,6 +15,7 @@ import {
   maxDiff,
   program,
   registerConformance,
+  registerInteractive,
   subjectsFor,
 } from './conformance.js';
 
@@ -32,6 +33,7 @@ registerConformance(test, [
 
 if (native !== null) {
   const kernels = nativeKernels(native);
+  registerInteractive(test, kernels);
 
   test('native: 18-qubit random circuit on 1 and 2 threads → identical amplitudes, equal to JS', () => {
     const p = program(randomQasm(18, 6, 3));

@@ -7,9 +7,13 @@
  */
 import type { Test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { GATE_SET, type GateName } from '../../src/kernel/gate-set.js';
+import type { SimOp } from '../../src/kernel/ports.js';
 import type { Program } from '../../src/kernel/program/ir.js';
 import { parseQasm } from '../../src/kernel/program/qasm.js';
-import { ghzQasm, mixedQasm, qftQasm, randomQasm } from '../../src/sim/circuits.js';
+import { parseQvm } from '../../src/kernel/program/qvm.js';
+import { type ClusterState, runBatch } from '../../src/sim/batch.js';
+import { ghzQasm, mixedQasm, qftQasm, randomQasm, seededRandom } from '../../src/sim/circuits.js';
 import { type Kernels, jsKernels } from '../../src/sim/kernels.js';
 import { type EngineChoice, finalStates, runProgram } from '../../src/sim/program.js';
 
@@ -157,4 +161,107 @@ function registerAmplitudes(suite: Test, s: EngineChoice, name: string): void {
       assert.ok(d <= AMPLITUDE_TOL, `${label}: max |Δ| = ${d}`);
     }
   });
+}
+
+/** The unitary gates of the interactive set (RESET measures; INJECT_T_STATE needs fresh qubits). */
+const UNITARY_GATES = (Object.keys(GATE_SET) as GateName[]).filter(
+  (g) => g !== 'RESET' && g !== 'INJECT_T_STATE',
+);
+
+/** A seeded random gate sequence on q0..q{n-1}, opened by a CNOT chain so all share one state. */
+function randomGates(n: number, count: number, seed: number): SimOp[] {
+  const rnd = seededRandom(seed);
+  const ops: SimOp[] = [];
+  for (let q = 1; q < n; q++)
+    ops.push({ kind: 'gate', name: 'CNOT', qubits: [`q${q - 1}`, `q${q}`] });
+  while (ops.length < count) {
+    const name = UNITARY_GATES[Math.floor(rnd() * UNITARY_GATES.length)]!;
+    const arity = GATE_SET[name].arity;
+    if (arity > n) continue;
+    const qubits: string[] = [];
+    while (qubits.length < arity) {
+      const q = `q${Math.floor(rnd() * n)}`;
+      if (!qubits.includes(q)) qubits.push(q);
+    }
+    const op: SimOp = { kind: 'gate', name, qubits };
+    if (GATE_SET[name].theta) op.theta = rnd() * 4 * Math.PI - 2 * Math.PI;
+    ops.push(op);
+  }
+  return ops;
+}
+
+/** The same gates as a QVM program measured at the end, for the job path's `finalStates`. */
+function asProgram(n: number, ops: readonly SimOp[]): Program {
+  const vqs = Array.from({ length: n }, (_, q) => `q${q}`);
+  const nodes: object[] = [{ op: 'ALLOC_LQ', args: { n }, vqs }];
+  for (const op of ops) {
+    if (op.kind !== 'gate') continue;
+    nodes.push({ op: `APPLY_${op.name}`, vqs: op.qubits, args: { theta: op.theta ?? 0 } });
+  }
+  vqs.forEach((q, i) => nodes.push({ op: 'MEASURE_Z', vqs: [q], produces: [`m${i}`] }));
+  const parsed = parseQvm({
+    version: '0.1',
+    program: { nodes: nodes.map((node, i) => ({ id: `n${i}`, ...node })) },
+    resources: { vqs, events: vqs.map((_, i) => `m${i}`) },
+  });
+  assert.equal(parsed.violations, []);
+  return parsed.program!;
+}
+
+function freshParts(n: number): ClusterState[] {
+  return Array.from({ length: n }, (_, q) => ({
+    qubits: [`q${q}`],
+    state: Float64Array.of(1, 0, 0, 0),
+  }));
+}
+
+const plainAlloc = (doubles: number): Float64Array => new Float64Array(doubles);
+
+/**
+ * The interactive path (`runBatch`) through an engine's kernels: the same amplitudes as the job
+ * path (a program of the same gates, unfused reference), and the same outcomes and amplitudes as
+ * the reference kernels for measurements in every basis with the same draws.
+ */
+export function registerInteractive(suite: Test, kernels: Kernels): void {
+  suite(`${kernels.name}: interactive batches of random gates → the job path's amplitudes`, () => {
+    for (let n = 1; n <= 12; n++) {
+      const ops = randomGates(n, 10 * n, 500 + n);
+      const got = runBatch({ parts: freshParts(n), ops, split: [] }, plainAlloc, kernels);
+      const want = finalStates(asProgram(n, ops), ORACLE);
+      assert.is(want.length, 1, 'one group');
+      assert.equal(got.clusters[0]!.qubits, want[0]!.qubits);
+      const a = got.clusters[0]!.state;
+      const b = want[0]!.state;
+      const d = a.reduce((w, x, i) => Math.max(w, Math.abs(x - b[i]!)), 0);
+      assert.ok(d <= AMPLITUDE_TOL, `n=${n}: max |Δ| = ${d}`);
+    }
+  });
+
+  if (kernels === jsKernels) return; // the reference against itself would prove nothing
+  suite(
+    `${kernels.name}: interactive measurements in every basis → the reference's outcomes`,
+    () => {
+      const rnd = seededRandom(31);
+      for (let n = 2; n <= 8; n++) {
+        const ops = randomGates(n, 6 * n, 900 + n);
+        const bases = ['Z', 'X', 'Y', 'ANGLE'] as const;
+        for (let q = 0; q < n; q++) {
+          const basis = bases[q % 4]!;
+          const m: SimOp = { kind: 'measure', qubit: `q${q}`, basis, random: rnd() };
+          if (basis === 'ANGLE') m.angle = rnd() * Math.PI;
+          ops.push(m);
+        }
+        ops.push({ kind: 'gate', name: 'RESET', qubits: ['q0'], random: rnd() });
+        const split = Array.from({ length: n }, (_, q) => `q${q}`);
+        const got = runBatch({ parts: freshParts(n), ops, split }, plainAlloc, kernels);
+        const want = runBatch({ parts: freshParts(n), ops, split }, plainAlloc, jsKernels);
+        assert.equal(got.outcomes, want.outcomes, `n=${n}: outcomes`);
+        got.clusters.forEach((c, i) => {
+          const w = want.clusters[i]!.state;
+          const d = c.state.reduce((x, v, j) => Math.max(x, Math.abs(v - w[j]!)), 0);
+          assert.ok(d <= AMPLITUDE_TOL, `n=${n} qubit ${c.qubits[0]}: max |Δ| = ${d}`);
+        });
+      }
+    },
+  );
 }

@@ -14,19 +14,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SHOTS_PER_JOB_MAX } from '../../src/kernel/limits.js';
+import { QUBITS_PER_CLUSTER_MAX, SHOTS_PER_JOB_MAX } from '../../src/kernel/limits.js';
 import type { Program } from '../../src/kernel/program/ir.js';
 import { parseQvm } from '../../src/kernel/program/qvm.js';
 import { type VerifyContext, verifyProgram } from '../../src/kernel/program/verify.js';
 import {
-  GROUP_QUBITS_MAX,
-  KEY_NUMERIC_CHARS_MAX,
-  PROGRAM_SHOTS_MAX,
   type ProgramRunOutput,
   runProgram,
   samplingMode,
   workEstimate,
 } from '../../src/sim/program.js';
+import { KEY_NUMERIC_CHARS_MAX } from '../../src/sim/tally.js';
 
 const EXAMPLES_DIR = new URL('../../examples/qvm/', import.meta.url).pathname;
 const CTX: VerifyContext = {
@@ -605,7 +603,7 @@ for (const [chars, what] of [
 
 test('groups: 27 qubits joined (past the verifier cluster limit, unverified) → assertion', () => {
   // At the limit itself (26 qubits) the state is 1 GiB: too large for a unit test.
-  const qs = Array.from({ length: GROUP_QUBITS_MAX + 1 }, (_, i) => `q${i}`);
+  const qs = Array.from({ length: QUBITS_PER_CLUSTER_MAX + 1 }, (_, i) => `q${i}`);
   const nodes = [
     { id: 'alloc', op: 'ALLOC_LQ', vqs: qs },
     ...qs.slice(1).map((q, i) => ({ id: `c${i}`, op: 'APPLY_CNOT', vqs: ['q0', q] })),
@@ -754,12 +752,11 @@ test('seed: the extremes 0 and 2^64-1 → valid runs', () => {
 test('shots: 1 (the minimum) per-shot and sampled → one shot', () => {
   assert.is(run(TELEPORT(), 1).shotsDone, 1);
   assert.is(run(ghz(3), 1).shotsDone, 1);
-  assert.is(PROGRAM_SHOTS_MAX, SHOTS_PER_JOB_MAX);
 });
 
 test('shots: 1,000,000 (the maximum) sampled Bell → counts within 5σ', () => {
   const p = ghz(2);
-  const out = timed('Bell 1e6 shots sampled', () => run(p, PROGRAM_SHOTS_MAX));
+  const out = timed('Bell 1e6 shots sampled', () => run(p, SHOTS_PER_JOB_MAX));
   expectDistribution(out, { '00': 0.5, '11': 0.5 });
 });
 
@@ -811,12 +808,12 @@ test('cancel: flag set mid-run by another thread → stops early, partial counts
     ['ma', 'mb'],
   );
   const out = timed('cancelled per-shot run', () =>
-    run(p, PROGRAM_SHOTS_MAX, SEED, { control: c }),
+    run(p, SHOTS_PER_JOB_MAX, SEED, { control: c }),
   );
   await w.terminate();
   if (out.stopped === 0) return; // the machine finished 10^6 shots in 20 ms: nothing to check
   assert.is(out.stopped, 3);
-  assert.ok(out.shotsDone < PROGRAM_SHOTS_MAX);
+  assert.ok(out.shotsDone < SHOTS_PER_JOB_MAX);
   const total = Object.values(out.counts).reduce((x, y) => x + y, 0);
   assert.is(total, out.shotsDone);
 });
