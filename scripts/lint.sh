@@ -2,7 +2,9 @@
 # `npm run lint`: every static check the project has, in one command, for CI and before a commit.
 #
 # Decides: which checks count as "lint" and their order — TypeScript types, protobuf style (buf),
-# Biome (lint rules, formatting and import order), and the systemd unit's sandbox score
+# Biome (lint rules, formatting and import order), the house rules (no import circle, kernel/
+# points inward, no source file over 600 lines), file references in comments and docs, and the
+# systemd unit's sandbox score
 # (`systemd-analyze security` overall exposure must be <= 2.0).
 # Layer: tooling (outside src/). Why one script: CI and developers run the same gate.
 #
@@ -61,6 +63,8 @@ check_systemd_unit() {
 run "typescript" npx tsc --noEmit -p tsconfig.json
 run "buf" npx buf lint
 run "generated types" node scripts/gen-types.mjs --check
+run "house rules" node scripts/check-imports.mjs
+run "file references" node scripts/check-refs.mjs
 
 # Biome errors out on a path that does not exist; lint the directories that are present.
 BIOME_DIRS=()

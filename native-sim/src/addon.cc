@@ -134,20 +134,6 @@ Napi::Value ApplyDiagonal1(const Napi::CallbackInfo& info) {
   return code(info, OK);
 }
 
-// applyControlled1(state, n, cmask, target, matrix: Float64Array(8))
-Napi::Value ApplyControlled1(const Napi::CallbackInfo& info) {
-  State st;
-  if (!read_state(info, st)) return code(info, BAD_STATE);
-  uint64_t cmask = 0;
-  const int t = int_arg(info, 3);
-  if (!read_mask(info, 2, st.n, cmask) || !qubit_ok(t, st.n) || ((cmask >> t) & 1))
-    return code(info, BAD_QUBIT);
-  const double* m = nullptr;
-  if (!read_doubles(info, 4, 8, m)) return code(info, BAD_MATRIX);
-  qmk::apply_controlled1(st.data, st.n, cmask, t, m);
-  return code(info, OK);
-}
-
 // applyX(state, n, cmask, target): X, CNOT, Toffoli
 Napi::Value ApplyX(const Napi::CallbackInfo& info) {
   State st;
@@ -263,7 +249,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("applyMatrix1", Napi::Function::New(env, ApplyMatrix1));
   exports.Set("applyDiagonalK", Napi::Function::New(env, ApplyDiagonalK));
   exports.Set("applyDiagonal1", Napi::Function::New(env, ApplyDiagonal1));
-  exports.Set("applyControlled1", Napi::Function::New(env, ApplyControlled1));
   exports.Set("applyX", Napi::Function::New(env, ApplyX));
   exports.Set("applySwap", Napi::Function::New(env, ApplySwap));
   exports.Set("applyPhase", Napi::Function::New(env, ApplyPhase));

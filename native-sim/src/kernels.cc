@@ -404,24 +404,6 @@ QMK_CLONES void lanes_range(double* s, const Positions& pos, uint64_t set, const
   });
 }
 
-QMK_CLONES void controlled1_range(double* s, const Positions& pos, uint64_t cmask, int target,
-                                  const double* m, uint64_t begin, uint64_t end) {
-  const double a00r = m[0], a00i = m[1], a01r = m[2], a01i = m[3];
-  const double a10r = m[4], a10i = m[5], a11r = m[6], a11i = m[7];
-  const uint64_t stride = 2 * (uint64_t{1} << target);
-  for_runs(begin, end, pos, [&](uint64_t base, uint64_t len) QMK_LAMBDA_INLINE {
-    double* __restrict p0 = s + 2 * (base | cmask);
-    double* __restrict p1 = p0 + stride;
-    for (uint64_t j = 0; j < 2 * len; j += 2) {
-      const double x0r = p0[j], x0i = p0[j + 1], x1r = p1[j], x1i = p1[j + 1];
-      p0[j] = a00r * x0r - a00i * x0i + (a01r * x1r - a01i * x1i);
-      p0[j + 1] = a00r * x0i + a00i * x0r + (a01r * x1i + a01i * x1r);
-      p1[j] = a10r * x0r - a10i * x0i + (a11r * x1r - a11i * x1i);
-      p1[j + 1] = a10r * x0i + a10i * x0r + (a11r * x1i + a11i * x1r);
-    }
-  });
-}
-
 // Swaps the amplitude runs starting at indices a and b (len complex each).
 QMK_INLINE void swap_runs(double* s, uint64_t a, uint64_t b, uint64_t len) {
   double* __restrict pa = s + 2 * a;
@@ -877,12 +859,6 @@ void apply_diagonal1(double* s, int n, int q, const double* d) {
   }
   parallel(uint64_t{1} << (n - 1),
            [&](uint64_t b, uint64_t e) { diagonal1_range(s, q, d, b, e); });
-}
-
-void apply_controlled1(double* s, int n, uint64_t cmask, int target, const double* m) {
-  const Positions pos = mask_positions(cmask | (uint64_t{1} << target));
-  parallel(uint64_t{1} << (n - pos.m),
-           [&](uint64_t b, uint64_t e) { controlled1_range(s, pos, cmask, target, m, b, e); });
 }
 
 void apply_x(double* s, int n, uint64_t cmask, int target) {

@@ -31,8 +31,6 @@ void apply_dense(double* s, int n, const int* qubits, int k, const double* m);
 void apply_diagonal_k(double* s, int n, const int* qubits, int k, const double* d);
 // diag(d0, d1) on qubit q; d = [d0re, d0im, d1re, d1im].
 void apply_diagonal1(double* s, int n, int q, const double* d);
-// A 2×2 matrix on `target` where every bit of `cmask` is 1 (cmask 0: unconditional).
-void apply_controlled1(double* s, int n, uint64_t cmask, int target, const double* m);
 // X on `target` where every bit of `cmask` is 1, as an index permutation (X, CNOT, Toffoli).
 void apply_x(double* s, int n, uint64_t cmask, int target);
 // SWAP of qubits a and b as an index permutation.

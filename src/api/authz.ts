@@ -1,7 +1,7 @@
 /**
  * The one authorization table: for every RPC, who may call it. Layer: api.
  * A method without an entry is denied (the interceptor checks this table before any handler
- * runs); `test/api/authz.test.ts` fails when a method of a loaded service has no entry.
+ * runs); `test/api/registry.test.ts` fails when a method of a loaded service has no entry.
  */
 import type { Role } from '../kernel/model.js';
 

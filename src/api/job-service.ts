@@ -4,7 +4,8 @@
  * change the kernel announces, ending after a terminal state.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { JobEstimate, JobManager, JobView } from '../kernel/jobs.js';
+import type { JobEstimate, JobView } from '../kernel/job-model.js';
+import type { JobManager } from '../kernel/jobs.js';
 import type { Violation } from '../kernel/program/ir.js';
 import { num, str, strip, tenant } from './convert.js';
 import type { CancelJobRequest__Output } from './generated/qmk/v1/CancelJobRequest.js';

@@ -1,7 +1,7 @@
 /**
  * The only mapping from kernel error codes to gRPC status codes. Layer: api.
  * Typed `Record<ErrorCode, Status>` so adding a code without a mapping does not compile; every
- * code is documented in docs/errors.md and test/api/status.test.ts fails when the two drift.
+ * code is documented in docs/errors.md and test/api/registry.test.ts fails when the two drift.
  */
 import { status } from '@grpc/grpc-js';
 import type { ErrorCode } from '../kernel/errors.js';

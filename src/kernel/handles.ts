@@ -20,10 +20,12 @@ export const HANDLE_BYTES = HANDLE_PAYLOAD_BYTES + HANDLE_SIGNATURE_BYTES;
 const ID_BYTES = 16;
 
 /**
- * SHARED_VQ: another tenant's qubit shared through a channel; `tenant` is the holder (the peer),
- * the session field carries the channel id, and the only right is RIGHT_LINK.
+ * The kinds of handle the kernel issues, by their code in the token. SHARED_VQ: another
+ * tenant's qubit shared through a channel; `tenant` is the holder (the peer), the session field
+ * carries the channel id, and the only right is RIGHT_LINK. Codes 3 and 4 are reserved (they
+ * were set aside for channel and job handles, which are addressed by id instead) and never reused.
  */
-export const HANDLE_KINDS = { SESSION: 1, VQ: 2, CHANNEL: 3, JOB: 4, SHARED_VQ: 5 } as const;
+export const HANDLE_KINDS = { SESSION: 1, VQ: 2, SHARED_VQ: 5 } as const;
 export type HandleKind = keyof typeof HANDLE_KINDS;
 
 /** Rights, as named in the proto enum `Right`; bit i is the enum value i + 1. */

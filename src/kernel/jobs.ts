@@ -18,6 +18,22 @@
 import assert from 'node:assert';
 import { type ErrorCode, KernelError, invalid } from './errors.js';
 import { RIGHTS } from './handles.js';
+import {
+  type Binding,
+  JOB_STATES,
+  JOB_STOP_CANCEL,
+  JOB_STOP_RUNTIME,
+  JOB_STOP_SHUTDOWN,
+  type JobEstimate,
+  type JobListener,
+  type JobRecord,
+  type JobResultRecord,
+  type JobState,
+  type JobView,
+  type ProgramFormat,
+  type SubmitRequest,
+  TERMINAL_STATES,
+} from './job-model.js';
 import type { Actor, ChannelUse, Kernel, TenantPrincipal } from './kernel.js';
 import {
   IDEMPOTENCY_KEY_CHARS_MAX,
@@ -48,116 +64,18 @@ import { COUNTS_ORDER, parseQvm } from './program/qvm.js';
 import { type ResourceEstimate, mergeViolations, verifyProgram } from './program/verify.js';
 import { FairQueue } from './scheduler.js';
 
-export const JOB_STATES = [
-  'QUEUED',
-  'RUNNING',
-  'CANCELLING',
-  'DONE',
-  'FAILED',
-  'CANCELLED',
-] as const;
-export type JobState = (typeof JOB_STATES)[number];
-export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['DONE', 'FAILED', 'CANCELLED']);
-
-/** Stop flag values in a run's control word 0. */
-export const JOB_STOP_CANCEL = 1;
-export const JOB_STOP_RUNTIME = 2;
-/** The daemon is shutting down: the run is abandoned and re-runs after the restart. */
-export const JOB_STOP_SHUTDOWN = 3;
-/** Watchers of running or queued jobs get progress and queue position this often (if changed). */
-export const JOB_PROGRESS_INTERVAL_MS = 200;
-/** Scheduling cost unit: one job costs 1 + its amplitude updates / this. */
-export const JOB_COST_UNIT_AMPLITUDES = 1 << 20;
-
 const SEED_PATTERN = /^[0-9]{1,20}$/;
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]+$/;
 const QASM_BIT_ORDER =
   "Qiskit's: classical registers separated by spaces, the last-declared register leftmost, " +
   'the highest bit index leftmost within a register';
 
-export type ProgramFormat = 'qvm' | 'qasm';
-
+/** Watchers of running or queued jobs get progress and queue position this often (if changed). */
+export const JOB_PROGRESS_INTERVAL_MS = 200;
+/** Scheduling cost unit: one job costs 1 + its amplitude updates / this. */
+export const JOB_COST_UNIT_AMPLITUDES = 1 << 20;
 /** How long a tenant counts as active after its last pool job ended (see `poolShare`). */
 export const JOB_ACTIVE_GRACE_MS = 250;
-
-export interface JobEstimate extends ResourceEstimate {
-  /** Empty when the program has errors: the simulator's analysis needs a verified program. */
-  sampling: 'sampled' | 'per-shot' | '';
-}
-
-export interface JobRecord {
-  id: string;
-  /** Submission order, unique per state directory (list pagination and queue tie-breaks). */
-  seq: number;
-  tenantId: string;
-  keyId: string;
-  format: ProgramFormat;
-  /** The program text; emptied once the job is terminal (the result is what is kept). */
-  source: string;
-  shots: number;
-  seed: string;
-  idempotencyKey: string;
-  /** SHA-256 of everything that defines the request (idempotency compares it). */
-  requestHash: string;
-  bindings: Binding[];
-  /**
-   * Rule 9: uses per channel the program's joins across tenants need (shared qubits bound), as
-   * the verifier counted them; reserved when the job starts. Absent in records older than it.
-   */
-  channelUses?: Record<string, number>;
-  shotOutcomesMax: number;
-  strict: boolean;
-  state: JobState;
-  reason: string;
-  submittedAtMs: number;
-  startedAtMs: number;
-  finishedAtMs: number;
-  attempts: number;
-  shotsDone: number;
-  estimate: JobEstimate;
-  cost: number;
-}
-
-/** A program qubit bound to a session qubit: the caller's own, or (`channel`) one shared with it. */
-export interface Binding {
-  name: string;
-  qubitId: string;
-  /** Set when the qubit is another tenant's, shared with the caller through this channel. */
-  channel?: string;
-  /** The shared qubit's owner (with `channel`). */
-  owner?: string;
-}
-
-export interface JobResultRecord {
-  counts: Record<string, number>;
-  /** Event (QVM) or classical bit (OpenQASM `c[0]`) of each key character, left to right. */
-  keyEvents: string[];
-  bitOrder: string;
-  shotOutcomes: string[];
-  sampling: 'sampled' | 'per-shot';
-  engine: string;
-  queueMs: number;
-  runMs: number;
-  largestState: number;
-}
-
-export interface SubmitRequest {
-  format: string;
-  source: string;
-  shots: number;
-  seed: string;
-  idempotencyKey: string;
-  bindings: { name: string; handle: string }[];
-  shotOutcomesMax: number;
-  strict: boolean;
-}
-
-/** A job as callers see it: the record plus live queue position and progress. */
-export interface JobView extends Omit<JobRecord, 'source' | 'requestHash' | 'cost'> {
-  queuePosition: number;
-}
-
-export type JobListener = (job: JobView) => void;
 
 interface Compiled {
   program: Program;

@@ -5,7 +5,7 @@
  */
 import type { ChannelRecord } from './channels.js';
 import type { Basis, GateName } from './gate-set.js';
-import type { JobRecord } from './jobs.js';
+import type { JobRecord } from './job-model.js';
 import type { Credential, Qubit, Session, Tenant } from './model.js';
 import type { Program } from './program/ir.js';
 

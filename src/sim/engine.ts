@@ -81,58 +81,6 @@ export function applyMatrix1(s: Float64Array, n: number, q: number, m: Float64Ar
 }
 
 /**
- * Applies a 2×2 matrix to `target` on the basis states where every qubit in `controls` is 1, in
- * place. With no controls this is `applyMatrix1`.
- * @param controls distinct qubits, none equal to `target`.
- */
-export function applyControlled1(
-  s: Float64Array,
-  n: number,
-  controls: readonly number[],
-  target: number,
-  m: Float64Array,
-): void {
-  checkState(s, n);
-  checkQubit(n, target);
-  assert(m.length === 8, 'a 1-qubit matrix has 8 doubles');
-  let cmask = 0;
-  for (const c of controls) {
-    checkQubit(n, c);
-    assert(c !== target && (cmask & (1 << c)) === 0, 'controls must be distinct from each other');
-    cmask |= 1 << c;
-  }
-  // Insert zero bits at every involved position (ascending, so earlier insertions stay put),
-  // then set the control bits: each index visited has all controls at 1 and the target at 0.
-  const positions = [...controls, target].sort((a, b) => a - b);
-  const k = positions.length;
-  const count = 1 << (n - k);
-  const a00r = m[0]!;
-  const a00i = m[1]!;
-  const a01r = m[2]!;
-  const a01i = m[3]!;
-  const a10r = m[4]!;
-  const a10i = m[5]!;
-  const a11r = m[6]!;
-  const a11i = m[7]!;
-  const bit = 1 << target;
-  for (let i = 0; i < count; i++) {
-    let idx = i;
-    for (let j = 0; j < k; j++) idx = insertZero(idx, positions[j]!);
-    const i0 = idx | cmask;
-    const p0 = 2 * i0;
-    const p1 = 2 * (i0 | bit);
-    const x0r = s[p0]!;
-    const x0i = s[p0 + 1]!;
-    const x1r = s[p1]!;
-    const x1i = s[p1 + 1]!;
-    s[p0] = a00r * x0r - a00i * x0i + (a01r * x1r - a01i * x1i);
-    s[p0 + 1] = a00r * x0i + a00i * x0r + (a01r * x1i + a01i * x1r);
-    s[p1] = a10r * x0r - a10i * x0i + (a11r * x1r - a11i * x1i);
-    s[p1 + 1] = a10r * x0i + a10i * x0r + (a11r * x1i + a11i * x1r);
-  }
-}
-
-/**
  * Multiplies amplitudes with qubit q = 0 by d0 and those with q = 1 by d1, in place. A factor of
  * exactly 1 is skipped: S, T, Z and RZ-like phases then touch only half the state.
  */

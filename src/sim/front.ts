@@ -25,7 +25,8 @@ import type { Program } from '../kernel/program/ir.js';
 import { FairQueue } from '../kernel/scheduler.js';
 import type { BatchInput, BatchOutput, ClusterState } from './batch.js';
 import { engineInfo, fusionWidth } from './kernels.js';
-import { samplingMode, workEstimate } from './program.js';
+import type { Plan } from './plan.js';
+import { compileProgram, planWork } from './program.js';
 import { type WorkerReply, type WorkerTask, handle, jobOutput, planOutput } from './protocol.js';
 
 /**
@@ -87,6 +88,7 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
   /** Tasks handed to Piscina and not yet finished: at most one per thread. */
   private busy = 0;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly plans = new WeakMap<Program, Plan>();
 
   constructor(opts: PoolSimulatorOptions = {}) {
     this.threads = opts.threads ?? Math.max(1, availableParallelism());
@@ -264,22 +266,38 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
 
   // ---------------------------------------------------------------- jobs (JobRunnerPort)
 
+  /**
+   * A program's plan, compiled once for this engine and kept while the kernel holds the program
+   * (its job's lifetime): the work estimate, the inline run and the pool run all use it.
+   */
+  private planOf(program: Program): Plan {
+    let plan = this.plans.get(program);
+    if (plan === undefined) {
+      plan = compileProgram(program);
+      this.plans.set(program, plan);
+    }
+    return plan;
+  }
+
   samplingMode(program: Program): 'sampled' | 'per-shot' {
-    return samplingMode(program);
+    return this.planOf(program).mode;
   }
 
   workEstimate(program: Program, shots: number): number {
-    return workEstimate(program, shots);
+    return planWork(this.planOf(program), shots);
   }
 
   readonly inlineWorkMax = JOB_INLINE_WORK_MAX;
 
   runInline(req: JobRunRequest): JobRunResult {
-    return jobOutput(handle({ kind: 'job', run: req }));
+    const { program, ...run } = req;
+    return jobOutput(handle({ kind: 'job', run: { plan: this.planOf(program), ...run } }));
   }
 
   async run(req: JobRunRequest, owner: PoolOwner = KERNEL_OWNER): Promise<JobRunResult> {
-    return jobOutput(await this.onPool(owner, owner.cost ?? 1, { kind: 'job', run: req }));
+    const { program, ...run } = req;
+    const task: WorkerTask = { kind: 'job', run: { plan: this.planOf(program), ...run } };
+    return jobOutput(await this.onPool(owner, owner.cost ?? 1, task));
   }
 
   newControl(): Int32Array {

@@ -125,7 +125,6 @@ export interface NativeAddon {
     d1re: number,
     d1im: number,
   ): number;
-  applyControlled1(s: Float64Array, n: number, cmask: number, t: number, m: Float64Array): number;
   applyX(s: Float64Array, n: number, cmask: number, t: number): number;
   applySwap(s: Float64Array, n: number, a: number, b: number): number;
   applyPhase(s: Float64Array, n: number, mask: number, re: number, im: number): number;

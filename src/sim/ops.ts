@@ -41,13 +41,35 @@ export const K_DIAGONAL_K = 12;
 
 /** An op's fixed work (dispatch, the engine's argument checks) in amplitude-update units. */
 export const OP_WORK_AMPLITUDES = 16;
+/**
+ * A shot's fixed work (the key, one Map update) in amplitude-update units, for polling and the
+ * work estimate: a sampled Bell shot takes ~60 ns where one amplitude update takes ~2 ns.
+ */
+export const SHOT_WORK_AMPLITUDES = 16;
 
 /** Whether an op kind is a unitary on its group's state (what fusion may merge). */
 export function isUnitary(kind: number): boolean {
   return kind <= K_TOFFOLI || kind === K_DENSE || kind === K_DIAGONAL_K;
 }
 
-export type GuardFn = (values: Int32Array) => boolean;
+/**
+ * A guard with its event names resolved to indices: plain data, so a plan crosses to a pool
+ * thread by structured clone (a closure would not).
+ */
+export type CompiledGuard =
+  | { event: number; equals: number }
+  | { all: boolean; parts: CompiledGuard[] };
+
+/** Whether a compiled guard holds for the shot's event values. */
+export function guardHolds(g: CompiledGuard, values: Int32Array): boolean {
+  if ('event' in g) return values[g.event] === g.equals;
+  if (g.all) {
+    for (const part of g.parts) if (!guardHolds(part, values)) return false;
+    return true;
+  }
+  for (const part of g.parts) if (guardHolds(part, values)) return true;
+  return false;
+}
 
 export interface Op {
   kind: number;
@@ -75,7 +97,8 @@ export interface Op {
   /** K_MEASURE, K_RESET: the uniform draw in [0, 1) that decides, or -1 for the run's generator. */
   draw: number;
   skip: number;
-  guard: GuardFn | null;
+  /** K_GUARD: the condition. */
+  guard: CompiledGuard | null;
   inputs: Int32Array | null;
   /** K_DENSE, K_DIAGONAL_K: its qubits (local bits), in the matrix's bit order. */
   qs: Int32Array | null;

@@ -10,11 +10,13 @@ import type { Guard, Program, ProgramNode } from '../kernel/program/ir.js';
 import { fuseOps } from './fusion.js';
 import { type PassCosts, jsKernels } from './kernels.js';
 import {
-  type GuardFn,
+  type CompiledGuard,
   K_COND,
   K_GUARD,
   K_RESET,
+  OP_WORK_AMPLITUDES,
   type Op,
+  SHOT_WORK_AMPLITUDES,
   basisChange,
   gateOp,
   isUnitary,
@@ -175,24 +177,13 @@ export function analyse(p: Program, bound: readonly number[] = []): Analysis {
   return { mode, qubits, root, measuredOrder, lastUse };
 }
 
-function compileGuard(g: Guard, events: ReadonlyMap<string, number>): GuardFn {
+function compileGuard(g: Guard, events: ReadonlyMap<string, number>): CompiledGuard {
   if ('event' in g) {
     const e = events.get(g.event);
     assert(e !== undefined, `guard reads undeclared event ${g.event} (unverified program)`);
-    const want = g.equals;
-    return (v) => v[e] === want;
+    return { event: e, equals: g.equals };
   }
-  const parts = g.conditions.map((c) => compileGuard(c, events));
-  if (g.type === 'and') {
-    return (v) => {
-      for (const part of parts) if (!part(v)) return false;
-      return true;
-    };
-  }
-  return (v) => {
-    for (const part of parts) if (part(v)) return true;
-    return false;
-  };
+  return { all: g.type === 'and', parts: g.conditions.map((c) => compileGuard(c, events)) };
 }
 
 // The plan: groups, key layout, and the ops to run once (prefix) and per shot (suffix).
@@ -208,6 +199,13 @@ export interface GroupPlan {
 
 export interface Plan {
   mode: Mode;
+  /** Number of the program's events (the length of a shot's event values). */
+  events: number;
+  /**
+   * Amplitude updates (`opWork` units) of the unfused ops: run once, and per shot. The estimate
+   * is taken before fusion so it does not depend on the engine.
+   */
+  work: { once: number; perShot: number };
   groups: GroupPlan[];
   /** Per group: ops run once, before any shot. */
   prefix: Op[][];
@@ -461,12 +459,15 @@ export function compile(
   const ev = layoutEvents(p);
   const c = new Compiler(p, a, groups, groupOf, ev.offset, indices);
   c.compile();
+  const sizes = groups.map((g) => g.qubits.length);
+  const setWork = (ops: readonly Op[]) => {
+    for (const op of ops) op.work = opWork(op, op.group < 0 ? 0 : sizes[op.group]!);
+  };
+  for (const ops of [...c.prefix, c.suffix]) setWork(ops);
+  const work = unfusedWork(a.mode, c.prefix, c.suffix, sizes);
   // Prefixes are free of control flow (guards and event-reading ops start the suffix).
   const prefix = c.prefix.map((ops) => fuseOps(ops, fusion, costs));
-  const sizes = groups.map((g) => g.qubits.length);
-  for (const ops of [...prefix, c.suffix]) {
-    for (const op of ops) op.work = opWork(op, op.group < 0 ? 0 : sizes[op.group]!);
-  }
+  for (const ops of prefix) setWork(ops);
   if (a.mode === 'sampled') {
     assert(c.suffix.length === 0, 'a sampled program has no per-shot ops');
     for (const ops of prefix) {
@@ -479,6 +480,8 @@ export function compile(
   }
   return {
     mode: a.mode,
+    events: p.events.length,
+    work,
     groups,
     prefix,
     suffix: c.suffix,
@@ -487,4 +490,29 @@ export function compile(
     eventOffset: ev.offset,
     eventWidth: ev.width,
   };
+}
+
+/**
+ * The work of a plan's unfused ops: the ops run once plus each state's initial write (sampling
+ * adds probabilities, marginal and cdf); per shot, a draw per group (sampled) or the state
+ * restores and the per-shot ops (per-shot).
+ */
+function unfusedWork(
+  mode: Mode,
+  prefix: readonly Op[][],
+  suffix: readonly Op[],
+  sizes: readonly number[],
+): { once: number; perShot: number } {
+  let once = 0;
+  prefix.forEach((ops, g) => {
+    for (const op of ops) once += op.work;
+    once += (mode === 'sampled' ? 4 : 1) * 2 ** sizes[g]!;
+  });
+  let perShot = SHOT_WORK_AMPLITUDES;
+  if (mode === 'sampled') perShot += OP_WORK_AMPLITUDES * prefix.length;
+  else {
+    for (const n of sizes) perShot += 2 ** n;
+    for (const op of suffix) perShot += op.work;
+  }
+  return { once, perShot };
 }

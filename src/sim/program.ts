@@ -56,7 +56,9 @@ import {
   OP_WORK_AMPLITUDES,
   type Op,
   type OpContext,
+  SHOT_WORK_AMPLITUDES,
   applyOp,
+  guardHolds,
   measureZ,
 } from './ops.js';
 import { type Plan, analyse, compile } from './plan.js';
@@ -65,11 +67,6 @@ import { Tally } from './tally.js';
 
 /** Amplitude updates between polls of the stop flag: ~2^16 take 0.1–0.3 ms in V8. */
 export const POLL_WORK_AMPLITUDES = 1 << 16;
-/**
- * A shot's fixed work (the key, one Map update) in amplitude-update units, for polling and
- * `workEstimate`: a sampled Bell shot takes ~60 ns where one amplitude update takes ~2 ns.
- */
-export const SHOT_WORK_AMPLITUDES = 16;
 
 /**
  * A run's input and output are the kernel's job-runner port types: the program is verified,
@@ -132,7 +129,7 @@ function execute(ops: readonly Op[], m: Machine, shotsDone: number): number {
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.kind === K_GUARD) {
-      if (!op.guard!(values)) i += op.skip;
+      if (!guardHolds(op.guard!, values)) i += op.skip;
       continue;
     }
     if (op.kind === K_COND) {
@@ -278,12 +275,34 @@ export function runProgram(
   input: ProgramRunInput,
   engine: EngineChoice = { kernels: activeKernels(), fusion: fusionWidth() },
 ): ProgramRunOutput {
-  const { program, shots, seed, shotOutcomesMax, control } = input;
+  const { program, ...run } = input;
+  return runPlan({ plan: compileProgram(program, engine), ...run }, engine.kernels);
+}
+
+/** A job run of a compiled program: what crosses to a pool thread (plain data). */
+export interface PlanRun extends Omit<ProgramRunInput, 'program'> {
+  plan: Plan;
+}
+
+/** Compiles a verified program for an engine (its fusion width and pass costs). */
+export function compileProgram(
+  program: Program,
+  engine: EngineChoice = { kernels: activeKernels(), fusion: fusionWidth() },
+): Plan {
+  return compile(program, null, engine.fusion, engine.kernels.costs);
+}
+
+/**
+ * Runs a compiled program for `shots` shots on `kernels` (the engine it was compiled for).
+ * Never throws for a verified program; assertions guard the input contract (shot range, seed
+ * form) and internal invariants.
+ */
+export function runPlan(input: PlanRun, kernels: Kernels = activeKernels()): ProgramRunOutput {
+  const { plan, shots, seed, shotOutcomesMax, control } = input;
   assert(Number.isInteger(shots) && shots >= 1 && shots <= SHOTS_PER_JOB_MAX, `shots ${shots}`);
   assert(Number.isInteger(shotOutcomesMax) && shotOutcomesMax >= 0, 'shotOutcomesMax ≥ 0');
   assert(control === undefined || control.length >= 2, 'control has two words');
   const rng = new Rng(parseSeed(seed));
-  const plan = compile(program, null, engine.fusion, engine.kernels.costs);
   const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
   for (const n of sizes)
     assert(n <= QUBITS_PER_CLUSTER_MAX, `a group of ${n} qubits (unverified?)`);
@@ -291,9 +310,9 @@ export function runProgram(
     states: plan.groups.map(() => EMPTY),
     sizes,
     rng,
-    values: new Int32Array(program.events.length),
+    values: new Int32Array(plan.events),
     stop: new Stopper(control),
-    kernels: engine.kernels,
+    kernels,
     owned: [],
   };
   const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, shots));
@@ -470,19 +489,10 @@ export function samplingMode(program: Program): 'sampled' | 'per-shot' {
  * or (per-shot) the state restores and the per-shot ops. Saturates at Number.MAX_SAFE_INTEGER.
  */
 export function workEstimate(program: Program, shots: number): number {
-  const plan = compile(program);
-  const sizes = plan.groups.map((g) => g.qubits.length);
-  let once = 0;
-  plan.prefix.forEach((ops, g) => {
-    for (const op of ops) once += op.work;
-    // Each state is written once at the start; sampling adds probabilities, marginal and cdf.
-    once += (plan.mode === 'sampled' ? 4 : 1) * 2 ** sizes[g]!;
-  });
-  let perShot = SHOT_WORK_AMPLITUDES;
-  if (plan.mode === 'sampled') perShot += OP_WORK_AMPLITUDES * plan.groups.length;
-  else {
-    for (const n of sizes) perShot += 2 ** n;
-    for (const op of plan.suffix) perShot += op.work;
-  }
-  return Math.min(once + shots * perShot, Number.MAX_SAFE_INTEGER);
+  return planWork(compile(program), shots);
+}
+
+/** `workEstimate` of a compiled plan (the estimate is of its unfused ops, so any plan will do). */
+export function planWork(plan: Plan, shots: number): number {
+  return Math.min(plan.work.once + shots * plan.work.perShot, Number.MAX_SAFE_INTEGER);
 }

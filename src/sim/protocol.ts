@@ -7,17 +7,17 @@
  * `handle` is the one place a task is run: by the worker entry on a pool thread, and by the
  * front on the main thread for work too small to be worth a thread hop.
  */
-import type { JobRunRequest, JobRunResult } from '../kernel/ports.js';
+import type { JobRunResult } from '../kernel/ports.js';
 import { type BatchInput, type BatchOutput, runBatch } from './batch.js';
-import { runProgram } from './program.js';
+import { type PlanRun, runPlan } from './program.js';
 
 export type WorkerTask =
   /** Starts the thread (loads the engine) so the first real task does not pay for it. */
   | { kind: 'warm' }
   /** One plan on session clusters: ops or a bound job (replayable: the reference kernels). */
   | { kind: 'plan'; batch: BatchInput }
-  /** One job run: a program for many shots on fresh qubits. */
-  | { kind: 'job'; run: JobRunRequest };
+  /** One job run: a compiled program for many shots on fresh qubits. */
+  | { kind: 'job'; run: PlanRun };
 
 export type WorkerReply =
   | { kind: 'warm' }
@@ -40,7 +40,7 @@ export function handle(task: WorkerTask): WorkerReply {
       case 'plan':
         return { kind: 'plan', out: runBatch(task.batch, sharedAlloc) };
       case 'job':
-        return { kind: 'job', out: runProgram(task.run) };
+        return { kind: 'job', out: runPlan(task.run) };
     }
   } catch (err) {
     return { kind: 'failed', message: err instanceof Error ? err.message : String(err) };

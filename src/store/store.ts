@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { type Database, type RootDatabase, open } from 'lmdb';
 import type { ChannelRecord } from '../kernel/channels.js';
 import { KernelError } from '../kernel/errors.js';
-import type { JobRecord } from '../kernel/jobs.js';
+import type { JobRecord } from '../kernel/job-model.js';
 import type { Credential, Qubit, Session, Tenant } from '../kernel/model.js';
 import type {
   AuditEvent,
@@ -798,11 +798,6 @@ export class LmdbStore implements StorePort {
   /** All audit records in order (operators' verification and tests). */
   *auditRecords(start = 1): Generator<AuditRecord> {
     for (const { value } of this.entries('audit', start)) yield value as AuditRecord;
-  }
-
-  /** Writes records outside the kernel's flow (first-start bootstrap); durable on return. */
-  async putDurable(records: StoreRecord[], audit: AuditEvent[]): Promise<void> {
-    await this.commit(records, audit);
   }
 
   async close(): Promise<void> {

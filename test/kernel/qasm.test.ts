@@ -1,5 +1,5 @@
 /**
- * The OpenQASM 2.0 front end (`kernel/program/qasm.ts`) against `QVM.md` §2: exact lowering of
+ * The OpenQASM 2.0 front end (`kernel/program/qasm.ts`) against docs/programs.md: exact lowering of
  * every gate (and a state-vector check that each decomposition equals its textbook matrix up to a
  * global phase), broadcasting, `if` guards, Qiskit's count order, one exact `line:col` case per
  * rejection, every limit at max and max + 1, and that the verifier accepts what it produces.

@@ -1,6 +1,6 @@
 /**
  * The QVM adapter (`kernel/program/qvm.ts`) and the static verifier (`kernel/program/verify.ts`)
- * against `QVM.md` §1: the shipped examples, one exact case per rule (node, field, rule), every
+ * against docs/programs.md: the shipped examples, one exact case per rule (node, field, rule), every
  * fault at once, and fast-check properties over random valid programs and their mutations.
  * Property tests print their seed; `FC_SEED=<seed>` reruns them with it.
  */

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ghzQasm, randomQasm } from '../../src/sim/circuits.js';
 import { seededRandom } from '../../src/sim/circuits.js';
-import { applyControlled1, zeroState } from '../../src/sim/engine.js';
+import { zeroState } from '../../src/sim/engine.js';
 import { jsKernels, loadNative, nativeKernels } from '../../src/sim/kernels.js';
 import { finalStates } from '../../src/sim/program.js';
 import {
@@ -55,25 +55,6 @@ if (native !== null) {
     const w = new Float64Array(2);
     kernels.branchWeights(s, 18, 17, w);
     assert.ok(Math.abs(w[0]! - 0.5) < 1e-12 && Math.abs(w[1]! - 0.5) < 1e-12, `${w}`);
-  });
-
-  test('native: controlled 2×2 gates (controls on low, middle, high qubits) → the reference', () => {
-    const rnd = seededRandom(77);
-    for (const [n, controls, target] of [
-      [10, [2, 7], 4],
-      [10, [0], 9],
-      [18, [1, 17], 0],
-      [18, [5, 9, 12], 3],
-    ] as const) {
-      const a = Float64Array.from({ length: 2 << n }, () => rnd() - 0.5);
-      const b = a.slice();
-      const m = Float64Array.from({ length: 8 }, () => rnd() - 0.5);
-      applyControlled1(a, n, controls, target, m);
-      const mask = controls.reduce((acc: number, c) => acc + 2 ** c, 0);
-      assert.is(native.applyControlled1(b, n, mask, target, m), 0);
-      const d = a.reduce((w, x, i) => Math.max(w, Math.abs(x - b[i]!)), 0);
-      assert.ok(d <= AMPLITUDE_TOL, `n=${n} controls=${controls} target=${target}: max |Δ| = ${d}`);
-    }
   });
 
   test('native: contract violations → negative codes, state untouched', () => {

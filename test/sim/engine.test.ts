@@ -9,7 +9,6 @@ import { seededRandom } from '../../src/sim/circuits.js';
 import {
   ENGINE_QUBITS_MAX,
   applyCnot,
-  applyControlled1,
   applyCz,
   applyDiagonal1,
   applyMatrix1,
@@ -137,32 +136,6 @@ test('applyMatrix1: random matrix on every qubit of random 5-qubit states → de
     applyMatrix1(s, 5, q, m);
     close(s, want, `q=${q}`);
   }
-});
-
-test('applyControlled1: 0, 1 and 2 controls on random 5-qubit states → dense result', () => {
-  const rnd = prng(2);
-  const cases: [number[], number][] = [
-    [[], 3],
-    [[0], 4],
-    [[4], 0],
-    [[1, 3], 2],
-    [[3, 1], 0],
-    [[0, 4], 2],
-    [[0, 1, 2], 4],
-  ];
-  for (const [controls, target] of cases) {
-    const s = randomState(5, rnd);
-    const m = randomMatrix(rnd);
-    const active = (c: number): boolean => controls.every((k) => has(c, k));
-    const want = dense(s, 5, oneQubitEntry(m, target, active));
-    applyControlled1(s, 5, controls, target, m);
-    close(s, want, `controls=${controls} target=${target}`);
-  }
-});
-
-test('applyControlled1: target among controls → assertion', () => {
-  assert.throws(() => applyControlled1(zeroState(3), 3, [1], 1, H));
-  assert.throws(() => applyControlled1(zeroState(3), 3, [0, 0], 1, H));
 });
 
 test('applyDiagonal1: random phases on every qubit of random 4-qubit states → dense result', () => {
@@ -481,7 +454,7 @@ test('unitarity: 400 random gates of every routine on 10 qubits → norm stays 1
         applyDiagonal1(s, n, a, cos, -sin, cos, sin);
         break;
       case 3:
-        applyControlled1(s, n, [a, b], c, Float64Array.of(cos, 0, -sin, 0, sin, 0, cos, 0));
+        applyMatrix1(s, n, c, Float64Array.of(cos, 0, -sin, 0, sin, 0, cos, 0));
         break;
       case 4:
         applyCnot(s, n, a, b);

@@ -1,7 +1,7 @@
 /**
  * fast-check generators of QVM programs for property tests: `programArb` builds random programs
  * that are valid by construction (every choice taken modulo what is legal at that point), and
- * `MUTATIONS` each break at least one rule of `QVM.md` §1 on any of them (deleted nodes, renamed
+ * `MUTATIONS` each break at least one rule of docs/programs.md on any of them (deleted nodes, renamed
  * qubits, events read before they are produced, wrong arity, huge counts, non-finite angles, deep
  * guard nesting, junk types). Shared by the verifier's tests and the end-to-end property test.
  */
@@ -230,7 +230,7 @@ const pickNode = (json: Json, r: number, ok: (n: Json) => boolean): Json | undef
   return found[r % Math.max(found.length, 1)];
 };
 
-/** Each mutation breaks at least one rule of QVM.md §1 on any program `buildProgram` makes. */
+/** Each mutation breaks at least one rule of docs/programs.md on any program `buildProgram` makes. */
 export const MUTATIONS: Record<string, Mutation> = {
   deleteAlloc: (json, r) => {
     const allocs = nodesOf(json).flatMap((n, i) => (n.op === 'ALLOC_LQ' ? [i] : []));

@@ -3,7 +3,7 @@
  * it; the verifier checks it; the simulator runs it. Layer: kernel (pure data, no behaviour).
  *
  * Names are the program's own (qubit, channel and event names); the kernel maps them to session
- * qubits or fresh job qubits when it runs the program. Opcodes are QVM's (`QVM.md` §1): OpenQASM
+ * qubits or fresh job qubits when it runs the program. Opcodes are QVM's (docs/programs.md): OpenQASM
  * gates are lowered to them (e.g. `cx` → APPLY_CNOT, `u3` → RZ·RY·RZ), so the verifier and the
  * simulator know one instruction set.
  */
@@ -106,7 +106,7 @@ export interface Violation {
   node: string;
   /** JSON-style field path: `program.nodes[3].args.theta`, `resources.vqs[1]`. */
   field: string;
-  /** Rule number of QVM.md §1 (1–10), or 0 for OpenQASM syntax. */
+  /** Rule number of the verifier (docs/programs.md, 1–10), or 0 for OpenQASM syntax. */
   rule: number;
   message: string;
   /** Warnings (e.g. a qubit still allocated at the end) do not reject unless `strict`. */

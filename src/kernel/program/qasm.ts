@@ -1,5 +1,5 @@
 /**
- * The OpenQASM 2.0 front end: decides whether a program text is in the subset of `QVM.md` §2 and
+ * The OpenQASM 2.0 front end: decides whether a program text is in the subset docs/programs.md describes and
  * lowers it to the internal `Program` in QVM opcodes, every fault a violation at `line:col`
  * (rule 0). Layer: kernel (pure); imports only `kernel/` and node built-ins.
  *
@@ -312,7 +312,7 @@ function builtin(name: string, params: number, qubits: number, lower: Lower): [s
   return [name, { user: false, name, params, qubits, lower }];
 }
 
-/** qelib1.inc's gates plus OpenQASM's own U and CX, with their lowering (QVM.md §2). */
+/** qelib1.inc's gates plus OpenQASM's own U and CX, with their lowering (docs/programs.md). */
 const BUILTINS: ReadonlyMap<string, Builtin> = new Map([
   builtin('id', 0, 1, () => []),
   builtin('x', 0, 1, one('APPLY_X')),

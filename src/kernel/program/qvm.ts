@@ -1,6 +1,6 @@
 /**
  * The QVM graph JSON adapter: decides whether an already `JSON.parse`d value has the shape of a
- * QVM v0.1 program (`QVM.md` §1, rules 1 and 2 and the types of every node field) and maps it to
+ * QVM v0.1 program (docs/programs.md, rules 1 and 2 and the types of every node field) and maps it to
  * the internal `Program`. Layer: kernel (pure); imports only `kernel/` and node built-ins.
  *
  * Invariants: it never throws on any input — arrays where objects belong, numbers where strings

@@ -1,5 +1,5 @@
 /**
- * The static verifier: decides whether a parsed program may run, by every rule of `QVM.md` §1
+ * The static verifier: decides whether a parsed program may run, by every rule of docs/programs.md
  * (1–8 and 10; rule 9, the cross-tenant firewall, is marked where it will go), and estimates the
  * resources it needs. Layer: kernel (pure); imports only `kernel/` and node built-ins.
  *
@@ -172,7 +172,7 @@ export function mergeViolations(
   return [...parsed, ...kept].sort((a, b) => a.rule - b.rule);
 }
 
-// The opcode table (QVM.md §1), one row per opcode so the compiler makes it total.
+// The opcode table (docs/programs.md), one row per opcode so the compiler makes it total.
 
 const MANY = Number.POSITIVE_INFINITY;
 type Range = readonly [min: number, max: number];
@@ -307,7 +307,7 @@ interface Index {
 }
 
 /**
- * Verifies a program against every rule of `QVM.md` §1 and estimates its resources.
+ * Verifies a program against every rule of docs/programs.md and estimates its resources.
  * Never throws; all violations come back together, sorted by rule.
  */
 export function verifyProgram(
