@@ -61,7 +61,7 @@ import type {
 import type { Program, ProgramNode, Violation } from './program/ir.js';
 import { parseQasm } from './program/qasm.js';
 import { COUNTS_ORDER, parseQvm } from './program/qvm.js';
-import { type ResourceEstimate, mergeViolations, verifyProgram } from './program/verify.js';
+import { mergeViolations, verifyProgram } from './program/verify.js';
 import { FairQueue } from './scheduler.js';
 
 const SEED_PATTERN = /^[0-9]{1,20}$/;

@@ -58,7 +58,6 @@ import type {
   AuditEvent,
   BoundJobRun,
   ClockPort,
-  ClusterRef,
   CryptoPort,
   ExecPlan,
   JobRunResult,

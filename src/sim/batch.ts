@@ -22,7 +22,8 @@
 import assert from 'node:assert';
 import { GATE_SET, isGateName } from '../kernel/gate-set.js';
 import type { BoundJobRun, JobRunResult, SimOp } from '../kernel/ports.js';
-import { ENGINE_QUBITS_MAX, kronInto, splitOutQubitInto } from './engine.js';
+import { kronInto, splitOutQubitInto } from './cluster-state.js';
+import { ENGINE_QUBITS_MAX } from './engine.js';
 import { type Kernels, jsKernels } from './kernels.js';
 import { K_RESET, type Op, type OpContext, applyOp, gateOp, measureOp } from './ops.js';
 import { runBound } from './program.js';

@@ -16,7 +16,6 @@
 import assert from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, statfsSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { type Database, type RootDatabase, open } from 'lmdb';
 import type { ChannelRecord } from '../kernel/channels.js';
@@ -41,8 +40,12 @@ import {
 import type { DataKeys } from '../security/data-keys.js';
 import type { SealedSigningKey } from '../security/keyring.js';
 import { RecordCodec, RecordError, type RecordKey } from '../security/record-codec.js';
-import { FAILPOINTS_ON, crashNow, fires } from '../util/failpoints.js';
+import { crashNow, fires } from '../util/failpoints.js';
+import { batchFaults, storageFailure } from './failures.js';
 import { type AuditPoint, HeadFile, type StoreHead } from './head.js';
+
+/** The data file's name inside the store directory. */
+export const DATA_FILE = 'qmk.lmdb';
 
 export type { AuditPoint };
 
@@ -66,18 +69,6 @@ export const DB_NAMES: readonly DbName[] = [
 const AUDIT_VERIFY_SLICE_RECORDS = 5_000;
 /** 64 GiB of address space: LMDB maps it lazily; only written pages use disk. */
 const MAP_SIZE_BYTES = 64 * 1024 ** 3;
-/** The data file's name inside the store directory. */
-export const DATA_FILE = 'qmk.lmdb';
-/** ENOSPC as lmdb-js reports it (a number): the disk is full. */
-const ENOSPC = osConstants.errno.ENOSPC;
-/** LMDB's MDB_MAP_FULL: the environment reached its map size. */
-const MDB_MAP_FULL = -30792;
-/**
- * A failed write counts as "disk full" when less than this is free afterwards: LMDB grows its
- * file by whole pages and batches, and on Linux a full disk reaches lmdb-js as EIO, not ENOSPC.
- */
-export const STORAGE_FULL_SLACK_BYTES = 4 * 1024 ** 2;
-
 export class StoreError extends Error {}
 
 export interface StoreOptions {
@@ -113,52 +104,6 @@ const SEALED_DBS: ReadonlySet<DbName> = new Set(['jobs', 'job_results', 'oplog',
 
 export interface StoreLoad extends LoadedState {
   signingKeys: SealedSigningKey[];
-}
-
-/** The failpoints a batch reaches (tests only; all false unless QMK_FAILPOINTS is set). */
-interface BatchFaults {
-  beforeCommit: boolean;
-  commitError: Error | null;
-  auditAppend: boolean;
-  oplogAppend: boolean;
-  afterCommit: boolean;
-}
-
-const NO_FAULTS: BatchFaults = {
-  beforeCommit: false,
-  commitError: null,
-  auditAppend: false,
-  oplogAppend: false,
-  afterCommit: false,
-};
-
-/**
- * Store failpoints match the audit actions of the batch (`store.before-commit:OpenSession` fires
- * for the batch that commits an OpenSession), so a test aims at one call, whatever the daemon
- * wrote before it. Injected commit errors carry the errno LMDB would report.
- */
-function batchFaults(
-  batch: readonly { audit: readonly { action: string }[]; ops: readonly unknown[] }[],
-): BatchFaults {
-  if (!FAILPOINTS_ON) return NO_FAULTS;
-  const actions = batch.flatMap((c) => c.audit.map((a) => a.action));
-  const hasOps = batch.some((c) => c.ops.length > 0);
-  const any = (name: Parameters<typeof fires>[0]) => actions.some((a) => fires(name, a));
-  const enospc = any('store.commit-enospc');
-  const eio = any('store.commit-eio');
-  return {
-    beforeCommit: any('store.before-commit'),
-    commitError: enospc
-      ? Object.assign(new Error('No space left on device (failpoint)'), { code: ENOSPC })
-      : eio
-        ? Object.assign(new Error('Input/output error (failpoint)'), {
-            code: osConstants.errno.EIO,
-          })
-        : null,
-    auditAppend: actions.length > 0 && any('store.audit-append'),
-    oplogAppend: hasOps && any('store.oplog-append'),
-    afterCommit: any('store.after-commit'),
-  };
 }
 
 const GENESIS_POINT: AuditPoint = { seq: 0, hash: AUDIT_GENESIS_HASH };
@@ -649,40 +594,9 @@ export class LmdbStore implements StorePort {
     await this.root.flushed;
   }
 
-  /** A failed write as the kernel's error: FULL when the disk (or LMDB's map) has no room, else FAILED. */
+  /** A failed write as the kernel's error (`failures.ts`). */
   private storageError(err: unknown): KernelError {
-    const cause = err instanceof Error ? err : new Error(String(err));
-    const code = (cause as { code?: unknown }).code;
-    if (code === MDB_MAP_FULL) {
-      return new KernelError(
-        'STORAGE_FULL',
-        `storage: the state store ${join(this.dir, DATA_FILE)} reached its map size; nothing was written`,
-        'storage',
-      );
-    }
-    let free: number | null = null;
-    try {
-      free = this.freeBytes();
-    } catch {
-      // the filesystem itself is failing: reported as a failed write below
-    }
-    if (
-      code === 'ENOSPC' ||
-      code === ENOSPC ||
-      (free !== null && free < STORAGE_FULL_SLACK_BYTES)
-    ) {
-      return new KernelError(
-        'STORAGE_FULL',
-        `storage: the disk holding ${this.dir} is full (${free ?? 0} bytes free); nothing was ` +
-          'written; retry once space is freed',
-        'storage',
-      );
-    }
-    return new KernelError(
-      'STORAGE_FAILED',
-      `storage: writing ${join(this.dir, DATA_FILE)} failed (${cause.message}); nothing was written`,
-      'storage',
-    );
+    return storageFailure(err, this.dir, join(this.dir, DATA_FILE), () => this.freeBytes());
   }
 
   /**

@@ -1,10 +1,3 @@
-/**
- * The entanglement firewall and consented channels through the real daemon, as three tenants use
- * them. Each refusal asserts the exact code and reason, that nothing changed (clusters, channel
- * uses), and, at the end, that the store holds an audit record of every firewall refusal. The
- * allowed path is checked physically (a CNOT across tenants copies |1>) and its use counted.
- */
-import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

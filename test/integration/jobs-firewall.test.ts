@@ -1,12 +1,3 @@
-/**
- * Rule 9 through the real daemon: jobs that bind another tenant's qubit, shared through a channel.
- * The verifier refuses at submission (every violation, with the firewall's reason), and the kernel
- * decides again when the job starts (the channel may have changed meanwhile). Each refusal asserts
- * the exact code and reason and that nothing changed (channel uses, the owner's qubit); at the end
- * the store must hold an audit record of each firewall refusal. The allowed path is checked
- * physically: the job's CNOT copies |1> into the other tenant's qubit, and the use is counted.
- */
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { STATUS_DETAILS_KEY, decodeStatusDetails } from '../../src/api/details.js';

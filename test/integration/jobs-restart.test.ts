@@ -1,11 +1,3 @@
-/**
- * Durability of jobs: up to 50 accepted jobs, the daemon killed while they run, restart. Every
- * accepted job reaches a terminal state exactly once (one JobDone audit record each), and a job
- * interrupted mid-run re-runs with the same seed and gives the same counts as an uninterrupted
- * run. The kill is a failpoint (the process dies right after the 9th job's RUNNING is durable),
- * not a timer, so it interrupts a running job however fast or slow the machine is.
- */
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStateOffline } from '../../src/store/offline.js';

@@ -15,7 +15,7 @@ import {
   runBatch,
 } from '../../src/sim/batch.js';
 import { seededRandom } from '../../src/sim/circuits.js';
-import { norm2 } from '../../src/sim/engine.js';
+import { norm2 } from '../../src/sim/cluster-state.js';
 
 /** The one gate table's columns, as the assertions below read them. */
 const GATE_ARITY = Object.fromEntries(

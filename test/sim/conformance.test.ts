@@ -6,7 +6,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ghzQasm, randomQasm } from '../../src/sim/circuits.js';
-import { seededRandom } from '../../src/sim/circuits.js';
 import { zeroState } from '../../src/sim/engine.js';
 import { jsKernels, loadNative, nativeKernels } from '../../src/sim/kernels.js';
 import { finalStates } from '../../src/sim/program.js';

@@ -7,6 +7,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { seededRandom } from '../../src/sim/circuits.js';
 import {
+  kron,
+  kronInto,
+  norm2,
+  splitOutQubit,
+  splitOutQubitInto,
+} from '../../src/sim/cluster-state.js';
+import {
   ENGINE_QUBITS_MAX,
   applyCnot,
   applyCz,
@@ -15,15 +22,11 @@ import {
   applySwap,
   applyToffoli,
   applyX,
-  collapse,
-  kron,
-  kronInto,
-  norm2,
-  probabilityOne,
-  splitOutQubit,
-  splitOutQubitInto,
+  branchWeightsInto,
   zeroState,
 } from '../../src/sim/engine.js';
+import { jsKernels } from '../../src/sim/kernels.js';
+import { measureZ } from '../../src/sim/ops.js';
 
 const TOL = 1e-12;
 const R = Math.SQRT1_2;
@@ -298,7 +301,19 @@ test('GHZ: H(0), CNOT(0, 1), CNOT(1, 2) on |000> → (|000> + |111>)/√2', () =
   close(s, e);
 });
 
-test('probabilityOne: RX(θ)|0> and RY(θ)|0> → sin²(θ/2)', () => {
+/** P(q = 1) from the engine's branch weights (unnormalised [P0, P1]). */
+function probabilityOne(s: Float64Array, n: number, q: number): number {
+  const w = new Float64Array(2);
+  branchWeightsInto(s, n, q, w);
+  return w[1]!;
+}
+
+/** Collapses onto a forced outcome through the one measurement routine (`ops.ts`). */
+function collapse(s: Float64Array, n: number, q: number, outcome: 0 | 1): void {
+  measureZ(jsKernels, s, n, q, 0, outcome);
+}
+
+test('branchWeightsInto: RX(θ)|0> and RY(θ)|0> → P(1) = sin²(θ/2)', () => {
   for (const theta of [0, 0.3, Math.PI / 3, 1, Math.PI / 2, 2.5, Math.PI, -1.2]) {
     const c = Math.cos(theta / 2);
     const sn = Math.sin(theta / 2);
@@ -312,7 +327,7 @@ test('probabilityOne: RX(θ)|0> and RY(θ)|0> → sin²(θ/2)', () => {
   }
 });
 
-test('collapse: Bell pair, qubit 0 onto 1 → |11>; onto 0 → |00>', () => {
+test('measureZ forced: Bell pair, qubit 0 onto 1 → |11>; onto 0 → |00>', () => {
   const bell = (): Float64Array => Float64Array.of(R, 0, 0, 0, 0, 0, R, 0);
   const one = bell();
   collapse(one, 2, 0, 1);
@@ -322,13 +337,13 @@ test('collapse: Bell pair, qubit 0 onto 1 → |11>; onto 0 → |00>', () => {
   close(zero, basis(2, 0));
 });
 
-test('collapse: unnormalised kept half → renormalised to 1 by its own weight', () => {
+test('measureZ forced: unnormalised kept half → renormalised to 1 by its own weight', () => {
   const s = Float64Array.of(0.6, 0, 0, 0.8);
   collapse(s, 1, 0, 1);
   close(s, [0, 0, 0, 1]);
 });
 
-test('collapse: outcome with probability 0 → assertion', () => {
+test('measureZ forced: outcome with probability 0 → assertion', () => {
   assert.throws(() => collapse(zeroState(2), 2, 1, 1));
 });
 

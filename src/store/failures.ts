@@ -1,0 +1,106 @@
+/**
+ * How a store write fails: the mapping of LMDB and filesystem errors to the kernel's storage
+ * codes, and the failpoints a batch can reach (tests). Layer: store. Why apart from `store.ts`:
+ * both are about the failure of a write, not about writing, and are read on their own when a
+ * disk fills.
+ */
+import { constants as osConstants } from 'node:os';
+import { KernelError } from '../kernel/errors.js';
+import { FAILPOINTS_ON, fires } from '../util/failpoints.js';
+
+/** ENOSPC as lmdb-js reports it (a number): the disk is full. */
+const ENOSPC = osConstants.errno.ENOSPC;
+/** LMDB's MDB_MAP_FULL: the environment reached its map size. */
+const MDB_MAP_FULL = -30792;
+/**
+ * A failed write counts as "disk full" when less than this is free afterwards: LMDB grows its
+ * file by whole pages and batches, and on Linux a full disk reaches lmdb-js as EIO, not ENOSPC.
+ */
+export const STORAGE_FULL_SLACK_BYTES = 4 * 1024 ** 2;
+
+/** The failpoints a batch reaches (tests only; all false unless QMK_FAILPOINTS is set). */
+export interface BatchFaults {
+  beforeCommit: boolean;
+  commitError: Error | null;
+  auditAppend: boolean;
+  oplogAppend: boolean;
+  afterCommit: boolean;
+}
+
+const NO_FAULTS: BatchFaults = {
+  beforeCommit: false,
+  commitError: null,
+  auditAppend: false,
+  oplogAppend: false,
+  afterCommit: false,
+};
+
+/**
+ * Store failpoints match the audit actions of the batch (`store.before-commit:OpenSession` fires
+ * for the batch that commits an OpenSession), so a test aims at one call, whatever the daemon
+ * wrote before it. Injected commit errors carry the errno LMDB would report.
+ */
+export function batchFaults(
+  batch: readonly { audit: readonly { action: string }[]; ops: readonly unknown[] }[],
+): BatchFaults {
+  if (!FAILPOINTS_ON) return NO_FAULTS;
+  const actions = batch.flatMap((c) => c.audit.map((a) => a.action));
+  const hasOps = batch.some((c) => c.ops.length > 0);
+  const any = (name: Parameters<typeof fires>[0]) => actions.some((a) => fires(name, a));
+  const enospc = any('store.commit-enospc');
+  const eio = any('store.commit-eio');
+  return {
+    beforeCommit: any('store.before-commit'),
+    commitError: enospc
+      ? Object.assign(new Error('No space left on device (failpoint)'), { code: ENOSPC })
+      : eio
+        ? Object.assign(new Error('Input/output error (failpoint)'), {
+            code: osConstants.errno.EIO,
+          })
+        : null,
+    auditAppend: actions.length > 0 && any('store.audit-append'),
+    oplogAppend: hasOps && any('store.oplog-append'),
+    afterCommit: any('store.after-commit'),
+  };
+}
+
+/**
+ * A failed write as the kernel's error: STORAGE_FULL when the disk (or LMDB's map) has no room,
+ * else STORAGE_FAILED. `dir` is the store's directory, `file` its data file; `freeBytes` reads the disk's free space (it may throw when the filesystem
+ * itself is failing).
+ */
+export function storageFailure(
+  err: unknown,
+  dir: string,
+  file: string,
+  freeBytes: () => number,
+): KernelError {
+  const cause = err instanceof Error ? err : new Error(String(err));
+  const code = (cause as { code?: unknown }).code;
+  if (code === MDB_MAP_FULL) {
+    return new KernelError(
+      'STORAGE_FULL',
+      `storage: the state store ${file} reached its map size; nothing was written`,
+      'storage',
+    );
+  }
+  let free: number | null = null;
+  try {
+    free = freeBytes();
+  } catch {
+    // the filesystem itself is failing: reported as a failed write below
+  }
+  if (code === 'ENOSPC' || code === ENOSPC || (free !== null && free < STORAGE_FULL_SLACK_BYTES)) {
+    return new KernelError(
+      'STORAGE_FULL',
+      `storage: the disk holding ${dir} is full (${free ?? 0} bytes free); nothing was ` +
+        'written; retry once space is freed',
+      'storage',
+    );
+  }
+  return new KernelError(
+    'STORAGE_FAILED',
+    `storage: writing ${file} failed (${cause.message}); nothing was written`,
+    'storage',
+  );
+}
