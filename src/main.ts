@@ -28,6 +28,7 @@ import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { lockStateDir } from './store/lock.js';
 import { NEXT_MASTER_KEY_SUFFIX, StateOperations } from './store/operations.js';
 import { LOADED_DBS, LmdbStore, SCHEMA_VERSION } from './store/store.js';
+import { onBug, reportBug } from './util/bugs.js';
 import { createNotifier } from './util/sd-notify.js';
 
 const VERSION = '0.1.0';
@@ -60,6 +61,10 @@ class RefusalLog {
 const refusals = new RefusalLog();
 /** EX_TEMPFAIL: the unit's Restart=on-failure brings the daemon back. */
 const EXIT_RESTART = 75;
+/** Exit status after a programmer error (EX_SOFTWARE). */
+const EXIT_BUG = 70;
+/** How long a stop after a bug waits for the INTERNAL reply and the log line to leave. */
+const BUG_EXIT_DELAY_MS = 100;
 const RESTART_AFTER_FAILED_WRITE =
   'memory is ahead of the acknowledged state (a failed write, or a simulation worker that died mid-plan); restarting to reload the acknowledged state';
 const CHECKPOINT_CHECK_INTERVAL_MS = 10_000;
@@ -369,17 +374,23 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-// A stray exception (a throw in a timer or callback a handler started) must not take tenants down:
-// inside a call it becomes that call's INTERNAL error, elsewhere it is logged, and the daemon keeps
-// serving. An assertion is a programmer error that may have left shared state wrong, so it ends
-// the process (systemd restarts it; replay restores the acknowledged state).
-const onUncaught = (err: unknown) => {
-  const route = routeUncaught(err);
-  log('error', 'uncaught exception', {
-    route,
+// A programmer error (a non-KernelError out of a handler, an assertion, any exception nothing
+// caught) is a bug, not a reply: the call that hit it is answered INTERNAL where there is one,
+// the stack goes to the log, and the daemon stops at once with EXIT_BUG, since shared state may
+// be wrong. systemd restarts it (Restart=on-failure) and replay restores the acknowledged state.
+// The short delay lets the INTERNAL reply and the log line leave the process.
+let stopping = false;
+onBug((err: unknown) => {
+  log('error', 'programmer error: stopping', {
     error: err instanceof Error ? (err.stack ?? err.message) : String(err),
   });
-  if (route === 'fatal') process.exit(70);
+  if (stopping) return;
+  stopping = true;
+  setTimeout(() => process.exit(EXIT_BUG), BUG_EXIT_DELAY_MS);
+});
+const onUncaught = (err: unknown) => {
+  routeUncaught(err);
+  reportBug(err);
 };
 process.on('uncaughtException', onUncaught);
 process.on('unhandledRejection', onUncaught);

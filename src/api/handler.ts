@@ -1,14 +1,15 @@
 /**
  * Wraps a kernel call as a grpc-js unary handler with one exit: whatever the call throws or
- * rejects with, synchronously or in a callback, becomes that call's status (api/errors.ts) and
- * never reaches the process. Also counts in-flight calls so shutdown can drain them.
- * Layer: api.
+ * rejects with, synchronously or in a callback, becomes that call's status (api/errors.ts).
+ * A `KernelError` is a refusal and ends there; anything else is a programmer error: the call is
+ * answered INTERNAL and the bug is reported (`util/bugs.ts`), which stops the daemon. Also counts
+ * in-flight calls so shutdown can drain them. Layer: api.
  */
-import { AssertionError } from 'node:assert';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
 import type { Principal } from '../kernel/model.js';
+import { reportBug } from '../util/bugs.js';
 import { errorStatus } from './errors.js';
 import { principalOf } from './interceptor.js';
 
@@ -58,16 +59,22 @@ export class CallTracker {
 const callContext = new AsyncLocalStorage<{ fail(err: unknown): void }>();
 
 /**
- * Routes an exception nothing caught (a throw in a timer or callback a handler started): an
- * assertion is a programmer error and is 'fatal' (the caller ends the process); inside a call's
- * context it becomes that call's INTERNAL error ('call'); otherwise it is only logged ('logged').
+ * Routes an exception nothing caught (a throw in a timer or callback a handler started). Every
+ * such exception is a programmer error; inside a call's context that call is answered INTERNAL
+ * first ('call'), so its client is not left waiting; otherwise there is no call to answer
+ * ('none'). Either way the caller stops the daemon.
  */
-export function routeUncaught(err: unknown): 'fatal' | 'call' | 'logged' {
-  if (err instanceof AssertionError) return 'fatal';
+export function routeUncaught(err: unknown): 'call' | 'none' {
   const ctx = callContext.getStore();
-  if (!ctx) return 'logged';
+  if (!ctx) return 'none';
   ctx.fail(err);
   return 'call';
+}
+
+/** A call's status for what it threw; anything but a `KernelError` is reported as a bug. */
+function failureStatus(err: unknown): Partial<grpc.StatusObject> {
+  if (!(err instanceof KernelError)) reportBug(err);
+  return errorStatus(err);
 }
 
 export type DecodeFailure = { __decodeError: string };
@@ -113,7 +120,7 @@ export function unary<Req, Res>(
         })
         .then(
           (res) => answer(null, res),
-          (err: unknown) => answer(errorStatus(err)),
+          (err: unknown) => answer(failureStatus(err)),
         ),
     );
   };
@@ -189,7 +196,7 @@ export function serverStream<Req, Res>(
         if (closed) off();
         else unsubscribe = off;
       } catch (err) {
-        close(errorStatus(err));
+        close(failureStatus(err));
       }
     });
   };

@@ -210,7 +210,9 @@ export class JobManager {
     const job = this.jobs.get(rec.id)!;
     const records: StoreRecord[] = [];
     this.finish(job, 'FAILED', 'the stored program no longer parses', records);
-    void this.commitJob(job, records, [this.kernel.audit('kernel', 'JobFailed', rec.id)]);
+    this.kernel.background(
+      this.commitJob(job, records, [this.kernel.audit('kernel', 'JobFailed', rec.id)]),
+    );
     return null;
   }
 
@@ -241,7 +243,8 @@ export class JobManager {
     this.kernel.requireSpace();
     const tenant = this.kernel.tenantOf(p);
     const quota = this.kernel.quotaOf(tenant);
-    this.kernel.takeRate(p, 'jobs', 1);
+    // Checked now, taken once the job is decided: a refused submission costs no token.
+    this.kernel.checkRate(p, 'jobs', 1);
     const format = checkFormat(req.format);
     checkShots(req.shots, quota);
     if (req.seed !== '' && !isUint64(req.seed)) {
@@ -310,6 +313,7 @@ export class JobManager {
         'jobs_queued_max',
       );
     }
+    this.kernel.takeRate(p, 'jobs', 1);
     // Decided: from here nothing can fail.
     const now = this.kernel.ports.clock.nowMs();
     const rec: JobRecord = {
@@ -351,7 +355,7 @@ export class JobManager {
     // The QUEUED record and whatever the dispatch it triggers decides (a tiny job runs at once)
     // share one transaction: one sync for a submission that also finishes.
     await this.batched(() => {
-      void this.commitJob(job, [this.put(rec)], [event]);
+      this.kernel.background(this.commitJob(job, [this.put(rec)], [event]));
       this.pump();
     });
     return { job: this.view(job), deduplicated: false, warnings };
@@ -831,7 +835,7 @@ export class JobManager {
       const records: StoreRecord[] = [this.put(rec)];
       const running = { ...rec };
       const audit = [startedEvent, ...this.complete(job, inline, records)];
-      void this.commitJob(job, records, audit, running);
+      this.kernel.background(this.commitJob(job, records, audit, running));
       return;
     }
     this.poolBusy++;
@@ -844,8 +848,10 @@ export class JobManager {
     job.timer = setTimeout(() => Atomics.store(control, 0, JOB_STOP_RUNTIME), limitS * 1000);
     job.timer.unref?.();
     const durableRunning = this.commitJob(job, [this.put(rec)], [startedEvent]);
+    // Awaited once the run ends; meanwhile its failure (a failed write) is the kernel's divergence.
+    this.kernel.background(durableRunning);
     this.startProgressTimer();
-    this.runner
+    const ran = this.runner
       .run({ ...runReq, control }, this.ownerOf(rec))
       .then(
         (out) => out,
@@ -871,6 +877,7 @@ export class JobManager {
         await this.commitJob(job, records, audit);
         this.pump();
       });
+    this.kernel.background(ran);
   }
 
   /**
@@ -882,13 +889,13 @@ export class JobManager {
   private startBound(job: LiveJob, startedEvent: AuditEvent): void {
     const rec = job.rec;
     const program = job.compiled!.program;
-    void this.commitJob(job, [this.put(rec)], [startedEvent]);
+    this.kernel.background(this.commitJob(job, [this.put(rec)], [startedEvent]));
     const failWith = (reason: string) => {
       const records: StoreRecord[] = [];
       const audit = this.fail(job, reason, records);
-      void this.commitJob(job, records, audit).then(() => this.pump());
+      this.kernel.background(this.commitJob(job, records, audit).then(() => this.pump()));
     };
-    void this.kernel.pass().then(() => {
+    const decideAndRun = () => {
       let decided: { plan: ExecPlan; channels: ChannelUse[] };
       try {
         const foreign = new Map(
@@ -907,12 +914,12 @@ export class JobManager {
           { foreign, uses: job.compiled!.channelUses },
         );
       } catch (err) {
-        if (!(err instanceof KernelError)) throw err;
-        void this.kernel.auditFirewallRefusal('kernel', 'RunBoundJob', err);
+        if (!(err instanceof KernelError)) throw err; // a bug: `background` reports it
+        this.kernel.background(this.kernel.auditFirewallRefusal('kernel', 'RunBoundJob', err));
         failWith(`could not run on the bound qubits: ${err.message}`);
         return;
       }
-      this.kernel
+      return this.kernel
         .invokeBoundJob(
           rec.id,
           decided.plan,
@@ -929,7 +936,8 @@ export class JobManager {
             if (!TERMINAL_STATES.has(rec.state)) failWith(`the simulator failed: ${String(err)}`);
           },
         );
-    });
+    };
+    this.kernel.background(this.kernel.pass().then(decideAndRun));
   }
 
   /** Decides a finished run's terminal state; returns the audit records to commit with `records`. */

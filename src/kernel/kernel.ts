@@ -11,6 +11,7 @@
  * goes out only once that transaction is durable.
  */
 import assert from 'node:assert';
+import { reportBug } from '../util/bugs.js';
 import {
   CHANNELS_PER_TENANT_MAX,
   type ChannelRecord,
@@ -187,7 +188,7 @@ export class Kernel {
       });
       const plan: ExecPlan = { ...e.plan, ops };
       this.graph.apply(plan);
-      void this.ports.sim.execute(plan, async () => {});
+      this.background(this.ports.sim.execute(plan, async () => {}));
     }
   }
 
@@ -255,6 +256,18 @@ export class Kernel {
       this.markDiverged(err);
       throw err;
     }
+  }
+
+  /**
+   * Owns a promise no caller awaits, so none is left detached: a KernelError there is a failed
+   * write the kernel already handled (`commitEffects` diverged: the daemon restarts; a refusal's
+   * audit record that could not be written is lost with the refusal already answered), and
+   * anything else is a programmer error, reported as a bug.
+   */
+  background(p: Promise<unknown>): void {
+    p.catch((err: unknown) => {
+      if (!(err instanceof KernelError)) reportBug(err);
+    });
   }
 
   /**
@@ -436,6 +449,12 @@ export class Kernel {
   takeRate(p: TenantPrincipal, kind: RateKind, n: number): void {
     const tenant = this.tenantOf(p);
     this.rates.take(tenant.id, kind, n, this.quotaOf(tenant), this.ports.clock.nowMs());
+  }
+
+  /** Refuses as `takeRate` would without taking (check first, take once decided). @throws QUOTA_EXCEEDED */
+  checkRate(p: TenantPrincipal, kind: RateKind, n: number): void {
+    const tenant = this.tenantOf(p);
+    this.rates.check(tenant.id, kind, n, this.quotaOf(tenant), this.ports.clock.nowMs());
   }
 
   tenantOf(p: TenantPrincipal): Tenant {

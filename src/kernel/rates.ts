@@ -39,7 +39,7 @@ const WHAT: Readonly<Record<RateKind, string>> = {
   measurements: 'measurements',
 };
 
-interface Bucket {
+export interface Bucket {
   tokens: number;
   atMs: number;
 }
@@ -53,6 +53,15 @@ export class RateLimiter {
    *   more than the whole allowance)
    */
   take(tenantId: string, kind: RateKind, n: number, quota: Quota, nowMs: number): void {
+    this.check(tenantId, kind, n, quota, nowMs).tokens -= n;
+  }
+
+  /**
+   * Refuses as `take` would, but takes nothing: a call checks its rate before costly work and
+   * takes the tokens only once it is decided, so a refused request costs none.
+   * @throws QUOTA_EXCEEDED as `take`
+   */
+  check(tenantId: string, kind: RateKind, n: number, quota: Quota, nowMs: number): Bucket {
     const limit = quota[QUOTA_FIELD[kind]];
     const perMs = limit / RATE_WINDOW_MS[kind];
     const key = `${kind}\u0000${tenantId}`;
@@ -63,10 +72,7 @@ export class RateLimiter {
     }
     b.tokens = Math.min(limit, b.tokens + Math.max(0, nowMs - b.atMs) * perMs);
     b.atMs = nowMs;
-    if (b.tokens >= n) {
-      b.tokens -= n;
-      return;
-    }
+    if (b.tokens >= n) return b;
     const field = RATE_WIRE_FIELD[kind];
     const per = kind === 'measurements' ? 'second' : 'minute';
     if (n > limit) {

@@ -1,8 +1,8 @@
 /**
  * The handler wrapper's one exit: a synchronous throw, a rejection and a throw from a timer the
- * handler started all end as that call's status; the process keeps running.
+ * handler started all end as that call's status; anything but a KernelError is also reported as
+ * a programmer error (main stops the daemon on it).
  */
-import { AssertionError } from 'node:assert';
 import { Metadata, status } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
@@ -11,10 +11,14 @@ import { setErrorLogger } from '../../src/api/errors.js';
 import { CallTracker, routeUncaught, unary } from '../../src/api/handler.js';
 import { attachPrincipal } from '../../src/api/interceptor.js';
 import { KernelError } from '../../src/kernel/errors.js';
+import { onBug, reportBug } from '../../src/util/bugs.js';
 
 setErrorLogger(() => {});
+const bugs: unknown[] = [];
+onBug((err) => bugs.push(err));
 process.on('uncaughtException', (err) => {
   if (routeUncaught(err) !== 'call') throw err;
+  reportBug(err);
 });
 
 function invoke(
@@ -37,25 +41,31 @@ test('handler: a value → OK with that value', async () => {
   assert.equal(await invoke(() => ({ a: 1 })), { ok: { a: 1 } });
 });
 
-test('handler: a KernelError rejection → its mapped status and message', async () => {
+test('handler: a KernelError rejection → its mapped status and message, no bug', async () => {
+  bugs.length = 0;
   const r = (await invoke(async () => {
     throw new KernelError('QUOTA_EXCEEDED', 'sessions_max: 4 of 4', 'sessions_max');
   })) as grpc.StatusObject;
   assert.is(r.code, status.RESOURCE_EXHAUSTED);
   assert.is(r.details, 'sessions_max: 4 of 4');
   assert.equal(r.metadata.get('qmk-error-code'), ['QUOTA_EXCEEDED']);
+  assert.is(bugs.length, 0, 'a refusal is not a bug');
 });
 
-test('handler: a synchronous TypeError → INTERNAL with a correlation id, no detail leaked', async () => {
+test('handler: a synchronous TypeError → INTERNAL with a correlation id, no detail leaked; reported as a bug', async () => {
+  bugs.length = 0;
   const r = (await invoke(() => {
     throw new TypeError('secret internals');
   })) as grpc.StatusObject;
   assert.is(r.code, status.INTERNAL);
   assert.match(r.details, /correlation id/);
   assert.not.match(r.details, /secret/);
+  assert.is(bugs.length, 1);
+  assert.instance(bugs[0], TypeError);
 });
 
-test('handler: a throw inside a timer the handler started → that call gets INTERNAL, process lives', async () => {
+test('handler: a throw inside a timer the handler started → that call gets INTERNAL; reported as a bug', async () => {
+  bugs.length = 0;
   const r = (await invoke(
     () =>
       new Promise(() => {
@@ -65,6 +75,8 @@ test('handler: a throw inside a timer the handler started → that call gets INT
       }),
   )) as grpc.StatusObject;
   assert.is(r.code, status.INTERNAL);
+  assert.is(bugs.length, 1);
+  assert.match(String((bugs[0] as Error).message), /from a timer/);
 });
 
 test('handler: malformed request bytes → INVALID_ARGUMENT naming the request', async () => {
@@ -75,9 +87,8 @@ test('handler: malformed request bytes → INVALID_ARGUMENT naming the request',
   assert.match(r.details, /^request:/);
 });
 
-test('routeUncaught: an assertion → fatal; outside any call → logged', () => {
-  assert.is(routeUncaught(new AssertionError({ message: 'x' })), 'fatal');
-  assert.is(routeUncaught(new Error('stray')), 'logged');
+test('routeUncaught: outside any call → none (no call to answer; the caller stops the daemon)', () => {
+  assert.is(routeUncaught(new Error('stray')), 'none');
 });
 
 test.run();

@@ -261,6 +261,23 @@ test('jobs_per_minute: 2 submissions, the 3rd refused with a RetryInfo delay wit
   t.close();
 });
 
+test('jobs_per_minute 1: a refused program costs no token; the next valid one is accepted', async () => {
+  const t = await tenantWith({ jobs_per_minute: 1 });
+  const bad = {
+    program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: '{"version": "0.1"' },
+    shots: 1,
+  };
+  const refused = await callError(t.jobs, 'SubmitJob', bad);
+  assert.is(refused.code, grpc.status.INVALID_ARGUMENT);
+  const one = {
+    program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: qvm(['q'], [], []) },
+    shots: 1,
+  };
+  await call(t.jobs, 'SubmitJob', one);
+  exhausted(await callError(t.jobs, 'SubmitJob', one), 'jobs_per_minute');
+  t.close();
+});
+
 test('allocations_per_minute: 3 qubits, then refused; more than the allowance at once says so', async () => {
   const t = await tenantWith({ allocations_per_minute: 3 });
   await alloc(t, 3);
