@@ -155,16 +155,23 @@ async function decisionCost(): Promise<number> {
     idle: async () => {},
   };
   const k = new Kernel({ store, signer: keyring, sim, clock: { nowMs: () => Date.now() }, crypto });
-  const admin = new Admin(k);
+  const admin = new Admin(k, {
+    clock: { nowMs: () => Date.now() },
+    crypto,
+    signer: keyring,
+    store,
+  });
   const t = await admin.createTenant('bench', 'pro', 0, []);
-  const p = k.authenticate(t.apiKey);
-  const { handle } = await k.openSession(p, [], 0);
-  const qubits = await k.allocateQubits(p, handle, 64, '');
+  const p = k.principals.authenticate(t.apiKey);
+  const { handle } = await k.sessions.open(p, [], 0);
+  const qubits = await k.sessions.allocate(p, handle, 64, '');
   const gates = qubits.map((q) => ({ kind: 'X', qubits: [q.handle], theta: 0 }));
   const N = 200_000;
-  for (let i = 0; i < 10_000; i++) k.decodeApplyGates(k.authenticate(t.apiKey), [gates[i % 64]!]);
+  for (let i = 0; i < 10_000; i++)
+    k.interactive.decodeApply(k.principals.authenticate(t.apiKey), [gates[i % 64]!]);
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < N; i++) k.decodeApplyGates(k.authenticate(t.apiKey), [gates[i % 64]!]);
+  for (let i = 0; i < N; i++)
+    k.interactive.decodeApply(k.principals.authenticate(t.apiKey), [gates[i % 64]!]);
   return Number(process.hrtime.bigint() - t0) / 1e3 / N;
 }
 

@@ -193,11 +193,11 @@ async function main(): Promise<void> {
       process.exit(EXIT_RESTART);
     },
   };
-  kernel.onDiverged = (err) => divergence.restart(err);
+  kernel.durability.onDiverged = (err) => divergence.restart(err);
   const replayed = await kernel.replay(loaded);
   kernel.checkConsistency();
   const checkpoint = () =>
-    kernel.quiesce(async () => {
+    kernel.durability.quiesce(async () => {
       const clusters = (await sim.snapshot()).map((c) => ({
         ...c,
         owner: kernel.ownerOfCluster(c.cluster.qubits),
@@ -207,11 +207,13 @@ async function main(): Promise<void> {
   if (replayed > 0) await checkpoint();
   kernel.checkpointNow = checkpoint;
   // A deletion that crashed between its commit and the shredding: finish the shredding now.
-  for (const owner of keys.owners()) if (!kernel.tenants.has(owner)) keys.shred(owner);
+  for (const owner of keys.owners()) {
+    if (kernel.principals.tenant(owner) === undefined) keys.shred(owner);
+  }
   log('info', 'state loaded', {
-    tenants: kernel.tenants.size,
-    sessions: kernel.sessions.size,
-    qubits: kernel.qubits.size,
+    tenants: kernel.principals.tenantCount,
+    sessions: kernel.table.sessionCount,
+    qubits: kernel.table.qubitCount,
     clusters: kernel.graph.size,
     replayed_ops: replayed,
     other_records_verified: records,
@@ -220,11 +222,11 @@ async function main(): Promise<void> {
     threads: sim.threads,
   });
 
-  const jobs = new JobManager(kernel, sim, loaded.jobs);
+  const jobs = new JobManager(kernel, sim, { clock, crypto, results: store }, loaded.jobs);
   const recovered = await jobs.recover();
   if (recovered.requeued + recovered.queued > 0) log('info', 'jobs recovered', recovered);
 
-  const admin = new Admin(kernel);
+  const admin = new Admin(kernel, { clock, crypto, signer: keyring, store });
   if (config.devTenant && firstStart) {
     const dev = await admin.createTenant('dev', 'pro', 0, ['tenant_admin']);
     process.stdout.write(
@@ -250,9 +252,9 @@ async function main(): Promise<void> {
       started_at_unix_ms: startedAt,
       engine: sim.engine,
       pool_threads: sim.threads,
-      tenants: kernel.tenants.size,
-      sessions: kernel.sessions.size,
-      qubits: kernel.qubits.size,
+      tenants: kernel.principals.tenantCount,
+      sessions: kernel.table.sessionCount,
+      qubits: kernel.table.qubitCount,
       clusters: kernel.graph.size,
       audit_seq: store.auditHead().seq,
       audit_head: store.auditHead().hash,
@@ -290,7 +292,7 @@ async function main(): Promise<void> {
     fn().catch((err) => log('error', `${what} failed`, { error: String(err) }));
   };
   const sweep = setInterval(
-    background('session sweep', () => kernel.sweepExpiredSessions()),
+    background('session sweep', () => kernel.sessions.sweepExpired()),
     SESSION_SWEEP_INTERVAL_MS,
   );
   const checkpoints = setInterval(
@@ -336,7 +338,7 @@ async function main(): Promise<void> {
       await shutdown;
     }
     // After a failed write memory is ahead of the store: only the durable state may survive.
-    if (!kernel.diverged) await checkpoint();
+    if (!kernel.durability.diverged) await checkpoint();
     await sim.close();
     await store.close();
     log('info', 'stopped');

@@ -3,7 +3,8 @@
  * policy here (every check, and the firewall itself, is the kernel's).
  */
 import type * as grpc from '@grpc/grpc-js';
-import { type ChannelRecord, channelState } from '../kernel/channels.js';
+import type { ChannelRecord } from '../kernel/channels.js';
+import type { ChannelDirection } from '../kernel/firewall.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { num, str, tenant } from './convert.js';
 import type { GetChannelRequest__Output } from './generated/qmk/v1/GetChannelRequest.js';
@@ -14,8 +15,14 @@ import type { RevokeChannelRequest__Output } from './generated/qmk/v1/RevokeChan
 import type { ShareQubitRequest__Output } from './generated/qmk/v1/ShareQubitRequest.js';
 import { type CallTracker, unary } from './handler.js';
 
+/** The wire's direction enum as the kernel's; unset and unknown values list both. */
+const DIRECTIONS: Readonly<Record<string, ChannelDirection>> = {
+  CHANNEL_DIRECTION_INCOMING: 'incoming',
+  CHANNEL_DIRECTION_OUTGOING: 'outgoing',
+};
+
 export function channelToWire(k: Kernel, c: ChannelRecord) {
-  const name = (id: string) => k.tenants.get(id)?.name ?? '';
+  const name = (id: string) => k.principals.tenant(id)?.name ?? '';
   return {
     channel_id: c.id,
     requester_tenant_id: c.requesterId,
@@ -26,7 +33,7 @@ export function channelToWire(k: Kernel, c: ChannelRecord) {
     entanglements_used: c.used,
     expires_at_unix_ms: c.expiresAtMs,
     purpose: c.purpose,
-    state: `CHANNEL_STATE_${channelState(c, k.ports.clock.nowMs())}`,
+    state: `CHANNEL_STATE_${k.firewall.stateOf(c)}`,
     approvals: c.approvals.map((a) => ({
       tenant_id: a.tenantId,
       approved_at_unix_ms: a.atMs,
@@ -49,7 +56,7 @@ export function channelServiceHandlers(
   return {
     RequestChannel: unary(tracker, async (p, r: RequestChannelRequest__Output) =>
       wire(
-        await k.requestChannel(
+        await k.firewall.request(
           tenant(p),
           str(r.peer_tenant),
           num(r.max_entanglements),
@@ -59,37 +66,34 @@ export function channelServiceHandlers(
       ),
     ),
     ListChannelRequests: unary(tracker, (p, r: ListChannelRequestsRequest__Output) => {
-      const me = tenant(p).tenantId;
-      const dir = str(r.direction);
-      const now = k.ports.clock.nowMs();
-      const channels = k.channels.of(me).filter((c) => {
-        if (channelState(c, now) !== 'PENDING') return false;
-        if (dir === 'CHANNEL_DIRECTION_INCOMING') return c.peerId === me;
-        if (dir === 'CHANNEL_DIRECTION_OUTGOING') return c.requesterId === me;
-        return true;
-      });
+      const channels = k.firewall.pending(
+        tenant(p).tenantId,
+        DIRECTIONS[str(r.direction)] ?? 'both',
+      );
       return { channels: channels.map((c) => channelToWire(k, c)) };
     }),
     RespondChannelRequest: unary(tracker, async (p, r: RespondChannelRequestRequest__Output) =>
-      wire(await k.respondChannel(tenant(p), str(r.channel_id), r.approve === true, str(r.reason))),
+      wire(
+        await k.firewall.respond(tenant(p), str(r.channel_id), r.approve === true, str(r.reason)),
+      ),
     ),
     GetChannel: unary(tracker, (p, r: GetChannelRequest__Output) => {
       const id = str(r.channel_id);
-      return wire(k.channels.visible(tenant(p).tenantId, id, 'channel_id'));
+      return wire(k.firewall.get(tenant(p).tenantId, id, 'channel_id'));
     }),
     ListChannels: unary(tracker, (p) => ({
-      channels: k.channels.of(tenant(p).tenantId).map((c) => channelToWire(k, c)),
+      channels: k.firewall.list(tenant(p).tenantId).map((c) => channelToWire(k, c)),
     })),
     RevokeChannel: unary(tracker, async (p, r: RevokeChannelRequest__Output) =>
-      wire(await k.revokeChannel(tenant(p), str(r.channel_id), str(r.reason))),
+      wire(await k.firewall.revoke(tenant(p), str(r.channel_id), str(r.reason))),
     ),
     ShareQubit: unary(tracker, async (p, r: ShareQubitRequest__Output) => {
-      const out = await k.shareQubit(tenant(p), str(r.channel_id), str(r.qubit_handle));
+      const out = await k.firewall.share(tenant(p), str(r.channel_id), str(r.qubit_handle));
       return { shared_handle: out.handle, expires_at_unix_ms: out.expiresAtMs };
     }),
     GetSigningKeys: unary(tracker, () => ({
-      keys: k.ports.signer
-        .keys(k.ports.clock.nowMs())
+      keys: k.handles
+        .signingKeys()
         .map((key) => ({ key_id: key.keyId, public_key: key.publicKey, active: key.active })),
     })),
   };

@@ -3,8 +3,8 @@
  * kernel's words. Layer: api. No policy: unknown names pass through unchanged so the kernel's
  * validation names the field.
  */
-import type { TenantPrincipal } from '../kernel/kernel.js';
 import type { Principal, Quota, Role, Tenant, Tier } from '../kernel/model.js';
+import type { TenantPrincipal } from '../kernel/principals.js';
 
 /** proto-loader gives numbers (uint64 as strings with `longs: String`), strings, arrays or nothing. */
 export const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));

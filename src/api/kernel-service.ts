@@ -25,7 +25,7 @@ export function kernelServiceHandlers(
 ): grpc.UntypedServiceImplementation {
   return {
     OpenSession: unary(tracker, async (p, r: OpenSessionRequest__Output) => {
-      const { session, handle } = await k.openSession(
+      const { session, handle } = await k.sessions.open(
         tenant(p),
         strs(r.requested_caps),
         num(r.ttl_seconds),
@@ -38,10 +38,10 @@ export function kernelServiceHandlers(
       };
     }),
     CloseSession: unary(tracker, async (p, r: CloseSessionRequest__Output) => ({
-      qubits_released: await k.closeSession(tenant(p), String(r.session_handle ?? '')),
+      qubits_released: await k.sessions.close(tenant(p), String(r.session_handle ?? '')),
     })),
     AllocateQubits: unary(tracker, async (p, r: AllocateQubitsRequest__Output) => {
-      const qubits = await k.allocateQubits(
+      const qubits = await k.sessions.allocate(
         tenant(p),
         String(r.session_handle ?? ''),
         num(r.count),
@@ -50,7 +50,7 @@ export function kernelServiceHandlers(
       return { qubits: qubits.map((q) => ({ qubit_id: q.id, handle: q.handle })) };
     }),
     ReleaseQubits: unary(tracker, async (p, r: ReleaseQubitsRequest__Output) => ({
-      qubits_released: await k.releaseQubits(tenant(p), strs(r.qubit_handles)),
+      qubits_released: await k.sessions.release(tenant(p), strs(r.qubit_handles)),
     })),
     ApplyGates: unary(tracker, async (p, r: ApplyGatesRequest__Output) => {
       const gates = (Array.isArray(r.gates) ? r.gates : []).map((g) => ({
@@ -58,7 +58,7 @@ export function kernelServiceHandlers(
         qubits: strs(g.qubits),
         theta: num(g.theta),
       }));
-      return { gates_applied: await k.applyGates(tenant(p), gates) };
+      return { gates_applied: await k.interactive.apply(tenant(p), gates) };
     }),
     MeasureQubits: unary(tracker, async (p, r: MeasureQubitsRequest__Output) => {
       const ms = (Array.isArray(r.measurements) ? r.measurements : []).map((m) => ({
@@ -66,10 +66,10 @@ export function kernelServiceHandlers(
         basis: strip('BASIS_')(m.basis),
         angle: num(m.angle),
       }));
-      return { outcomes: await k.measureQubits(tenant(p), ms) };
+      return { outcomes: await k.interactive.measure(tenant(p), ms) };
     }),
     AttenuateHandle: unary(tracker, (p, r: AttenuateHandleRequest__Output) => {
-      const out = k.attenuateHandle(
+      const out = k.handles.attenuate(
         tenant(p),
         String(r.handle ?? ''),
         strs(r.rights),
@@ -83,12 +83,12 @@ export function kernelServiceHandlers(
     }),
     GetUsage: unary(tracker, (p) => {
       const tp = tenant(p);
-      const t = k.tenantOf(tp);
-      const u = k.usageOf(t.id);
+      const t = k.principals.tenantOf(tp);
+      const u = k.sessions.usageOf(t.id);
       return {
         tenant_id: t.id,
         tier: tierToWire(t.tier),
-        quota: quotaToWire(k.quotaOf(t)),
+        quota: quotaToWire(k.principals.quotaOf(t)),
         usage: {
           qubits_live: u.qubitsLive,
           state_bytes: u.stateBytes,

@@ -87,11 +87,11 @@ export async function startServers(
         table: AUTHZ_TABLE,
         audience: 'tenant',
         authenticate: (key) => {
-          const p = deps.kernel.authenticate(key);
-          deps.kernel.admitCall(p);
+          const p = deps.kernel.principals.authenticate(key);
+          deps.kernel.principals.admitCall(p);
           return p;
         },
-        enter: (p) => deps.kernel.enterCall(p),
+        enter: (p) => deps.kernel.principals.enterCall(p),
         onRefuse: deps.onRefuse,
       }),
     ],

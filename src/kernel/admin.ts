@@ -3,6 +3,7 @@
  * ports). Each operation validates everything first, then mutates memory and commits the change
  * with its audit record in one transaction before returning.
  */
+import { auditEvent } from './actors.js';
 import { KernelError, invalid } from './errors.js';
 import type { Kernel } from './kernel.js';
 import {
@@ -27,7 +28,7 @@ import {
   type Tenant,
   type Tier,
 } from './model.js';
-import type { SigningKeyInfo } from './ports.js';
+import type { ClockPort, CryptoPort, SignerPort, SigningKeyInfo, StorePort } from './ports.js';
 
 const OPERATOR: Principal = { kind: 'operator' };
 
@@ -36,17 +37,25 @@ export interface IssuedKey {
   apiKey: string;
 }
 
-export class Admin {
-  constructor(private readonly k: Kernel) {}
+/** What the operator's unit uses outside the kernel's units. */
+export interface AdminPorts {
+  clock: ClockPort;
+  crypto: CryptoPort;
+  signer: SignerPort;
+  /** Crypto-shredding of a deleted tenant's data key. */
+  store: Pick<StorePort, 'shred'>;
+}
 
-  private get ports() {
-    return this.k.ports;
-  }
+export class Admin {
+  constructor(
+    private readonly k: Kernel,
+    private readonly ports: AdminPorts,
+  ) {}
 
   /** Finds a tenant by id or name. @throws NOT_FOUND, INVALID_ARGUMENT */
   find(ref: string, field = 'tenant'): Tenant {
     if (!ref) throw invalid(field, 'tenant id or name is required');
-    const t = this.k.tenants.get(ref) ?? this.k.tenantsByName.get(ref);
+    const t = this.k.principals.tenant(ref) ?? this.k.principals.tenantByName(ref);
     if (!t) throw new KernelError('NOT_FOUND', `${field}: no tenant ${JSON.stringify(ref)}`, field);
     return t;
   }
@@ -99,14 +108,14 @@ export class Admin {
     if (!TENANT_NAME_PATTERN.test(name)) {
       throw invalid('name', `must match ${TENANT_NAME_PATTERN.source}`);
     }
-    if (this.k.tenantsByName.has(name)) {
+    if (this.k.principals.tenantByName(name) !== undefined) {
       throw new KernelError(
         'ALREADY_EXISTS',
         `name: tenant ${JSON.stringify(name)} exists`,
         'name',
       );
     }
-    if (this.k.tenants.size >= TENANTS_MAX) {
+    if (this.k.principals.tenantCount >= TENANTS_MAX) {
       throw new KernelError('LIMIT_EXCEEDED', `tenants: ${TENANTS_MAX} tenants exist`, 'tenants');
     }
     const tier = this.parseTier(tierName, 'tier', 'free');
@@ -121,19 +130,19 @@ export class Admin {
       createdAtMs: this.ports.clock.nowMs(),
     };
     const key = this.newKey(tenant.id, this.parseRoles(roles, 'roles'), 'initial');
-    this.k.putTenant(tenant);
-    this.k.putCredential(key.credential);
-    await this.k.commitOrUndo(
+    this.k.principals.putTenant(tenant);
+    this.k.principals.putCredential(key.credential);
+    await this.k.durability.commitOrUndo(
       () => {
-        this.k.dropTenantIndex(tenant);
-        this.k.dropCredential(key.credential);
+        this.k.principals.dropTenant(tenant);
+        this.k.principals.dropCredential(key.credential);
       },
       [
         { op: 'put', db: 'tenants', key: tenant.id, value: tenant },
         { op: 'put', db: 'credentials', key: key.credential.keyId, value: key.credential },
       ],
       [
-        this.k.audit(OPERATOR, 'CreateTenant', tenant.id, {
+        auditEvent(OPERATOR, 'CreateTenant', tenant.id, {
           name,
           tier,
           key: key.credential.keyId,
@@ -148,7 +157,7 @@ export class Admin {
     if (!Number.isInteger(size) || size < 1 || size > LIST_PAGE_SIZE_MAX) {
       throw invalid('page_size', `must be in 1..${LIST_PAGE_SIZE_MAX}`);
     }
-    const all = [...this.k.tenants.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const all = this.k.principals.allTenants().sort((a, b) => a.name.localeCompare(b.name));
     const start = pageToken === '' ? 0 : all.findIndex((t) => t.name > pageToken);
     if (pageToken !== '' && start < 0) return { tenants: [], next: '' };
     const page = all.slice(start, start + size);
@@ -200,29 +209,31 @@ export class Admin {
   }
 
   private async save(t: Tenant, action: string, detail?: Record<string, unknown>): Promise<Tenant> {
-    const before = this.k.tenants.get(t.id)!;
-    this.k.putTenant(t);
-    await this.k.commitOrUndo(
-      () => this.k.putTenant(before),
+    const before = this.k.principals.tenant(t.id)!;
+    this.k.principals.putTenant(t);
+    await this.k.durability.commitOrUndo(
+      () => this.k.principals.putTenant(before),
       [{ op: 'put', db: 'tenants', key: t.id, value: t }],
-      [this.k.audit(OPERATOR, action, t.id, detail)],
+      [auditEvent(OPERATOR, action, t.id, detail)],
     );
     return t;
   }
 
   /** Closes the tenant's sessions (releasing qubits), revokes its keys, deletes it. */
   async delete(ref: string): Promise<{ sessions: number; keys: number }> {
-    await this.k.pass();
+    await this.k.durability.waitForCheckpoint();
     const t = this.find(ref);
-    const keys = [...this.k.credentials.values()].filter((c) => c.tenantId === t.id);
-    const sessions = this.k.sessionIdsOf(t.id).map((id) => this.k.sessions.get(id)!);
-    this.k.dropTenantIndex(t);
-    await Promise.all(sessions.map((s) => this.k.invokeCloseSession(s, OPERATOR, 'CloseSession')));
-    for (const c of keys) this.k.putCredential({ ...c, revoked: true });
-    await this.k.commitOrUndo(
+    const keys = this.k.principals.credentialsOf(t.id);
+    const sessions = this.k.table.sessionIdsOf(t.id).map((id) => this.k.table.session(id)!);
+    this.k.principals.dropTenant(t);
+    await Promise.all(
+      sessions.map((s) => this.k.sessions.invokeClose(s, OPERATOR, 'CloseSession')),
+    );
+    for (const c of keys) this.k.principals.putCredential({ ...c, revoked: true });
+    await this.k.durability.commitOrUndo(
       () => {
-        this.k.putTenant(t);
-        for (const c of keys) this.k.putCredential(c);
+        this.k.principals.putTenant(t);
+        for (const c of keys) this.k.principals.putCredential(c);
       },
       [
         { op: 'del', db: 'tenants', key: t.id },
@@ -234,7 +245,7 @@ export class Admin {
         })),
       ],
       [
-        this.k.audit(OPERATOR, 'DeleteTenant', t.id, {
+        auditEvent(OPERATOR, 'DeleteTenant', t.id, {
           name: t.name,
           sessions: sessions.length,
           keys: keys.length,
@@ -250,7 +261,7 @@ export class Admin {
 
   async createKey(ref: string, roles: readonly string[], label: string): Promise<IssuedKey> {
     const t = this.find(ref);
-    const live = [...this.k.credentials.values()].filter((c) => c.tenantId === t.id && !c.revoked);
+    const live = this.k.principals.credentialsOf(t.id).filter((c) => !c.revoked);
     if (live.length >= API_KEYS_PER_TENANT_MAX) {
       throw new KernelError(
         'LIMIT_EXCEEDED',
@@ -259,12 +270,12 @@ export class Admin {
       );
     }
     const key = this.newKey(t.id, this.parseRoles(roles, 'roles'), label.slice(0, 200));
-    this.k.putCredential(key.credential);
-    await this.k.commitOrUndo(
-      () => this.k.dropCredential(key.credential),
+    this.k.principals.putCredential(key.credential);
+    await this.k.durability.commitOrUndo(
+      () => this.k.principals.dropCredential(key.credential),
       [{ op: 'put', db: 'credentials', key: key.credential.keyId, value: key.credential }],
       [
-        this.k.audit(OPERATOR, 'CreateApiKey', key.credential.keyId, {
+        auditEvent(OPERATOR, 'CreateApiKey', key.credential.keyId, {
           tenant: t.id,
           roles: key.credential.roles,
         }),
@@ -275,19 +286,19 @@ export class Admin {
 
   listKeys(ref: string): Credential[] {
     const t = this.find(ref);
-    return [...this.k.credentials.values()].filter((c) => c.tenantId === t.id);
+    return this.k.principals.credentialsOf(t.id);
   }
 
   /** Takes effect on the key's next call. @throws NOT_FOUND */
   async revokeKey(keyId: string): Promise<Credential> {
-    const c = this.k.credentials.get(keyId);
+    const c = this.k.principals.credential(keyId);
     if (!c) throw new KernelError('NOT_FOUND', `key_id: no key ${JSON.stringify(keyId)}`, 'key_id');
     const next = { ...c, revoked: true };
-    this.k.putCredential(next);
-    await this.k.commitOrUndo(
-      () => this.k.putCredential(c),
+    this.k.principals.putCredential(next);
+    await this.k.durability.commitOrUndo(
+      () => this.k.principals.putCredential(c),
       [{ op: 'put', db: 'credentials', key: keyId, value: next }],
-      [this.k.audit(OPERATOR, 'RevokeApiKey', keyId, { tenant: c.tenantId })],
+      [auditEvent(OPERATOR, 'RevokeApiKey', keyId, { tenant: c.tenantId })],
     );
     return next;
   }
@@ -310,8 +321,8 @@ export class Admin {
     const { records, active } = this.ports.signer.rotate(now, grace);
     // Handles may be signed with the new key before the write is durable: a failed write cannot
     // be taken back, so it restarts the daemon (see Kernel.commitEffects).
-    await this.k.commitEffects(records, [
-      this.k.audit(OPERATOR, 'RotateSigningKey', String(active.keyId), { grace_ms: grace }),
+    await this.k.durability.commitEffects(records, [
+      auditEvent(OPERATOR, 'RotateSigningKey', String(active.keyId), { grace_ms: grace }),
     ]);
     return { active, keys: this.ports.signer.keys(now) };
   }

@@ -16,10 +16,11 @@
  * enqueue happen in one turn, so two submissions cannot both take the last queue place.
  */
 import assert from 'node:assert';
-import { type ErrorCode, KernelError, invalid } from './errors.js';
-import { RIGHTS } from './handles.js';
+import { type Actor, auditEvent } from './actors.js';
+import type { ChannelUse } from './bound-jobs.js';
+import { KernelError, invalid } from './errors.js';
+import { JobBook, type LiveJob, liveJob } from './job-book.js';
 import {
-  type Binding,
   JOB_STATES,
   JOB_STOP_CANCEL,
   JOB_STOP_RUNTIME,
@@ -30,62 +31,51 @@ import {
   type JobResultRecord,
   type JobState,
   type JobView,
-  type ProgramFormat,
   type SubmitRequest,
   TERMINAL_STATES,
 } from './job-model.js';
-import type { Actor, ChannelUse, Kernel, TenantPrincipal } from './kernel.js';
+import {
+  type Compiled,
+  JobPrograms,
+  bitOrderOf,
+  checkFormat,
+  checkShots,
+  isUint64,
+  keyEvents,
+  roleLimited,
+  spaceKey,
+  spaceKeys,
+} from './job-programs.js';
+import type { Kernel } from './kernel.js';
 import {
   IDEMPOTENCY_KEY_CHARS_MAX,
-  JOBS_RETAINED_PER_TENANT_MAX,
   LIST_PAGE_SIZE_DEFAULT,
   LIST_PAGE_SIZE_MAX,
-  PHYSICAL_QUBITS_PER_JOB_MAX,
-  PROGRAM_SOURCE_BYTES_MAX,
-  QUBITS_PER_CLUSTER_MAX,
-  SEED_MAX,
   SHOT_OUTCOMES_KEPT_MAX,
-  TIER_DEFAULTS,
-  roleQubitsMax,
 } from './limits.js';
-import type { Quota } from './model.js';
 import type {
   AuditEvent,
+  ClockPort,
+  CryptoPort,
   ExecPlan,
   JobRunResult,
   JobRunnerPort,
   OplogEntry,
   PoolOwner,
+  StorePort,
   StoreRecord,
 } from './ports.js';
-import type { Program, ProgramNode, Violation } from './program/ir.js';
-import { parseQasm } from './program/qasm.js';
-import { COUNTS_ORDER, parseQvm } from './program/qvm.js';
-import { mergeViolations, verifyProgram } from './program/verify.js';
+import type { TenantPrincipal } from './principals.js';
+import type { Violation } from './program/ir.js';
 import { FairQueue } from './scheduler.js';
 
-const SEED_PATTERN = /^[0-9]{1,20}$/;
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]+$/;
-const QASM_BIT_ORDER =
-  "Qiskit's: classical registers separated by spaces, the last-declared register leftmost, " +
-  'the highest bit index leftmost within a register';
-
 /** Watchers of running or queued jobs get progress and queue position this often (if changed). */
 export const JOB_PROGRESS_INTERVAL_MS = 200;
 /** Scheduling cost unit: one job costs 1 + its amplitude updates / this. */
 export const JOB_COST_UNIT_AMPLITUDES = 1 << 20;
 /** How long a tenant counts as active after its last pool job ended (see `poolShare`). */
 export const JOB_ACTIVE_GRACE_MS = 250;
-
-interface Compiled {
-  program: Program;
-  /** The runner's work estimate for the job's shots: cost, and inline routing. */
-  work: number;
-  /** Classical register sizes in key order (OpenQASM), for the spaces in result keys. */
-  registers: { name: string; size: number }[] | null;
-  /** Rule 9: channel uses the program's joins across tenants need. */
-  channelUses: Map<string, number>;
-}
 
 interface CommitBatch {
   records: StoreRecord[];
@@ -97,30 +87,18 @@ interface CommitBatch {
   done: Promise<void>;
 }
 
-interface LiveJob {
-  /** The scheduler's record: changes first, then is committed. */
-  rec: JobRecord;
-  /**
-   * The last committed copy of `rec`: all a caller ever sees (GetJob, ListJobs, WatchJob, the
-   * result), so no one reads a state the store might not have yet.
-   */
-  shown: JobRecord;
-  /** The last commit holding this job's record; readers wait for it. */
-  pending: Promise<void>;
-  compiled: Compiled | null;
-  control: Int32Array | null;
-  timer: ReturnType<typeof setTimeout> | null;
-  cancelActor: string;
-  watchers: Set<JobListener>;
-  lastSent: string;
+/** What the job manager reads from outside the kernel: time, randomness, stored results. */
+export interface JobPorts {
+  clock: ClockPort;
+  crypto: CryptoPort;
+  /** The store's reads (a job's result is read on demand, never held in memory). */
+  results: Pick<StorePort, 'read'>;
 }
 
 export class JobManager {
-  private readonly jobs = new Map<string, LiveJob>();
-  /** Each tenant's job ids in submission (seq) order. */
-  private readonly byTenant = new Map<string, string[]>();
-  private readonly finishedByTenant = new Map<string, string[]>();
-  private readonly idempotency = new Map<string, string>();
+  private readonly book = new JobBook();
+  /** Checks, parses, verifies and estimates programs. */
+  private readonly programs: JobPrograms;
   private readonly queue = new FairQueue();
   private readonly runningByTenant = new Map<string, number>();
   private poolBusy = 0;
@@ -139,11 +117,13 @@ export class JobManager {
   constructor(
     private readonly kernel: Kernel,
     private readonly runner: JobRunnerPort,
+    private readonly ports: JobPorts,
     loaded: readonly JobRecord[] = [],
   ) {
+    this.programs = new JobPrograms(kernel, runner);
     const sorted = [...loaded].sort((a, b) => a.seq - b.seq);
     for (const rec of sorted) {
-      this.index(liveJob(rec, null));
+      this.book.add(liveJob(rec, null));
       this.seq = Math.max(this.seq, rec.seq);
     }
   }
@@ -159,34 +139,29 @@ export class JobManager {
     const records: StoreRecord[] = [];
     const audit = [];
     let requeued = 0;
-    for (const ids of this.byTenant.values()) {
-      for (const id of ids) {
-        const job = this.jobs.get(id)!;
-        const rec = job.rec;
-        if (rec.state === 'RUNNING') {
-          rec.state = 'QUEUED';
-          rec.reason = `interrupted by a daemon restart during attempt ${rec.attempts}; it runs again with the same seed`;
-          rec.shotsDone = 0;
-          requeued++;
-          records.push(this.put(rec));
-          audit.push(
-            this.kernel.audit('kernel', 'JobRequeued', rec.id, { attempts: rec.attempts }),
-          );
-        } else if (rec.state === 'CANCELLING') {
-          this.finish(
-            job,
-            'CANCELLED',
-            'cancelled; the daemon restarted before the run stopped',
-            records,
-          );
-          audit.push(this.kernel.audit('kernel', 'JobCancelled', rec.id));
-        }
+    for (const job of this.book.all()) {
+      const rec = job.rec;
+      if (rec.state === 'RUNNING') {
+        rec.state = 'QUEUED';
+        rec.reason = `interrupted by a daemon restart during attempt ${rec.attempts}; it runs again with the same seed`;
+        rec.shotsDone = 0;
+        requeued++;
+        records.push(this.put(rec));
+        audit.push(auditEvent('kernel', 'JobRequeued', rec.id, { attempts: rec.attempts }));
+      } else if (rec.state === 'CANCELLING') {
+        this.finish(
+          job,
+          'CANCELLED',
+          'cancelled; the daemon restarted before the run stopped',
+          records,
+        );
+        audit.push(auditEvent('kernel', 'JobCancelled', rec.id));
       }
     }
-    if (records.length > 0) await this.kernel.commitEffects(records, audit);
-    for (const job of this.jobs.values()) job.shown = { ...job.rec };
+    if (records.length > 0) await this.kernel.durability.commitEffects(records, audit);
+    for (const job of this.book.all()) job.shown = { ...job.rec };
     let queued = 0;
-    const all = [...this.jobs.values()].sort((a, b) => a.rec.seq - b.rec.seq);
+    const all = this.book.all().sort((a, b) => a.rec.seq - b.rec.seq);
     for (const job of all) {
       if (job.rec.state !== 'QUEUED') continue;
       const compiled = this.compileLoaded(job.rec);
@@ -201,17 +176,13 @@ export class JobManager {
 
   /** A stored QUEUED job whose program no longer verifies (a rule tightened) fails with why. */
   private compileLoaded(rec: JobRecord): Compiled | null {
-    const parsed = parseProgram(rec.format, rec.source, rec.bindings);
-    if (parsed.program && parsed.violations.every((v) => v.severity === 'warning')) {
-      const work = this.runner.workEstimate(parsed.program, rec.shots);
-      const channelUses = new Map(Object.entries(rec.channelUses ?? {}));
-      return { program: parsed.program, registers: parsed.registers, work, channelUses };
-    }
-    const job = this.jobs.get(rec.id)!;
+    const compiled = this.programs.reload(rec);
+    if (compiled !== null) return compiled;
+    const job = this.book.get(rec.id)!;
     const records: StoreRecord[] = [];
     this.finish(job, 'FAILED', 'the stored program no longer parses', records);
-    this.kernel.background(
-      this.commitJob(job, records, [this.kernel.audit('kernel', 'JobFailed', rec.id)]),
+    this.kernel.durability.background(
+      this.commitJob(job, records, [auditEvent('kernel', 'JobFailed', rec.id)]),
     );
     return null;
   }
@@ -222,7 +193,7 @@ export class JobManager {
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     if (this.progressTimer) clearInterval(this.progressTimer);
     this.progressTimer = null;
-    for (const job of this.jobs.values()) {
+    for (const job of this.book.all()) {
       if (job.control) Atomics.store(job.control, 0, JOB_STOP_SHUTDOWN);
       if (job.timer) clearTimeout(job.timer);
     }
@@ -239,12 +210,12 @@ export class JobManager {
     p: TenantPrincipal,
     req: SubmitRequest,
   ): Promise<{ job: JobView; deduplicated: boolean; warnings: Violation[] }> {
-    await this.kernel.pass();
-    this.kernel.requireSpace();
-    const tenant = this.kernel.tenantOf(p);
-    const quota = this.kernel.quotaOf(tenant);
+    await this.kernel.durability.waitForCheckpoint();
+    this.kernel.durability.requireSpace();
+    const tenant = this.kernel.principals.tenantOf(p);
+    const quota = this.kernel.principals.quotaOf(tenant);
     // Checked now, taken once the job is decided: a refused submission costs no token.
-    this.kernel.checkRate(p, 'jobs', 1);
+    this.kernel.principals.checkRate(p, 'jobs', 1);
     const format = checkFormat(req.format);
     checkShots(req.shots, quota);
     if (req.seed !== '' && !isUint64(req.seed)) {
@@ -266,8 +237,8 @@ export class JobManager {
     ) {
       throw invalid('shot_outcomes_max', `must be 0 ..= ${SHOT_OUTCOMES_KEPT_MAX}`);
     }
-    const bindings = this.decodeBindings(p, req.bindings, req.shots);
-    const requestHash = this.kernel.ports.crypto.sha256Hex(
+    const bindings = this.programs.decodeBindings(p, req.bindings, req.shots);
+    const requestHash = this.ports.crypto.sha256Hex(
       JSON.stringify([
         format,
         req.source,
@@ -278,15 +249,13 @@ export class JobManager {
         req.strict,
       ]),
     );
-    const idemKey = `${tenant.id}\u0000${req.idempotencyKey}`;
     if (req.idempotencyKey !== '') {
-      const existing = this.idempotency.get(idemKey);
-      if (existing !== undefined) {
-        const job = this.jobs.get(existing)!;
+      const job = this.book.byIdempotencyKey(tenant.id, req.idempotencyKey);
+      if (job !== undefined) {
         if (job.rec.requestHash !== requestHash) {
           throw new KernelError(
             'ALREADY_EXISTS',
-            `idempotency_key: already used for job ${existing} with a different request`,
+            `idempotency_key: already used for job ${job.rec.id} with a different request`,
             'idempotency_key',
           );
         }
@@ -294,7 +263,7 @@ export class JobManager {
         return { job: this.view(job), deduplicated: true, warnings: [] };
       }
     }
-    const { compiled, estimate, warnings } = await this.compileChecked(
+    const { compiled, estimate, warnings } = await this.programs.compileChecked(
       p,
       format,
       req.source,
@@ -313,11 +282,11 @@ export class JobManager {
         'jobs_queued_max',
       );
     }
-    this.kernel.takeRate(p, 'jobs', 1);
+    this.kernel.principals.takeRate(p, 'jobs', 1);
     // Decided: from here nothing can fail.
-    const now = this.kernel.ports.clock.nowMs();
+    const now = this.ports.clock.nowMs();
     const rec: JobRecord = {
-      id: this.kernel.ports.crypto.id(),
+      id: this.ports.crypto.id(),
       seq: ++this.seq,
       tenantId: tenant.id,
       keyId: p.keyId,
@@ -344,9 +313,9 @@ export class JobManager {
       cost: 1 + compiled.work / JOB_COST_UNIT_AMPLITUDES,
     };
     const job = liveJob(rec, compiled);
-    this.index(job);
+    this.book.add(job);
     this.enqueue(job);
-    const event = this.kernel.audit(p, 'SubmitJob', rec.id, {
+    const event = auditEvent(p, 'SubmitJob', rec.id, {
       format,
       shots: rec.shots,
       nodes: estimate.nodes,
@@ -355,7 +324,7 @@ export class JobManager {
     // The QUEUED record and whatever the dispatch it triggers decides (a tiny job runs at once)
     // share one transaction: one sync for a submission that also finishes.
     await this.batched(() => {
-      this.kernel.background(this.commitJob(job, [this.put(rec)], [event]));
+      this.kernel.durability.background(this.commitJob(job, [this.put(rec)], [event]));
       this.pump();
     });
     return { job: this.view(job), deduplicated: false, warnings };
@@ -373,193 +342,11 @@ export class JobManager {
     bindings: { name: string; handle: string }[],
     strict: boolean,
   ): { violations: Violation[]; estimate: JobEstimate | null } {
-    const tenant = this.kernel.tenantOf(p);
-    const quota = this.kernel.quotaOf(tenant);
-    const f = checkFormat(format);
-    checkShots(shots, quota);
-    const bound = this.decodeBindings(p, bindings, shots);
-    const r = this.compile(
-      f,
-      source,
-      shots,
-      roleLimited(quota, p),
-      tenant.tier,
-      bound,
-      strict,
-      tenant.id,
-    );
-    return { violations: r.violations, estimate: r.estimate };
-  }
-
-  private compile(
-    format: ProgramFormat,
-    source: string,
-    shots: number,
-    quota: Quota,
-    tier: keyof typeof TIER_DEFAULTS,
-    bindings: Binding[],
-    strict: boolean,
-    tenantId: string,
-  ): { compiled: Compiled | null; violations: Violation[]; estimate: JobEstimate | null } {
-    if (Buffer.byteLength(source, 'utf8') > PROGRAM_SOURCE_BYTES_MAX) {
-      throw invalid('program.source', `longer than ${PROGRAM_SOURCE_BYTES_MAX} bytes`);
-    }
-    const parsed = parseProgram(format, source, bindings);
-    if (parsed.program === null)
-      return { compiled: null, violations: parsed.violations, estimate: null };
-    const program = parsed.program;
-    bindings.forEach((b, i) => {
-      if (!program.qubits.includes(b.name)) {
-        throw invalid(
-          `bindings[${i}].name`,
-          `${JSON.stringify(b.name)} is not a qubit of the program`,
-        );
-      }
-      if (program.nodes.some((n) => n.op === 'FREE_LQ' && n.qubits.includes(b.name))) {
-        throw invalid(
-          `bindings[${i}].name`,
-          `the program frees bound qubit ${JSON.stringify(b.name)}; a job cannot release a session qubit (ReleaseQubits does)`,
-        );
-      }
-    });
-    const own = bindings.filter((b) => b.channel === undefined);
-    const caps = own.length > 0 ? this.boundCaps(own) : TIER_DEFAULTS[tier].caps;
-    const foreign = new Map(
-      bindings.flatMap((b) =>
-        b.channel === undefined
-          ? []
-          : [[b.name, { tenant: b.owner!, channel: b.channel }] as const],
-      ),
-    );
-    const verified = verifyProgram(program, {
-      caps,
-      strict,
-      limits: {
-        nodesMax: quota.programNodesMax,
-        qubitsLiveMax: quota.qubitsLiveMax,
-        qubitsPerClusterMax: Math.min(quota.qubitsPerClusterMax, QUBITS_PER_CLUSTER_MAX),
-        physicalQubitsMax: PHYSICAL_QUBITS_PER_JOB_MAX,
-        stateBytesMax: quota.stateBytesMax,
-      },
-      bound: bindings.map((b) => b.name),
-      firewall: {
-        tenant: tenantId,
-        foreign,
-        decide: (tenants, preferred) => this.kernel.firewallDecision(tenants, preferred),
-      },
-    });
-    const violations = mergeViolations(parsed.violations, verified.violations);
-    const valid = !violations.some((v) => v.severity === 'error');
-    const estimate: JobEstimate = {
-      ...verified.estimate,
-      sampling: valid ? this.runner.samplingMode(program) : '',
-    };
-    const work = valid ? this.runner.workEstimate(program, shots) : 0;
-    return {
-      compiled: { program, registers: parsed.registers, work, channelUses: verified.channelUses },
-      violations,
-      estimate,
-    };
-  }
-
-  /** Compiles and throws every violation; a firewall refusal (rule 9) is audited first. */
-  private async compileChecked(
-    p: TenantPrincipal,
-    format: ProgramFormat,
-    source: string,
-    shots: number,
-    quota: Quota,
-    tier: keyof typeof TIER_DEFAULTS,
-    bindings: Binding[],
-    strict: boolean,
-    tenantId: string,
-  ): Promise<{ compiled: Compiled; estimate: JobEstimate; warnings: Violation[] }> {
-    const r = this.compile(format, source, shots, quota, tier, bindings, strict, tenantId);
-    const errors = r.violations.filter((v) => v.severity === 'error');
-    const firewall = errors.find((v) => v.rule === 9 && v.code !== undefined);
-    if (firewall) {
-      const err = new KernelError(
-        firewall.code as ErrorCode,
-        `${firewall.node}: ${firewall.message}`,
-        'program',
-      );
-      await this.kernel.auditFirewallRefusal(p, 'SubmitJob', err);
-    }
-    if (r.compiled === null || r.estimate === null || errors.length > 0) {
-      const shown = errors.length > 0 ? errors : r.violations;
-      const first = shown[0];
-      throw new KernelError(
-        'PROGRAM_INVALID',
-        `program: ${shown.length} violation(s)${first ? `; first: ${describe(first)}` : ''}`,
-        'program',
-        shown.map((v) => ({
-          field: v.node === '' ? v.field : `${v.node}: ${v.field}`,
-          description: describe(v),
-          reason: v.rule === 0 ? 'QASM_SYNTAX' : `QVM_RULE_${v.rule}`,
-        })),
-      );
-    }
-    return {
-      compiled: r.compiled,
-      estimate: r.estimate,
-      warnings: r.violations.filter((v) => v.severity === 'warning'),
-    };
-  }
-
-  /** Bindings name the caller's session qubits by handle; they force a single shot. */
-  private decodeBindings(
-    p: TenantPrincipal,
-    bindings: { name: string; handle: string }[],
-    shots: number,
-  ): Binding[] {
-    if (bindings.length === 0) return [];
-    if (shots !== 1) {
-      throw invalid(
-        'shots',
-        'must be 1 for a job with bindings: it acts on your persistent qubits, whose state cannot be copied (no-cloning), so it can run only once',
-      );
-    }
-    const names = new Set<string>();
-    const ids = new Set<string>();
-    return bindings.map((b, i) => {
-      if (names.has(b.name))
-        throw invalid(`bindings[${i}].name`, `${JSON.stringify(b.name)} is bound twice`);
-      names.add(b.name);
-      const field = `bindings[${i}].qubit_handle`;
-      const c = this.kernel.verifyHandle(p, b.handle, field, null, 0);
-      // Another tenant's qubit shared through a channel: its program uses are rule 9's to check.
-      const shared = c.kind === 'SHARED_VQ';
-      if (!shared && c.kind !== 'VQ')
-        throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a VQ handle`, field);
-      const need = shared ? RIGHTS.RIGHT_LINK : RIGHTS.RIGHT_COMPUTE | RIGHTS.RIGHT_MEASURE;
-      if ((c.rights & need) !== need)
-        throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
-      if (ids.has(c.resourceId)) throw invalid(field, 'the same qubit is bound twice');
-      ids.add(c.resourceId);
-      return shared
-        ? {
-            name: b.name,
-            qubitId: c.resourceId,
-            channel: c.sessionId,
-            owner: this.kernel.sharedOwner(c),
-          }
-        : { name: b.name, qubitId: c.resourceId };
-    });
-  }
-
-  /** The caps of a bound job: those every bound qubit's session holds. */
-  private boundCaps(bindings: { qubitId: string }[]): string[] {
-    let caps: string[] | null = null;
-    for (const b of bindings) {
-      const q = this.kernel.qubits.get(b.qubitId)!;
-      const held = this.kernel.sessions.get(q.sessionId)?.caps ?? [];
-      caps = caps === null ? [...held] : caps.filter((c) => held.includes(c as never));
-    }
-    return caps ?? [];
+    return this.programs.validate(p, format, source, shots, bindings, strict);
   }
 
   private newSeed(): string {
-    const b = this.kernel.ports.crypto.secret();
+    const b = this.ports.crypto.secret();
     return b.readBigUInt64BE(0).toString();
   }
 
@@ -567,22 +354,9 @@ export class JobManager {
 
   /** @throws NOT_FOUND (also for another tenant's job) */
   async get(p: TenantPrincipal, jobId: string, field = 'job_id'): Promise<JobView> {
-    const job = this.own(p, jobId, field);
+    const job = this.book.own(p.tenantId, jobId, field);
     await job.pending;
     return this.view(job);
-  }
-
-  private own(p: TenantPrincipal, jobId: string, field: string): LiveJob {
-    if (jobId === '') throw invalid(field, 'is required');
-    const job = this.jobs.get(jobId);
-    if (!job || job.rec.tenantId !== p.tenantId) {
-      throw new KernelError(
-        'NOT_FOUND',
-        `${field}: no job ${JSON.stringify(jobId.slice(0, 64))}`,
-        field,
-      );
-    }
-    return job;
   }
 
   /**
@@ -609,11 +383,11 @@ export class JobManager {
       below = Number(f.pageToken);
     }
     const size = f.pageSize === 0 ? LIST_PAGE_SIZE_DEFAULT : f.pageSize;
-    const ids = this.byTenant.get(p.tenantId) ?? [];
+    const jobs = this.book.of(p.tenantId);
     const out: JobView[] = [];
     let next = '';
-    for (let i = ids.length - 1; i >= 0; i--) {
-      const rec = this.jobs.get(ids[i]!)!.shown;
+    for (let i = jobs.length - 1; i >= 0; i--) {
+      const rec = jobs[i]!.shown;
       if (rec.seq >= below) continue;
       if (states.size > 0 && !states.has(rec.state)) continue;
       if (f.after > 0 && rec.submittedAtMs < f.after) continue;
@@ -622,7 +396,7 @@ export class JobManager {
         next = String(out[out.length - 1]!.seq);
         break;
       }
-      out.push(this.view(this.jobs.get(rec.id)!));
+      out.push(this.view(jobs[i]!));
     }
     return { jobs: out, nextPageToken: next };
   }
@@ -632,7 +406,7 @@ export class JobManager {
     p: TenantPrincipal,
     jobId: string,
   ): Promise<{ job: JobView; result: JobResultRecord }> {
-    const job = this.own(p, jobId, 'job_id');
+    const job = this.book.own(p.tenantId, jobId, 'job_id');
     await job.pending;
     const shown = job.shown;
     if (shown.state !== 'DONE') {
@@ -642,9 +416,7 @@ export class JobManager {
         'job_id',
       );
     }
-    const result = this.kernel.ports.store.read('job_results', jobId) as
-      | JobResultRecord
-      | undefined;
+    const result = this.ports.results.read('job_results', jobId) as JobResultRecord | undefined;
     assert(result, `job ${jobId} is DONE without a stored result`);
     return { job: this.view(job), result };
   }
@@ -659,7 +431,7 @@ export class JobManager {
     jobId: string,
     listener: JobListener,
   ): Promise<{ current: JobView; unsubscribe: () => void }> {
-    const job = this.own(p, jobId, 'job_id');
+    const job = this.book.own(p.tenantId, jobId, 'job_id');
     await job.pending;
     const current = this.view(job);
     if (TERMINAL_STATES.has(job.shown.state)) return { current, unsubscribe: () => {} };
@@ -673,8 +445,8 @@ export class JobManager {
 
   /** @throws NOT_FOUND, JOB_FINISHED */
   async cancel(p: TenantPrincipal, jobId: string): Promise<JobView> {
-    await this.kernel.pass();
-    const job = this.own(p, jobId, 'job_id');
+    await this.kernel.durability.waitForCheckpoint();
+    const job = this.book.own(p.tenantId, jobId, 'job_id');
     await job.pending;
     const rec = job.rec;
     if (TERMINAL_STATES.has(rec.state)) {
@@ -685,14 +457,12 @@ export class JobManager {
       );
     }
     if (rec.state === 'CANCELLING') return this.view(job);
-    const actor = this.kernel.audit(p, 'CancelJob', rec.id).actor;
+    const actor = auditEvent(p, 'CancelJob', rec.id).actor;
     if (rec.state === 'QUEUED') {
       assert(this.queue.remove(rec.id));
       const records: StoreRecord[] = [];
       this.finish(job, 'CANCELLED', `cancelled by ${actor} while queued`, records);
-      await this.commitJob(job, records, [
-        this.kernel.audit(p, 'CancelJob', rec.id, { was: 'QUEUED' }),
-      ]);
+      await this.commitJob(job, records, [auditEvent(p, 'CancelJob', rec.id, { was: 'QUEUED' })]);
       this.pump();
       return this.view(job);
     }
@@ -710,7 +480,7 @@ export class JobManager {
     await this.commitJob(
       job,
       [this.put(rec)],
-      [this.kernel.audit(p, 'CancelJob', rec.id, { was: 'RUNNING' })],
+      [auditEvent(p, 'CancelJob', rec.id, { was: 'RUNNING' })],
     );
     if (job.control !== null && rec.state === 'CANCELLING')
       Atomics.store(job.control, 0, JOB_STOP_CANCEL);
@@ -720,7 +490,7 @@ export class JobManager {
   // ---------------------------------------------------------------- dispatch
 
   private enqueue(job: LiveJob): void {
-    this.lastActiveMs.set(job.rec.tenantId, this.kernel.ports.clock.nowMs());
+    this.lastActiveMs.set(job.rec.tenantId, this.ports.clock.nowMs());
     this.queue.enqueue(
       job.rec.id,
       job.rec.tenantId,
@@ -731,7 +501,7 @@ export class JobManager {
   }
 
   private weightOf(tenantId: string): number {
-    return this.kernel.weightOf(tenantId);
+    return this.kernel.principals.weightOf(tenantId);
   }
 
   private ownerOf(rec: JobRecord): PoolOwner {
@@ -767,7 +537,7 @@ export class JobManager {
       for (;;) {
         const next = this.queue.next((e) => this.eligible(e.jobId, e.tenantId));
         if (next === null) break;
-        this.start(this.jobs.get(next.jobId)!);
+        this.start(this.book.get(next.jobId)!);
       }
     } finally {
       this.pumping = false;
@@ -775,18 +545,15 @@ export class JobManager {
   }
 
   private eligible(jobId: string, tenantId: string): boolean {
-    const tenant = this.kernel.tenants.get(tenantId);
+    const tenant = this.kernel.principals.tenant(tenantId);
     if (!tenant) return false;
     const running = this.runningByTenant.get(tenantId) ?? 0;
-    if (running >= this.kernel.quotaOf(tenant).jobsRunningMax) return false;
-    const job = this.jobs.get(jobId)!;
+    if (running >= this.kernel.principals.quotaOf(tenant).jobsRunningMax) return false;
+    const job = this.book.get(jobId)!;
     // A bound job runs as one plan on its qubits' cluster, not in a job slot of the pool.
     if (job.rec.bindings.length > 0 || this.isInline(job)) return true;
     if (this.poolBusy >= this.runner.slots) return false;
-    if (
-      (this.poolByTenant.get(tenantId) ?? 0) <
-      this.poolShare(tenantId, this.kernel.ports.clock.nowMs())
-    )
+    if ((this.poolByTenant.get(tenantId) ?? 0) < this.poolShare(tenantId, this.ports.clock.nowMs()))
       return true;
     // Held back for another active tenant: look again once that tenant's grace may have passed,
     // so a slot is not left idle for a tenant that went away.
@@ -809,7 +576,7 @@ export class JobManager {
 
   private start(job: LiveJob): void {
     const rec = job.rec;
-    const now = this.kernel.ports.clock.nowMs();
+    const now = this.ports.clock.nowMs();
     rec.state = 'RUNNING';
     rec.reason = '';
     rec.startedAtMs = now;
@@ -821,7 +588,7 @@ export class JobManager {
       seed: rec.seed,
       shotOutcomesMax: rec.shotOutcomesMax,
     };
-    const startedEvent = this.kernel.audit('kernel', 'JobStarted', rec.id, {
+    const startedEvent = auditEvent('kernel', 'JobStarted', rec.id, {
       attempt: rec.attempts,
     });
     if (rec.bindings.length > 0) {
@@ -835,21 +602,21 @@ export class JobManager {
       const records: StoreRecord[] = [this.put(rec)];
       const running = { ...rec };
       const audit = [startedEvent, ...this.complete(job, inline, records)];
-      this.kernel.background(this.commitJob(job, records, audit, running));
+      this.kernel.durability.background(this.commitJob(job, records, audit, running));
       return;
     }
     this.poolBusy++;
     this.poolByTenant.set(rec.tenantId, (this.poolByTenant.get(rec.tenantId) ?? 0) + 1);
-    this.lastActiveMs.set(rec.tenantId, this.kernel.ports.clock.nowMs());
+    this.lastActiveMs.set(rec.tenantId, this.ports.clock.nowMs());
     const control = this.runner.newControl();
     job.control = control;
-    const quota = this.kernel.quotaOf(this.kernel.tenants.get(rec.tenantId)!);
+    const quota = this.kernel.principals.quotaOf(this.kernel.principals.tenant(rec.tenantId)!);
     const limitS = quota.jobRuntimeSecondsMax;
     job.timer = setTimeout(() => Atomics.store(control, 0, JOB_STOP_RUNTIME), limitS * 1000);
     job.timer.unref?.();
     const durableRunning = this.commitJob(job, [this.put(rec)], [startedEvent]);
     // Awaited once the run ends; meanwhile its failure (a failed write) is the kernel's divergence.
-    this.kernel.background(durableRunning);
+    this.kernel.durability.background(durableRunning);
     this.startProgressTimer();
     const ran = this.runner
       .run({ ...runReq, control }, this.ownerOf(rec))
@@ -864,7 +631,7 @@ export class JobManager {
         const left = (this.poolByTenant.get(rec.tenantId) ?? 1) - 1;
         if (left === 0) this.poolByTenant.delete(rec.tenantId);
         else this.poolByTenant.set(rec.tenantId, left);
-        this.lastActiveMs.set(rec.tenantId, this.kernel.ports.clock.nowMs());
+        this.lastActiveMs.set(rec.tenantId, this.ports.clock.nowMs());
         if (job.timer) clearTimeout(job.timer);
         job.timer = null;
         if (!(out instanceof Error) && out.stopped === JOB_STOP_SHUTDOWN) return; // re-runs after restart
@@ -877,7 +644,7 @@ export class JobManager {
         await this.commitJob(job, records, audit);
         this.pump();
       });
-    this.kernel.background(ran);
+    this.kernel.durability.background(ran);
   }
 
   /**
@@ -889,11 +656,13 @@ export class JobManager {
   private startBound(job: LiveJob, startedEvent: AuditEvent): void {
     const rec = job.rec;
     const program = job.compiled!.program;
-    this.kernel.background(this.commitJob(job, [this.put(rec)], [startedEvent]));
+    this.kernel.durability.background(this.commitJob(job, [this.put(rec)], [startedEvent]));
     const failWith = (reason: string) => {
       const records: StoreRecord[] = [];
       const audit = this.fail(job, reason, records);
-      this.kernel.background(this.commitJob(job, records, audit).then(() => this.pump()));
+      this.kernel.durability.background(
+        this.commitJob(job, records, audit).then(() => this.pump()),
+      );
     };
     const decideAndRun = () => {
       let decided: { plan: ExecPlan; channels: ChannelUse[] };
@@ -903,7 +672,7 @@ export class JobManager {
             b.channel === undefined ? [] : [[b.qubitId, b.channel] as const],
           ),
         );
-        decided = this.kernel.decideBoundJob(
+        decided = this.kernel.boundJobs.decide(
           rec.tenantId,
           {
             program,
@@ -915,12 +684,14 @@ export class JobManager {
         );
       } catch (err) {
         if (!(err instanceof KernelError)) throw err; // a bug: `background` reports it
-        this.kernel.background(this.kernel.auditFirewallRefusal('kernel', 'RunBoundJob', err));
+        this.kernel.durability.background(
+          this.kernel.firewall.auditRefusal('kernel', 'RunBoundJob', err),
+        );
         failWith(`could not run on the bound qubits: ${err.message}`);
         return;
       }
-      return this.kernel
-        .invokeBoundJob(
+      return this.kernel.boundJobs
+        .invoke(
           rec.id,
           decided.plan,
           decided.channels,
@@ -937,7 +708,9 @@ export class JobManager {
           },
         );
     };
-    this.kernel.background(this.kernel.pass().then(decideAndRun));
+    this.kernel.durability.background(
+      this.kernel.durability.waitForCheckpoint().then(decideAndRun),
+    );
   }
 
   /** Decides a finished run's terminal state; returns the audit records to commit with `records`. */
@@ -951,11 +724,11 @@ export class JobManager {
         `cancelled by ${job.cancelActor || 'the tenant'} after ${out.shotsDone} of ${rec.shots} shots`,
         records,
       );
-      return [this.kernel.audit('kernel', 'JobCancelled', rec.id, { shots_done: out.shotsDone })];
+      return [auditEvent('kernel', 'JobCancelled', rec.id, { shots_done: out.shotsDone })];
     }
     if (out.stopped === JOB_STOP_RUNTIME) {
-      const limit = this.kernel.quotaOf(
-        this.kernel.tenants.get(rec.tenantId)!,
+      const limit = this.kernel.principals.quotaOf(
+        this.kernel.principals.tenant(rec.tenantId)!,
       ).jobRuntimeSecondsMax;
       return this.fail(
         job,
@@ -964,11 +737,11 @@ export class JobManager {
       );
     }
     assert(out.stopped === 0, `unknown stop flag ${out.stopped}`);
-    const now = this.kernel.ports.clock.nowMs();
+    const now = this.ports.clock.nowMs();
     const result: JobResultRecord = {
       counts: spaceKeys(out.counts, job.compiled!.registers),
       keyEvents: keyEvents(job.compiled!),
-      bitOrder: rec.format === 'qasm' ? QASM_BIT_ORDER : COUNTS_ORDER,
+      bitOrder: bitOrderOf(rec.format),
       shotOutcomes: out.shotOutcomes.map((s) => spaceKey(s, job.compiled!.registers)),
       sampling: out.mode,
       engine: this.runner.engine,
@@ -978,12 +751,12 @@ export class JobManager {
     };
     records.push({ op: 'put', db: 'job_results', key: rec.id, value: result, owner: rec.tenantId });
     this.finish(job, 'DONE', '', records);
-    return [this.kernel.audit('kernel', 'JobDone', rec.id, { shots: rec.shots, mode: out.mode })];
+    return [auditEvent('kernel', 'JobDone', rec.id, { shots: rec.shots, mode: out.mode })];
   }
 
   private fail(job: LiveJob, reason: string, records: StoreRecord[]) {
     this.finish(job, 'FAILED', reason, records);
-    return [this.kernel.audit('kernel', 'JobFailed', job.rec.id, { reason })];
+    return [auditEvent('kernel', 'JobFailed', job.rec.id, { reason })];
   }
 
   /** Moves a job to a terminal state (records appended; the caller commits then announces). */
@@ -997,16 +770,12 @@ export class JobManager {
     }
     rec.state = state;
     rec.reason = reason;
-    rec.finishedAtMs = this.kernel.ports.clock.nowMs();
+    rec.finishedAtMs = this.ports.clock.nowMs();
     if (state === 'DONE') rec.shotsDone = rec.shots;
     rec.source = '';
     job.compiled = null;
     records.push(this.put(rec));
-    const finished = setOf(this.finishedByTenant, rec.tenantId);
-    finished.push(rec.id);
-    while (finished.length > JOBS_RETAINED_PER_TENANT_MAX) {
-      const old = finished.shift()!;
-      this.forget(old);
+    for (const old of this.book.ended(rec)) {
       records.push({ op: 'del', db: 'jobs', key: old }, { op: 'del', db: 'job_results', key: old });
     }
   }
@@ -1048,7 +817,7 @@ export class JobManager {
       b.after.push(show);
       done = b.done;
     } else {
-      done = this.kernel.commitEffects(records, audit, oplog).then(show);
+      done = this.kernel.durability.commitEffects(records, audit, oplog).then(show);
     }
     job.pending = done;
     return done;
@@ -1070,7 +839,7 @@ export class JobManager {
     } finally {
       this.batch = null;
     }
-    this.kernel.commitEffects(b.records, b.audit, b.oplog).then(() => {
+    this.kernel.durability.commitEffects(b.records, b.audit, b.oplog).then(() => {
       for (const show of b.after) show();
       settle.resolve();
     }, settle.reject);
@@ -1093,7 +862,7 @@ export class JobManager {
     if (this.progressTimer !== null || this.stopped) return;
     this.progressTimer = setInterval(() => {
       let watched = 0;
-      for (const job of this.jobs.values()) {
+      for (const job of this.book.all()) {
         if (job.watchers.size === 0) continue;
         watched++;
         if (job.shown.state !== 'QUEUED' && job.shown.state !== 'RUNNING') continue;
@@ -1109,26 +878,6 @@ export class JobManager {
   }
 
   // ---------------------------------------------------------------- bookkeeping
-
-  private index(job: LiveJob): void {
-    const rec = job.rec;
-    this.jobs.set(rec.id, job);
-    setOf(this.byTenant, rec.tenantId).push(rec.id);
-    if (rec.idempotencyKey !== '')
-      this.idempotency.set(`${rec.tenantId}\u0000${rec.idempotencyKey}`, rec.id);
-    if (TERMINAL_STATES.has(rec.state)) setOf(this.finishedByTenant, rec.tenantId).push(rec.id);
-  }
-
-  private forget(jobId: string): void {
-    const job = this.jobs.get(jobId);
-    if (!job) return;
-    const rec = job.rec;
-    this.jobs.delete(jobId);
-    const ids = this.byTenant.get(rec.tenantId)!;
-    ids.splice(ids.indexOf(jobId), 1);
-    if (rec.idempotencyKey !== '')
-      this.idempotency.delete(`${rec.tenantId}\u0000${rec.idempotencyKey}`);
-  }
 
   private queuedOf(tenantId: string): number {
     return this.queue.sizeOf(tenantId);
@@ -1150,7 +899,7 @@ export class JobManager {
   /** Counts by state (status and tests). */
   stats(): Record<JobState, number> & { poolBusy: number } {
     const out = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
-    for (const j of this.jobs.values()) out[j.rec.state]++;
+    for (const j of this.book.all()) out[j.rec.state]++;
     return { ...out, poolBusy: this.poolBusy };
   }
 }
@@ -1162,151 +911,8 @@ export class JobManager {
  * allocates every qubit at the start and frees it at the end implicitly; a `bound` qubit is
  * already live and stays the session's, so its implicit allocation and release are left out.
  */
-export function parseProgram(
-  format: ProgramFormat,
-  source: string,
-  bound: readonly { name: string }[] = [],
-): {
-  program: Program | null;
-  violations: Violation[];
-  registers: { name: string; size: number }[] | null;
-} {
-  if (format === 'qasm') {
-    const r = parseQasm(source);
-    const program =
-      r.program && bound.length > 0 ? withoutImplicitLifetime(r.program, bound) : r.program;
-    return { program, violations: r.violations, registers: r.registers };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(source);
-  } catch (err) {
-    return {
-      program: null,
-      registers: null,
-      violations: [
-        {
-          node: '',
-          field: 'program.source',
-          rule: 1,
-          message: `not valid JSON: ${(err as Error).message}`,
-          severity: 'error',
-        },
-      ],
-    };
-  }
-  const r = parseQvm(json);
-  return { program: r.program, violations: r.violations, registers: null };
-}
-
-function withoutImplicitLifetime(p: Program, bound: readonly { name: string }[]): Program {
-  const names = new Set(bound.map((b) => b.name));
-  const nodes: ProgramNode[] = [];
-  for (const node of p.nodes) {
-    if (node.op !== 'ALLOC_LQ' && node.op !== 'FREE_LQ') {
-      nodes.push(node);
-      continue;
-    }
-    const qubits = node.qubits.filter((q) => !names.has(q));
-    if (qubits.length === 0) continue;
-    const args = node.op === 'ALLOC_LQ' ? { ...node.args, n: qubits.length } : node.args;
-    nodes.push({ ...node, qubits, args });
-  }
-  return { ...p, nodes };
-}
-
-/** The quota a program is verified against: the tenant's, narrowed by the key's role. */
-function roleLimited(quota: Quota, p: TenantPrincipal): Quota {
-  const max = roleQubitsMax(p.roles);
-  return {
-    ...quota,
-    qubitsLiveMax: Math.min(quota.qubitsLiveMax, max),
-    qubitsPerClusterMax: Math.min(quota.qubitsPerClusterMax, max),
-  };
-}
-
-function checkFormat(format: string): ProgramFormat {
-  if (format === 'QVM_JSON') return 'qvm';
-  if (format === 'OPENQASM2') return 'qasm';
-  throw invalid('program.format', 'must be PROGRAM_FORMAT_QVM_JSON or PROGRAM_FORMAT_OPENQASM2');
-}
-
-function checkShots(shots: number, quota: Quota): void {
-  if (!Number.isInteger(shots) || shots < 1) throw invalid('shots', 'must be at least 1');
-  if (shots > quota.shotsPerJobMax) {
-    throw new KernelError(
-      'QUOTA_EXCEEDED',
-      `shots_per_job_max: ${shots} shots > ${quota.shotsPerJobMax}`,
-      'shots_per_job_max',
-    );
-  }
-}
-
-function isUint64(s: string): boolean {
-  return SEED_PATTERN.test(s) && BigInt(s) <= SEED_MAX;
-}
-
-function describe(v: Violation): string {
-  const where = [v.node, v.field].filter((x) => x !== '').join(' ');
-  const code = v.code === undefined ? '' : `${v.code}: `;
-  return `${where ? `${where}: ` : ''}${code}${v.message}${v.rule > 0 ? ` (rule ${v.rule})` : ''}`;
-}
-
 function progressKey(v: JobView): string {
   return `${v.state}/${v.queuePosition}/${v.shotsDone}`;
-}
-
-/** Inserts the spaces between OpenQASM registers into a key (QVM keys have none). */
-function spaceKey(key: string, registers: { size: number }[] | null): string {
-  if (registers === null || registers.length < 2) return key;
-  const parts: string[] = [];
-  let at = 0;
-  for (const r of registers) {
-    parts.push(key.slice(at, at + r.size));
-    at += r.size;
-  }
-  return parts.join(' ');
-}
-
-function spaceKeys(
-  counts: Record<string, number>,
-  registers: { size: number }[] | null,
-): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, n] of Object.entries(counts)) out[spaceKey(k, registers)] = n;
-  return out;
-}
-
-/** The name behind each key character: events in key order (a 1-event MEASURE_BELL takes two). */
-function keyEvents(c: Compiled): string[] {
-  const widths = new Map<string, number>();
-  for (const node of c.program.nodes) {
-    if (node.op === 'MEASURE_BELL' && node.produces.length === 1) widths.set(node.produces[0]!, 2);
-  }
-  return c.program.events.flatMap((e) => (widths.get(e) === 2 ? [`${e}.m0`, `${e}.m1`] : [e]));
-}
-
-function liveJob(rec: JobRecord, compiled: Compiled | null): LiveJob {
-  return {
-    rec,
-    shown: { ...rec },
-    pending: Promise.resolve(),
-    compiled,
-    control: null,
-    timer: null,
-    cancelActor: '',
-    watchers: new Set(),
-    lastSent: '',
-  };
-}
-
-function setOf<K, V>(m: Map<K, V[]>, k: K): V[] {
-  let s = m.get(k);
-  if (!s) {
-    s = [];
-    m.set(k, s);
-  }
-  return s;
 }
 
 export type { Actor };

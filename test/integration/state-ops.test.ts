@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 /**
  * The operator's actions on the whole state, through qmkctl and the real daemon: `audit verify`
  * re-hashes the chain, `backup` makes a hot copy that a daemon serves as it was, and
  * `master-key rotate` rewraps the keys so that a restart with the new key serves everything
  * (and the old key opens nothing).
  */
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';

@@ -8,12 +8,12 @@ import { kernelWithTenant } from '../support/fakes.js';
 
 test('release: each qubit deletion commits with its ReleaseQubit audit record and op-log entry', async () => {
   const { kernel, principal, session, store } = await kernelWithTenant('pro');
-  const qs = await kernel.allocateQubits(principal, session, 3, '');
-  await kernel.applyGates(principal, [
+  const qs = await kernel.sessions.allocate(principal, session, 3, '');
+  await kernel.interactive.apply(principal, [
     { kind: 'CNOT', qubits: [qs[0]!.handle, qs[1]!.handle], theta: 0 },
   ]);
   store.commits.length = 0;
-  await kernel.releaseQubits(
+  await kernel.sessions.release(
     principal,
     qs.map((q) => q.handle),
   );
@@ -34,11 +34,11 @@ test('release: each qubit deletion commits with its ReleaseQubit audit record an
 
 test('close session: session deletion and its audit record in one commit; sweep audits as the kernel', async () => {
   const { kernel, principal, store, clock } = await kernelWithTenant('pro');
-  const { handle } = await kernel.openSession(principal, [], 60);
-  await kernel.allocateQubits(principal, handle, 2, '');
+  const { handle } = await kernel.sessions.open(principal, [], 60);
+  await kernel.sessions.allocate(principal, handle, 2, '');
   store.commits.length = 0;
   clock.now += 61_000;
-  assert.is(await kernel.sweepExpiredSessions(), 1);
+  assert.is(await kernel.sessions.sweepExpired(), 1);
   const sessionCommit = store.commits.find((c) => c.records.some((r) => r.db === 'sessions'));
   assert.ok(sessionCommit);
   assert.equal(
@@ -52,9 +52,9 @@ test('close session: session deletion and its audit record in one commit; sweep 
 
 test('gates: each plan commits its op-log entry with its audit record', async () => {
   const { kernel, principal, session, store } = await kernelWithTenant('pro');
-  const qs = await kernel.allocateQubits(principal, session, 4, '');
+  const qs = await kernel.sessions.allocate(principal, session, 4, '');
   store.commits.length = 0;
-  await kernel.applyGates(principal, [
+  await kernel.interactive.apply(principal, [
     { kind: 'H', qubits: [qs[0]!.handle], theta: 0 },
     { kind: 'H', qubits: [qs[1]!.handle], theta: 0 },
   ]);

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClusterGraph } from '../../src/kernel/clusters.js';
 import type { GateName } from '../../src/kernel/gate-set.js';
-import { groupByConnectivity, splitAfter } from '../../src/kernel/kernel.js';
+import { groupByConnectivity, splitAfter } from '../../src/kernel/interactive.js';
 import type { SimOp } from '../../src/kernel/ports.js';
 
 const g = (name: GateName, ...qubits: string[]): SimOp => ({ kind: 'gate', name, qubits });

@@ -24,40 +24,40 @@ async function refusedWith(p: Promise<unknown>, code: string): Promise<KernelErr
 
 test('open session: the write fails → STORAGE_FULL, no session left, the quota slot is free', async () => {
   const { kernel, principal, store, tenant } = await kernelWithTenant('pro');
-  const max = kernel.quotaOf(tenant).sessionsMax;
-  const before = kernel.sessions.size; // the fixture's session
+  const max = kernel.principals.quotaOf(tenant).sessionsMax;
+  const before = kernel.table.sessionCount; // the fixture's session
   store.failWith = full();
   for (let i = 0; i < max + 2; i++)
-    await refusedWith(kernel.openSession(principal, [], 0), 'STORAGE_FULL');
-  assert.is(kernel.sessions.size, before);
-  assert.is(kernel.usageOf(principal.tenantId).sessionsOpen, before);
+    await refusedWith(kernel.sessions.open(principal, [], 0), 'STORAGE_FULL');
+  assert.is(kernel.table.sessionCount, before);
+  assert.is(kernel.sessions.usageOf(principal.tenantId).sessionsOpen, before);
   store.failWith = null;
   // Every slot the failures would have taken is still there.
-  for (let i = before; i < max; i++) await kernel.openSession(principal, [], 0);
-  await refusedWith(kernel.openSession(principal, [], 0), 'QUOTA_EXCEEDED');
-  assert.not.ok(kernel.diverged);
+  for (let i = before; i < max; i++) await kernel.sessions.open(principal, [], 0);
+  await refusedWith(kernel.sessions.open(principal, [], 0), 'QUOTA_EXCEEDED');
+  assert.not.ok(kernel.durability.diverged);
 });
 
 test('channel request and revoke: the write fails → the channel is gone / keeps its state', async () => {
   const { kernel, admin, principal, store, clock } = await kernelWithTenant('pro');
   const peer = await admin.createTenant('peer', 'pro', 0, []);
-  const peerP = kernel.authenticate(peer.apiKey);
+  const peerP = kernel.principals.authenticate(peer.apiKey);
   const farFuture = clock.now + 3_600_000;
   store.failWith = full();
-  await refusedWith(kernel.requestChannel(principal, 'peer', 3, farFuture, 'x'), 'STORAGE_FULL');
+  await refusedWith(kernel.firewall.request(principal, 'peer', 3, farFuture, 'x'), 'STORAGE_FULL');
   assert.is(kernel.channels.countOf(principal.tenantId), 0);
   assert.is(kernel.channels.countOf(peerP.tenantId), 0);
   store.failWith = null;
-  const c = await kernel.requestChannel(principal, 'peer', 3, farFuture, 'x');
+  const c = await kernel.firewall.request(principal, 'peer', 3, farFuture, 'x');
   store.failWith = full();
-  await refusedWith(kernel.respondChannel(peerP, c.id, true, ''), 'STORAGE_FULL');
+  await refusedWith(kernel.firewall.respond(peerP, c.id, true, ''), 'STORAGE_FULL');
   assert.is(kernel.channels.get(c.id)!.status, 'pending');
   assert.is(kernel.channels.get(c.id)!.approvals.length, 1);
-  await refusedWith(kernel.revokeChannel(principal, c.id, 'no'), 'STORAGE_FULL');
+  await refusedWith(kernel.firewall.revoke(principal, c.id, 'no'), 'STORAGE_FULL');
   assert.is(kernel.channels.get(c.id)!.status, 'pending');
   assert.is(kernel.channels.get(c.id)!.endReason, '');
   store.failWith = null;
-  await kernel.respondChannel(peerP, c.id, true, '');
+  await kernel.firewall.respond(peerP, c.id, true, '');
   assert.is(kernel.channels.get(c.id)!.status, 'approved');
 });
 
@@ -65,15 +65,15 @@ test('operator: create tenant, update, create and revoke key fail → memory as 
   const { kernel, admin, store, tenant } = await kernelWithTenant('pro');
   store.failWith = full();
   await refusedWith(admin.createTenant('ghost', 'pro', 0, []), 'STORAGE_FULL');
-  assert.not.ok(kernel.tenantsByName.has('ghost'));
+  assert.not.ok(kernel.principals.tenantByName('ghost') !== undefined);
   await refusedWith(admin.suspend(tenant.id, 'x'), 'STORAGE_FULL');
-  assert.is(kernel.tenants.get(tenant.id)!.status, 'active');
+  assert.is(kernel.principals.tenant(tenant.id)!.status, 'active');
   const keys = admin.listKeys(tenant.id).length;
   await refusedWith(admin.createKey(tenant.id, [], 'ci'), 'STORAGE_FULL');
   assert.is(admin.listKeys(tenant.id).length, keys);
   const [key] = admin.listKeys(tenant.id);
   await refusedWith(admin.revokeKey(key!.keyId), 'STORAGE_FULL');
-  assert.not.ok(kernel.credentials.get(key!.keyId)!.revoked);
+  assert.not.ok(kernel.principals.credential(key!.keyId)!.revoked);
   store.failWith = null;
   assert.not.ok(
     store.commits.some((c) =>
@@ -84,29 +84,29 @@ test('operator: create tenant, update, create and revoke key fail → memory as 
   // A tenant without sessions: its deletion is record-only and is undone whole.
   store.failWith = full();
   await refusedWith(admin.delete('ghost'), 'STORAGE_FULL');
-  assert.ok(kernel.tenantsByName.has('ghost'));
-  assert.not.ok(kernel.credentials.get(ghost.credential.keyId)!.revoked);
-  assert.is(kernel.authenticate(ghost.apiKey).tenantId, ghost.tenant.id);
-  assert.not.ok(kernel.diverged);
+  assert.ok(kernel.principals.tenantByName('ghost') !== undefined);
+  assert.not.ok(kernel.principals.credential(ghost.credential.keyId)!.revoked);
+  assert.is(kernel.principals.authenticate(ghost.apiKey).tenantId, ghost.tenant.id);
+  assert.not.ok(kernel.durability.diverged);
 });
 
 test('gates: the write of simulator effects fails → diverged: told once, every decision refused', async () => {
   const { kernel, principal, session, store } = await kernelWithTenant('pro');
-  const qs = await kernel.allocateQubits(principal, session, 2, '');
+  const qs = await kernel.sessions.allocate(principal, session, 2, '');
   const told: Error[] = [];
-  kernel.onDiverged = (e) => told.push(e);
+  kernel.durability.onDiverged = (e) => told.push(e);
   store.failWith = full();
   await refusedWith(
-    kernel.applyGates(principal, [{ kind: 'H', qubits: [qs[0]!.handle], theta: 0 }]),
+    kernel.interactive.apply(principal, [{ kind: 'H', qubits: [qs[0]!.handle], theta: 0 }]),
     'STORAGE_FULL',
   );
-  assert.ok(kernel.diverged);
+  assert.ok(kernel.durability.diverged);
   assert.is(told.length, 1);
   store.failWith = null;
-  const err = await refusedWith(kernel.openSession(principal, [], 0), 'STORAGE_FAILED');
+  const err = await refusedWith(kernel.sessions.open(principal, [], 0), 'STORAGE_FAILED');
   assert.match(err.message, /restarting to reload the acknowledged state/);
   await refusedWith(
-    kernel.applyGates(principal, [{ kind: 'X', qubits: [qs[1]!.handle], theta: 0 }]),
+    kernel.interactive.apply(principal, [{ kind: 'X', qubits: [qs[1]!.handle], theta: 0 }]),
     'STORAGE_FAILED',
   );
   assert.is(told.length, 1);
@@ -114,31 +114,31 @@ test('gates: the write of simulator effects fails → diverged: told once, every
 
 test('watermark: below it → STORAGE_FULL for growth; release, close and usage still pass', async () => {
   const { kernel, principal, session, store } = await kernelWithTenant('pro');
-  const qs = await kernel.allocateQubits(principal, session, 2, '');
+  const qs = await kernel.sessions.allocate(principal, session, 2, '');
   store.low = { freeBytes: 1000, minBytes: 4096 };
   const commits = store.commits.length;
-  const err = await refusedWith(kernel.openSession(principal, [], 0), 'STORAGE_FULL');
+  const err = await refusedWith(kernel.sessions.open(principal, [], 0), 'STORAGE_FULL');
   assert.match(
     err.message,
     /^storage_free_min_bytes: 1000 bytes free .* below the watermark of 4096/,
   );
   assert.is(err.field, 'storage_free_min_bytes');
-  await refusedWith(kernel.allocateQubits(principal, session, 1, ''), 'STORAGE_FULL');
+  await refusedWith(kernel.sessions.allocate(principal, session, 1, ''), 'STORAGE_FULL');
   await refusedWith(
-    kernel.applyGates(principal, [{ kind: 'H', qubits: [qs[0]!.handle], theta: 0 }]),
+    kernel.interactive.apply(principal, [{ kind: 'H', qubits: [qs[0]!.handle], theta: 0 }]),
     'STORAGE_FULL',
   );
   await refusedWith(
-    kernel.measureQubits(principal, [{ qubit: qs[0]!.handle, basis: 'Z', angle: 0 }]),
+    kernel.interactive.measure(principal, [{ qubit: qs[0]!.handle, basis: 'Z', angle: 0 }]),
     'STORAGE_FULL',
   );
   assert.is(store.commits.length, commits, 'nothing refused was written');
-  assert.is(kernel.usageOf(principal.tenantId).qubitsLive, 2);
-  assert.is(await kernel.releaseQubits(principal, [qs[0]!.handle]), 1);
-  assert.is(await kernel.closeSession(principal, session), 1);
+  assert.is(kernel.sessions.usageOf(principal.tenantId).qubitsLive, 2);
+  assert.is(await kernel.sessions.release(principal, [qs[0]!.handle]), 1);
+  assert.is(await kernel.sessions.close(principal, session), 1);
   store.low = null;
-  await kernel.openSession(principal, [], 0);
-  assert.not.ok(kernel.diverged);
+  await kernel.sessions.open(principal, [], 0);
+  assert.not.ok(kernel.durability.diverged);
 });
 
 test.run();

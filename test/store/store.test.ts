@@ -1,10 +1,10 @@
-import { mkdirSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
 /**
  * The LMDB store on a real environment in a temporary directory: durable commits reload, the
  * schema version is enforced, a tampered audit record stops the store from opening, checkpoints
  * replace the op log they cover.
  */
+import { mkdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { open } from 'lmdb';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,9 +1,9 @@
-import { Admin } from '../../src/kernel/admin.js';
-import { Kernel } from '../../src/kernel/kernel.js';
 /**
  * In-memory ports for kernel unit tests (the kernel's decisions, not the daemon: integration tests
  * use the real store and pool). The fake simulator records plans and answers measurements with 0.
  */
+import { Admin } from '../../src/kernel/admin.js';
+import { Kernel } from '../../src/kernel/kernel.js';
 import type {
   AuditEvent,
   ExecPlan,
@@ -86,10 +86,10 @@ export async function kernelWithTenant(tier = 'pro') {
   const sim = new RecordingSim();
   const clock = new ManualClock();
   const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto });
-  const admin = new Admin(kernel);
+  const admin = new Admin(kernel, { clock, crypto, signer: keyring, store });
   const t = await admin.createTenant('tester', tier, 0, []);
-  const principal = kernel.authenticate(t.apiKey);
-  const { handle: session } = await kernel.openSession(principal, [], 0);
+  const principal = kernel.principals.authenticate(t.apiKey);
+  const { handle: session } = await kernel.sessions.open(principal, [], 0);
   return {
     kernel,
     admin,

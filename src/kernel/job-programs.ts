@@ -1,0 +1,385 @@
+/**
+ * A job's program, from the submitted text to what the scheduler and the runner need: format and
+ * shot checks, bindings of session qubits, parsing (QVM JSON or OpenQASM 2.0), verification
+ * against the tenant's quota and the firewall (every violation at once), the runner's work
+ * estimate, and how a result's keys are spelled. Layer: kernel. Decides nothing about queues or
+ * states: the job manager does.
+ */
+import { type ErrorCode, KernelError, invalid } from './errors.js';
+import { RIGHTS } from './handles.js';
+import type { Binding, JobEstimate, ProgramFormat } from './job-model.js';
+import type { Kernel } from './kernel.js';
+import {
+  PHYSICAL_QUBITS_PER_JOB_MAX,
+  PROGRAM_SOURCE_BYTES_MAX,
+  QUBITS_PER_CLUSTER_MAX,
+  SEED_MAX,
+  TIER_DEFAULTS,
+  roleQubitsMax,
+} from './limits.js';
+import type { Quota } from './model.js';
+import type { JobRunnerPort } from './ports.js';
+import type { TenantPrincipal } from './principals.js';
+import type { Program, ProgramNode, Violation } from './program/ir.js';
+import { parseQasm } from './program/qasm.js';
+import { COUNTS_ORDER, parseQvm } from './program/qvm.js';
+import { mergeViolations, verifyProgram } from './program/verify.js';
+
+const SEED_PATTERN = /^[0-9]{1,20}$/;
+export const QASM_BIT_ORDER =
+  "Qiskit's: classical registers separated by spaces, the last-declared register leftmost, " +
+  'the highest bit index leftmost within a register';
+
+/** The bit order a result's keys are in, as GetJobResult states it. */
+export function bitOrderOf(format: ProgramFormat): string {
+  return format === 'qasm' ? QASM_BIT_ORDER : COUNTS_ORDER;
+}
+
+export interface Compiled {
+  program: Program;
+  /** The runner's work estimate for the job's shots: cost, and inline routing. */
+  work: number;
+  /** Classical register sizes in key order (OpenQASM), for the spaces in result keys. */
+  registers: { name: string; size: number }[] | null;
+  /** Rule 9: channel uses the program's joins across tenants need. */
+  channelUses: Map<string, number>;
+}
+
+export class JobPrograms {
+  constructor(
+    private readonly k: Kernel,
+    private readonly runner: JobRunnerPort,
+  ) {}
+
+  /**
+   * Dry run: parses and verifies, never queues. Violations are returned, not thrown.
+   * @throws INVALID_ARGUMENT (format, shots, bindings), handle errors
+   */
+  validate(
+    p: TenantPrincipal,
+    format: string,
+    source: string,
+    shots: number,
+    bindings: { name: string; handle: string }[],
+    strict: boolean,
+  ): { violations: Violation[]; estimate: JobEstimate | null } {
+    const tenant = this.k.principals.tenantOf(p);
+    const quota = this.k.principals.quotaOf(tenant);
+    const f = checkFormat(format);
+    checkShots(shots, quota);
+    const bound = this.decodeBindings(p, bindings, shots);
+    const r = this.compile(
+      f,
+      source,
+      shots,
+      roleLimited(quota, p),
+      tenant.tier,
+      bound,
+      strict,
+      tenant.id,
+    );
+    return { violations: r.violations, estimate: r.estimate };
+  }
+
+  compile(
+    format: ProgramFormat,
+    source: string,
+    shots: number,
+    quota: Quota,
+    tier: keyof typeof TIER_DEFAULTS,
+    bindings: Binding[],
+    strict: boolean,
+    tenantId: string,
+  ): { compiled: Compiled | null; violations: Violation[]; estimate: JobEstimate | null } {
+    if (Buffer.byteLength(source, 'utf8') > PROGRAM_SOURCE_BYTES_MAX) {
+      throw invalid('program.source', `longer than ${PROGRAM_SOURCE_BYTES_MAX} bytes`);
+    }
+    const parsed = parseProgram(format, source, bindings);
+    if (parsed.program === null)
+      return { compiled: null, violations: parsed.violations, estimate: null };
+    const program = parsed.program;
+    bindings.forEach((b, i) => {
+      if (!program.qubits.includes(b.name)) {
+        throw invalid(
+          `bindings[${i}].name`,
+          `${JSON.stringify(b.name)} is not a qubit of the program`,
+        );
+      }
+      if (program.nodes.some((n) => n.op === 'FREE_LQ' && n.qubits.includes(b.name))) {
+        throw invalid(
+          `bindings[${i}].name`,
+          `the program frees bound qubit ${JSON.stringify(b.name)}; a job cannot release a session qubit (ReleaseQubits does)`,
+        );
+      }
+    });
+    const own = bindings.filter((b) => b.channel === undefined);
+    const caps = own.length > 0 ? this.boundCaps(own) : TIER_DEFAULTS[tier].caps;
+    const foreign = new Map(
+      bindings.flatMap((b) =>
+        b.channel === undefined
+          ? []
+          : [[b.name, { tenant: b.owner!, channel: b.channel }] as const],
+      ),
+    );
+    const verified = verifyProgram(program, {
+      caps,
+      strict,
+      limits: {
+        nodesMax: quota.programNodesMax,
+        qubitsLiveMax: quota.qubitsLiveMax,
+        qubitsPerClusterMax: Math.min(quota.qubitsPerClusterMax, QUBITS_PER_CLUSTER_MAX),
+        physicalQubitsMax: PHYSICAL_QUBITS_PER_JOB_MAX,
+        stateBytesMax: quota.stateBytesMax,
+      },
+      bound: bindings.map((b) => b.name),
+      firewall: {
+        tenant: tenantId,
+        foreign,
+        decide: (tenants, preferred) => this.k.firewall.decision(tenants, preferred),
+      },
+    });
+    const violations = mergeViolations(parsed.violations, verified.violations);
+    const valid = !violations.some((v) => v.severity === 'error');
+    const estimate: JobEstimate = {
+      ...verified.estimate,
+      sampling: valid ? this.runner.samplingMode(program) : '',
+    };
+    const work = valid ? this.runner.workEstimate(program, shots) : 0;
+    return {
+      compiled: { program, registers: parsed.registers, work, channelUses: verified.channelUses },
+      violations,
+      estimate,
+    };
+  }
+
+  /** Compiles and throws every violation; a firewall refusal (rule 9) is audited first. */
+  async compileChecked(
+    p: TenantPrincipal,
+    format: ProgramFormat,
+    source: string,
+    shots: number,
+    quota: Quota,
+    tier: keyof typeof TIER_DEFAULTS,
+    bindings: Binding[],
+    strict: boolean,
+    tenantId: string,
+  ): Promise<{ compiled: Compiled; estimate: JobEstimate; warnings: Violation[] }> {
+    const r = this.compile(format, source, shots, quota, tier, bindings, strict, tenantId);
+    const errors = r.violations.filter((v) => v.severity === 'error');
+    const firewall = errors.find((v) => v.rule === 9 && v.code !== undefined);
+    if (firewall) {
+      const err = new KernelError(
+        firewall.code as ErrorCode,
+        `${firewall.node}: ${firewall.message}`,
+        'program',
+      );
+      await this.k.firewall.auditRefusal(p, 'SubmitJob', err);
+    }
+    if (r.compiled === null || r.estimate === null || errors.length > 0) {
+      const shown = errors.length > 0 ? errors : r.violations;
+      const first = shown[0];
+      throw new KernelError(
+        'PROGRAM_INVALID',
+        `program: ${shown.length} violation(s)${first ? `; first: ${describe(first)}` : ''}`,
+        'program',
+        shown.map((v) => ({
+          field: v.node === '' ? v.field : `${v.node}: ${v.field}`,
+          description: describe(v),
+          reason: v.rule === 0 ? 'QASM_SYNTAX' : `QVM_RULE_${v.rule}`,
+        })),
+      );
+    }
+    return {
+      compiled: r.compiled,
+      estimate: r.estimate,
+      warnings: r.violations.filter((v) => v.severity === 'warning'),
+    };
+  }
+
+  /** Bindings name the caller's session qubits by handle; they force a single shot. */
+  decodeBindings(
+    p: TenantPrincipal,
+    bindings: { name: string; handle: string }[],
+    shots: number,
+  ): Binding[] {
+    if (bindings.length === 0) return [];
+    if (shots !== 1) {
+      throw invalid(
+        'shots',
+        'must be 1 for a job with bindings: it acts on your persistent qubits, whose state cannot be copied (no-cloning), so it can run only once',
+      );
+    }
+    const names = new Set<string>();
+    const ids = new Set<string>();
+    return bindings.map((b, i) => {
+      if (names.has(b.name))
+        throw invalid(`bindings[${i}].name`, `${JSON.stringify(b.name)} is bound twice`);
+      names.add(b.name);
+      const field = `bindings[${i}].qubit_handle`;
+      const c = this.k.handles.verify(p, b.handle, field, null, 0);
+      // Another tenant's qubit shared through a channel: its program uses are rule 9's to check.
+      const shared = c.kind === 'SHARED_VQ';
+      if (!shared && c.kind !== 'VQ')
+        throw new KernelError('HANDLE_WRONG_KIND', `${field}: expected a VQ handle`, field);
+      const need = shared ? RIGHTS.RIGHT_LINK : RIGHTS.RIGHT_COMPUTE | RIGHTS.RIGHT_MEASURE;
+      if ((c.rights & need) !== need)
+        throw new KernelError('RIGHTS_INSUFFICIENT', `${field}: handle lacks the right`, field);
+      if (ids.has(c.resourceId)) throw invalid(field, 'the same qubit is bound twice');
+      ids.add(c.resourceId);
+      return shared
+        ? {
+            name: b.name,
+            qubitId: c.resourceId,
+            channel: c.sessionId,
+            owner: this.k.firewall.sharedOwner(c),
+          }
+        : { name: b.name, qubitId: c.resourceId };
+    });
+  }
+
+  /** The caps of a bound job: those every bound qubit's session holds. */
+  private boundCaps(bindings: { qubitId: string }[]): string[] {
+    let caps: string[] | null = null;
+    for (const b of bindings) {
+      const q = this.k.table.qubit(b.qubitId)!;
+      const held = this.k.table.session(q.sessionId)?.caps ?? [];
+      caps = caps === null ? [...held] : caps.filter((c) => held.includes(c as never));
+    }
+    return caps ?? [];
+  }
+
+  /** A stored job's program compiled again after a restart, or null when it no longer verifies. */
+  reload(rec: {
+    format: ProgramFormat;
+    source: string;
+    shots: number;
+    bindings: Binding[];
+    channelUses?: Record<string, number>;
+  }): Compiled | null {
+    const parsed = parseProgram(rec.format, rec.source, rec.bindings);
+    if (!parsed.program || parsed.violations.some((v) => v.severity !== 'warning')) return null;
+    const work = this.runner.workEstimate(parsed.program, rec.shots);
+    const channelUses = new Map(Object.entries(rec.channelUses ?? {}));
+    return { program: parsed.program, registers: parsed.registers, work, channelUses };
+  }
+}
+
+export function parseProgram(
+  format: ProgramFormat,
+  source: string,
+  bound: readonly { name: string }[] = [],
+): {
+  program: Program | null;
+  violations: Violation[];
+  registers: { name: string; size: number }[] | null;
+} {
+  if (format === 'qasm') {
+    const r = parseQasm(source);
+    const program =
+      r.program && bound.length > 0 ? withoutImplicitLifetime(r.program, bound) : r.program;
+    return { program, violations: r.violations, registers: r.registers };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(source);
+  } catch (err) {
+    return {
+      program: null,
+      registers: null,
+      violations: [
+        {
+          node: '',
+          field: 'program.source',
+          rule: 1,
+          message: `not valid JSON: ${(err as Error).message}`,
+          severity: 'error',
+        },
+      ],
+    };
+  }
+  const r = parseQvm(json);
+  return { program: r.program, violations: r.violations, registers: null };
+}
+
+function withoutImplicitLifetime(p: Program, bound: readonly { name: string }[]): Program {
+  const names = new Set(bound.map((b) => b.name));
+  const nodes: ProgramNode[] = [];
+  for (const node of p.nodes) {
+    if (node.op !== 'ALLOC_LQ' && node.op !== 'FREE_LQ') {
+      nodes.push(node);
+      continue;
+    }
+    const qubits = node.qubits.filter((q) => !names.has(q));
+    if (qubits.length === 0) continue;
+    const args = node.op === 'ALLOC_LQ' ? { ...node.args, n: qubits.length } : node.args;
+    nodes.push({ ...node, qubits, args });
+  }
+  return { ...p, nodes };
+}
+
+/** The quota a program is verified against: the tenant's, narrowed by the key's role. */
+export function roleLimited(quota: Quota, p: TenantPrincipal): Quota {
+  const max = roleQubitsMax(p.roles);
+  return {
+    ...quota,
+    qubitsLiveMax: Math.min(quota.qubitsLiveMax, max),
+    qubitsPerClusterMax: Math.min(quota.qubitsPerClusterMax, max),
+  };
+}
+
+export function checkFormat(format: string): ProgramFormat {
+  if (format === 'QVM_JSON') return 'qvm';
+  if (format === 'OPENQASM2') return 'qasm';
+  throw invalid('program.format', 'must be PROGRAM_FORMAT_QVM_JSON or PROGRAM_FORMAT_OPENQASM2');
+}
+
+export function checkShots(shots: number, quota: Quota): void {
+  if (!Number.isInteger(shots) || shots < 1) throw invalid('shots', 'must be at least 1');
+  if (shots > quota.shotsPerJobMax) {
+    throw new KernelError(
+      'QUOTA_EXCEEDED',
+      `shots_per_job_max: ${shots} shots > ${quota.shotsPerJobMax}`,
+      'shots_per_job_max',
+    );
+  }
+}
+
+export function isUint64(s: string): boolean {
+  return SEED_PATTERN.test(s) && BigInt(s) <= SEED_MAX;
+}
+
+export function describe(v: Violation): string {
+  const where = [v.node, v.field].filter((x) => x !== '').join(' ');
+  const code = v.code === undefined ? '' : `${v.code}: `;
+  return `${where ? `${where}: ` : ''}${code}${v.message}${v.rule > 0 ? ` (rule ${v.rule})` : ''}`;
+}
+
+/** Inserts the spaces between OpenQASM registers into a key (QVM keys have none). */
+export function spaceKey(key: string, registers: { size: number }[] | null): string {
+  if (registers === null || registers.length < 2) return key;
+  const parts: string[] = [];
+  let at = 0;
+  for (const r of registers) {
+    parts.push(key.slice(at, at + r.size));
+    at += r.size;
+  }
+  return parts.join(' ');
+}
+
+export function spaceKeys(
+  counts: Record<string, number>,
+  registers: { size: number }[] | null,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(counts)) out[spaceKey(k, registers)] = n;
+  return out;
+}
+
+/** The name behind each key character: events in key order (a 1-event MEASURE_BELL takes two). */
+export function keyEvents(c: Compiled): string[] {
+  const widths = new Map<string, number>();
+  for (const node of c.program.nodes) {
+    if (node.op === 'MEASURE_BELL' && node.produces.length === 1) widths.set(node.produces[0]!, 2);
+  }
+  return c.program.events.flatMap((e) => (widths.get(e) === 2 ? [`${e}.m0`, `${e}.m1`] : [e]));
+}
