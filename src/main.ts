@@ -222,7 +222,13 @@ async function main(): Promise<void> {
     threads: sim.threads,
   });
 
-  const jobs = new JobManager(kernel, sim, { clock, crypto, results: store }, loaded.jobs);
+  const jobs = new JobManager(
+    kernel,
+    sim,
+    { clock, crypto, results: store },
+    sim.admission,
+    loaded.jobs,
+  );
   const recovered = await jobs.recover();
   if (recovered.requeued + recovered.queued > 0) log('info', 'jobs recovered', recovered);
 

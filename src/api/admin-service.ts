@@ -1,10 +1,9 @@
 /**
  * AdminService adapter (admin socket only). Layer: api; no policy here.
  */
-import type * as grpc from '@grpc/grpc-js';
 import type { Admin } from '../kernel/admin.js';
 import type { Credential } from '../kernel/model.js';
-import type { SigningKeyInfo } from '../kernel/ports.js';
+import type { SigningKeyInfo, StateOperationsPort } from '../kernel/ports.js';
 import {
   num,
   quotaFromWire,
@@ -13,6 +12,8 @@ import {
   tenantToWire,
   tierFromWire,
 } from './convert.js';
+import type { AdminServiceHandlers } from './generated/qmk/v1/AdminService.js';
+import type { GetStatusResponse } from './generated/qmk/v1/GetStatusResponse.js';
 import { type CallTracker, unary } from './handler.js';
 
 import type { BackupStateRequest__Output } from './generated/qmk/v1/BackupStateRequest.js';
@@ -53,32 +54,12 @@ function signingKeyToWire(k: SigningKeyInfo, nowMs: number) {
   };
 }
 
-/**
- * The operator's actions on the state directory as a whole (implemented over the store by
- * main.ts's wiring; declared here so the adapter imports nothing outward).
- */
-export interface StateOperationsApi {
-  verifyAudit(): Promise<{
-    records: number;
-    headSeq: number;
-    headHash: string;
-    ok: boolean;
-    brokenSeq: number;
-    reason: string;
-  }>;
-  backup(
-    path: string,
-    compact: boolean,
-  ): Promise<{ path: string; bytes: number; auditSeq: number }>;
-  rotateMasterKey(newKeyFile: string): { dataKeys: number; keyFileReplaced: string };
-}
-
 export function adminServiceHandlers(
   a: Admin,
   tracker: CallTracker,
-  status: () => Record<string, unknown>,
-  ops: StateOperationsApi,
-): grpc.UntypedServiceImplementation {
+  status: () => GetStatusResponse,
+  ops: StateOperationsPort,
+): AdminServiceHandlers {
   const wire = (t: Parameters<Admin['quotaOf']>[0]) => tenantToWire(t, a.quotaOf(t));
   return {
     CreateTenant: unary(tracker, async (_p, r: CreateTenantRequest__Output) => {

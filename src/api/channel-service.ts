@@ -2,11 +2,12 @@
  * ChannelService adapter: decodes requests, calls the kernel, encodes replies. Layer: api; no
  * policy here (every check, and the firewall itself, is the kernel's).
  */
-import type * as grpc from '@grpc/grpc-js';
 import type { ChannelRecord } from '../kernel/channels.js';
 import type { ChannelDirection } from '../kernel/firewall.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { num, str, tenant } from './convert.js';
+import type { Channel as WireChannel } from './generated/qmk/v1/Channel.js';
+import type { ChannelServiceHandlers } from './generated/qmk/v1/ChannelService.js';
 import type { GetChannelRequest__Output } from './generated/qmk/v1/GetChannelRequest.js';
 import type { ListChannelRequestsRequest__Output } from './generated/qmk/v1/ListChannelRequestsRequest.js';
 import type { RequestChannelRequest__Output } from './generated/qmk/v1/RequestChannelRequest.js';
@@ -21,7 +22,7 @@ const DIRECTIONS: Readonly<Record<string, ChannelDirection>> = {
   CHANNEL_DIRECTION_OUTGOING: 'outgoing',
 };
 
-export function channelToWire(k: Kernel, c: ChannelRecord) {
+export function channelToWire(k: Kernel, c: ChannelRecord): WireChannel {
   const name = (id: string) => k.principals.tenant(id)?.name ?? '';
   return {
     channel_id: c.id,
@@ -33,7 +34,7 @@ export function channelToWire(k: Kernel, c: ChannelRecord) {
     entanglements_used: c.used,
     expires_at_unix_ms: c.expiresAtMs,
     purpose: c.purpose,
-    state: `CHANNEL_STATE_${k.firewall.stateOf(c)}`,
+    state: `CHANNEL_STATE_${k.firewall.stateOf(c)}` as const,
     approvals: c.approvals.map((a) => ({
       tenant_id: a.tenantId,
       approved_at_unix_ms: a.atMs,
@@ -48,10 +49,7 @@ export function channelToWire(k: Kernel, c: ChannelRecord) {
   };
 }
 
-export function channelServiceHandlers(
-  k: Kernel,
-  tracker: CallTracker,
-): grpc.UntypedServiceImplementation {
+export function channelServiceHandlers(k: Kernel, tracker: CallTracker): ChannelServiceHandlers {
   const wire = (c: ChannelRecord) => ({ channel: channelToWire(k, c) });
   return {
     RequestChannel: unary(tracker, async (p, r: RequestChannelRequest__Output) =>

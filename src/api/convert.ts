@@ -5,6 +5,10 @@
  */
 import type { Principal, Quota, Role, Tenant, Tier } from '../kernel/model.js';
 import type { TenantPrincipal } from '../kernel/principals.js';
+import { QUOTA_FIELDS, type QuotaWireName, type WireQuota } from '../kernel/quota-fields.js';
+import type { Role as WireRole } from './generated/qmk/v1/Role.js';
+import type { Tenant as WireTenant } from './generated/qmk/v1/Tenant.js';
+import type { Tier as WireTier } from './generated/qmk/v1/Tier.js';
 
 /** proto-loader gives numbers (uint64 as strings with `longs: String`), strings, arrays or nothing. */
 export const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
@@ -25,73 +29,38 @@ export const tierFromWire = (v: unknown): string => {
   const s = strip('TIER_')(v).toLowerCase();
   return s === 'unspecified' ? '' : s;
 };
-export const tierToWire = (t: Tier): string => `TIER_${t.toUpperCase()}`;
+const TIER_WIRE: Readonly<Record<Tier, WireTier>> = {
+  free: 'TIER_FREE',
+  pro: 'TIER_PRO',
+  enterprise: 'TIER_ENTERPRISE',
+};
+export const tierToWire = (t: Tier): WireTier => TIER_WIRE[t];
 export const roleFromWire = (v: unknown): string => strip('ROLE_')(v).toLowerCase();
-export const roleToWire = (r: Role): string => `ROLE_${r.toUpperCase()}`;
+const ROLE_WIRE: Readonly<Record<Role, WireRole>> = {
+  tenant_admin: 'ROLE_TENANT_ADMIN',
+  researcher: 'ROLE_RESEARCHER',
+  domain_scientist: 'ROLE_DOMAIN_SCIENTIST',
+};
+export const roleToWire = (r: Role): WireRole => ROLE_WIRE[r];
 
-export interface WireQuota {
-  qubits_live_max: number;
-  qubits_per_cluster_max: number;
-  state_bytes_max: number;
-  sessions_max: number;
-  session_ttl_seconds_max: number;
-  gates_per_call_max: number;
-  jobs_queued_max: number;
-  jobs_running_max: number;
-  job_runtime_seconds_max: number;
-  program_nodes_max: number;
-  shots_per_job_max: number;
-  api_calls_per_minute: number;
-  jobs_per_minute: number;
-  allocations_per_minute: number;
-  measurements_per_second: number;
-  calls_in_flight_max: number;
-}
-
+/** The model's quota in wire names (one field per row of `QUOTA_FIELDS`). */
 export function quotaToWire(q: Quota): WireQuota {
-  return {
-    qubits_live_max: q.qubitsLiveMax,
-    qubits_per_cluster_max: q.qubitsPerClusterMax,
-    state_bytes_max: q.stateBytesMax,
-    sessions_max: q.sessionsMax,
-    session_ttl_seconds_max: q.sessionTtlSecondsMax,
-    gates_per_call_max: q.gatesPerCallMax,
-    jobs_queued_max: q.jobsQueuedMax,
-    jobs_running_max: q.jobsRunningMax,
-    job_runtime_seconds_max: q.jobRuntimeSecondsMax,
-    program_nodes_max: q.programNodesMax,
-    shots_per_job_max: q.shotsPerJobMax,
-    api_calls_per_minute: q.apiCallsPerMinute,
-    jobs_per_minute: q.jobsPerMinute,
-    allocations_per_minute: q.allocationsPerMinute,
-    measurements_per_second: q.measurementsPerSecond,
-    calls_in_flight_max: q.callsInFlightMax,
-  };
+  const out = {} as WireQuota;
+  for (const f of QUOTA_FIELDS) out[f.wire] = q[f.key];
+  return out;
 }
 
-export function quotaFromWire(w: Partial<WireQuota> | null | undefined): Partial<Quota> {
+/** Every quota field of a request in model names (0 where the request leaves it unset). */
+export function quotaFromWire(
+  w: Partial<Record<QuotaWireName, unknown>> | null | undefined,
+): Partial<Quota> {
   if (!w) return {};
-  return {
-    qubitsLiveMax: Number(w.qubits_live_max ?? 0),
-    qubitsPerClusterMax: Number(w.qubits_per_cluster_max ?? 0),
-    stateBytesMax: Number(w.state_bytes_max ?? 0),
-    sessionsMax: Number(w.sessions_max ?? 0),
-    sessionTtlSecondsMax: Number(w.session_ttl_seconds_max ?? 0),
-    gatesPerCallMax: Number(w.gates_per_call_max ?? 0),
-    jobsQueuedMax: Number(w.jobs_queued_max ?? 0),
-    jobsRunningMax: Number(w.jobs_running_max ?? 0),
-    jobRuntimeSecondsMax: Number(w.job_runtime_seconds_max ?? 0),
-    programNodesMax: Number(w.program_nodes_max ?? 0),
-    shotsPerJobMax: Number(w.shots_per_job_max ?? 0),
-    apiCallsPerMinute: Number(w.api_calls_per_minute ?? 0),
-    jobsPerMinute: Number(w.jobs_per_minute ?? 0),
-    allocationsPerMinute: Number(w.allocations_per_minute ?? 0),
-    measurementsPerSecond: Number(w.measurements_per_second ?? 0),
-    callsInFlightMax: Number(w.calls_in_flight_max ?? 0),
-  };
+  const out: Partial<Quota> = {};
+  for (const f of QUOTA_FIELDS) out[f.key] = Number(w[f.wire] ?? 0);
+  return out;
 }
 
-export function tenantToWire(t: Tenant, quota: Quota) {
+export function tenantToWire(t: Tenant, quota: Quota): WireTenant {
   return {
     tenant_id: t.id,
     name: t.name,

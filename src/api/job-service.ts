@@ -3,7 +3,6 @@
  * policy here (every check is the kernel's). WatchJob is a server stream: the job now, then each
  * change the kernel announces, ending after a terminal state.
  */
-import type * as grpc from '@grpc/grpc-js';
 import type { JobEstimate, JobView } from '../kernel/job-model.js';
 import type { JobManager } from '../kernel/jobs.js';
 import type { Violation } from '../kernel/program/ir.js';
@@ -12,6 +11,7 @@ import type { CancelJobRequest__Output } from './generated/qmk/v1/CancelJobReque
 import type { GetJobRequest__Output } from './generated/qmk/v1/GetJobRequest.js';
 import type { GetJobResultRequest__Output } from './generated/qmk/v1/GetJobResultRequest.js';
 import type { Job } from './generated/qmk/v1/Job.js';
+import type { JobServiceHandlers } from './generated/qmk/v1/JobService.js';
 import type { ListJobsRequest__Output } from './generated/qmk/v1/ListJobsRequest.js';
 import type { ResourceEstimate } from './generated/qmk/v1/ResourceEstimate.js';
 import type { SubmitJobRequest__Output } from './generated/qmk/v1/SubmitJobRequest.js';
@@ -78,10 +78,7 @@ export function jobToWire(j: JobView): Job {
   };
 }
 
-export function jobServiceHandlers(
-  jobs: JobManager,
-  tracker: CallTracker,
-): grpc.UntypedServiceImplementation {
+export function jobServiceHandlers(jobs: JobManager, tracker: CallTracker): JobServiceHandlers {
   return {
     SubmitJob: unary(tracker, async (p, r: SubmitJobRequest__Output) => {
       const out = await jobs.submit(tenant(p), {

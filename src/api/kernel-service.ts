@@ -2,10 +2,10 @@
  * KernelService adapter: decodes requests, calls the kernel, encodes replies. Layer: api; no
  * policy here (every check is the kernel's).
  */
-import type * as grpc from '@grpc/grpc-js';
 import { rightsToNames } from '../kernel/handles.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { quotaToWire, roleToWire, strip, tierToWire } from './convert.js';
+import type { KernelServiceHandlers } from './generated/qmk/v1/KernelService.js';
 import { type CallTracker, unary } from './handler.js';
 
 import { num, tenant } from './convert.js';
@@ -19,10 +19,7 @@ import type { ReleaseQubitsRequest__Output } from './generated/qmk/v1/ReleaseQub
 
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
-export function kernelServiceHandlers(
-  k: Kernel,
-  tracker: CallTracker,
-): grpc.UntypedServiceImplementation {
+export function kernelServiceHandlers(k: Kernel, tracker: CallTracker): KernelServiceHandlers {
   return {
     OpenSession: unary(tracker, async (p, r: OpenSessionRequest__Output) => {
       const { session, handle } = await k.sessions.open(

@@ -12,9 +12,11 @@ import type { Admin } from '../kernel/admin.js';
 import type { KernelError } from '../kernel/errors.js';
 import type { JobManager } from '../kernel/jobs.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { type StateOperationsApi, adminServiceHandlers } from './admin-service.js';
+import type { StateOperationsPort } from '../kernel/ports.js';
+import { adminServiceHandlers } from './admin-service.js';
 import { AUTHZ_TABLE } from './authz.js';
 import { channelServiceHandlers } from './channel-service.js';
+import type { GetStatusResponse } from './generated/qmk/v1/GetStatusResponse.js';
 import { type CallTracker, safeDeserializers } from './handler.js';
 import { authInterceptor } from './interceptor.js';
 import { jobServiceHandlers } from './job-service.js';
@@ -52,8 +54,8 @@ export interface ServerDeps {
   jobs: JobManager;
   admin: Admin;
   tracker: CallTracker;
-  status(): Record<string, unknown>;
-  stateOps: StateOperationsApi;
+  status(): GetStatusResponse;
+  stateOps: StateOperationsPort;
   onRefuse(path: string, err: KernelError): void;
 }
 

@@ -94,41 +94,23 @@ export class Kernel {
     });
     this.graph = new ClusterGraph(loaded?.nextClusterId ?? 1);
     this.channels = new ChannelTable(loaded?.channels ?? []);
-    this.sessions = new Sessions({
+    const units = {
       clock: ports.clock,
       crypto: ports.crypto,
+      signer: ports.signer,
       sim: ports.sim,
       principals: this.principals,
       handles: this.handles,
       durability: this.durability,
       table: this.table,
       graph: this.graph,
-    });
-    this.firewall = new Firewall({
-      clock: ports.clock,
-      crypto: ports.crypto,
-      signer: ports.signer,
-      principals: this.principals,
-      handles: this.handles,
-      durability: this.durability,
-      table: this.table,
-      graph: this.graph,
       channels: this.channels,
-    });
-    const units = {
-      clock: ports.clock,
-      crypto: ports.crypto,
-      principals: this.principals,
-      handles: this.handles,
-      durability: this.durability,
-      table: this.table,
-      graph: this.graph,
-      channels: this.channels,
-      sessions: this.sessions,
-      firewall: this.firewall,
     };
-    this.interactive = new Interactive(units);
-    this.boundJobs = new BoundJobs(units);
+    this.sessions = new Sessions(units);
+    this.firewall = new Firewall(units);
+    const more = { ...units, sessions: this.sessions, firewall: this.firewall };
+    this.interactive = new Interactive(more);
+    this.boundJobs = new BoundJobs(more);
   }
 
   // ---------------------------------------------------------------- loading and replay

@@ -2,6 +2,10 @@
  * The kernel's domain records. Layer: kernel (pure). These are what the store persists and what
  * the kernel reasons about; wire shapes live in the proto files and are converted in `api/`.
  */
+import type { Quota } from './quota-fields.js';
+
+/** A tenant's effective limits: one number per field of `quota-fields.ts`'s table. */
+export type { Quota };
 
 export type Tier = 'free' | 'pro' | 'enterprise';
 export type Role = 'tenant_admin' | 'researcher' | 'domain_scientist';
@@ -18,25 +22,6 @@ export const CAPS = [
   'CAP_DEBUG',
 ] as const;
 export type Cap = (typeof CAPS)[number];
-
-export interface Quota {
-  qubitsLiveMax: number;
-  qubitsPerClusterMax: number;
-  stateBytesMax: number;
-  sessionsMax: number;
-  sessionTtlSecondsMax: number;
-  gatesPerCallMax: number;
-  jobsQueuedMax: number;
-  jobsRunningMax: number;
-  jobRuntimeSecondsMax: number;
-  programNodesMax: number;
-  shotsPerJobMax: number;
-  apiCallsPerMinute: number;
-  jobsPerMinute: number;
-  allocationsPerMinute: number;
-  measurementsPerSecond: number;
-  callsInFlightMax: number;
-}
 
 export interface Tenant {
   id: string;

@@ -227,7 +227,8 @@ export interface JobRunnerPort {
   readonly inlineWorkMax: number;
   /** Runs on the calling thread (the caller checked the work against `inlineWorkMax`). */
   runInline(req: JobRunRequest): JobRunResult;
-  run(req: JobRunRequest, owner?: PoolOwner): Promise<JobRunResult>;
+  /** Runs on a pool thread the caller holds (admitted through the kernel's admission queue). */
+  run(req: JobRunRequest): Promise<JobRunResult>;
   /** Fresh shared control words for one run. */
   newControl(): Int32Array;
 }
@@ -244,4 +245,30 @@ export interface LoadedState {
   /** Every retained job (results stay in the store and are read on demand). */
   jobs: JobRecord[];
   channels: ChannelRecord[];
+}
+
+/** The result of re-hashing the whole audit chain. */
+export interface AuditVerification {
+  records: number;
+  headSeq: number;
+  headHash: string;
+  ok: boolean;
+  brokenSeq: number;
+  reason: string;
+}
+
+export interface BackupResult {
+  path: string;
+  bytes: number;
+  auditSeq: number;
+}
+
+/**
+ * The operator's actions on the state directory as a whole (the store implements them; the admin
+ * adapter calls them): verify the audit chain, copy the state, rotate the master key.
+ */
+export interface StateOperationsPort {
+  verifyAudit(): Promise<AuditVerification>;
+  backup(path: string, compact: boolean): Promise<BackupResult>;
+  rotateMasterKey(newKeyFile: string): { dataKeys: number; keyFileReplaced: string };
 }

@@ -1,5 +1,6 @@
 /**
- * Weighted fair queuing of jobs across tenants. Layer: kernel (pure data structure, no I/O).
+ * Weighted fair queuing across tenants (the admission queue's order, `admission.ts`). Layer:
+ * kernel (pure data structure, no I/O).
  *
  * Self-clocked fair queuing (Golestani): a job's virtual finish time is
  * `max(V, previous finish of its tenant) + cost / weight`, where V is the finish time of the job
@@ -131,13 +132,15 @@ export class FairQueue {
 
   /**
    * 1-based place of a queued job in the dispatch order if nothing else arrived and every tenant
-   * were eligible; 0 when it is not queued. O(queued jobs).
+   * were eligible, among the entries `counted` keeps; 0 when it is not queued. O(queued jobs).
    */
-  position(jobId: string): number {
+  position(jobId: string, counted: (jobId: string) => boolean = () => true): number {
     const e = this.entries.get(jobId);
     if (!e) return 0;
     let ahead = 0;
-    for (const other of this.entries.values()) if (before(other, e)) ahead++;
+    for (const other of this.entries.values()) {
+      if (before(other, e) && counted(other.jobId)) ahead++;
+    }
     return ahead + 1;
   }
 }

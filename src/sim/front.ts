@@ -5,13 +5,16 @@
  * settled, so batches on one cluster run one at a time in decision order while different clusters
  * run in parallel on different workers. A plan's `onDone` runs before any later plan on the same
  * clusters can start, which keeps op-log commits in per-cluster order.
- * Fairness: every pool task (an interactive plan or a job) passes one weighted fair queue across
- * tenants and is handed to Piscina only when a thread is free, so Piscina's own FIFO never holds
- * work: a tenant whose plans and jobs have used much of the pool waits behind one that has not.
+ * Fairness: every pool task (an interactive plan or a job) passes the kernel's one admission
+ * queue (`kernel/admission.ts`) and is handed to Piscina only once it holds a thread, so
+ * Piscina's own FIFO never holds work: a tenant whose plans and jobs have used much of the pool
+ * waits behind one that has not. Plans ask the queue here (`acquire`); jobs are admitted by the
+ * job manager, which calls `run` with the thread already held.
  */
 import assert from 'node:assert';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import { Admission, WORK_COST_UNIT_AMPLITUDES } from '../kernel/admission.js';
 import type {
   ClusterRef,
   ExecPlan,
@@ -22,7 +25,6 @@ import type {
   SimulatorPort,
 } from '../kernel/ports.js';
 import type { Program } from '../kernel/program/ir.js';
-import { FairQueue } from '../kernel/scheduler.js';
 import type { BatchInput, BatchOutput, ClusterState } from './batch.js';
 import { engineInfo, fusionWidth } from './kernels.js';
 import type { Plan } from './plan.js';
@@ -44,12 +46,6 @@ export const JOB_INLINE_WORK_MAX = 1 << 17;
 
 /** Pool threads beyond the job slots, so interactive work never queues behind jobs alone. */
 export const INTERACTIVE_THREADS = 1;
-
-/**
- * Amplitude updates per unit of fair-queue cost: the job scheduler's unit (`kernel/jobs.ts`
- * JOB_COST_UNIT_AMPLITUDES), so a plan and a job of the same work cost the same.
- */
-export const POOL_COST_UNIT_AMPLITUDES = 1 << 20;
 
 /** Fair-queue key of work with no tenant (replay, the kernel's own releases). */
 const KERNEL_OWNER: PoolOwner = { tenant: '', weight: 1 };
@@ -81,18 +77,15 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
   private readonly pool: Piscina;
   private readonly states = new Map<number, Held>();
   private readonly tails = new Map<number, Promise<void>>();
-  /** Pool tasks waiting for a thread, in weighted fair order across tenants. */
-  private readonly fair = new FairQueue();
-  private readonly waiting = new Map<string, () => void>();
-  private taskSeq = 0;
-  /** Tasks handed to Piscina and not yet finished: at most one per thread. */
-  private busy = 0;
+  /** The one admission queue for pool threads (plans here, jobs through the job manager). */
+  readonly admission: Admission;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly plans = new WeakMap<Program, Plan>();
 
   constructor(opts: PoolSimulatorOptions = {}) {
     this.threads = opts.threads ?? Math.max(1, availableParallelism());
     this.slots = this.threads;
+    this.admission = new Admission(this.threads + INTERACTIVE_THREADS);
     // Jobs take at most `slots` threads (the job manager counts them); one thread more keeps
     // interactive plans (gates and measurements on large clusters) from waiting behind long jobs.
     this.pool = new Piscina({
@@ -169,44 +162,19 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
 
   private async runPlan(plan: ExecPlan, owner: PoolOwner): Promise<BatchOutput> {
     const width = plan.parts.reduce((n, p) => n + p.qubits.length, 0);
-    const cost =
-      owner.cost ?? (2 ** width * Math.max(1, plan.ops.length)) / POOL_COST_UNIT_AMPLITUDES;
+    const cost = (2 ** width * Math.max(1, plan.ops.length)) / WORK_COST_UNIT_AMPLITUDES;
     const task: WorkerTask = { kind: 'plan', batch: this.input(plan) };
-    return this.apply(plan, planOutput(await this.onPool(owner, cost, task)));
-  }
-
-  /**
-   * Runs a task on the pool once the fair queue picks it: at once while a thread is free and no
-   * one waits, else when a thread frees and its virtual finish time is the smallest waiting.
-   */
-  private async onPool(owner: PoolOwner, cost: number, task: WorkerTask): Promise<WorkerReply> {
-    const id = String(++this.taskSeq);
-    const picked = new Promise<void>((resolve) => this.waiting.set(id, resolve));
-    this.fair.enqueue(id, owner.tenant, this.taskSeq, Math.max(cost, Number.EPSILON), owner.weight);
-    this.dispatch();
-    await picked;
+    const release = await this.admission.acquire(owner, cost);
     try {
-      return await this.runOnThread(task);
+      return this.apply(plan, planOutput(await this.runOnThread(task)));
     } finally {
-      this.busy--;
-      this.dispatch();
+      release();
     }
   }
 
   /** Piscina's `run` is untyped; the worker entry answers every task with a `WorkerReply`. */
   private runOnThread(task: WorkerTask): Promise<WorkerReply> {
     return this.pool.run(task);
-  }
-
-  private dispatch(): void {
-    while (this.busy < this.threads + INTERACTIVE_THREADS) {
-      const next = this.fair.next(() => true);
-      if (next === null) return;
-      this.busy++;
-      const resolve = this.waiting.get(next.jobId)!;
-      this.waiting.delete(next.jobId);
-      resolve();
-    }
   }
 
   /** Installs a batch's output clusters under the plan's result ids. */
@@ -294,10 +262,11 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     return jobOutput(handle({ kind: 'job', run: { plan: this.planOf(program), ...run } }));
   }
 
-  async run(req: JobRunRequest, owner: PoolOwner = KERNEL_OWNER): Promise<JobRunResult> {
+  /** Runs a job on a pool thread; the caller holds the thread (it was admitted). */
+  async run(req: JobRunRequest): Promise<JobRunResult> {
     const { program, ...run } = req;
     const task: WorkerTask = { kind: 'job', run: { plan: this.planOf(program), ...run } };
-    return jobOutput(await this.onPool(owner, owner.cost ?? 1, task));
+    return jobOutput(await this.runOnThread(task));
   }
 
   newControl(): Int32Array {

@@ -112,6 +112,27 @@ interface Machine extends OpContext {
   owned: { s: Float64Array; n: number }[];
 }
 
+/** A machine for one run of `plan`: its group sizes checked against the cluster bound. */
+function machineFor(
+  plan: Plan,
+  kernels: Kernels,
+  rng: Rng,
+  control: Int32Array | undefined,
+): Machine {
+  const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
+  for (const n of sizes)
+    assert(n <= QUBITS_PER_CLUSTER_MAX, `a group of ${n} qubits (unverified?)`);
+  return {
+    states: plan.groups.map(() => EMPTY),
+    sizes,
+    rng,
+    values: new Int32Array(plan.events),
+    stop: new Stopper(control),
+    kernels,
+    owned: [],
+  };
+}
+
 function freshState(m: Machine, n: number): Float64Array {
   const s = m.kernels.alloc(n);
   m.owned.push({ s, n });
@@ -302,19 +323,8 @@ export function runPlan(input: PlanRun, kernels: Kernels = activeKernels()): Pro
   assert(Number.isInteger(shots) && shots >= 1 && shots <= SHOTS_PER_JOB_MAX, `shots ${shots}`);
   assert(Number.isInteger(shotOutcomesMax) && shotOutcomesMax >= 0, 'shotOutcomesMax ≥ 0');
   assert(control === undefined || control.length >= 2, 'control has two words');
-  const rng = new Rng(parseSeed(seed));
-  const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
-  for (const n of sizes)
-    assert(n <= QUBITS_PER_CLUSTER_MAX, `a group of ${n} qubits (unverified?)`);
-  const m: Machine = {
-    states: plan.groups.map(() => EMPTY),
-    sizes,
-    rng,
-    values: new Int32Array(plan.events),
-    stop: new Stopper(control),
-    kernels,
-    owned: [],
-  };
+  const m = machineFor(plan, kernels, new Rng(parseSeed(seed)), control);
+  const sizes = m.sizes;
   const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, shots));
   const early = m.stop.poll(0);
   const [stopped, shotsDone] =
@@ -376,20 +386,10 @@ export function runBound(input: BoundRunInput): BoundRunOutput {
   });
   const plan = compile(program, { width, indices, bits: bound.map((b) => b.bit) });
   assert(plan.mode === 'per-shot', 'a bound run is per shot');
-  const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
-  for (const n of sizes)
-    assert(n <= QUBITS_PER_CLUSTER_MAX, `a group of ${n} qubits (unverified?)`);
-  const m: Machine = {
-    states: plan.groups.map(() => EMPTY),
-    sizes,
-    rng: new Rng(parseSeed(seed)),
-    values: new Int32Array(program.events.length),
-    stop: new Stopper(undefined),
-    // The reference engine, unfused: crash replay must reproduce these bits whatever engine the
-    // restarted daemon picks.
-    kernels: jsKernels,
-    owned: [],
-  };
+  // The reference engine, unfused: crash replay must reproduce these bits whatever engine the
+  // restarted daemon picks.
+  const m = machineFor(plan, jsKernels, new Rng(parseSeed(seed)), undefined);
+  const sizes = m.sizes;
   const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, 1));
   const initial = (g: number, n: number): Float64Array => {
     if (g !== 0) return zeroState(n);
@@ -457,16 +457,8 @@ export function finalStates(
 ): { qubits: string[]; state: Float64Array }[] {
   const plan = compile(program, null, engine.fusion, engine.kernels.costs);
   assert(plan.mode === 'sampled', 'finalStates needs a program whose measurements are terminal');
-  const sizes = Int32Array.from(plan.groups, (g) => g.qubits.length);
-  const m: Machine = {
-    states: plan.groups.map(() => EMPTY),
-    sizes,
-    rng: new Rng(0n),
-    values: new Int32Array(program.events.length),
-    stop: new Stopper(undefined),
-    kernels: engine.kernels,
-    owned: [],
-  };
+  const m = machineFor(plan, engine.kernels, new Rng(0n), undefined);
+  const sizes = m.sizes;
   return plan.groups.map((g, i) => {
     m.states[i] = freshState(m, sizes[i]!);
     execute(plan.prefix[i]!, m, 0);

@@ -1,12 +1,15 @@
 /**
- * How a store write fails: the mapping of LMDB and filesystem errors to the kernel's storage
- * codes, and the failpoints a batch can reach (tests). Layer: store. Why apart from `store.ts`:
- * both are about the failure of a write, not about writing, and are read on their own when a
- * disk fills.
+ * How the store fails: a state file that does not open (`StoreError`, refused at start), the
+ * mapping of LMDB and filesystem write errors to the kernel's storage codes, and the failpoints a
+ * batch can reach (tests). Layer: store. Why apart from `store.ts`: these are about failure, not
+ * about reading and writing, and are read on their own when a disk fills or a file is damaged.
  */
 import { constants as osConstants } from 'node:os';
 import { KernelError } from '../kernel/errors.js';
 import { FAILPOINTS_ON, fires } from '../util/failpoints.js';
+
+/** A damaged or foreign state file; its message names the file (refused at start). */
+export class StoreError extends Error {}
 
 /** ENOSPC as lmdb-js reports it (a number): the disk is full. */
 const ENOSPC = osConstants.errno.ENOSPC;

@@ -16,6 +16,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { open as openFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { StoreError } from './failures.js';
 export const HEAD_FILE = 'store-head.json';
 
 /** A point of the audit chain: a sequence number and the hash of the record there. */
@@ -127,5 +128,52 @@ export class HeadFile {
     } finally {
       await dir.close();
     }
+  }
+}
+
+/** What the rollback check needs to know of the store it guards. */
+export interface GuardedStore {
+  storeId: string;
+  auditSeq: number;
+  /** The hash of the audit record at `seq`, or undefined when there is none. */
+  hashAt(seq: number): string | undefined;
+}
+
+/**
+ * Refuses a data file older than the head recorded beside it (a rollback to an older copy), or
+ * with another history (another store, or records rewritten).
+ * @throws StoreError naming the file and what was found
+ */
+export function checkAgainstHead(
+  head: HeadFile,
+  path: string,
+  dataFile: string,
+  store: GuardedStore,
+): void {
+  let h: StoreHead | null;
+  try {
+    h = head.read();
+  } catch (err) {
+    throw new StoreError(`state file damaged: ${(err as Error).message}`);
+  }
+  if (h === null) return;
+  const when = new Date(h.writtenAtMs).toISOString();
+  if (h.storeId !== store.storeId) {
+    throw new StoreError(
+      `state file damaged: ${path}: belongs to store ${h.storeId}, not ${store.storeId}`,
+    );
+  }
+  if (store.auditSeq < h.auditSeq) {
+    throw new StoreError(
+      `state file damaged: ${dataFile}: rolled back: its audit log ends at seq ${store.auditSeq}, but ` +
+        `seq ${h.auditSeq} was recorded in ${path} at ${when}; it was replaced by an older copy. To ` +
+        `start from an older copy on purpose (a restore), remove ${path} first`,
+    );
+  }
+  if (h.auditSeq > 0 && store.hashAt(h.auditSeq) !== h.auditHash) {
+    throw new StoreError(
+      `state file damaged: ${dataFile}: another history: audit record ${h.auditSeq} is not the one ` +
+        `recorded in ${path} at ${when}`,
+    );
   }
 }

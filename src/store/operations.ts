@@ -7,30 +7,16 @@
 import { copyFileSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { KernelError } from '../kernel/errors.js';
+import type { AuditVerification, BackupResult, StateOperationsPort } from '../kernel/ports.js';
 import { DATA_KEYS_FILE, type DataKeys } from '../security/data-keys.js';
 import { DEV_MASTER_KEY_FILE, readMasterKey } from '../security/master-key.js';
 import { MARKER_FILE } from './integrity.js';
 import { DATA_FILE, type LmdbStore } from './store.js';
 
-export interface AuditVerification {
-  records: number;
-  headSeq: number;
-  headHash: string;
-  ok: boolean;
-  brokenSeq: number;
-  reason: string;
-}
-
-export interface BackupResult {
-  path: string;
-  bytes: number;
-  auditSeq: number;
-}
-
 /** The new development key waits here until the data keys are rewrapped under it. */
 export const NEXT_MASTER_KEY_SUFFIX = '.next';
 
-export class StateOperations {
+export class StateOperations implements StateOperationsPort {
   constructor(
     private readonly stateDir: string,
     private readonly store: LmdbStore,
@@ -77,7 +63,15 @@ export class StateOperations {
         `path: the parent directory ${dirname(target)} does not exist`,
         'path',
       );
-    this.store.requireSpaceForCopy();
+    // A copy may take as much again as the data file: refused below the watermark.
+    const low = this.store.lowSpace();
+    if (low) {
+      throw new KernelError(
+        'STORAGE_FULL',
+        `storage_free_min_bytes: ${low.freeBytes} bytes free, below the watermark of ${low.minBytes}`,
+        'storage_free_min_bytes',
+      );
+    }
     mkdirSync(join(target, 'db'), { recursive: true, mode: 0o700 });
     const auditSeq = this.store.auditHead().seq;
     const file = join(target, 'db', DATA_FILE);

@@ -1,5 +1,5 @@
 /**
- * The durable store: one LMDB environment with named databases (DESIGN.md §5). Layer: store;
+ * The durable store: one LMDB environment with named databases (docs/operations.md). Layer: store;
  * implements `StorePort`. Invariants:
  * - a mutation, its op-log entries and its audit records commit in one transaction, and `commit`
  *   resolves only once that transaction is flushed to disk (`noSync` is never used);
@@ -13,7 +13,6 @@
  * The schema version is recorded; a newer one is refused with a clear error, schema 1 (plain
  * msgpack, before records were protected) is rewritten in the protected form once, at open.
  */
-import assert from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,45 +30,27 @@ import type {
   StorePort,
   StoreRecord,
 } from '../kernel/ports.js';
-import {
-  AUDIT_GENESIS_HASH,
-  type AuditRecord,
-  linkAuditRecord,
-  verifyAuditRun,
-} from '../security/audit-chain.js';
+import { AUDIT_GENESIS_HASH, type AuditRecord, linkAuditRecord } from '../security/audit-chain.js';
 import type { DataKeys } from '../security/data-keys.js';
 import type { SealedSigningKey } from '../security/keyring.js';
 import { RecordCodec, RecordError, type RecordKey } from '../security/record-codec.js';
 import { crashNow, fires } from '../util/failpoints.js';
-import { batchFaults, storageFailure } from './failures.js';
-import { type AuditPoint, HeadFile, type StoreHead } from './head.js';
+import { StoreError, batchFaults, storageFailure } from './failures.js';
+import { DB_NAMES, LOADED_DBS, SCHEMA_VERSION, SEALED_DBS, migrateFromV1 } from './schema.js';
+
+export { DB_NAMES, LOADED_DBS, SCHEMA_VERSION, StoreError };
+import { type ChainVerification, verifyChainInSlices, walkChain } from './audit-walk.js';
+import { type AuditPoint, HeadFile, checkAgainstHead } from './head.js';
 
 /** The data file's name inside the store directory. */
 export const DATA_FILE = 'qmk.lmdb';
 
 export type { AuditPoint };
 
-/** 2: every record authenticated or sealed. 1: plain msgpack (migrated at open). */
-export const SCHEMA_VERSION = 2;
-export const DB_NAMES: readonly DbName[] = [
-  'meta',
-  'tenants',
-  'credentials',
-  'sessions',
-  'qubits',
-  'signing_keys',
-  'oplog',
-  'clusters',
-  'audit',
-  'jobs',
-  'job_results',
-  'channels',
-];
 /** Audit records re-hashed per slice of an on-demand verification, between yields to other work. */
 const AUDIT_VERIFY_SLICE_RECORDS = 5_000;
 /** 64 GiB of address space: LMDB maps it lazily; only written pages use disk. */
 const MAP_SIZE_BYTES = 64 * 1024 ** 3;
-export class StoreError extends Error {}
 
 export interface StoreOptions {
   clock: () => number;
@@ -82,25 +63,6 @@ export interface StoreOptions {
   /** false: records written without MAC or sealing, to measure their cost (benchmarks only). */
   protect?: boolean;
 }
-
-/**
- * The databases `load` reads whole (the op log too: a checkpoint deletes the entries it covers),
- * opening and so authenticating every record.
- */
-export const LOADED_DBS: readonly DbName[] = [
-  'tenants',
-  'credentials',
-  'sessions',
-  'qubits',
-  'signing_keys',
-  'clusters',
-  'oplog',
-  'jobs',
-  'channels',
-];
-
-/** Databases whose records are tenant data, sealed with their owner's key. */
-const SEALED_DBS: ReadonlySet<DbName> = new Set(['jobs', 'job_results', 'oplog', 'clusters']);
 
 export interface StoreLoad extends LoadedState {
   signingKeys: SealedSigningKey[];
@@ -157,35 +119,11 @@ export class LmdbStore implements StorePort {
   /** Refuses a data file older than the head recorded beside it, or with another history. */
   private checkHead(path: string): void {
     const head = new HeadFile(path, this.options.keys.headKey, this.storeId, this.options.clock);
-    let h: StoreHead | null;
-    try {
-      h = head.read();
-    } catch (err) {
-      throw new StoreError(`state file damaged: ${(err as Error).message}`);
-    }
-    const file = join(this.dir, DATA_FILE);
-    if (h !== null) {
-      const when = new Date(h.writtenAtMs).toISOString();
-      if (h.storeId !== this.storeId) {
-        throw new StoreError(
-          `state file damaged: ${path}: belongs to store ${h.storeId}, not ${this.storeId}`,
-        );
-      }
-      if (this.auditSeq < h.auditSeq) {
-        throw new StoreError(
-          `state file damaged: ${file}: rolled back: its audit log ends at seq ${this.auditSeq}, but ` +
-            `seq ${h.auditSeq} was recorded in ${path} at ${when}; it was replaced by an older copy. To ` +
-            `start from an older copy on purpose (a restore), remove ${path} first`,
-        );
-      }
-      const rec = this.get('audit', h.auditSeq) as AuditRecord | undefined;
-      if (h.auditSeq > 0 && rec?.hash !== h.auditHash) {
-        throw new StoreError(
-          `state file damaged: ${file}: another history: audit record ${h.auditSeq} is not the one ` +
-            `recorded in ${path} at ${when}`,
-        );
-      }
-    }
+    checkAgainstHead(head, path, join(this.dir, DATA_FILE), {
+      storeId: this.storeId,
+      auditSeq: this.auditSeq,
+      hashAt: (seq) => (this.get('audit', seq) as AuditRecord | undefined)?.hash,
+    });
     this.head = head;
     head.schedule({ seq: this.auditSeq, hash: this.auditHash });
   }
@@ -324,16 +262,10 @@ export class LmdbStore implements StorePort {
 
   /** Re-hashes the chain after `from` (whose hash the next record must link to) to the head. */
   private verifyAuditRange(from: AuditPoint): { seq: number; reason: string } | null {
-    let prev = from;
-    for (const { key, value } of this.entries('audit', from.seq + 1)) {
-      const r = value as AuditRecord;
-      if (key !== prev.seq + 1 || r.seq !== key)
-        return { seq: prev.seq + 1, reason: 'record missing' };
-      const broken = verifyAuditRun([r], prev.hash);
-      if (broken) return broken;
-      prev = { seq: r.seq, hash: r.hash };
-    }
-    if (prev.seq !== this.auditSeq) return { seq: prev.seq + 1, reason: 'record missing' };
+    const walked = walkChain(this.entries('audit', from.seq + 1), from, this.auditSeq);
+    if (walked.broken) return walked.broken;
+    if (walked.last.seq !== this.auditSeq)
+      return { seq: walked.last.seq + 1, reason: 'record missing' };
     return null;
   }
 
@@ -346,36 +278,13 @@ export class LmdbStore implements StorePort {
    * The whole chain, re-hashed in slices that yield between them, so a long log does not stall
    * the daemon. Resolves with the head verified, or the first broken record.
    */
-  async verifyAuditAsync(): Promise<{
-    records: number;
-    head: AuditPoint;
-    broken: { seq: number; reason: string } | null;
-  }> {
-    const head = { seq: this.auditSeq, hash: this.auditHash };
-    let prev = GENESIS_POINT;
-    while (prev.seq < head.seq) {
-      const end = Math.min(head.seq, prev.seq + AUDIT_VERIFY_SLICE_RECORDS);
-      for (const { key, value } of this.entries('audit', prev.seq + 1)) {
-        if ((key as number) > end) break;
-        const r = value as AuditRecord;
-        if (key !== prev.seq + 1 || r.seq !== key) {
-          return {
-            records: prev.seq,
-            head,
-            broken: { seq: prev.seq + 1, reason: 'record missing' },
-          };
-        }
-        const broken = verifyAuditRun([r], prev.hash);
-        if (broken) return { records: prev.seq, head, broken };
-        prev = { seq: r.seq, hash: r.hash };
-      }
-      if (prev.seq < end)
-        return { records: prev.seq, head, broken: { seq: prev.seq + 1, reason: 'record missing' } };
-      await new Promise((r) => setImmediate(r));
-    }
-    if (prev.hash !== head.hash)
-      return { records: prev.seq, head, broken: { seq: head.seq, reason: 'head hash mismatch' } };
-    return { records: prev.seq, head, broken: null };
+  verifyAuditAsync(): Promise<ChainVerification> {
+    return verifyChainInSlices(
+      (from) => this.entries('audit', from),
+      GENESIS_POINT,
+      { seq: this.auditSeq, hash: this.auditHash },
+      AUDIT_VERIFY_SLICE_RECORDS,
+    );
   }
 
   /** Bytes free to unprivileged writers on the filesystem that holds the store. */
@@ -387,18 +296,6 @@ export class LmdbStore implements StorePort {
   /** LMDB's copy of one read snapshot into `file` (compacted: free pages left out). */
   async backup(file: string, compact: boolean): Promise<void> {
     await this.root.backup(file, compact);
-  }
-
-  /** A copy may take as much again as the data file: refused below the watermark. */
-  requireSpaceForCopy(): void {
-    const low = this.lowSpace();
-    if (low) {
-      throw new KernelError(
-        'STORAGE_FULL',
-        `storage_free_min_bytes: ${low.freeBytes} bytes free, below the watermark of ${low.minBytes}`,
-        'storage_free_min_bytes',
-      );
-    }
   }
 
   shred(owner: string): void {
@@ -421,40 +318,14 @@ export class LmdbStore implements StorePort {
     this.dbs[db].putSync(key, this.encode(db, key, value, undefined));
   }
 
-  /**
-   * Schema 1 stored plain msgpack. Every record is read through msgpack handles and rewritten
-   * protected, in one transaction: tenant data sealed for its tenant where the record names it
-   * (jobs and their results), else for the kernel.
-   */
+  /** Schema 1 stored plain msgpack: every record is rewritten protected (`schema.ts`). */
   private migrateFromV1(): void {
-    const old = Object.fromEntries(
-      DB_NAMES.map((name) => [
-        name,
-        this.root.openDB({ name, keyEncoding: 'ordered-binary', encoding: 'msgpack' }),
-      ]),
-    ) as Record<DbName, Database>;
-    const rows: { db: DbName; key: RecordKey; value: unknown }[] = [];
-    for (const db of DB_NAMES) {
-      for (const { key, value } of old[db].getRange()) {
-        if (typeof key === 'string' || typeof key === 'number') rows.push({ db, key, value });
-      }
-    }
-    const jobTenant = new Map(
-      rows.filter((r) => r.db === 'jobs').map((r) => [r.key, (r.value as JobRecord).tenantId]),
+    migrateFromV1(
+      this.root,
+      this.dbs,
+      (owner) => this.options.keys.ensure(owner),
+      (db, key, value, owner) => this.encode(db, key, value, owner),
     );
-    for (const owner of new Set(jobTenant.values())) this.options.keys.ensure(owner);
-    this.root.transactionSync(() => {
-      for (const db of DB_NAMES) for (const key of old[db].getKeys()) old[db].remove(key);
-      for (const { db, key, value } of rows) {
-        const owner = db === 'jobs' || db === 'job_results' ? jobTenant.get(key) : undefined;
-        if (db === 'meta' && key === 'schema_version') continue;
-        this.dbs[db].put(key, this.encode(db, key, value, owner));
-      }
-      this.dbs.meta.put(
-        'schema_version',
-        this.encode('meta', 'schema_version', SCHEMA_VERSION, undefined),
-      );
-    });
   }
 
   get storeId(): string {
@@ -721,5 +592,3 @@ export class LmdbStore implements StorePort {
     await this.root.close();
   }
 }
-
-assert(DB_NAMES.length <= 16);

@@ -15,6 +15,7 @@
  * verifier's echo of a fault reported here. A node without a string id or with an unknown op is
  * left out of the program: the verifier could say nothing true about it.
  */
+import { PROGRAM_NODES_MAX } from '../limits.js';
 import {
   type Guard,
   OPCODES,
@@ -30,8 +31,8 @@ export const QVM_VERSION = '0.1';
 export const IDENTIFIER_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Identifiers are names, not payloads: 128 characters is far beyond any real one. */
 export const IDENTIFIER_CHARS_MAX = 128;
-/** Compiled-in ceiling on nodes; a tenant's `limits.nodesMax` (rule 10) is lower. */
-export const PROGRAM_NODES_MAX = 1 << 16;
+/** Compiled-in ceiling on nodes (`limits.ts`); a tenant's `limits.nodesMax` (rule 10) is lower. */
+export { PROGRAM_NODES_MAX };
 /** Compiled-in ceiling on every name list (`resources.vqs`, a node's `vqs`, ...). */
 export const NAMES_PER_LIST_MAX = 1 << 16;
 /** Guard nesting depth (a leaf at the top is depth 1): bounds the parser's recursion. */

@@ -5,11 +5,16 @@
 // - The layers point inward: src/kernel imports nothing from api/, store/, sim/, security/,
 //   cli/ or main.
 // - No file in src/ (generated code aside) is longer than SOURCE_LINES_MAX lines.
+// - Every file in src/ opens with its header comment (`/**`: what it decides, its layer, why).
+// - No class in src/ has more than CLASS_PUBLIC_MEMBERS_MAX public members (methods, properties
+//   and accessors; a get/set pair counts once; the constructor does not count).
 // Prints every finding and exits 1 if there is any.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import ts from 'typescript';
 
 const SOURCE_LINES_MAX = 600;
+const CLASS_PUBLIC_MEMBERS_MAX = 20;
 const root = new URL('..', import.meta.url).pathname;
 const src = join(root, 'src');
 
@@ -31,6 +36,8 @@ const findings = [];
 for (const file of files) {
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n').length;
+  if (!text.startsWith('/**'))
+    findings.push(`${relative(root, file)}: does not open with its header comment`);
   if (lines > SOURCE_LINES_MAX) {
     findings.push(`${relative(root, file)}: ${lines} lines (at most ${SOURCE_LINES_MAX})`);
   }
@@ -50,6 +57,38 @@ for (const file of files) {
           `${relative(root, file)} imports ${relative(root, t)}: kernel/ points inward`,
         );
       }
+    }
+  }
+}
+
+/** Public members of each class declared in `file`, by the TypeScript parser. */
+function classSizes(file, text) {
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true);
+  const out = [];
+  const visit = (node) => {
+    if (ts.isClassDeclaration(node) || ts.isClassExpression(node)) {
+      const names = new Set();
+      for (const m of node.members) {
+        if (ts.isConstructorDeclaration(m) || ts.isClassStaticBlockDeclaration(m)) continue;
+        const mods = ts.getCombinedModifierFlags(m);
+        if (mods & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)) continue;
+        if (m.name && ts.isPrivateIdentifier(m.name)) continue;
+        names.add(m.name ? m.name.getText(sf) : `[${m.kind}]`);
+      }
+      out.push({ name: node.name?.text ?? '(anonymous)', members: names.size });
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+for (const file of files) {
+  for (const c of classSizes(file, readFileSync(file, 'utf8'))) {
+    if (c.members > CLASS_PUBLIC_MEMBERS_MAX) {
+      findings.push(
+        `${relative(root, file)}: class ${c.name} has ${c.members} public members (at most ${CLASS_PUBLIC_MEMBERS_MAX})`,
+      );
     }
   }
 }
@@ -88,5 +127,7 @@ if (findings.length > 0) {
   process.exit(1);
 }
 console.log(
-  `${files.length} files in src/: no import circle, kernel/ points inward, none over ${SOURCE_LINES_MAX} lines`,
+  `${files.length} files in src/: each with its header, no import circle, kernel/ points ` +
+    `inward, none over ${SOURCE_LINES_MAX} lines, no class over ${CLASS_PUBLIC_MEMBERS_MAX} ` +
+    'public members',
 );
