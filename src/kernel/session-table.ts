@@ -6,6 +6,8 @@
 import { KernelError } from './errors.js';
 import type { Cap, Qubit, Session } from './model.js';
 
+const NONE: ReadonlySet<string> = new Set();
+
 export class SessionTable {
   private readonly sessions = new Map<string, Session>();
   private readonly qubits = new Map<string, Qubit>();
@@ -54,8 +56,9 @@ export class SessionTable {
     return [...(this.qubitsBySession.get(sessionId) ?? [])];
   }
 
-  qubitIdsOfTenant(tenantId: string): string[] {
-    return [...(this.qubitsByTenant.get(tenantId) ?? [])];
+  /** A view, not a copy: the state-bytes check reads it on every gate call. */
+  qubitIdsOfTenant(tenantId: string): ReadonlySet<string> {
+    return this.qubitsByTenant.get(tenantId) ?? NONE;
   }
 
   qubitCountOf(tenantId: string): number {

@@ -320,7 +320,7 @@ export class Sessions {
     const qubits = this.d.table.qubitIdsOfTenant(tenantId);
     const clusters = new Set([...qubits].map((q) => this.d.graph.clusterOf(q).id));
     return {
-      qubitsLive: qubits.length,
+      qubitsLive: qubits.size,
       stateBytes: this.stateBytesOf(tenantId),
       sessionsOpen: this.d.table.sessionCountOf(tenantId),
       clusters: clusters.size,
