@@ -98,7 +98,7 @@ export function jobServiceHandlers(jobs: JobManager, tracker: CallTracker): JobS
       };
     }),
     ValidateProgram: unary(tracker, (p, r: ValidateProgramRequest__Output) => {
-      const out = jobs.validate(
+      const out = jobs.programs.validate(
         tenant(p),
         strip('PROGRAM_FORMAT_')(r.program?.format ?? 'PROGRAM_FORMAT_UNSPECIFIED'),
         str(r.program?.source),

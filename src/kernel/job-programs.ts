@@ -45,6 +45,19 @@ export interface Compiled {
   channelUses: Map<string, number>;
 }
 
+/** A program to check and compile, with everything its verification depends on. */
+export interface CompileRequest {
+  format: ProgramFormat;
+  source: string;
+  shots: number;
+  /** The tenant's quota, narrowed by the caller's role (`roleLimited`). */
+  quota: Quota;
+  tier: keyof typeof TIER_DEFAULTS;
+  bindings: Binding[];
+  strict: boolean;
+  tenantId: string;
+}
+
 export class JobPrograms {
   constructor(
     private readonly k: Kernel,
@@ -68,29 +81,25 @@ export class JobPrograms {
     const f = checkFormat(format);
     checkShots(shots, quota);
     const bound = this.decodeBindings(p, bindings, shots);
-    const r = this.compile(
-      f,
+    const r = this.compile({
+      format: f,
       source,
       shots,
-      roleLimited(quota, p),
-      tenant.tier,
-      bound,
+      quota: roleLimited(quota, p),
+      tier: tenant.tier,
+      bindings: bound,
       strict,
-      tenant.id,
-    );
+      tenantId: tenant.id,
+    });
     return { violations: r.violations, estimate: r.estimate };
   }
 
-  compile(
-    format: ProgramFormat,
-    source: string,
-    shots: number,
-    quota: Quota,
-    tier: keyof typeof TIER_DEFAULTS,
-    bindings: Binding[],
-    strict: boolean,
-    tenantId: string,
-  ): { compiled: Compiled | null; violations: Violation[]; estimate: JobEstimate | null } {
+  compile(req: CompileRequest): {
+    compiled: Compiled | null;
+    violations: Violation[];
+    estimate: JobEstimate | null;
+  } {
+    const { format, source, shots, quota, tier, bindings, strict, tenantId } = req;
     if (Buffer.byteLength(source, 'utf8') > PROGRAM_SOURCE_BYTES_MAX) {
       throw invalid('program.source', `longer than ${PROGRAM_SOURCE_BYTES_MAX} bytes`);
     }
@@ -155,16 +164,9 @@ export class JobPrograms {
   /** Compiles and throws every violation; a firewall refusal (rule 9) is audited first. */
   async compileChecked(
     p: TenantPrincipal,
-    format: ProgramFormat,
-    source: string,
-    shots: number,
-    quota: Quota,
-    tier: keyof typeof TIER_DEFAULTS,
-    bindings: Binding[],
-    strict: boolean,
-    tenantId: string,
+    req: CompileRequest,
   ): Promise<{ compiled: Compiled; estimate: JobEstimate; warnings: Violation[] }> {
-    const r = this.compile(format, source, shots, quota, tier, bindings, strict, tenantId);
+    const r = this.compile(req);
     const errors = r.violations.filter((v) => v.severity === 'error');
     const firewall = errors.find((v) => v.rule === 9 && v.code !== undefined);
     if (firewall) {

@@ -26,7 +26,6 @@ import { liveJob } from './job-book.js';
 import { JobLedger } from './job-ledger.js';
 import {
   JOB_STOP_CANCEL,
-  type JobEstimate,
   type JobListener,
   type JobRecord,
   type JobResultRecord,
@@ -61,8 +60,8 @@ export interface JobPorts {
 }
 
 export class JobManager {
-  /** Checks, parses, verifies and estimates programs. */
-  private readonly programs: JobPrograms;
+  /** Checks, parses, verifies and estimates programs (`programs.validate` is the dry run). */
+  readonly programs: JobPrograms;
   /** Every job as committed and shown; commits and reads. */
   private readonly ledger: JobLedger;
   /** When queued jobs start and how runs end. */
@@ -217,17 +216,16 @@ export class JobManager {
         return { job: this.ledger.view(job), deduplicated: true, warnings: [] };
       }
     }
-    const { compiled, estimate, warnings } = await this.programs.compileChecked(
-      p,
+    const { compiled, estimate, warnings } = await this.programs.compileChecked(p, {
       format,
-      req.source,
-      req.shots,
-      roleLimited(quota, p),
-      tenant.tier,
+      source: req.source,
+      shots: req.shots,
+      quota: roleLimited(quota, p),
+      tier: tenant.tier,
       bindings,
-      req.strict,
-      tenant.id,
-    );
+      strict: req.strict,
+      tenantId: tenant.id,
+    });
     const queued = this.runs.queuedOf(tenant.id);
     if (queued >= quota.jobsQueuedMax) {
       throw new KernelError(
@@ -283,21 +281,6 @@ export class JobManager {
       this.runs.pump();
     });
     return { job: this.ledger.view(job), deduplicated: false, warnings };
-  }
-
-  /**
-   * Dry run: parses and verifies, never queues. Violations are returned, not thrown.
-   * @throws INVALID_ARGUMENT (format, shots, bindings), handle errors
-   */
-  validate(
-    p: TenantPrincipal,
-    format: string,
-    source: string,
-    shots: number,
-    bindings: { name: string; handle: string }[],
-    strict: boolean,
-  ): { violations: Violation[]; estimate: JobEstimate | null } {
-    return this.programs.validate(p, format, source, shots, bindings, strict);
   }
 
   private newSeed(): string {
