@@ -56,6 +56,16 @@ function requireTenant<T extends { tenant: Tenant__Output | null }>(res: T): Ten
 /** The methods whose reply is one tenant. */
 type TenantMethod = 'GetTenant' | 'UpdateTenant' | 'SuspendTenant' | 'ResumeTenant';
 
+/** The `--tier` and `--weight` flags as request fields, each only when given. */
+function tierAndWeight(ctx: Ctx): { tier?: string; weight?: number } {
+  const out: { tier?: string; weight?: number } = {};
+  const tier = ctx.flags.str('tier');
+  if (tier !== undefined) out.tier = parseTier(tier);
+  const weight = ctx.flags.int('weight', UINT32_MAX);
+  if (weight !== undefined) out.weight = weight;
+  return out;
+}
+
 async function showTenant(
   ctx: Ctx,
   method: TenantMethod,
@@ -70,12 +80,11 @@ export const COMMANDS: Record<string, Command> = {
     args: ['NAME'],
     flags: ['tier', 'weight', 'role'],
     async run(ctx) {
-      const request: Record<string, unknown> = { name: arg(ctx, 0) };
-      const tier = ctx.flags.str('tier');
-      if (tier !== undefined) request.tier = parseTier(tier);
-      const weight = ctx.flags.int('weight', UINT32_MAX);
-      if (weight !== undefined) request.weight = weight;
-      request.roles = parseRoles(ctx.flags.all('role'));
+      const request: Record<string, unknown> = {
+        name: arg(ctx, 0),
+        ...tierAndWeight(ctx),
+        roles: parseRoles(ctx.flags.all('role')),
+      };
       const res = await ctx.call('CreateTenant', request);
       ctx.show(res, () => {
         const parts = [formatTable(TENANT_HEADERS, [tenantRow(requireTenant(res))])];
@@ -118,11 +127,7 @@ export const COMMANDS: Record<string, Command> = {
     args: ['TENANT'],
     flags: ['tier', 'weight', ...QUOTA_FLAGS.map(([flag]) => flag)],
     async run(ctx) {
-      const request: Record<string, unknown> = { tenant: arg(ctx, 0) };
-      const tier = ctx.flags.str('tier');
-      if (tier !== undefined) request.tier = parseTier(tier);
-      const weight = ctx.flags.int('weight', UINT32_MAX);
-      if (weight !== undefined) request.weight = weight;
+      const request: Record<string, unknown> = { tenant: arg(ctx, 0), ...tierAndWeight(ctx) };
       // The quota message is sent only when a quota flag is given, so the daemon can tell
       // "no quota change" (unset) from "these overrides" (set, zero fields = unchanged).
       const quota: Partial<WireQuota> = {};

@@ -83,3 +83,12 @@ export interface FieldViolation {
 export function invalid(field: string, message: string): KernelError {
   return new KernelError('INVALID_ARGUMENT', `${field}: ${message}`, field);
 }
+
+/**
+ * Checks a list's length against a fixed per-call limit: an empty list is INVALID_ARGUMENT
+ * ("at least one `what` is required"), a longer one LIMIT_EXCEEDED.
+ */
+export function requireCount(field: string, what: string, length: number, max: number): void {
+  if (length === 0) throw invalid(field, `at least one ${what} is required`);
+  if (length > max) throw new KernelError('LIMIT_EXCEEDED', `${field}: more than ${max}`, field);
+}

@@ -9,7 +9,7 @@ import { auditEvent, poolOwner } from './actors.js';
 import type { ChannelRecord } from './channels.js';
 import { ClusterGraph } from './clusters.js';
 import type { Durability } from './durability.js';
-import { KernelError, invalid } from './errors.js';
+import { KernelError, invalid, requireCount } from './errors.js';
 import type { Firewall } from './firewall.js';
 import { GATE_SET, isBasis, isGateName } from './gate-set.js';
 import type { HandleAuthority } from './handle-authority.js';
@@ -162,14 +162,7 @@ export class Interactive {
   async measure(p: TenantPrincipal, ms: readonly MeasureRequest[]): Promise<(0 | 1)[]> {
     await this.d.durability.waitForCheckpoint();
     this.d.durability.requireSpace();
-    if (ms.length === 0) throw invalid('measurements', 'at least one measurement is required');
-    if (ms.length > MEASUREMENTS_PER_CALL_MAX) {
-      throw new KernelError(
-        'LIMIT_EXCEEDED',
-        `measurements: more than ${MEASUREMENTS_PER_CALL_MAX}`,
-        'measurements',
-      );
-    }
+    requireCount('measurements', 'measurement', ms.length, MEASUREMENTS_PER_CALL_MAX);
     const ops: SimOp[] = ms.map((m, i) => {
       const f = `measurements[${i}]`;
       const c = this.d.handles.verify(p, m.qubit, `${f}.qubit`, 'VQ', RIGHTS.RIGHT_MEASURE);

@@ -8,7 +8,7 @@ import assert from 'node:assert';
 import { type Actor, auditEvent, poolOwner } from './actors.js';
 import type { ClusterGraph } from './clusters.js';
 import type { Durability } from './durability.js';
-import { KernelError, invalid } from './errors.js';
+import { KernelError, invalid, requireCount } from './errors.js';
 import type { HandleAuthority } from './handle-authority.js';
 import { RIGHTS, SESSION_RIGHTS_ALL, VQ_RIGHTS_ALL } from './handles.js';
 import {
@@ -238,14 +238,7 @@ export class Sessions {
   /** @throws handle errors, INVALID_ARGUMENT, LIMIT_EXCEEDED */
   async release(p: TenantPrincipal, handles: readonly string[]): Promise<number> {
     await this.d.durability.waitForCheckpoint();
-    if (handles.length === 0) throw invalid('qubit_handles', 'at least one handle is required');
-    if (handles.length > HANDLES_PER_RELEASE_MAX) {
-      throw new KernelError(
-        'LIMIT_EXCEEDED',
-        `qubit_handles: more than ${HANDLES_PER_RELEASE_MAX}`,
-        'qubit_handles',
-      );
-    }
+    requireCount('qubit_handles', 'handle', handles.length, HANDLES_PER_RELEASE_MAX);
     const ids = new Set<string>();
     handles.forEach((h, i) => {
       const c = this.d.handles.verify(p, h, `qubit_handles[${i}]`, 'VQ', RIGHTS.RIGHT_RELEASE);

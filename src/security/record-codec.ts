@@ -52,6 +52,16 @@ export class RecordError extends Error {
   }
 }
 
+/** A record whose MAC or AEAD tag does not verify under its key. */
+function forged(db: string, key: RecordKey): RecordError {
+  return new RecordError(
+    db,
+    key,
+    'tampered',
+    'authentication failed (edited offline, or moved from another key)',
+  );
+}
+
 /** A 32-byte key for one purpose, derived from a root key (HKDF-SHA256). */
 export function deriveKey(root: Uint8Array, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', root, Buffer.alloc(0), `qmkd ${purpose}`, 32));
@@ -120,14 +130,7 @@ export class RecordCodec {
         .update(payload)
         .digest()
         .subarray(0, TAG_BYTES);
-      if (!timingSafeEqual(tag, b.subarray(1, 1 + TAG_BYTES))) {
-        throw new RecordError(
-          db,
-          key,
-          'tampered',
-          'authentication failed (edited offline, or moved from another key)',
-        );
-      }
+      if (!timingSafeEqual(tag, b.subarray(1, 1 + TAG_BYTES))) throw forged(db, key);
       return this.unpack(db, key, payload);
     }
     if (b.length >= 2 && b[0] === SEALED) {
@@ -154,12 +157,7 @@ export class RecordCodec {
       try {
         payload = Buffer.concat([d.update(b.subarray(start + NONCE_BYTES + TAG_BYTES)), d.final()]);
       } catch {
-        throw new RecordError(
-          db,
-          key,
-          'tampered',
-          'authentication failed (edited offline, or moved from another key)',
-        );
+        throw forged(db, key);
       }
       return this.unpack(db, key, payload);
     }

@@ -81,20 +81,17 @@ export function applyMatrix1(s: Float64Array, n: number, q: number, m: Float64Ar
 }
 
 /**
- * Multiplies amplitudes with qubit q = 0 by d0 and those with q = 1 by d1, in place. A factor of
- * exactly 1 is skipped: S, T, Z and RZ-like phases then touch only half the state.
+ * Multiplies amplitudes with qubit q = 0 by d0 and those with q = 1 by d1, in place, where
+ * `d` = [d0re, d0im, d1re, d1im]. A factor of exactly 1 is skipped: S, T, Z and RZ-like phases
+ * then touch only half the state.
  */
-export function applyDiagonal1(
-  s: Float64Array,
-  n: number,
-  q: number,
-  d0re: number,
-  d0im: number,
-  d1re: number,
-  d1im: number,
-): void {
+export function applyDiagonal1(s: Float64Array, n: number, q: number, d: ArrayLike<number>): void {
   checkState(s, n);
   checkQubit(n, q);
+  const d0re = d[0]!;
+  const d0im = d[1]!;
+  const d1re = d[2]!;
+  const d1im = d[3]!;
   const bit = 1 << q;
   const half = 1 << (n - 1);
   const scale0 = !(d0re === 1 && d0im === 0);
@@ -142,38 +139,40 @@ export function applyX(s: Float64Array, n: number, q: number): void {
   }
 }
 
-/** CNOT with control c and target t as an index permutation. */
-export function applyCnot(s: Float64Array, n: number, c: number, t: number): void {
+/**
+ * For every basis index with qubits a and b both 0 (`base`), swaps the amplitudes at
+ * base | from and base | to: the one loop behind CNOT and SWAP.
+ */
+function swapPairs(
+  s: Float64Array,
+  n: number,
+  a: number,
+  b: number,
+  from: number,
+  to: number,
+  what: string,
+): void {
   checkState(s, n);
-  checkQubit(n, c);
-  checkQubit(n, t);
-  assert(c !== t, 'CNOT control and target must differ');
-  const lo = Math.min(c, t);
-  const hi = Math.max(c, t);
-  const cbit = 1 << c;
-  const tbit = 1 << t;
+  checkQubit(n, a);
+  checkQubit(n, b);
+  assert(a !== b, `${what} must differ`);
+  const lo = Math.min(a, b);
+  const hi = Math.max(a, b);
   const count = 1 << (n - 2);
   for (let i = 0; i < count; i++) {
-    const i0 = insertZero(insertZero(i, lo), hi) | cbit;
-    swapAmp(s, i0, i0 | tbit);
+    const base = insertZero(insertZero(i, lo), hi);
+    swapAmp(s, base | from, base | to);
   }
+}
+
+/** CNOT with control c and target t as an index permutation (|10> ↔ |11>, control bit first). */
+export function applyCnot(s: Float64Array, n: number, c: number, t: number): void {
+  swapPairs(s, n, c, t, 1 << c, (1 << c) | (1 << t), 'CNOT control and target');
 }
 
 /** SWAP of qubits a and b as an index permutation (|01> ↔ |10> on those bits). */
 export function applySwap(s: Float64Array, n: number, a: number, b: number): void {
-  checkState(s, n);
-  checkQubit(n, a);
-  checkQubit(n, b);
-  assert(a !== b, 'SWAP operands must differ');
-  const lo = Math.min(a, b);
-  const hi = Math.max(a, b);
-  const abit = 1 << a;
-  const bbit = 1 << b;
-  const count = 1 << (n - 2);
-  for (let i = 0; i < count; i++) {
-    const base = insertZero(insertZero(i, lo), hi);
-    swapAmp(s, base | abit, base | bbit);
-  }
+  swapPairs(s, n, a, b, 1 << a, 1 << b, 'SWAP operands');
 }
 
 /** Toffoli (CCX) with controls c1, c2 and target t as an index permutation. */

@@ -99,7 +99,7 @@ export const jsKernels: Kernels = {
   dense: applyDense,
   diagonal: applyDiagonalK,
   matrix1: applyMatrix1,
-  diagonal1: (s, n, q, d) => applyDiagonal1(s, n, q, d[0]!, d[1]!, d[2]!, d[3]!),
+  diagonal1: applyDiagonal1,
   x: applyX,
   cnot: applyCnot,
   cz: applyCz,

@@ -152,7 +152,7 @@ test('applyDiagonal1: random phases on every qubit of random 4-qubit states → 
       4,
       oneQubitEntry(m, q, () => true),
     );
-    applyDiagonal1(s, 4, q, d[0]!, d[1]!, d[2]!, d[3]!);
+    applyDiagonal1(s, 4, q, d);
     close(s, want, `q=${q}`);
   }
 });
@@ -165,7 +165,7 @@ test('applyDiagonal1: d0 = 1 (skipped half) → same as the full product', () =>
     3,
     oneQubitEntry(Float64Array.of(1, 0, 0, 0, 0, 0, R, R), 2, () => true),
   );
-  applyDiagonal1(s, 3, 2, 1, 0, R, R);
+  applyDiagonal1(s, 3, 2, [1, 0, R, R]);
   close(s, want);
 });
 
@@ -466,7 +466,7 @@ test('unitarity: 400 random gates of every routine on 10 qubits → norm stays 1
         applyMatrix1(s, n, a, Float64Array.of(cos, 0, 0, -sin, 0, -sin, cos, 0));
         break;
       case 2:
-        applyDiagonal1(s, n, a, cos, -sin, cos, sin);
+        applyDiagonal1(s, n, a, [cos, -sin, cos, sin]);
         break;
       case 3:
         applyMatrix1(s, n, c, Float64Array.of(cos, 0, -sin, 0, sin, 0, cos, 0));

@@ -276,21 +276,20 @@ export class QasmReader {
 
   /** expression := term (('+' | '-') term)*. */
   protected expression(scope: Scope, depth: number): Expr | null {
-    let a = this.term(scope, depth);
-    while (a !== null && (this.is('+') || this.is('-'))) {
-      const op = this.lx.next();
-      const b = this.term(scope, depth);
-      a = b === null ? null : this.binary(op, a, b);
-    }
-    return a;
+    return this.leftAssociative(['+', '-'], () => this.term(scope, depth));
   }
 
   /** term := unary (('*' | '/') unary)*. */
   protected term(scope: Scope, depth: number): Expr | null {
-    let a = this.unary(scope, depth);
-    while (a !== null && (this.is('*') || this.is('/'))) {
+    return this.leftAssociative(['*', '/'], () => this.unary(scope, depth));
+  }
+
+  /** operand ((ops[0] | ops[1]) operand)*, folded to the left; null once an operand fails. */
+  private leftAssociative(ops: readonly [string, string], operand: () => Expr | null): Expr | null {
+    let a = operand();
+    while (a !== null && (this.is(ops[0]) || this.is(ops[1]))) {
       const op = this.lx.next();
-      const b = this.unary(scope, depth);
+      const b = operand();
       a = b === null ? null : this.binary(op, a, b);
     }
     return a;

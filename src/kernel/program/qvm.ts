@@ -237,6 +237,30 @@ function nameList(
   return names.length === raw.length ? names : null;
 }
 
+const isNumber = (v: unknown): v is number => typeof v === 'number';
+const isString = (v: unknown): v is string => typeof v === 'string';
+
+/** The entries of `raw` among `keys` whose value is a `type`; any other value given is a violation. */
+function typedArgs<K extends string, T>(
+  raw: Json,
+  keys: readonly K[],
+  type: string,
+  is: (v: unknown) => v is T,
+  where: { path: string; nodeId: string; out: ViolationList },
+): [K, T][] {
+  const found: [K, T][] = [];
+  for (const key of keys) {
+    const v = own(raw, key);
+    if (is(v)) {
+      found.push([key, v]);
+    } else if (v !== undefined) {
+      const { path, nodeId, out } = where;
+      out.add(nodeId, `${path}.${key}`, 6, `${key} must be a ${type}, got ${describe(v)}`);
+    }
+  }
+  return found;
+}
+
 /** Rule 6 (types only): known keys typed, unknown keys ignored; the verifier checks the values. */
 function parseArgs(raw: unknown, path: string, nodeId: string, out: ViolationList): ProgramArgs {
   const args: ProgramArgs = {};
@@ -245,22 +269,9 @@ function parseArgs(raw: unknown, path: string, nodeId: string, out: ViolationLis
     out.add(nodeId, path, 6, `args must be an object, got ${describe(raw)}`);
     return args;
   }
-  for (const key of NUMBER_ARGS) {
-    const v = own(raw, key);
-    if (typeof v === 'number') {
-      args[key] = v;
-    } else if (v !== undefined) {
-      out.add(nodeId, `${path}.${key}`, 6, `${key} must be a number, got ${describe(v)}`);
-    }
-  }
-  for (const key of STRING_ARGS) {
-    const v = own(raw, key);
-    if (typeof v === 'string') {
-      args[key] = v;
-    } else if (v !== undefined) {
-      out.add(nodeId, `${path}.${key}`, 6, `${key} must be a string, got ${describe(v)}`);
-    }
-  }
+  const where = { path, nodeId, out };
+  for (const [key, v] of typedArgs(raw, NUMBER_ARGS, 'number', isNumber, where)) args[key] = v;
+  for (const [key, v] of typedArgs(raw, STRING_ARGS, 'string', isString, where)) args[key] = v;
   // `pauli` is QMK's older name for `mask`; both may be given only if they agree.
   const mask = own(raw, 'mask');
   const pauli = own(raw, 'pauli');
