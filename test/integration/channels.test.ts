@@ -3,32 +3,27 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStateOffline } from '../../src/store/offline.js';
 import {
-  type AnyClient,
   type Daemon,
   type Wire,
   call,
   callError,
   channelClient,
+  jobClient,
   kernelClient,
-  newTenant,
   removeStateDir,
   sleep,
   startDaemon,
 } from '../support/daemon.js';
-
-interface Q {
-  qubit_id: string;
-  handle: string;
-}
-
-interface Party {
-  name: string;
-  id: string;
-  apiKey: string;
-  kernel: AnyClient;
-  channels: AnyClient;
-  session: string;
-}
+import {
+  type Party,
+  alloc,
+  channel,
+  closeParty,
+  measure,
+  party,
+  share,
+  used,
+} from '../support/parties.js';
 
 let d: Daemon;
 let A: Party;
@@ -37,93 +32,24 @@ let C: Party;
 /** Firewall refusals made, by code: each must have its audit record. */
 const refused = new Map<string, number>();
 
-async function party(name: string): Promise<Party> {
-  const t = await newTenant(d, name);
-  const session = (await call<{ session_handle: string }>(t.client, 'OpenSession', {}))
-    .session_handle;
-  return {
-    name,
-    id: t.tenantId,
-    apiKey: t.apiKey,
-    kernel: t.client,
-    channels: channelClient(d, t.apiKey),
-    session,
-  };
-}
-
 test.before(async () => {
   d = await startDaemon();
-  A = await party('tenant-a');
-  B = await party('tenant-b');
-  C = await party('tenant-c');
+  A = await party(d, 'tenant-a');
+  B = await party(d, 'tenant-b');
+  C = await party(d, 'tenant-c');
 });
 
 test.after(async () => {
-  for (const p of [A, B, C]) {
-    p.kernel.close();
-    p.channels.close();
-  }
+  for (const p of [A, B, C]) closeParty(p);
   if (d.child.exitCode === null) await d.stop();
   removeStateDir(d.stateDir);
 });
 
-async function alloc(p: Party, n = 1): Promise<Q[]> {
-  return (
-    await call<{ qubits: Q[] }>(p.kernel, 'AllocateQubits', { session_handle: p.session, count: n })
-  ).qubits;
-}
-
-const HOUR = 60 * 60 * 1000;
-
-/** `from` asks `to` for a channel; `to` approves unless told not to. */
-async function channel(
-  from: Party,
-  to: Party,
-  max: number,
-  opts: { approve?: boolean; ttlMs?: number } = {},
-): Promise<Wire> {
-  const r = await call<{ channel: Wire }>(from.channels, 'RequestChannel', {
-    peer_tenant: to.name,
-    max_entanglements: max,
-    expires_at_unix_ms: Date.now() + (opts.ttlMs ?? HOUR),
-    purpose: `test ${from.name}->${to.name}`,
-  });
-  if (opts.approve === false) return r.channel;
-  return (
-    await call<{ channel: Wire }>(to.channels, 'RespondChannelRequest', {
-      channel_id: r.channel.channel_id,
-      approve: true,
-    })
-  ).channel;
-}
-
-async function share(owner: Party, channelId: string, q: Q): Promise<string> {
-  return (
-    await call<{ shared_handle: string }>(owner.channels, 'ShareQubit', {
-      channel_id: channelId,
-      qubit_handle: q.handle,
-    })
-  ).shared_handle;
-}
-
 const cnot = (p: Party, control: string, target: string) =>
   call(p.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_CNOT', qubits: [control, target] }] });
 
-async function measure(p: Party, q: Q): Promise<number> {
-  return (
-    await call<{ outcomes: number[] }>(p.kernel, 'MeasureQubits', {
-      measurements: [{ qubit: q.handle, basis: 'BASIS_Z' }],
-    })
-  ).outcomes[0]!;
-}
-
 async function clusters(p: Party): Promise<number> {
   return (await call<{ usage: { clusters: number } }>(p.kernel, 'GetUsage', {})).usage.clusters;
-}
-
-async function used(p: Party, channelId: string): Promise<number> {
-  return (await call<{ channel: Wire }>(p.channels, 'GetChannel', { channel_id: channelId }))
-    .channel.entanglements_used;
 }
 
 /** A refused cross-tenant CNOT: exact code and reason, and neither tenant's clusters changed. */
@@ -345,7 +271,11 @@ test('an expired channel refuses a join that needs it', async () => {
   // Fresh tenants, so the pair has no other channel. X–Y expires; a live Y–Z share lets Z join
   // Y's qubit, which is entangled with X's through the expired channel's earlier use: the X–Y
   // pair's only channel is expired.
-  const [X, Y, Z] = [await party('tenant-x'), await party('tenant-y'), await party('tenant-z')];
+  const [X, Y, Z] = [
+    await party(d, 'tenant-x'),
+    await party(d, 'tenant-y'),
+    await party(d, 'tenant-z'),
+  ];
   const xy = await channel(X, Y, 5, { ttlMs: 3000 });
   const yz = await channel(Y, Z, 5);
   const xz = await channel(X, Z, 5);
@@ -367,10 +297,7 @@ test('an expired channel refuses a join that needs it', async () => {
   refused.set('CHANNEL_EXPIRED', (refused.get('CHANNEL_EXPIRED') ?? 0) + 1);
   assert.equal(await Promise.all([used(Y, yz.channel_id), used(X, xz.channel_id)]), [0, 0]);
   assert.is(await clusters(Z), 1, 'z is still alone');
-  for (const p of [X, Y, Z]) {
-    p.kernel.close();
-    p.channels.close();
-  }
+  for (const p of [X, Y, Z]) closeParty(p);
 });
 
 test('after revocation by either side the channel is refused, with the reason', async () => {
@@ -456,9 +383,13 @@ test('every firewall refusal left an audit record; channels and their counts sur
   assert.ok(refused.size >= 4, 'the scenarios above refused');
   for (const [code, n] of refused) assert.is(seen.get(code), n, `audit records of ${code}`);
   d = await startDaemon(d.stateDir);
-  A.kernel.close();
-  A.channels.close();
-  A = { ...A, channels: channelClient(d, A.apiKey), kernel: kernelClient(d, A.apiKey) };
+  closeParty(A);
+  A = {
+    ...A,
+    channels: channelClient(d, A.apiKey),
+    kernel: kernelClient(d, A.apiKey),
+    jobs: jobClient(d, A.apiKey),
+  };
   assert.equal(await list(A), before);
 });
 

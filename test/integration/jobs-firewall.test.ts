@@ -3,37 +3,30 @@ import * as assert from 'uvu/assert';
 import { STATUS_DETAILS_KEY, decodeStatusDetails } from '../../src/api/details.js';
 import { openStateOffline } from '../../src/store/offline.js';
 import {
-  type AnyClient,
   type Daemon,
   type Wire,
   adminClient,
   call,
   callError,
-  channelClient,
-  jobClient,
-  newTenant,
   removeStateDir,
   runJob,
   sleep,
   startDaemon,
 } from '../support/daemon.js';
+import {
+  type Party,
+  alloc,
+  channel,
+  closeParty,
+  measure,
+  party,
+  share,
+  used,
+} from '../support/parties.js';
 import { perShotQasm } from '../support/programs.js';
 
 const QVM = 'PROGRAM_FORMAT_QVM_JSON';
 const QASM = 'PROGRAM_FORMAT_OPENQASM2';
-
-interface Q {
-  qubit_id: string;
-  handle: string;
-}
-
-interface Party {
-  name: string;
-  kernel: AnyClient;
-  channels: AnyClient;
-  jobs: AnyClient;
-  session: string;
-}
 
 let d: Daemon;
 let A: Party;
@@ -42,71 +35,22 @@ let C: Party;
 /** Firewall refusals made, by code: each must have its audit record. */
 const refused = new Map<string, number>();
 
-async function party(name: string): Promise<Party> {
-  const t = await newTenant(d, name);
-  const session = (await call<{ session_handle: string }>(t.client, 'OpenSession', {}))
-    .session_handle;
-  return {
-    name,
-    kernel: t.client,
-    channels: channelClient(d, t.apiKey),
-    jobs: jobClient(d, t.apiKey),
-    session,
-  };
-}
-
 test.before(async () => {
   d = await startDaemon();
-  A = await party('fw-a');
-  B = await party('fw-b');
-  C = await party('fw-c');
+  A = await party(d, 'fw-a');
+  B = await party(d, 'fw-b');
+  C = await party(d, 'fw-c');
 });
 
 test.after(async () => {
-  for (const p of [A, B, C]) for (const c of [p.kernel, p.channels, p.jobs]) c.close();
+  for (const p of [A, B, C]) closeParty(p);
   if (d.child.exitCode === null) await d.stop();
   removeStateDir(d.stateDir);
 });
 
-async function alloc(p: Party, n = 1): Promise<Q[]> {
-  return (
-    await call<{ qubits: Q[] }>(p.kernel, 'AllocateQubits', { session_handle: p.session, count: n })
-  ).qubits;
-}
-
-async function channel(from: Party, to: Party, max: number): Promise<string> {
-  const r = await call<{ channel: Wire }>(from.channels, 'RequestChannel', {
-    peer_tenant: to.name,
-    max_entanglements: max,
-    expires_at_unix_ms: Date.now() + 60 * 60 * 1000,
-  });
-  await call(to.channels, 'RespondChannelRequest', {
-    channel_id: r.channel.channel_id,
-    approve: true,
-  });
-  return r.channel.channel_id as string;
-}
-
-async function share(owner: Party, channelId: string, q: Q): Promise<string> {
-  return (
-    await call<{ shared_handle: string }>(owner.channels, 'ShareQubit', {
-      channel_id: channelId,
-      qubit_handle: q.handle,
-    })
-  ).shared_handle;
-}
-
-async function used(channelId: string, p: Party = A): Promise<number> {
-  return (await call<{ channel: Wire }>(p.channels, 'GetChannel', { channel_id: channelId }))
-    .channel.entanglements_used;
-}
-
-async function measure(p: Party, q: Q): Promise<number> {
-  return (
-    await call<{ outcomes: number[] }>(p.kernel, 'MeasureQubits', {
-      measurements: [{ qubit: q.handle, basis: 'BASIS_Z' }],
-    })
-  ).outcomes[0]!;
+/** A channel from `from` to `to`, approved by `to`: its id. */
+async function open(from: Party, to: Party, max: number): Promise<string> {
+  return (await channel(from, to, max)).channel_id as string;
 }
 
 /** A QVM program over bound qubit names only. */
@@ -155,7 +99,7 @@ async function refusedSubmit(
 }
 
 test('allowed: A’s job entangles its qubit with B’s shared qubit; the use is counted and the effect is B’s', async () => {
-  const ch = await channel(A, B, 2);
+  const ch = await open(A, B, 2);
   const [a] = await alloc(A);
   const [b] = await alloc(B);
   await call(A.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [a!.handle] }] });
@@ -169,13 +113,13 @@ test('allowed: A’s job entangles its qubit with B’s shared qubit; the use is
     ],
   });
   assert.is(job.state, 'JOB_STATE_DONE', job.reason);
-  assert.is(await used(ch), 1, 'one join across tenants, one use');
+  assert.is(await used(A, ch), 1, 'one join across tenants, one use');
   assert.is(await measure(B, b!), 1, 'the CNOT copied |1> into B’s qubit');
   assert.is(await measure(A, a!), 1);
 });
 
 test('a shared qubit in a non-entangling op is refused at submission, naming the node and operand', async () => {
-  const ch = await channel(A, B, 2);
+  const ch = await open(A, B, 2);
   const [b] = await alloc(B);
   const shared = await share(B, ch, b!);
   const [a] = await alloc(A);
@@ -204,12 +148,12 @@ test('a shared qubit in a non-entangling op is refused at submission, naming the
     all.some((v) => v.field.startsWith('n2: ') && /not APPLY_X/.test(v.description)),
     'every misuse is listed',
   );
-  assert.is(await used(ch), 0);
+  assert.is(await used(A, ch), 0);
   assert.is(await measure(B, b!), 0, 'B’s qubit is untouched');
 });
 
 test('the (N+1)th join across tenants in one program is refused with N = 2', async () => {
-  const ch = await channel(A, B, 2);
+  const ch = await open(A, B, 2);
   const [b] = await alloc(B);
   const shared = await share(B, ch, b!);
   const as = await alloc(A, 3);
@@ -232,7 +176,7 @@ test('the (N+1)th join across tenants in one program is refused with N = 2', asy
     /^n2: program\.nodes\[2\]\.vqs$/,
     /has 2 entanglement\(s\) left; this is the program's join number 3/,
   );
-  assert.is(await used(ch), 0);
+  assert.is(await used(A, ch), 0);
   // Two joins are allowed and take both uses.
   const two = {
     ...req,
@@ -244,12 +188,12 @@ test('the (N+1)th join across tenants in one program is refused with N = 2', asy
   };
   const { job } = await runJob(A.jobs, two);
   assert.is(job.state, 'JOB_STATE_DONE', job.reason);
-  assert.is(await used(ch), 2);
+  assert.is(await used(A, ch), 2);
 });
 
 test('through a third tenant: B’s and C’s shared qubits join in A’s job only with a B–C channel', async () => {
-  const ab = await channel(A, B, 5);
-  const ac = await channel(A, C, 5);
+  const ab = await open(A, B, 5);
+  const ac = await open(A, C, 5);
   const [b] = await alloc(B);
   const [c] = await alloc(C);
   const [a] = await alloc(A);
@@ -271,19 +215,19 @@ test('through a third tenant: B’s and C’s shared qubits join in A’s job on
     /^n1: program\.nodes\[1\]\.vqs$/,
     /no channel between tenants ("fw-b" and "fw-c"|"fw-c" and "fw-b")/,
   );
-  assert.equal([await used(ab), await used(ac)], [0, 0]);
+  assert.equal([await used(A, ab), await used(A, ac)], [0, 0]);
   // With a B–C channel the same job runs and takes one use of each of the three channels.
-  const bc = await channel(B, C, 5);
+  const bc = await open(B, C, 5);
   const { job } = await runJob(A.jobs, req);
   assert.is(job.state, 'JOB_STATE_DONE', job.reason);
-  assert.equal([await used(ab), await used(ac), await used(bc, B)], [1, 1, 1]);
+  assert.equal([await used(A, ab), await used(A, ac), await used(B, bc)], [1, 1, 1]);
 });
 
 test('a channel revoked after submission: the job fails when it starts, with the reason, and changes nothing', async () => {
   const admin = adminClient(d);
   await call(admin, 'UpdateTenant', { tenant: 'fw-a', quota: { jobs_running_max: 1 } });
   admin.close();
-  const ch = await channel(A, B, 2);
+  const ch = await open(A, B, 2);
   const [b] = await alloc(B);
   const [a] = await alloc(A);
   await call(A.kernel, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [a!.handle] }] });
@@ -314,12 +258,12 @@ test('a channel revoked after submission: the job fails when it starts, with the
     /^could not run on the bound qubits: firewall: channel \S+ between ("fw-a" and "fw-b"|"fw-b" and "fw-a") was revoked \(changed my mind\)/,
   );
   refused.set('CHANNEL_REVOKED', (refused.get('CHANNEL_REVOKED') ?? 0) + 1);
-  assert.is(await used(ch), 0);
+  assert.is(await used(A, ch), 0);
   assert.is(await measure(B, b!), 0, 'B’s qubit is untouched');
 });
 
 test('a shared handle bound by a third tenant is not found; one for a non-VQ kind is refused', async () => {
-  const ch = await channel(A, B, 2);
+  const ch = await open(A, B, 2);
   const [b] = await alloc(B);
   const shared = await share(B, ch, b!);
   const [c] = await alloc(C);
@@ -339,7 +283,7 @@ test('a shared handle bound by a third tenant is not found; one for a non-VQ kin
     bindings: [{ name: 'b', qubit_handle: A.session }],
   });
   assert.is(wrong.metadata.get('qmk-error-code')[0], 'HANDLE_WRONG_KIND');
-  assert.is(await used(ch), 0);
+  assert.is(await used(A, ch), 0);
 });
 
 test('every firewall refusal of a job left an audit record', async () => {

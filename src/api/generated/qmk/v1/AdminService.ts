@@ -172,7 +172,7 @@ export interface AdminServiceClient extends grpc.Client {
   
 }
 
-export interface AdminServiceHandlers extends grpc.UntypedServiceImplementation {
+export type AdminServiceHandlers = {
   BackupState: grpc.handleUnaryCall<_qmk_v1_BackupStateRequest__Output, _qmk_v1_BackupStateResponse>;
   
   CreateApiKey: grpc.handleUnaryCall<_qmk_v1_CreateApiKeyRequest__Output, _qmk_v1_CreateApiKeyResponse>;
@@ -203,7 +203,7 @@ export interface AdminServiceHandlers extends grpc.UntypedServiceImplementation 
   
   VerifyAudit: grpc.handleUnaryCall<_qmk_v1_VerifyAuditRequest__Output, _qmk_v1_VerifyAuditResponse>;
   
-}
+};
 
 export interface AdminServiceDefinition extends grpc.ServiceDefinition {
   BackupState: MethodDefinition<_qmk_v1_BackupStateRequest, _qmk_v1_BackupStateResponse, _qmk_v1_BackupStateRequest__Output, _qmk_v1_BackupStateResponse__Output>

@@ -91,7 +91,7 @@ export interface ChannelServiceClient extends grpc.Client {
   
 }
 
-export interface ChannelServiceHandlers extends grpc.UntypedServiceImplementation {
+export type ChannelServiceHandlers = {
   GetChannel: grpc.handleUnaryCall<_qmk_v1_GetChannelRequest__Output, _qmk_v1_GetChannelResponse>;
   
   GetSigningKeys: grpc.handleUnaryCall<_qmk_v1_GetSigningKeysRequest__Output, _qmk_v1_GetSigningKeysResponse>;
@@ -108,7 +108,7 @@ export interface ChannelServiceHandlers extends grpc.UntypedServiceImplementatio
   
   ShareQubit: grpc.handleUnaryCall<_qmk_v1_ShareQubitRequest__Output, _qmk_v1_ShareQubitResponse>;
   
-}
+};
 
 export interface ChannelServiceDefinition extends grpc.ServiceDefinition {
   GetChannel: MethodDefinition<_qmk_v1_GetChannelRequest, _qmk_v1_GetChannelResponse, _qmk_v1_GetChannelRequest__Output, _qmk_v1_GetChannelResponse__Output>

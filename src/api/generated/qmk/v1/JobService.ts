@@ -80,7 +80,7 @@ export interface JobServiceClient extends grpc.Client {
   
 }
 
-export interface JobServiceHandlers extends grpc.UntypedServiceImplementation {
+export type JobServiceHandlers = {
   CancelJob: grpc.handleUnaryCall<_qmk_v1_CancelJobRequest__Output, _qmk_v1_CancelJobResponse>;
   
   GetJob: grpc.handleUnaryCall<_qmk_v1_GetJobRequest__Output, _qmk_v1_GetJobResponse>;
@@ -95,7 +95,7 @@ export interface JobServiceHandlers extends grpc.UntypedServiceImplementation {
   
   WatchJob: grpc.handleServerStreamingCall<_qmk_v1_WatchJobRequest__Output, _qmk_v1_WatchJobResponse>;
   
-}
+};
 
 export interface JobServiceDefinition extends grpc.ServiceDefinition {
   CancelJob: MethodDefinition<_qmk_v1_CancelJobRequest, _qmk_v1_CancelJobResponse, _qmk_v1_CancelJobRequest__Output, _qmk_v1_CancelJobResponse__Output>

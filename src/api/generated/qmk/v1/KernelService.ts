@@ -95,7 +95,7 @@ export interface KernelServiceClient extends grpc.Client {
   
 }
 
-export interface KernelServiceHandlers extends grpc.UntypedServiceImplementation {
+export type KernelServiceHandlers = {
   AllocateQubits: grpc.handleUnaryCall<_qmk_v1_AllocateQubitsRequest__Output, _qmk_v1_AllocateQubitsResponse>;
   
   ApplyGates: grpc.handleUnaryCall<_qmk_v1_ApplyGatesRequest__Output, _qmk_v1_ApplyGatesResponse>;
@@ -112,7 +112,7 @@ export interface KernelServiceHandlers extends grpc.UntypedServiceImplementation
   
   ReleaseQubits: grpc.handleUnaryCall<_qmk_v1_ReleaseQubitsRequest__Output, _qmk_v1_ReleaseQubitsResponse>;
   
-}
+};
 
 export interface KernelServiceDefinition extends grpc.ServiceDefinition {
   AllocateQubits: MethodDefinition<_qmk_v1_AllocateQubitsRequest, _qmk_v1_AllocateQubitsResponse, _qmk_v1_AllocateQubitsRequest__Output, _qmk_v1_AllocateQubitsResponse__Output>
