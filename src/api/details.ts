@@ -4,18 +4,14 @@
  * gRPC language's status-details helper reads them. Layer: api. Uses protobufjs on the vendored
  * proto/google/rpc files, so the bytes follow the same .proto any client decodes with.
  */
-import { join } from 'node:path';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import type { FieldViolation } from '../kernel/errors.js';
-import { PROTO_ROOT } from './proto.js';
+import { loadProtobufRoot } from './proto.js';
 
 export const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
 const TYPE_URL_PREFIX = 'type.googleapis.com/';
 
-const root = new protobuf.Root();
-root.resolvePath = (_origin, target) =>
-  target.startsWith('google/protobuf/') ? target : join(PROTO_ROOT, target);
-root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
+const root = loadProtobufRoot();
 const Status = root.lookupType('google.rpc.Status');
 const BadRequest = root.lookupType('google.rpc.BadRequest');
 const QuotaFailure = root.lookupType('google.rpc.QuotaFailure');

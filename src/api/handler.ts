@@ -12,6 +12,7 @@ import type { Principal } from '../kernel/model.js';
 import { reportBug } from '../util/bugs.js';
 import { errorStatus } from './errors.js';
 import { principalOf } from './interceptor.js';
+import type { DecodeFailure } from './request-limits.js';
 
 export class CallTracker {
   draining = false;
@@ -77,8 +78,6 @@ function failureStatus(err: unknown): Partial<grpc.StatusObject> {
   return errorStatus(err);
 }
 
-export type DecodeFailure = { __decodeError: string };
-
 /**
  * What every call checks before its handler: the daemon is not draining, the request decoded,
  * and the interceptor recorded a principal.
@@ -124,29 +123,6 @@ export function unary<Req, Res>(
         ),
     );
   };
-}
-
-/**
- * Replaces each method's request deserializer with one that cannot throw: a malformed message
- * becomes a value the handler answers with INVALID_ARGUMENT (grpc-js would say INTERNAL).
- */
-export function safeDeserializers(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
-  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  for (const [name, m] of Object.entries(def)) {
-    out[name] = {
-      ...m,
-      requestDeserialize: (buf: Buffer) => {
-        try {
-          return m.requestDeserialize(buf);
-        } catch (err) {
-          return {
-            __decodeError: `malformed message (${(err as Error).message})`,
-          } satisfies DecodeFailure;
-        }
-      },
-    };
-  }
-  return out as grpc.ServiceDefinition;
 }
 
 /**

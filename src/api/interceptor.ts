@@ -14,6 +14,12 @@ import { KernelError } from '../kernel/errors.js';
 import type { Principal } from '../kernel/model.js';
 import type { AuthzEntry } from './authz.js';
 import { errorStatus } from './errors.js';
+import {
+  type DecodeFailure,
+  type DeferredRequest,
+  type RequestLimits,
+  isDeferred,
+} from './request-limits.js';
 
 const principals = new WeakMap<Metadata, Principal>();
 
@@ -35,6 +41,8 @@ export interface InterceptorOptions {
   authenticate(apiKey: string | undefined): Principal;
   /** Counts an admitted call in flight; returns its release, called once when the call ends. */
   enter?(p: Principal): () => void;
+  /** The limits a caller's requests are walked against before they are decoded. */
+  limits(p: Principal | null): RequestLimits;
   /** Called for every refusal (logging, metrics). */
   onRefuse?(path: string, err: KernelError): void;
 }
@@ -76,6 +84,18 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
       release?.();
       release = null;
     };
+    let limits: RequestLimits | null = null;
+    const refuse = (err: unknown) => {
+      const e =
+        err instanceof KernelError ? err : new KernelError('INTERNAL', 'authentication failed');
+      opts.onRefuse?.(method.path, e);
+      const s = errorStatus(e);
+      call.sendStatus({
+        code: s.code ?? status.INTERNAL,
+        details: s.details ?? '',
+        metadata: s.metadata!,
+      });
+    };
     return new ServerInterceptingCall(call, {
       start(next) {
         next({
@@ -84,22 +104,27 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
             try {
               principal = decide(opts, method.path, metadata);
               if (principal && opts.enter) release = opts.enter(principal);
+              limits = opts.limits(principal);
             } catch (err) {
-              const e =
-                err instanceof KernelError
-                  ? err
-                  : new KernelError('INTERNAL', 'authentication failed');
-              opts.onRefuse?.(method.path, e);
-              const s = errorStatus(e);
-              call.sendStatus({
-                code: s.code ?? status.INTERNAL,
-                details: s.details ?? '',
-                metadata: s.metadata!,
-              });
+              refuse(err);
               return;
             }
             if (principal) attachPrincipal(metadata, principal);
             mdNext(metadata);
+          },
+          onReceiveMessage(message, msgNext) {
+            if (!isDeferred(message)) {
+              msgNext(message);
+              return;
+            }
+            try {
+              // Metadata always comes first; a call refused there never reaches this point.
+              limits!.check(message.type, message.bytes);
+            } catch (err) {
+              refuse(err);
+              return;
+            }
+            msgNext(decodeOrFailure(message));
           },
           onCancel: done,
         });
@@ -110,4 +135,15 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
       },
     });
   };
+}
+
+/** The decoded request, or what was wrong with it as a value the handler answers with. */
+function decodeOrFailure(message: DeferredRequest): unknown {
+  try {
+    return message.decode(message.bytes);
+  } catch (err) {
+    return {
+      __decodeError: `malformed message (${(err as Error).message})`,
+    } satisfies DecodeFailure;
+  }
 }

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 
 /** The repository's proto/ folder, found upward from this module (src/ in development, dist/src/ built). */
 function findProtoRoot(): string {
@@ -45,6 +46,20 @@ export const LOADER_OPTIONS: protoLoader.Options = {
 };
 
 let cached: protoLoader.PackageDefinition | undefined;
+let cachedRoot: protobuf.Root | undefined;
+
+/** The same files as a protobufjs root, every type resolved (for walking and encoding messages). */
+export function loadProtobufRoot(): protobuf.Root {
+  if (!cachedRoot) {
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) =>
+      target.startsWith('google/protobuf/') ? target : join(PROTO_ROOT, target);
+    root.loadSync(PROTO_FILES, { keepCase: true });
+    root.resolveAll();
+    cachedRoot = root;
+  }
+  return cachedRoot;
+}
 
 /** The package definition of all qmk.v1 services (cached: loading parses every file). */
 export function loadPackageDefinition(): protoLoader.PackageDefinition {

@@ -17,11 +17,12 @@ import { adminServiceHandlers } from './admin-service.js';
 import { AUTHZ_TABLE } from './authz.js';
 import { channelServiceHandlers } from './channel-service.js';
 import type { GetStatusResponse } from './generated/qmk/v1/GetStatusResponse.js';
-import { type CallTracker, safeDeserializers } from './handler.js';
+import type { CallTracker } from './handler.js';
 import { authInterceptor } from './interceptor.js';
 import { jobServiceHandlers } from './job-service.js';
 import { kernelServiceHandlers } from './kernel-service.js';
-import { loadGrpcObject, loadPackageDefinition } from './proto.js';
+import { type QmkGrpc, loadGrpcObject, loadPackageDefinition, loadProtobufRoot } from './proto.js';
+import { RequestLimits, deferDecoding } from './request-limits.js';
 
 export const MESSAGE_BYTES_MAX = 4 * 1024 * 1024;
 export const STREAMS_PER_CONNECTION_MAX = 100;
@@ -29,6 +30,9 @@ export const KEEPALIVE_TIME_MS = 60_000;
 export const KEEPALIVE_TIMEOUT_MS = 20_000;
 /** A connection with no call for this long is closed (idle-stream timeout). */
 export const CONNECTION_IDLE_MS = 5 * 60_000;
+
+/** The operator's requests are bounded by the compiled-in limits only. */
+const OPERATOR_LIMITS = new RequestLimits(null);
 
 const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_receive_message_length': MESSAGE_BYTES_MAX,
@@ -81,6 +85,9 @@ export async function startServers(
     'qmk.v1.ChannelService': 'NOT_SERVING',
   });
   const reflection = new ReflectionService(pkg);
+  const root = loadProtobufRoot();
+  const deferred = (name: keyof QmkGrpc) =>
+    deferDecoding(root.lookupService(`qmk.v1.${name}`), qmk[name].service);
 
   const tenant = new grpc.Server({
     ...SERVER_OPTIONS,
@@ -94,22 +101,18 @@ export async function startServers(
           return p;
         },
         enter: (p) => deps.kernel.principals.enterCall(p),
+        limits: (p) => {
+          const principals = deps.kernel.principals;
+          const quota = p?.kind === 'tenant' ? principals.quotaOf(principals.tenantOf(p)) : null;
+          return new RequestLimits(quota);
+        },
         onRefuse: deps.onRefuse,
       }),
     ],
   });
-  tenant.addService(
-    safeDeserializers(qmk.KernelService.service),
-    kernelServiceHandlers(deps.kernel, deps.tracker),
-  );
-  tenant.addService(
-    safeDeserializers(qmk.JobService.service),
-    jobServiceHandlers(deps.jobs, deps.tracker),
-  );
-  tenant.addService(
-    safeDeserializers(qmk.ChannelService.service),
-    channelServiceHandlers(deps.kernel, deps.tracker),
-  );
+  tenant.addService(deferred('KernelService'), kernelServiceHandlers(deps.kernel, deps.tracker));
+  tenant.addService(deferred('JobService'), jobServiceHandlers(deps.jobs, deps.tracker));
+  tenant.addService(deferred('ChannelService'), channelServiceHandlers(deps.kernel, deps.tracker));
   health.addToServer(tenant);
   reflection.addToServer(tenant);
 
@@ -120,12 +123,13 @@ export async function startServers(
         table: AUTHZ_TABLE,
         audience: 'operator',
         authenticate: () => ({ kind: 'operator' }),
+        limits: () => OPERATOR_LIMITS,
         onRefuse: deps.onRefuse,
       }),
     ],
   });
   admin.addService(
-    safeDeserializers(qmk.AdminService.service),
+    deferred('AdminService'),
     adminServiceHandlers(deps.admin, deps.tracker, deps.status, deps.stateOps),
   );
   health.addToServer(admin);

@@ -4,7 +4,7 @@
  * with its audit record in one transaction before returning.
  */
 import { auditEvent } from './actors.js';
-import { KernelError, invalid } from './errors.js';
+import { KernelError, invalid, quote } from './errors.js';
 import type { Kernel } from './kernel.js';
 import {
   API_KEYS_PER_TENANT_MAX,
@@ -56,14 +56,13 @@ export class Admin {
   find(ref: string, field = 'tenant'): Tenant {
     if (!ref) throw invalid(field, 'tenant id or name is required');
     const t = this.k.principals.tenant(ref) ?? this.k.principals.tenantByName(ref);
-    if (!t) throw new KernelError('NOT_FOUND', `${field}: no tenant ${JSON.stringify(ref)}`, field);
+    if (!t) throw new KernelError('NOT_FOUND', `${field}: no tenant ${quote(ref)}`, field);
     return t;
   }
 
   private parseTier(tier: string, field: string, fallback: Tier): Tier {
     if (tier === '' || tier === 'unspecified') return fallback;
-    if (!(TIERS as string[]).includes(tier))
-      throw invalid(field, `unknown tier ${JSON.stringify(tier)}`);
+    if (!(TIERS as string[]).includes(tier)) throw invalid(field, `unknown tier ${quote(tier)}`);
     return tier as Tier;
   }
 
@@ -71,7 +70,7 @@ export class Admin {
     const out = new Set<Role>();
     roles.forEach((r, i) => {
       if (!(ROLES as readonly string[]).includes(r))
-        throw invalid(`${field}[${i}]`, `unknown role ${JSON.stringify(r)}`);
+        throw invalid(`${field}[${i}]`, `unknown role ${quote(r)}`);
       out.add(r as Role);
     });
     return out.size === 0 ? ['tenant_admin'] : [...out];
@@ -109,11 +108,7 @@ export class Admin {
       throw invalid('name', `must match ${TENANT_NAME_PATTERN.source}`);
     }
     if (this.k.principals.tenantByName(name) !== undefined) {
-      throw new KernelError(
-        'ALREADY_EXISTS',
-        `name: tenant ${JSON.stringify(name)} exists`,
-        'name',
-      );
+      throw new KernelError('ALREADY_EXISTS', `name: tenant ${quote(name)} exists`, 'name');
     }
     if (this.k.principals.tenantCount >= TENANTS_MAX) {
       throw new KernelError('LIMIT_EXCEEDED', `tenants: ${TENANTS_MAX} tenants exist`, 'tenants');
@@ -292,7 +287,7 @@ export class Admin {
   /** Takes effect on the key's next call. @throws NOT_FOUND */
   async revokeKey(keyId: string): Promise<Credential> {
     const c = this.k.principals.credential(keyId);
-    if (!c) throw new KernelError('NOT_FOUND', `key_id: no key ${JSON.stringify(keyId)}`, 'key_id');
+    if (!c) throw new KernelError('NOT_FOUND', `key_id: no key ${quote(keyId)}`, 'key_id');
     const next = { ...c, revoked: true };
     this.k.principals.putCredential(next);
     await this.k.durability.commitOrUndo(

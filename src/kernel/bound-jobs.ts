@@ -9,7 +9,7 @@ import { auditEvent } from './actors.js';
 import { type ChannelRecord, type ChannelTable, channelState, refusal } from './channels.js';
 import { ClusterGraph } from './clusters.js';
 import type { Durability } from './durability.js';
-import { KernelError } from './errors.js';
+import { KernelError, quote } from './errors.js';
 import type { Firewall } from './firewall.js';
 import { QUBITS_PER_CLUSTER_MAX, stateBytes } from './limits.js';
 import type {
@@ -85,7 +85,7 @@ export class BoundJobs {
       if (!q || q.tenantId !== owner) {
         throw new KernelError(
           'NOT_FOUND',
-          `bindings[${i}]: the ${channelId === undefined ? '' : 'shared '}qubit bound as ${JSON.stringify(b.name)} was released before the job ran`,
+          `bindings[${i}]: the ${channelId === undefined ? '' : 'shared '}qubit bound as ${quote(b.name)} was released before the job ran`,
           `bindings[${i}]`,
         );
       }

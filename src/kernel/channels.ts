@@ -12,13 +12,22 @@
  * What counts as a use: one join. Gates between qubits already in one cluster join nothing and use
  * nothing; measuring a qubit splits it out, so entangling it again is a new join.
  */
-import { KernelError, invalid } from './errors.js';
+import { KernelError, invalid, quote } from './errors.js';
 
 export const CHANNEL_USES_MAX = 1_000_000;
 export const CHANNEL_LIFETIME_MS_MAX = 30 * 24 * 60 * 60 * 1000;
 export const CHANNEL_TEXT_CHARS_MAX = 256;
-/** Channels a tenant may be party to (pending, live and ended, until deleted with the tenant). */
+/**
+ * Live channels (pending or active) a tenant may be party to. Ended ones (rejected, revoked,
+ * expired, exhausted) stay readable but do not count, so no tenant can use up another's slots by
+ * sending requests it will reject, and a long life does not lock a tenant out.
+ */
 export const CHANNELS_PER_TENANT_MAX = 1024;
+/**
+ * Pending requests from one tenant to one peer: a peer's inbox holds at most this many from any
+ * one requester, so one tenant cannot fill it.
+ */
+export const CHANNEL_REQUESTS_PENDING_PER_PEER_MAX = 16;
 export const APPROVAL_PAYLOAD_TAG = 'qmk.channel.approval.v1';
 
 export interface ChannelApproval {
@@ -142,19 +151,41 @@ export class ChannelTable {
       .sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? -1 : 1));
   }
 
+  /** Every channel the tenant is party to, ended ones included. */
   countOf(tenantId: string): number {
     return this.byTenant.get(tenantId)?.size ?? 0;
+  }
+
+  /** The tenant's live channels (pending or active) at `nowMs`: what its limit counts. */
+  liveCountOf(tenantId: string, nowMs: number): number {
+    let n = 0;
+    for (const id of this.byTenant.get(tenantId) ?? []) {
+      const state = channelState(this.byId.get(id)!, nowMs);
+      if (state === 'PENDING' || state === 'ACTIVE') n++;
+    }
+    return n;
+  }
+
+  /** Requests from `requesterId` to `peerId` still pending at `nowMs`. */
+  pendingFromTo(requesterId: string, peerId: string, nowMs: number): number {
+    let n = 0;
+    for (const id of this.byTenant.get(requesterId) ?? []) {
+      const c = this.byId.get(id)!;
+      if (
+        c.requesterId === requesterId &&
+        c.peerId === peerId &&
+        channelState(c, nowMs) === 'PENDING'
+      )
+        n++;
+    }
+    return n;
   }
 
   /** A channel the caller is party to; anyone else gets NOT_FOUND (no existence leak). */
   visible(tenantId: string, id: string, field: string): ChannelRecord {
     const c = this.byId.get(id);
     if (!c || (c.requesterId !== tenantId && c.peerId !== tenantId)) {
-      throw new KernelError(
-        'NOT_FOUND',
-        `${field}: no channel ${JSON.stringify(id.slice(0, 64))}`,
-        field,
-      );
+      throw new KernelError('NOT_FOUND', `${field}: no channel ${quote(id)}`, field);
     }
     return c;
   }

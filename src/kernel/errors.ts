@@ -46,6 +46,22 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/** A refusal's message is at most this long (longer ones are cut and marked). */
+export const MESSAGE_CHARS_MAX = 512;
+
+/** A client-supplied value is echoed in a message up to this many characters, then cut. */
+export const ECHO_CHARS_MAX = 64;
+
+/**
+ * A client-supplied value as a message quotes it: JSON-quoted, and past `ECHO_CHARS_MAX`
+ * characters cut, the cut marked by an ellipsis inside the quotes (`"abc…"`), so no input can
+ * make a reply or a log line larger than its own limits.
+ */
+export function quote(value: string): string {
+  const cut = value.length > ECHO_CHARS_MAX;
+  return JSON.stringify(cut ? `${value.slice(0, ECHO_CHARS_MAX)}…` : value);
+}
+
 /** An operating error: a refusal with a closed code and a message that names the field or limit. */
 export class KernelError extends Error {
   readonly code: ErrorCode;
@@ -63,7 +79,12 @@ export class KernelError extends Error {
     fieldViolations: readonly FieldViolation[] = [],
     retryDelayMs?: number,
   ) {
-    super(message);
+    // The last guard against an echo that `quote` missed: no refusal outgrows its limit.
+    super(
+      message.length <= MESSAGE_CHARS_MAX
+        ? message
+        : `${message.slice(0, MESSAGE_CHARS_MAX)}… (cut)`,
+    );
     this.name = 'KernelError';
     this.code = code;
     this.field = field;

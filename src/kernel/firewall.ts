@@ -9,6 +9,7 @@ import assert from 'node:assert';
 import { type Actor, auditEvent } from './actors.js';
 import {
   CHANNELS_PER_TENANT_MAX,
+  CHANNEL_REQUESTS_PENDING_PER_PEER_MAX,
   type ChannelRecord,
   type ChannelState,
   type ChannelTable,
@@ -19,7 +20,7 @@ import {
 } from './channels.js';
 import { ClusterGraph } from './clusters.js';
 import type { Durability } from './durability.js';
-import { KernelError, invalid } from './errors.js';
+import { KernelError, invalid, quote } from './errors.js';
 import type { HandleAuthority } from './handle-authority.js';
 import { type HandleClaims, RIGHTS } from './handles.js';
 import { QUBITS_PER_CLUSTER_MAX } from './limits.js';
@@ -164,18 +165,27 @@ export class Firewall {
     if (!peer)
       throw new KernelError(
         'NOT_FOUND',
-        `peer_tenant: no tenant ${JSON.stringify(peerName.slice(0, 64))}`,
+        `peer_tenant: no tenant ${quote(peerName)}`,
         'peer_tenant',
       );
     if (peer.id === tenant.id)
       throw invalid('peer_tenant', 'is the caller: a channel joins two tenants');
     const now = this.d.clock.nowMs();
     checkChannelTerms(maxUses, expiresAtMs, purpose, now);
+    if (
+      this.table.pendingFromTo(tenant.id, peer.id, now) >= CHANNEL_REQUESTS_PENDING_PER_PEER_MAX
+    ) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `channels: ${CHANNEL_REQUESTS_PENDING_PER_PEER_MAX} requests to this peer are pending already; wait for its answer or their expiry`,
+        'channels',
+      );
+    }
     for (const t of [tenant, peer]) {
-      if (this.table.countOf(t.id) >= CHANNELS_PER_TENANT_MAX) {
+      if (this.table.liveCountOf(t.id, now) >= CHANNELS_PER_TENANT_MAX) {
         throw new KernelError(
           'QUOTA_EXCEEDED',
-          `channels: ${t === tenant ? 'you are' : 'the peer is'} party to ${CHANNELS_PER_TENANT_MAX} channels already`,
+          `channels: ${t === tenant ? 'you are' : 'the peer is'} party to ${CHANNELS_PER_TENANT_MAX} live channels already`,
           'channels',
         );
       }

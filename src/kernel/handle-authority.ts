@@ -6,7 +6,7 @@
  * checks key state, expiry, tenant, kind, resource and rights); revocation is never cached.
  */
 import type { ChannelRecord } from './channels.js';
-import { KernelError, invalid } from './errors.js';
+import { KernelError, invalid, quote } from './errors.js';
 import {
   type HandleClaims,
   type HandleKind,
@@ -159,8 +159,7 @@ export class HandleAuthority {
     const c = this.verify(p, parent, 'handle', null, 0);
     let mask = 0;
     rights.forEach((r, i) => {
-      if (!Object.hasOwn(RIGHTS, r))
-        throw invalid(`rights[${i}]`, `unknown right ${JSON.stringify(r)}`);
+      if (!Object.hasOwn(RIGHTS, r)) throw invalid(`rights[${i}]`, `unknown right ${quote(r)}`);
       mask |= RIGHTS[r as RightName];
     });
     if ((mask & ~c.rights) !== 0) {

@@ -9,7 +9,7 @@ import { auditEvent, poolOwner } from './actors.js';
 import type { ChannelRecord } from './channels.js';
 import { ClusterGraph } from './clusters.js';
 import type { Durability } from './durability.js';
-import { KernelError, invalid, requireCount } from './errors.js';
+import { KernelError, invalid, quote, requireCount } from './errors.js';
 import type { Firewall } from './firewall.js';
 import { GATE_SET, isBasis, isGateName } from './gate-set.js';
 import type { HandleAuthority } from './handle-authority.js';
@@ -90,7 +90,7 @@ export class Interactive {
     const ops: SimOp[] = gates.map((g, i) => {
       const f = `gates[${i}]`;
       const name = g.kind;
-      if (!isGateName(name)) throw invalid(`${f}.kind`, `unknown gate ${JSON.stringify(name)}`);
+      if (!isGateName(name)) throw invalid(`${f}.kind`, `unknown gate ${quote(name)}`);
       const spec = GATE_SET[name];
       if (g.qubits.length !== spec.arity) {
         throw invalid(
@@ -168,7 +168,7 @@ export class Interactive {
       const c = this.d.handles.verify(p, m.qubit, `${f}.qubit`, 'VQ', RIGHTS.RIGHT_MEASURE);
       requireCap(this.d.table.session(c.sessionId)!, 'CAP_MEASURE', `${f}.qubit`);
       const basis = m.basis;
-      if (!isBasis(basis)) throw invalid(`${f}.basis`, `unknown basis ${JSON.stringify(basis)}`);
+      if (!isBasis(basis)) throw invalid(`${f}.basis`, `unknown basis ${quote(basis)}`);
       if (!Number.isFinite(m.angle)) throw invalid(`${f}.angle`, 'must be a finite number');
       if (m.basis !== 'ANGLE' && m.angle !== 0)
         throw invalid(`${f}.angle`, 'only BASIS_ANGLE takes an angle');

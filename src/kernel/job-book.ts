@@ -3,7 +3,7 @@
  * (newest-first listing, retention) and idempotency keys. Layer: kernel (data, no I/O). The
  * manager changes jobs; this keeps the indexes that find them consistent with the table.
  */
-import { KernelError, invalid } from './errors.js';
+import { KernelError, invalid, quote } from './errors.js';
 import { type JobListener, type JobRecord, TERMINAL_STATES } from './job-model.js';
 import type { Compiled } from './job-programs.js';
 import { JOBS_RETAINED_PER_TENANT_MAX } from './limits.js';
@@ -73,11 +73,7 @@ export class JobBook {
     if (jobId === '') throw invalid(field, 'is required');
     const job = this.jobs.get(jobId);
     if (!job || job.rec.tenantId !== tenantId) {
-      throw new KernelError(
-        'NOT_FOUND',
-        `${field}: no job ${JSON.stringify(jobId.slice(0, 64))}`,
-        field,
-      );
+      throw new KernelError('NOT_FOUND', `${field}: no job ${quote(jobId)}`, field);
     }
     return job;
   }

@@ -8,7 +8,7 @@
 import assert from 'node:assert';
 import type { Admission } from './admission.js';
 import type { Durability } from './durability.js';
-import { KernelError, invalid } from './errors.js';
+import { KernelError, invalid, quote } from './errors.js';
 import { JobBook, type LiveJob } from './job-book.js';
 import {
   JOB_STATES,
@@ -88,7 +88,7 @@ export class JobLedger {
     const states = new Set<string>();
     f.states.forEach((s, i) => {
       if (!(JOB_STATES as readonly string[]).includes(s))
-        throw invalid(`states[${i}]`, `unknown state ${JSON.stringify(s)}`);
+        throw invalid(`states[${i}]`, `unknown state ${quote(s)}`);
       states.add(s);
     });
     if (!Number.isInteger(f.pageSize) || f.pageSize < 0 || f.pageSize > LIST_PAGE_SIZE_MAX) {

@@ -5,7 +5,7 @@
  * estimate, and how a result's keys are spelled. Layer: kernel. Decides nothing about queues or
  * states: the job manager does.
  */
-import { type ErrorCode, KernelError, invalid } from './errors.js';
+import { type ErrorCode, KernelError, invalid, quote } from './errors.js';
 import { RIGHTS } from './handles.js';
 import type { Binding, JobEstimate, ProgramFormat } from './job-model.js';
 import type { Kernel } from './kernel.js';
@@ -101,7 +101,11 @@ export class JobPrograms {
   } {
     const { format, source, shots, quota, tier, bindings, strict, tenantId } = req;
     if (Buffer.byteLength(source, 'utf8') > PROGRAM_SOURCE_BYTES_MAX) {
-      throw invalid('program.source', `longer than ${PROGRAM_SOURCE_BYTES_MAX} bytes`);
+      throw new KernelError(
+        'LIMIT_EXCEEDED',
+        `program.source: more than ${PROGRAM_SOURCE_BYTES_MAX} bytes`,
+        'program.source',
+      );
     }
     const parsed = parseProgram(format, source, bindings);
     if (parsed.program === null)
@@ -109,15 +113,12 @@ export class JobPrograms {
     const program = parsed.program;
     bindings.forEach((b, i) => {
       if (!program.qubits.includes(b.name)) {
-        throw invalid(
-          `bindings[${i}].name`,
-          `${JSON.stringify(b.name)} is not a qubit of the program`,
-        );
+        throw invalid(`bindings[${i}].name`, `${quote(b.name)} is not a qubit of the program`);
       }
       if (program.nodes.some((n) => n.op === 'FREE_LQ' && n.qubits.includes(b.name))) {
         throw invalid(
           `bindings[${i}].name`,
-          `the program frees bound qubit ${JSON.stringify(b.name)}; a job cannot release a session qubit (ReleaseQubits does)`,
+          `the program frees bound qubit ${quote(b.name)}; a job cannot release a session qubit (ReleaseQubits does)`,
         );
       }
     });
@@ -215,7 +216,7 @@ export class JobPrograms {
     const ids = new Set<string>();
     return bindings.map((b, i) => {
       if (names.has(b.name))
-        throw invalid(`bindings[${i}].name`, `${JSON.stringify(b.name)} is bound twice`);
+        throw invalid(`bindings[${i}].name`, `${quote(b.name)} is bound twice`);
       names.add(b.name);
       const field = `bindings[${i}].qubit_handle`;
       const c = this.k.handles.verify(p, b.handle, field, null, 0);

@@ -8,7 +8,7 @@ import assert from 'node:assert';
 import { type Actor, auditEvent, poolOwner } from './actors.js';
 import type { ClusterGraph } from './clusters.js';
 import type { Durability } from './durability.js';
-import { KernelError, invalid, requireCount } from './errors.js';
+import { KernelError, invalid, quote, requireCount } from './errors.js';
 import type { HandleAuthority } from './handle-authority.js';
 import { RIGHTS, SESSION_RIGHTS_ALL, VQ_RIGHTS_ALL } from './handles.js';
 import {
@@ -176,7 +176,7 @@ export class Sessions {
       );
     }
     if (profile !== '' && !PROFILE_PATTERN.test(profile)) {
-      throw invalid('profile', `"${profile}" is not logical:<family>(d=<int>)`);
+      throw invalid('profile', `${quote(profile)} is not logical:<family>(d=<int>)`);
     }
     const tenant = this.d.principals.tenantOf(p);
     const quota = this.d.principals.quotaOf(tenant);

@@ -4,14 +4,13 @@
  * compiler makes it total), profiles of logical qubits, and the index of a program every rule
  * reads. Layer: kernel (pure). `verify.ts` runs the rules; this file holds no rule.
  */
+import { quote } from '../errors.js';
 import type { Guard, Opcode, Program, Violation } from './ir.js';
 
 /** One reply carries at most this many violations, plus one line saying how many were left out. */
 export const VIOLATIONS_MAX = 256;
 /** A cycle's message lists this many node ids, then "and N more". */
 export const CYCLE_NODES_LISTED_MAX = 8;
-/** Names are quoted in messages up to this length, so junk input cannot bloat a reply. */
-export const NAME_IN_MESSAGE_CHARS_MAX = 64;
 /** A profile string longer than this is junk, refused before it is matched. */
 export const PROFILE_CHARS_MAX = 128;
 /** Code distance ceiling: d = 10 000 is 2·10^8 physical per logical, beyond any real device. */
@@ -135,11 +134,8 @@ export class ViolationList {
   }
 }
 
-/** `"name"`, cut to `NAME_IN_MESSAGE_CHARS_MAX` characters. */
-export function quote(name: string): string {
-  const cut = name.length > NAME_IN_MESSAGE_CHARS_MAX;
-  return JSON.stringify(cut ? `${name.slice(0, NAME_IN_MESSAGE_CHARS_MAX)}…` : name);
-}
+/** Names are quoted as every client value is (`kernel/errors.ts`): cut past a few dozen characters. */
+export { quote };
 
 /**
  * Merges the parser's violations with the verifier's. A verifier violation whose field is the

@@ -40,7 +40,6 @@ import { checkBounds, checkCaps, checkFirewall, estimateClusters } from './verif
 export {
   CYCLE_NODES_LISTED_MAX,
   type FirewallContext,
-  NAME_IN_MESSAGE_CHARS_MAX,
   OP_SPECS,
   PROFILE_CHARS_MAX,
   PROFILE_DISTANCE_MAX,
