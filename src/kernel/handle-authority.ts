@@ -30,6 +30,11 @@ export interface HandleResources {
   channel(id: string): ChannelRecord | undefined;
 }
 
+/** The one answer for a resource the caller cannot see: missing, or another tenant's. */
+function noSuchResource(field: string): KernelError {
+  return new KernelError('NOT_FOUND', `${field}: no such resource`, field);
+}
+
 export class HandleAuthority {
   private readonly cache = new Map<string, HandleClaims>();
 
@@ -62,8 +67,8 @@ export class HandleAuthority {
   }
 
   /**
-   * Verifies a handle in full on every use: signature (cached), key known and not retired, not
-   * expired, tenant = caller, kind, resource exists in that session, rights include `need`.
+   * Verifies a handle in full on every use: signature (cached), tenant = caller, key known and
+   * not retired, not expired, kind, resource exists in that session, rights include `need`.
    * @throws HANDLE_INVALID, HANDLE_KEY_UNKNOWN, HANDLE_KEY_RETIRED, HANDLE_EXPIRED,
    *   HANDLE_WRONG_KIND, NOT_FOUND, SESSION_EXPIRED, RIGHTS_INSUFFICIENT, INVALID_ARGUMENT
    */
@@ -88,6 +93,11 @@ export class HandleAuthority {
       if (this.cache.size >= HANDLE_CACHE_ENTRIES_MAX) this.cache.clear();
       this.cache.set(text, claims);
     }
+    // A genuine handle of another tenant is reported exactly like a missing resource, whatever
+    // else is wrong with it (expired, retired key, wrong kind or rights): the caller learns
+    // nothing about another tenant's resources, and the check costs the same on both paths (the
+    // signature was verified above either way).
+    if (claims.tenantId !== p.tenantId) throw noSuchResource(field);
     const now = this.clock.nowMs();
     const keyState = this.signer.keyState(claims.keyId, now);
     if (keyState === 'retired') {
@@ -98,10 +108,6 @@ export class HandleAuthority {
     }
     if (now >= claims.expiresAtMs) {
       throw new KernelError('HANDLE_EXPIRED', `${field}: handle expired`, field);
-    }
-    // Another tenant's handle is reported exactly like a missing resource: no existence leak.
-    if (claims.tenantId !== p.tenantId) {
-      throw new KernelError('NOT_FOUND', `${field}: no such resource`, field);
     }
     if (kind === 'VQ' && claims.kind === 'SHARED_VQ') {
       throw new KernelError(
@@ -121,7 +127,7 @@ export class HandleAuthority {
   }
 
   private checkResource(c: HandleClaims, field: string): void {
-    const missing = () => new KernelError('NOT_FOUND', `${field}: no such resource`, field);
+    const missing = () => noSuchResource(field);
     if (c.kind === 'SHARED_VQ') {
       // The channel still exists with the holder as a party, and the qubit is still the other
       // party's. Whether the channel may be used now is the firewall's decision, with its reason.

@@ -117,6 +117,32 @@ test("handle: another tenant's handle → NOT_FOUND, no existence leak, qubit un
   assert.is(await outcome(a, q!.handle), 0);
 });
 
+test("uniform denial: another tenant's expired or weakened handle reads exactly as a missing resource", async () => {
+  const [q, gone] = await allocA(2);
+  const soon = Date.now() + 1000;
+  const expiring = await call<{ handle: string }>(a, 'AttenuateHandle', {
+    handle: q!.handle,
+    rights: ['RIGHT_COMPUTE'],
+    expires_at_unix_ms: soon,
+  });
+  const weak = await call<{ handle: string }>(a, 'AttenuateHandle', {
+    handle: q!.handle,
+    rights: ['RIGHT_MEASURE'],
+  });
+  await call(a, 'ReleaseQubits', { qubit_handles: [gone!.handle] });
+  await sleep(Math.max(0, soon - Date.now()) + 100);
+  const missing = await callError(b, 'ApplyGates', x(gone!.handle));
+  const foreignExpired = await callError(b, 'ApplyGates', x(expiring.handle));
+  const foreignWeak = await callError(b, 'ApplyGates', x(weak.handle));
+  const ownMissing = await callError(a, 'ApplyGates', x(gone!.handle));
+  for (const err of [missing, foreignExpired, foreignWeak, ownMissing]) {
+    assert.is(err.code, status.NOT_FOUND);
+    assert.is(err.metadata.get('qmk-error-code')[0], 'NOT_FOUND');
+    assert.is(err.details, ownMissing.details, 'the same message on every path');
+  }
+  assert.is(await outcome(a, q!.handle), 0, 'nothing was applied');
+});
+
 test("handle: a released qubit's handle → NOT_FOUND", async () => {
   const [q] = await allocA();
   await call(a, 'ReleaseQubits', { qubit_handles: [q!.handle] });

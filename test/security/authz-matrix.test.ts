@@ -241,6 +241,9 @@ let foreign: Objs;
 let weak: Weak;
 let tampered: Objs;
 let expired: Objs;
+/** Another tenant's genuine handles that are expired, or lack the right the method needs. */
+let foreignExpired: Objs;
+let foreignWeak: Objs;
 
 function tamper(handle: string): string {
   const b = Buffer.from(handle, 'base64url');
@@ -330,6 +333,22 @@ test.before(async () => {
       soon,
     ),
   };
+  foreignExpired = {
+    ...foreign,
+    session: await attenuate(bob.apiKey, foreign.session, ['RIGHT_ALLOC', 'RIGHT_CLOSE'], soon),
+    qubit: await attenuate(
+      bob.apiKey,
+      foreign.qubit,
+      ['RIGHT_COMPUTE', 'RIGHT_MEASURE', 'RIGHT_RELEASE', 'RIGHT_LINK'],
+      soon,
+    ),
+  };
+  // Rights no method needs alone, so the handle is short of the right wherever it is used.
+  foreignWeak = {
+    ...foreign,
+    session: await attenuate(bob.apiKey, foreign.session, ['RIGHT_CLOSE']),
+    qubit: await attenuate(bob.apiKey, foreign.qubit, ['RIGHT_LINK']),
+  };
   await sleep(Math.max(0, soon - Date.now()) + 50);
 });
 
@@ -418,6 +437,20 @@ function casesFor(m: Method, row: Row): Case[] {
     });
   }
   if (row.handle !== 'none') {
+    // Whatever else is wrong with another tenant's genuine handle, it names nothing the caller
+    // can see: the same NOT_FOUND as for a missing resource (uniform denial).
+    for (const [attack, objs] of [
+      ['another tenant’s expired handle', foreignExpired],
+      ['another tenant’s handle short of the right', foreignWeak],
+    ] as const) {
+      out.push({
+        attack,
+        key: keys.alice,
+        objs: { ...own, [row.handle]: objs[row.handle] },
+        code: grpc.status.NOT_FOUND,
+        kernelCode: 'NOT_FOUND',
+      });
+    }
     out.push({
       attack: 'tampered handle',
       key: keys.alice,
