@@ -19,7 +19,7 @@ import { Kernel } from './kernel/kernel.js';
 import { SESSION_SWEEP_INTERVAL_MS } from './kernel/limits.js';
 import { DataKeys, DataKeysError } from './security/data-keys.js';
 import { Keyring } from './security/keyring.js';
-import { masterKeyPath, readMasterKey } from './security/master-key.js';
+import { DEV_MASTER_KEY_FILE, masterKeyPath, readMasterKey } from './security/master-key.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
 import { engineInfo, fusionWidth } from './sim/kernels.js';
@@ -27,6 +27,7 @@ import { HeadFile } from './store/head.js';
 import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { lockStateDir } from './store/lock.js';
 import { NEXT_MASTER_KEY_SUFFIX, StateOperations } from './store/operations.js';
+import { tightenStateDir } from './store/permissions.js';
 import { LOADED_DBS, LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { onBug, reportBug } from './util/bugs.js';
 import { createNotifier } from './util/sd-notify.js';
@@ -89,6 +90,32 @@ function log(level: 'info' | 'warn' | 'error', msg: string, fields: object = {})
   stream.write(`${line}\n`);
 }
 
+/** Where the development tenant's key is written when stdout is not a terminal. */
+const DEV_KEY_FILE = 'dev-tenant.key';
+
+/** systemd sets INVOCATION_ID for every unit it starts (and NOTIFY_SOCKET for Type=notify). */
+function underSystemd(env: NodeJS.ProcessEnv): boolean {
+  return Boolean(env.INVOCATION_ID || env.NOTIFY_SOCKET);
+}
+
+/**
+ * The development tenant's key goes to a terminal only: when stdout is not one (a pipe, a log
+ * collector), it is written to a 0600 file in the state directory and only the path is logged.
+ */
+function showDevKey(stateDir: string, apiKey: string): void {
+  const use =
+    'Use it as "authorization: Bearer <key>". Create more with: npx qmkctl tenant create NAME';
+  if (process.stdout.isTTY) {
+    process.stdout.write(
+      `\nCreated development tenant "dev" (pro). Its API key, shown once:\n\n  ${apiKey}\n\n${use}\n\n`,
+    );
+    return;
+  }
+  const path = join(stateDir, DEV_KEY_FILE);
+  writeFileSync(path, `${apiKey}\n`, { mode: 0o600 });
+  log('info', 'created development tenant "dev"; its API key is in a file', { path });
+}
+
 /** Reads the operator's master key, or in the development default generates one (mode 0400). */
 function masterKey(file: string | null, stateDir: string): Uint8Array {
   const path = masterKeyPath(file, stateDir);
@@ -136,6 +163,9 @@ async function main(): Promise<void> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // Before anything in the directory is read: a second daemon must not even look at the state.
   lockStateDir(config.stateDir);
+  for (const t of tightenStateDir(config.stateDir, [DEV_MASTER_KEY_FILE])) {
+    log('warn', 'tightened the mode of a state file', t);
+  }
   const dbDir = join(config.stateDir, 'db');
   // A missing, empty, foreign or crashing data file is refused before anything maps it.
   checkStateDir(config.stateDir, dbDir);
@@ -234,11 +264,12 @@ async function main(): Promise<void> {
 
   const admin = new Admin(kernel, { clock, crypto, signer: keyring, store });
   if (config.devTenant && firstStart) {
-    const dev = await admin.createTenant('dev', 'pro', 0, ['tenant_admin']);
-    process.stdout.write(
-      `\nCreated development tenant "dev" (pro). Its API key, shown once:\n\n  ${dev.apiKey}\n\n` +
-        'Use it as "authorization: Bearer <key>". Create more with: npx qmkctl tenant create NAME\n\n',
-    );
+    if (underSystemd(process.env)) {
+      log('info', 'no development tenant under systemd: create tenants with qmkctl');
+    } else {
+      const dev = await admin.createTenant('dev', 'pro', 0, ['tenant_admin']);
+      showDevKey(config.stateDir, dev.apiKey);
+    }
   }
 
   const freeBytes = () => {

@@ -53,7 +53,8 @@ function spawnDaemon(stateDir: string, env: NodeJS.ProcessEnv): ChildProcess {
       stateDir,
       '--listen',
       '127.0.0.1:0',
-      '--no-dev-tenant',
+      // QMK_TEST_DEV_TENANT=1: let the daemon create its development tenant (first start).
+      ...(env.QMK_TEST_DEV_TENANT === '1' ? [] : ['--no-dev-tenant']),
     ],
     { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
