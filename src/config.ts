@@ -3,6 +3,7 @@
  * main.ts). Every setting has an embedded default so `npm start` needs nothing: state in
  * ./.qmk-state, API on 127.0.0.1:50051, admin socket in the state dir, a generated master key.
  */
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -18,6 +19,10 @@ export interface Config {
   checkpointEntries: number;
   /** Free bytes on the state disk below which state-growing tenant work is refused (0: off). */
   storageFreeMinBytes: number;
+  /** TLS on the tenant listener: certificate chain and key files (PEM); null: plaintext. */
+  tls: { certFile: string; keyFile: string; clientCaFile: string | null } | null;
+  /** Plaintext on an address that is not loopback (refused unless set). */
+  allowInsecureListen: boolean;
 }
 
 /** The default free-space watermark: room for checkpoints and the calls that free space. */
@@ -36,6 +41,13 @@ export const USAGE = `qmkd — multi-tenant quantum microkernel daemon
   --storage-free-min-bytes N  below this many free bytes on the state disk, new sessions, qubits,
                          gates, measurements, jobs and channel requests are refused (STORAGE_FULL)
                          env QMK_STORAGE_FREE_MIN_BYTES (default 67108864 = 64 MiB; 0 = off)
+  --tls-cert F           TLS certificate chain (PEM) for the tenant API   env QMK_TLS_CERT
+                         (default $CREDENTIALS_DIRECTORY/tls-cert when present)
+  --tls-key F            its private key (PEM)      env QMK_TLS_KEY (default $CREDENTIALS_DIRECTORY/tls-key)
+  --tls-client-ca F      CA bundle (PEM): clients must present a certificate it signed (mutual TLS)
+                         env QMK_TLS_CLIENT_CA (default $CREDENTIALS_DIRECTORY/tls-client-ca when present)
+  --allow-insecure-listen  serve plaintext on an address that is not loopback (refused otherwise)
+                         env QMK_ALLOW_INSECURE_LISTEN=1
 `;
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
@@ -50,6 +62,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       'no-dev-tenant': { type: 'boolean' },
       'drain-ms': { type: 'string' },
       'storage-free-min-bytes': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-client-ca': { type: 'string' },
+      'allow-insecure-listen': { type: 'boolean' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -63,9 +79,26 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   );
   const credDir = env.CREDENTIALS_DIRECTORY;
   const threads = values.threads ?? env.QMK_THREADS;
+  const credential = (name: string) => {
+    const p = credDir ? join(credDir, name) : null;
+    return p !== null && existsSync(p) ? p : undefined;
+  };
+  const listen = values.listen ?? env.QMK_LISTEN ?? '127.0.0.1:50051';
+  const tls = tlsConfig(
+    values['tls-cert'] ?? env.QMK_TLS_CERT ?? credential('tls-cert'),
+    values['tls-key'] ?? env.QMK_TLS_KEY ?? credential('tls-key'),
+    values['tls-client-ca'] ?? env.QMK_TLS_CLIENT_CA ?? credential('tls-client-ca'),
+  );
+  const allowInsecureListen =
+    values['allow-insecure-listen'] === true || env.QMK_ALLOW_INSECURE_LISTEN === '1';
+  if (tls === null && !allowInsecureListen && !isLoopback(listen)) {
+    throw new Error(
+      `listen: ${listen} is not a loopback address and TLS is not configured (--tls-cert, --tls-key); API keys would cross the network in the clear. Configure TLS, or pass --allow-insecure-listen`,
+    );
+  }
   return {
     stateDir,
-    listen: values.listen ?? env.QMK_LISTEN ?? '127.0.0.1:50051',
+    listen,
     adminSocket: resolve(
       values['admin-socket'] ?? env.QMK_ADMIN_SOCKET ?? join(stateDir, 'admin.sock'),
     ),
@@ -83,7 +116,34 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
         String(STORAGE_FREE_MIN_BYTES_DEFAULT),
       'storage-free-min-bytes',
     ),
+    tls,
+    allowInsecureListen,
   };
+}
+
+function tlsConfig(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  clientCaFile: string | undefined,
+): Config['tls'] {
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCaFile !== undefined)
+      throw new Error('tls-client-ca: needs --tls-cert and --tls-key');
+    return null;
+  }
+  if (certFile === undefined) throw new Error('tls-key: needs --tls-cert as well');
+  if (keyFile === undefined) throw new Error('tls-cert: needs --tls-key as well');
+  return {
+    certFile: resolve(certFile),
+    keyFile: resolve(keyFile),
+    clientCaFile: clientCaFile === undefined ? null : resolve(clientCaFile),
+  };
+}
+
+/** Whether HOST:PORT's host is a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function nonNegativeInt(v: string, name: string): number {

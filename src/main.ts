@@ -7,7 +7,15 @@
  * Stop (SIGTERM/SIGINT): health NOT_SERVING, STOPPING=1, stop accepting, drain in-flight calls
  * (bounded), checkpoint, flush and close the store, exit 0.
  */
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setErrorLogger } from './api/errors.js';
 import { CallTracker, routeUncaught } from './api/handler.js';
@@ -313,10 +321,23 @@ async function main(): Promise<void> {
       tracker,
       status,
       stateOps: new StateOperations(config.stateDir, store, keys, config.masterKeyFile),
-      onRefuse: (path, err) => refusals.count(path, err.code),
+      onRefuse: (path, err, peer) => {
+        refusals.count(path, err.code);
+        // Bounded per address by the failed-authentication throttle, so these cannot flood.
+        if (err.code.startsWith('CREDENTIAL_')) {
+          log('warn', 'failed authentication', { method: path, code: err.code, peer });
+        }
+      },
     },
     config.listen,
     config.adminSocket,
+    config.tls === null
+      ? null
+      : {
+          cert: readFileSync(config.tls.certFile),
+          key: readFileSync(config.tls.keyFile),
+          clientCa: config.tls.clientCaFile === null ? null : readFileSync(config.tls.clientCaFile),
+        },
   );
   bound.servers = servers;
   servers.health.setStatus('', 'SERVING');
@@ -329,7 +350,10 @@ async function main(): Promise<void> {
     fn().catch((err) => log('error', `${what} failed`, { error: String(err) }));
   };
   const sweep = setInterval(
-    background('session sweep', () => kernel.sessions.sweepExpired()),
+    background('sweep', async () => {
+      await kernel.sessions.sweepExpired();
+      await kernel.firewall.sweepRetired();
+    }),
     SESSION_SWEEP_INTERVAL_MS,
   );
   const checkpoints = setInterval(
@@ -392,6 +416,7 @@ async function main(): Promise<void> {
     address: servers.tenantAddress,
     admin_socket: servers.adminSocket,
     state_dir: config.stateDir,
+    tls: config.tls === null ? 'off' : config.tls.clientCaFile === null ? 'tls' : 'mutual',
   });
   notifier.ready(`serving on ${servers.tenantAddress}`);
   if (shutdownSignals.requested !== null) void stop(shutdownSignals.requested);

@@ -37,14 +37,14 @@ export type Audience = 'tenant' | 'operator';
 export interface InterceptorOptions {
   table: Readonly<Record<string, AuthzEntry>>;
   audience: Audience;
-  /** Bearer key -> tenant principal; throws KernelError. */
-  authenticate(apiKey: string | undefined): Principal;
+  /** Bearer key of a call from `peer` (its address, no port) -> tenant principal; throws KernelError. */
+  authenticate(apiKey: string | undefined, peer: string): Principal;
   /** Counts an admitted call in flight; returns its release, called once when the call ends. */
   enter?(p: Principal): () => void;
   /** The limits a caller's requests are walked against before they are decoded. */
   limits(p: Principal | null): RequestLimits;
-  /** Called for every refusal (logging, metrics). */
-  onRefuse?(path: string, err: KernelError): void;
+  /** Called for every refusal (logging, metrics), with the caller's address. */
+  onRefuse?(path: string, err: KernelError, peer: string): void;
 }
 
 /** Extracts the key from `authorization: Bearer <key>`; undefined when absent. */
@@ -55,7 +55,21 @@ export function bearer(metadata: Metadata): string | undefined {
   return m ? m[1] : v;
 }
 
-function decide(opts: InterceptorOptions, path: string, metadata: Metadata): Principal | null {
+/**
+ * The address a call comes from, without its port: `127.0.0.1`, `::1`, or `unix` for the admin
+ * socket. IPv4 addresses mapped into IPv6 are written as IPv4, so one client is one address.
+ */
+export function peerAddress(remoteAddress: string | undefined): string {
+  if (!remoteAddress) return 'unix';
+  return remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+}
+
+function decide(
+  opts: InterceptorOptions,
+  path: string,
+  metadata: Metadata,
+  peer: string,
+): Principal | null {
   const entry = opts.table[path];
   if (!entry) throw new KernelError('ROLE_FORBIDDEN', `${path}: no authorization entry; denied`);
   if (entry.principal === 'none') return null;
@@ -68,7 +82,7 @@ function decide(opts: InterceptorOptions, path: string, metadata: Metadata): Pri
   if (opts.audience !== 'tenant') {
     throw new KernelError('ROLE_FORBIDDEN', `${path}: tenant method on the admin socket`);
   }
-  const p = opts.authenticate(bearer(metadata));
+  const p = opts.authenticate(bearer(metadata), peer);
   if (p.kind === 'tenant' && !p.roles.some((r) => entry.roles.includes(r))) {
     throw new KernelError('ROLE_FORBIDDEN', `${path}: the key's roles may not call this method`);
   }
@@ -85,10 +99,11 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
       release = null;
     };
     let limits: RequestLimits | null = null;
+    const peer = peerAddress(call.getConnectionInfo().remoteAddress);
     const refuse = (err: unknown) => {
       const e =
         err instanceof KernelError ? err : new KernelError('INTERNAL', 'authentication failed');
-      opts.onRefuse?.(method.path, e);
+      opts.onRefuse?.(method.path, e, peer);
       const s = errorStatus(e);
       call.sendStatus({
         code: s.code ?? status.INTERNAL,
@@ -102,7 +117,7 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
           onReceiveMetadata(metadata, mdNext) {
             let principal: Principal | null;
             try {
-              principal = decide(opts, method.path, metadata);
+              principal = decide(opts, method.path, metadata, peer);
               if (principal && opts.enter) release = opts.enter(principal);
               limits = opts.limits(principal);
             } catch (err) {

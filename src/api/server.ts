@@ -60,21 +60,42 @@ export interface ServerDeps {
   tracker: CallTracker;
   status(): GetStatusResponse;
   stateOps: StateOperationsPort;
-  onRefuse(path: string, err: KernelError): void;
+  onRefuse(path: string, err: KernelError, peer: string): void;
 }
 
-function bind(server: grpc.Server, address: string): Promise<number> {
+/** TLS material for the tenant listener (PEM). */
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  /** Present: clients must show a certificate this CA bundle signed (mutual TLS). */
+  clientCa: Buffer | null;
+}
+
+function bind(
+  server: grpc.Server,
+  address: string,
+  creds = grpc.ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve(port),
-    );
+    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
   });
+}
+
+/** The tenant listener's credentials: TLS (mutual when a client CA is given), else plaintext. */
+function tenantCredentials(tls: TlsMaterial | null): grpc.ServerCredentials {
+  if (tls === null) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(
+    tls.clientCa,
+    [{ cert_chain: tls.cert, private_key: tls.key }],
+    tls.clientCa !== null,
+  );
 }
 
 export async function startServers(
   deps: ServerDeps,
   listen: string,
   adminSocket: string,
+  tls: TlsMaterial | null = null,
 ): Promise<Servers> {
   const pkg = loadPackageDefinition();
   const qmk = loadGrpcObject();
@@ -95,8 +116,8 @@ export async function startServers(
       authInterceptor({
         table: AUTHZ_TABLE,
         audience: 'tenant',
-        authenticate: (key) => {
-          const p = deps.kernel.principals.authenticate(key);
+        authenticate: (key, peer) => {
+          const p = deps.kernel.principals.authenticateFrom(peer, key);
           deps.kernel.principals.admitCall(p);
           return p;
         },
@@ -135,7 +156,7 @@ export async function startServers(
   health.addToServer(admin);
   reflection.addToServer(admin);
 
-  const port = await bind(tenant, listen);
+  const port = await bind(tenant, listen, tenantCredentials(tls));
   const host = listen.slice(0, listen.lastIndexOf(':'));
   if (existsSync(adminSocket)) unlinkSync(adminSocket); // a stale socket from a killed daemon
   // The socket is the operator's credential: only the daemon's user may connect. The umask makes

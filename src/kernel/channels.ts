@@ -28,6 +28,20 @@ export const CHANNELS_PER_TENANT_MAX = 1024;
  * one requester, so one tenant cannot fill it.
  */
 export const CHANNEL_REQUESTS_PENDING_PER_PEER_MAX = 16;
+/** An ended channel stays readable (and in the audit log for ever) this long after it ended. */
+export const CHANNEL_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
+/**
+ * When an ended channel ended (null while it is live): rejected or revoked when that was done,
+ * expired at its expiry; an exhausted channel counts as ended at its expiry (its last use is not
+ * recorded), so it is kept at most its lifetime longer.
+ */
+export function endedAt(c: ChannelRecord, nowMs: number): number | null {
+  const state = channelState(c, nowMs);
+  if (state === 'PENDING' || state === 'ACTIVE') return null;
+  if (state === 'REJECTED' || state === 'REVOKED') return c.endedAtMs;
+  return c.expiresAtMs;
+}
 export const APPROVAL_PAYLOAD_TAG = 'qmk.channel.approval.v1';
 
 export interface ChannelApproval {
@@ -154,6 +168,16 @@ export class ChannelTable {
   /** Every channel the tenant is party to, ended ones included. */
   countOf(tenantId: string): number {
     return this.byTenant.get(tenantId)?.size ?? 0;
+  }
+
+  /** Ended channels whose retention is over at `nowMs`. */
+  expired(nowMs: number): ChannelRecord[] {
+    const out: ChannelRecord[] = [];
+    for (const c of this.byId.values()) {
+      const end = endedAt(c, nowMs);
+      if (end !== null && nowMs >= end + CHANNEL_RETENTION_MS) out.push(c);
+    }
+    return out;
   }
 
   /** The tenant's live channels (pending or active) at `nowMs`: what its limit counts. */

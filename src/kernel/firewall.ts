@@ -222,6 +222,25 @@ export class Firewall {
   }
 
   /**
+   * Deletes ended channels whose retention (`CHANNEL_RETENTION_MS`) is over, each with an audit
+   * record; run periodically. Returns how many went.
+   */
+  async sweepRetired(): Promise<number> {
+    await this.d.durability.waitForCheckpoint();
+    const gone = this.table.expired(this.d.clock.nowMs());
+    if (gone.length === 0) return 0;
+    for (const c of gone) this.table.remove(c.id);
+    await this.d.durability.commitOrUndo(
+      () => {
+        for (const c of gone) this.table.put(c);
+      },
+      gone.map((c) => ({ op: 'del', db: 'channels', key: c.id }) as const),
+      gone.map((c) => auditEvent('kernel', 'RetireChannel', c.id, { reason: 'retention over' })),
+    );
+    return gone.length;
+  }
+
+  /**
    * The peer approves (signed) or rejects a pending request.
    * @throws NOT_FOUND, CHANNEL_WRONG_TENANTS (the requester itself), CHANNEL_NOT_PENDING,
    *   INVALID_ARGUMENT

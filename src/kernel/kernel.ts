@@ -20,6 +20,7 @@
  * the simulator; each plan's op-log entry and audit record commit in one transaction, and a reply
  * goes out only once that transaction is durable.
  */ import assert from 'node:assert';
+import { auditEvent } from './actors.js';
 import { BoundJobs } from './bound-jobs.js';
 import { ChannelTable } from './channels.js';
 import { ClusterGraph } from './clusters.js';
@@ -86,6 +87,13 @@ export class Kernel {
       ports.crypto,
       loaded?.tenants ?? [],
       loaded?.credentials ?? [],
+      (peer) => {
+        const event = auditEvent('kernel', 'authenticate', `peer:${peer}`, {
+          reason: 'failed authentications past the limit; the address is throttled',
+        });
+        const denied = [{ ...event, outcome: 'denied:FAILED_AUTH_THROTTLED' }];
+        this.durability.background(this.durability.commitOrUndo(() => {}, [], denied));
+      },
     );
     this.handles = new HandleAuthority(ports.clock, ports.signer, {
       session: (id) => this.table.session(id),

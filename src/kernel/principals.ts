@@ -4,6 +4,7 @@
  * units read them through the methods here, never the maps.
  */
 import assert from 'node:assert';
+import { FailedAuthThrottle } from './auth-throttle.js';
 import { KernelError } from './errors.js';
 import { TIER_DEFAULTS, effectiveQuota } from './limits.js';
 import type { Credential, Principal, Quota, Tenant } from './model.js';
@@ -13,6 +14,12 @@ import { type RateKind, RateLimiter } from './rates.js';
 export type TenantPrincipal = Extract<Principal, { kind: 'tenant' }>;
 
 const API_KEY_PATTERN = /^qmk_[A-Za-z0-9_-]{43}$/;
+/** What counts as a failed authentication (a suspended tenant's valid key does not). */
+const FAILED_AUTH_CODES: ReadonlySet<string> = new Set([
+  'CREDENTIAL_MISSING',
+  'CREDENTIAL_INVALID',
+  'CREDENTIAL_REVOKED',
+]);
 
 export class Principals {
   private readonly tenants = new Map<string, Tenant>();
@@ -21,12 +28,15 @@ export class Principals {
   private readonly credentialsByHash = new Map<string, Credential>();
   private readonly rates = new RateLimiter();
   private readonly callsInFlight = new Map<string, number>();
+  private readonly failedAuth = new FailedAuthThrottle();
 
   constructor(
     private readonly clock: ClockPort,
     private readonly crypto: CryptoPort,
     tenants: readonly Tenant[] = [],
     credentials: readonly Credential[] = [],
+    /** Told once when a peer address runs out of failed authentications (to audit it). */
+    private readonly onAuthThrottled: (peer: string) => void = () => {},
   ) {
     for (const t of tenants) this.putTenant(t);
     for (const c of credentials) this.putCredential(c);
@@ -101,6 +111,24 @@ export class Principals {
       );
     }
     return { kind: 'tenant', tenantId: tenant.id, keyId: cred.keyId, roles: cred.roles };
+  }
+
+  /**
+   * `authenticate` for a call from the address `peer`, with failed attempts throttled per address
+   * (`auth-throttle.ts`): past the burst a failure is answered QUOTA_EXCEEDED, not with its
+   * credential error; a valid key always passes.
+   * @throws what `authenticate` throws, or QUOTA_EXCEEDED (failed_authentications_per_minute,
+   *   with the retry delay) in place of a credential error
+   */
+  authenticateFrom(peer: string, apiKey: string | undefined): TenantPrincipal {
+    try {
+      return this.authenticate(apiKey);
+    } catch (err) {
+      if (!(err instanceof KernelError) || !FAILED_AUTH_CODES.has(err.code)) throw err;
+      const { report, refusal } = this.failedAuth.failed(peer, this.clock.nowMs());
+      if (report) this.onAuthThrottled(peer);
+      throw refusal ?? err;
+    }
   }
 
   /**

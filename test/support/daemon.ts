@@ -52,7 +52,8 @@ function spawnDaemon(stateDir: string, env: NodeJS.ProcessEnv): ChildProcess {
       '--state-dir',
       stateDir,
       '--listen',
-      '127.0.0.1:0',
+      // QMK_TEST_LISTEN: another listen address (e.g. 0.0.0.0:0 to be reached from 127.0.0.2).
+      env.QMK_TEST_LISTEN ?? '127.0.0.1:0',
       // QMK_TEST_DEV_TENANT=1: let the daemon create its development tenant (first start).
       ...(env.QMK_TEST_DEV_TENANT === '1' ? [] : ['--no-dev-tenant']),
     ],
@@ -138,9 +139,9 @@ export function serviceClient(
   d: Pick<Daemon, 'address'>,
   service: 'KernelService' | 'JobService' | 'ChannelService' | 'AdminService',
   apiKey?: string,
+  creds: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): AnyClient {
   const Ctor = loadGrpcObject()[service];
-  const creds = grpc.credentials.createInsecure();
   const client = new Ctor(d.address, creds, {
     interceptors: apiKey
       ? [
