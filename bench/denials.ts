@@ -75,8 +75,8 @@ async function inProcess(): Promise<number[][]> {
   };
   const k = new Kernel({ store, signer: keyring, sim, clock, crypto });
   const admin = new Admin(k, { clock, crypto, signer: keyring, store });
-  const a = k.principals.authenticate((await admin.createTenant('a', 'pro', 0, [])).apiKey);
-  const b = k.principals.authenticate((await admin.createTenant('b', 'pro', 0, [])).apiKey);
+  const a = k.principals.authenticate((await admin.createTenant('bench-a', 'pro', 0, [])).apiKey);
+  const b = k.principals.authenticate((await admin.createTenant('bench-b', 'pro', 0, [])).apiKey);
   const sa = await k.sessions.open(a, [], 0);
   const sb = await k.sessions.open(b, [], 0);
   const [own] = await k.sessions.allocate(a, sa.handle, 1, '');
