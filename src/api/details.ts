@@ -35,8 +35,39 @@ function any(type: protobuf.Type, value: object): { type_url: string; value: Uin
   };
 }
 
+/**
+ * The trailer's size bound. gRPC's C core (Python, C++, Ruby, PHP, C# clients) refuses trailers
+ * past 16 KiB by default, so a long list of field violations would reach those clients as a
+ * transport error instead of the refusal; a list that does not fit is cut, and its last entry says
+ * how many were left out (ValidateProgram returns them all in its reply).
+ */
+export const STATUS_DETAILS_BYTES_MAX = 8 * 1024;
+
 /** A serialised google.rpc.Status carrying the given details (BadRequest, QuotaFailure, RetryInfo). */
 export function statusDetails(code: number, message: string, d: StatusDetails): Buffer {
+  const all = d.badRequest ?? [];
+  let listed = all.length;
+  for (;;) {
+    const bytes = encodeStatus(code, message, { ...d, badRequest: shown(all, listed) });
+    if (bytes.length <= STATUS_DETAILS_BYTES_MAX || listed === 0) return bytes;
+    listed = Math.min(listed - 1, Math.floor((listed * STATUS_DETAILS_BYTES_MAX) / bytes.length));
+  }
+}
+
+/** The first `n` violations, and a last one saying how many more there are. */
+function shown(all: readonly FieldViolation[], n: number): readonly FieldViolation[] {
+  if (n >= all.length) return all;
+  return [
+    ...all.slice(0, n),
+    {
+      field: 'program',
+      description: `${all.length - n} more violation(s) not listed here; ValidateProgram lists them all`,
+      reason: 'MORE_VIOLATIONS',
+    },
+  ];
+}
+
+function encodeStatus(code: number, message: string, d: StatusDetails): Buffer {
   const details: { type_url: string; value: Uint8Array }[] = [];
   if (d.badRequest && d.badRequest.length > 0) {
     details.push(
