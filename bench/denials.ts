@@ -8,12 +8,7 @@
  * Usage: npm run bench:denials [-- --calls 3000]
  */
 import { parseArgs } from 'node:util';
-import { Admin } from '../src/kernel/admin.js';
 import { KernelError } from '../src/kernel/errors.js';
-import { Kernel } from '../src/kernel/kernel.js';
-import type { SimulatorPort, StorePort } from '../src/kernel/ports.js';
-import { Keyring } from '../src/security/keyring.js';
-import { NodeCrypto } from '../src/security/node-crypto.js';
 import {
   call,
   callError,
@@ -23,6 +18,7 @@ import {
   startDaemon,
   tempStateDir,
 } from '../test/support/daemon.js';
+import { kernelWithTenant } from '../test/support/fakes.js';
 
 const { values } = parseArgs({ options: { calls: { type: 'string', default: '3000' } } });
 const CALLS = Number(values.calls);
@@ -51,40 +47,15 @@ function table(title: string, unit: string, samples: number[][]): void {
 
 /** The kernel's handle check in-process, with a clock the bench moves to expire a handle. */
 async function inProcess(): Promise<number[][]> {
-  let now = Date.now();
-  const clock = { nowMs: () => now };
-  const crypto = new NodeCrypto();
-  const keyring = new Keyring(crypto.secret(), []);
-  keyring.bootstrap(now);
-  const store: StorePort = {
-    commit: async () => {},
-    auditHead: () => ({ seq: 0, hash: '' }),
-    read: () => undefined,
-    lowSpace: () => null,
-    shred: () => {},
-  };
-  const sim: SimulatorPort = {
-    engine: 'none',
-    threads: 0,
-    create() {},
-    execute: async (_p, done) => done([]),
-    drop() {},
-    snapshot: async () => [],
-    restore() {},
-    idle: async () => {},
-  };
-  const k = new Kernel({ store, signer: keyring, sim, clock, crypto });
-  const admin = new Admin(k, { clock, crypto, signer: keyring, store });
-  const a = k.principals.authenticate((await admin.createTenant('bench-a', 'pro', 0, [])).apiKey);
+  const { kernel: k, admin, principal: a, session: sa, clock } = await kernelWithTenant('pro');
   const b = k.principals.authenticate((await admin.createTenant('bench-b', 'pro', 0, [])).apiKey);
-  const sa = await k.sessions.open(a, [], 0);
   const sb = await k.sessions.open(b, [], 0);
-  const [own] = await k.sessions.allocate(a, sa.handle, 1, '');
+  const [own] = await k.sessions.allocate(a, sa, 1, '');
   const [theirs] = await k.sessions.allocate(b, sb.handle, 1, '');
   await k.sessions.release(a, [own!.handle]);
-  const expiring = k.handles.attenuate(b, theirs!.handle, ['RIGHT_COMPUTE'], now + 1000).handle;
-  now += 2000;
-  const handles = [own!.handle, theirs!.handle, expiring];
+  const expiring = k.handles.attenuate(b, theirs!.handle, ['RIGHT_COMPUTE'], clock.now + 1000);
+  clock.now += 2000;
+  const handles = [own!.handle, theirs!.handle, expiring.handle];
   const samples: number[][] = [[], [], []];
   const check = (h: string) => {
     try {

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { PROGRAM_CHECK_SECONDS_MAX } from './kernel/limits.js';
 
 export interface Config {
   stateDir: string;
@@ -23,6 +24,8 @@ export interface Config {
   tls: { certFile: string; keyFile: string; clientCaFile: string | null } | null;
   /** Plaintext on an address that is not loopback (refused unless set). */
   allowInsecureListen: boolean;
+  /** Seconds a large program's check (parse and verify, off the main thread) may take. */
+  programCheckSecondsMax: number;
 }
 
 /** The default free-space watermark: room for checkpoints and the calls that free space. */
@@ -118,6 +121,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     ),
     tls,
     allowInsecureListen,
+    programCheckSecondsMax: positiveInt(
+      env.QMK_PROGRAM_CHECK_SECONDS_MAX ?? String(PROGRAM_CHECK_SECONDS_MAX),
+      'QMK_PROGRAM_CHECK_SECONDS_MAX',
+    ),
   };
 }
 

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { setErrorLogger } from './api/errors.js';
 import { CallTracker, routeUncaught } from './api/handler.js';
 import { type Servers, shutdownServer, startServers } from './api/server.js';
+import { ProgramCheckPool } from './check/pool.js';
 import { loadConfig } from './config.js';
 import { Admin } from './kernel/admin.js';
 import { JobManager } from './kernel/jobs.js';
@@ -260,10 +261,11 @@ async function main(): Promise<void> {
     threads: sim.threads,
   });
 
+  const checker = new ProgramCheckPool({ secondsMax: config.programCheckSecondsMax });
   const jobs = new JobManager(
     kernel,
     sim,
-    { clock, crypto, results: store },
+    { clock, crypto, results: store, checker },
     sim.admission,
     loaded.jobs,
   );
@@ -400,6 +402,7 @@ async function main(): Promise<void> {
     }
     // After a failed write memory is ahead of the store: only the durable state may survive.
     if (!kernel.durability.diverged) await checkpoint();
+    await checker.close();
     await sim.close();
     await store.close();
     log('info', 'stopped');

@@ -97,8 +97,8 @@ export function jobServiceHandlers(jobs: JobManager, tracker: CallTracker): JobS
         warnings: out.warnings.map(violationToWire),
       };
     }),
-    ValidateProgram: unary(tracker, (p, r: ValidateProgramRequest__Output) => {
-      const out = jobs.programs.validate(
+    ValidateProgram: unary(tracker, async (p, r: ValidateProgramRequest__Output) => {
+      const out = await jobs.programs.validate(
         tenant(p),
         strip('PROGRAM_FORMAT_')(r.program?.format ?? 'PROGRAM_FORMAT_UNSPECIFIED'),
         str(r.program?.source),

@@ -26,6 +26,7 @@ import { type HandleClaims, RIGHTS } from './handles.js';
 import { QUBITS_PER_CLUSTER_MAX } from './limits.js';
 import type { ClockPort, CryptoPort, SignerPort, StoreRecord } from './ports.js';
 import type { Principals, TenantPrincipal } from './principals.js';
+import type { FirewallSnapshot } from './program-check.js';
 import type { SessionTable } from './session-table.js';
 
 /** What the firewall works with (the kernel wires them). */
@@ -399,6 +400,25 @@ export class Firewall {
     return this.table
       .decide(tenants, preferred, this.d.clock.nowMs(), (id) => this.d.principals.tenantName(id))
       .map((c) => ({ id: c.id, usesLeft: c.maxUses - c.used }));
+  }
+
+  /**
+   * What rule 9 may consult for a program whose qubits belong to `tenantIds`: the channels
+   * between any two of them and their names, as of now (a program's check runs on its own thread).
+   */
+  snapshot(tenantIds: readonly string[]): FirewallSnapshot {
+    const ids = new Set(tenantIds);
+    const channels = new Map<string, ChannelRecord>();
+    if (ids.size > 1) {
+      for (const t of ids) {
+        for (const c of this.table.of(t)) {
+          if (ids.has(c.requesterId) && ids.has(c.peerId)) channels.set(c.id, c);
+        }
+      }
+    }
+    const names: Record<string, string> = {};
+    for (const t of ids) names[t] = this.d.principals.tenantName(t);
+    return { nowMs: this.d.clock.nowMs(), channels: [...channels.values()], names };
   }
 
   /** The tenant whose qubit a shared handle (held by `claims.tenantId`) names. */

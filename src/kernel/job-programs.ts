@@ -11,6 +11,7 @@ import type { Binding, JobEstimate, ProgramFormat } from './job-model.js';
 import type { Kernel } from './kernel.js';
 import {
   PHYSICAL_QUBITS_PER_JOB_MAX,
+  PROGRAM_CHECK_INLINE_BYTES_MAX,
   PROGRAM_SOURCE_BYTES_MAX,
   QUBITS_PER_CLUSTER_MAX,
   SEED_MAX,
@@ -18,12 +19,11 @@ import {
   roleQubitsMax,
 } from './limits.js';
 import type { Quota } from './model.js';
-import type { JobRunnerPort } from './ports.js';
+import type { JobRunnerPort, ProgramCheckPort } from './ports.js';
 import type { TenantPrincipal } from './principals.js';
-import type { Program, ProgramNode, Violation } from './program/ir.js';
-import { parseQasm } from './program/qasm.js';
-import { COUNTS_ORDER, parseQvm } from './program/qvm.js';
-import { mergeViolations, verifyProgram } from './program/verify.js';
+import { type ProgramCheckRequest, checkProgram, parseProgram } from './program-check.js';
+import type { Program, Violation } from './program/ir.js';
+import { COUNTS_ORDER } from './program/qvm.js';
 
 const SEED_PATTERN = /^[0-9]{1,20}$/;
 export const QASM_BIT_ORDER =
@@ -62,26 +62,28 @@ export class JobPrograms {
   constructor(
     private readonly k: Kernel,
     private readonly runner: JobRunnerPort,
+    /** Checks programs larger than `PROGRAM_CHECK_INLINE_BYTES_MAX` off the main thread. */
+    private readonly checker: ProgramCheckPort = { check: async (req) => checkProgram(req) },
   ) {}
 
   /**
    * Dry run: parses and verifies, never queues. Violations are returned, not thrown.
    * @throws INVALID_ARGUMENT (format, shots, bindings), handle errors
    */
-  validate(
+  async validate(
     p: TenantPrincipal,
     format: string,
     source: string,
     shots: number,
     bindings: { name: string; handle: string }[],
     strict: boolean,
-  ): { violations: Violation[]; estimate: JobEstimate | null } {
+  ): Promise<{ violations: Violation[]; estimate: JobEstimate | null }> {
     const tenant = this.k.principals.tenantOf(p);
     const quota = this.k.principals.quotaOf(tenant);
     const f = checkFormat(format);
     checkShots(shots, quota);
     const bound = this.decodeBindings(p, bindings, shots);
-    const r = this.compile({
+    const r = await this.compile({
       format: f,
       source,
       shots,
@@ -94,11 +96,11 @@ export class JobPrograms {
     return { violations: r.violations, estimate: r.estimate };
   }
 
-  compile(req: CompileRequest): {
+  async compile(req: CompileRequest): Promise<{
     compiled: Compiled | null;
     violations: Violation[];
     estimate: JobEstimate | null;
-  } {
+  }> {
     const { format, source, shots, quota, tier, bindings, strict, tenantId } = req;
     if (Buffer.byteLength(source, 'utf8') > PROGRAM_SOURCE_BYTES_MAX) {
       throw new KernelError(
@@ -107,10 +109,41 @@ export class JobPrograms {
         'program.source',
       );
     }
-    const parsed = parseProgram(format, source, bindings);
-    if (parsed.program === null)
-      return { compiled: null, violations: parsed.violations, estimate: null };
-    const program = parsed.program;
+    const own = bindings.filter((b) => b.channel === undefined);
+    const foreign = bindings.flatMap((b) =>
+      b.channel === undefined
+        ? []
+        : [
+            [b.name, { tenant: b.owner!, channel: b.channel }] as [
+              string,
+              { tenant: string; channel: string },
+            ],
+          ],
+    );
+    const checkReq: ProgramCheckRequest = {
+      format,
+      source,
+      bound: bindings.map((b) => b.name),
+      caps: own.length > 0 ? this.boundCaps(own) : [...TIER_DEFAULTS[tier].caps],
+      strict,
+      limits: {
+        nodesMax: quota.programNodesMax,
+        qubitsLiveMax: quota.qubitsLiveMax,
+        qubitsPerClusterMax: Math.min(quota.qubitsPerClusterMax, QUBITS_PER_CLUSTER_MAX),
+        physicalQubitsMax: PHYSICAL_QUBITS_PER_JOB_MAX,
+        stateBytesMax: quota.stateBytesMax,
+      },
+      tenant: tenantId,
+      foreign,
+      firewall: this.k.firewall.snapshot([tenantId, ...foreign.map(([, f]) => f.tenant)]),
+    };
+    // Small programs are checked here: a thread hop would cost more than the check.
+    const checked =
+      Buffer.byteLength(source, 'utf8') <= PROGRAM_CHECK_INLINE_BYTES_MAX
+        ? checkProgram(checkReq)
+        : await this.checker.check(checkReq);
+    const program = checked.program;
+    if (program === null) return { compiled: null, violations: checked.violations, estimate: null };
     bindings.forEach((b, i) => {
       if (!program.qubits.includes(b.name)) {
         throw invalid(`bindings[${i}].name`, `${quote(b.name)} is not a qubit of the program`);
@@ -122,41 +155,20 @@ export class JobPrograms {
         );
       }
     });
-    const own = bindings.filter((b) => b.channel === undefined);
-    const caps = own.length > 0 ? this.boundCaps(own) : TIER_DEFAULTS[tier].caps;
-    const foreign = new Map(
-      bindings.flatMap((b) =>
-        b.channel === undefined
-          ? []
-          : [[b.name, { tenant: b.owner!, channel: b.channel }] as const],
-      ),
-    );
-    const verified = verifyProgram(program, {
-      caps,
-      strict,
-      limits: {
-        nodesMax: quota.programNodesMax,
-        qubitsLiveMax: quota.qubitsLiveMax,
-        qubitsPerClusterMax: Math.min(quota.qubitsPerClusterMax, QUBITS_PER_CLUSTER_MAX),
-        physicalQubitsMax: PHYSICAL_QUBITS_PER_JOB_MAX,
-        stateBytesMax: quota.stateBytesMax,
-      },
-      bound: bindings.map((b) => b.name),
-      firewall: {
-        tenant: tenantId,
-        foreign,
-        decide: (tenants, preferred) => this.k.firewall.decision(tenants, preferred),
-      },
-    });
-    const violations = mergeViolations(parsed.violations, verified.violations);
+    const violations = checked.violations;
     const valid = !violations.some((v) => v.severity === 'error');
     const estimate: JobEstimate = {
-      ...verified.estimate,
+      ...checked.estimate!,
       sampling: valid ? this.runner.samplingMode(program) : '',
     };
     const work = valid ? this.runner.workEstimate(program, shots) : 0;
     return {
-      compiled: { program, registers: parsed.registers, work, channelUses: verified.channelUses },
+      compiled: {
+        program,
+        registers: checked.registers,
+        work,
+        channelUses: checked.channelUses,
+      },
       violations,
       estimate,
     };
@@ -167,7 +179,7 @@ export class JobPrograms {
     p: TenantPrincipal,
     req: CompileRequest,
   ): Promise<{ compiled: Compiled; estimate: JobEstimate; warnings: Violation[] }> {
-    const r = this.compile(req);
+    const r = await this.compile(req);
     const errors = r.violations.filter((v) => v.severity === 'error');
     const firewall = errors.find((v) => v.rule === 9 && v.code !== undefined);
     if (firewall) {
@@ -265,59 +277,6 @@ export class JobPrograms {
     const channelUses = new Map(Object.entries(rec.channelUses ?? {}));
     return { program: parsed.program, registers: parsed.registers, work, channelUses };
   }
-}
-
-export function parseProgram(
-  format: ProgramFormat,
-  source: string,
-  bound: readonly { name: string }[] = [],
-): {
-  program: Program | null;
-  violations: Violation[];
-  registers: { name: string; size: number }[] | null;
-} {
-  if (format === 'qasm') {
-    const r = parseQasm(source);
-    const program =
-      r.program && bound.length > 0 ? withoutImplicitLifetime(r.program, bound) : r.program;
-    return { program, violations: r.violations, registers: r.registers };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(source);
-  } catch (err) {
-    return {
-      program: null,
-      registers: null,
-      violations: [
-        {
-          node: '',
-          field: 'program.source',
-          rule: 1,
-          message: `not valid JSON: ${(err as Error).message}`,
-          severity: 'error',
-        },
-      ],
-    };
-  }
-  const r = parseQvm(json);
-  return { program: r.program, violations: r.violations, registers: null };
-}
-
-function withoutImplicitLifetime(p: Program, bound: readonly { name: string }[]): Program {
-  const names = new Set(bound.map((b) => b.name));
-  const nodes: ProgramNode[] = [];
-  for (const node of p.nodes) {
-    if (node.op !== 'ALLOC_LQ' && node.op !== 'FREE_LQ') {
-      nodes.push(node);
-      continue;
-    }
-    const qubits = node.qubits.filter((q) => !names.has(q));
-    if (qubits.length === 0) continue;
-    const args = node.op === 'ALLOC_LQ' ? { ...node.args, n: qubits.length } : node.args;
-    nodes.push({ ...node, qubits, args });
-  }
-  return { ...p, nodes };
 }
 
 /** The quota a program is verified against: the tenant's, narrowed by the key's role. */

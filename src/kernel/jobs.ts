@@ -45,7 +45,14 @@ import {
 import { JobRuns } from './job-runs.js';
 import type { Kernel } from './kernel.js';
 import { IDEMPOTENCY_KEY_CHARS_MAX, SHOT_OUTCOMES_KEPT_MAX } from './limits.js';
-import type { ClockPort, CryptoPort, JobRunnerPort, StorePort, StoreRecord } from './ports.js';
+import type {
+  ClockPort,
+  CryptoPort,
+  JobRunnerPort,
+  ProgramCheckPort,
+  StorePort,
+  StoreRecord,
+} from './ports.js';
 import type { TenantPrincipal } from './principals.js';
 import type { Violation } from './program/ir.js';
 
@@ -57,6 +64,8 @@ export interface JobPorts {
   crypto: CryptoPort;
   /** The store's reads (a job's result is read on demand, never held in memory). */
   results: Pick<StorePort, 'read'>;
+  /** Checks large programs off the main thread (absent: every check runs inline). */
+  checker?: ProgramCheckPort;
 }
 
 export class JobManager {
@@ -75,7 +84,7 @@ export class JobManager {
     admission: Admission,
     loaded: readonly JobRecord[] = [],
   ) {
-    this.programs = new JobPrograms(kernel, runner);
+    this.programs = new JobPrograms(kernel, runner, ports.checker);
     this.ledger = new JobLedger(
       kernel.durability,
       admission,

@@ -43,6 +43,12 @@ export const IDEMPOTENCY_KEY_CHARS_MAX = 128;
 export const PHYSICAL_QUBITS_PER_JOB_MAX = 100_000_000;
 /** Program text (QVM JSON or OpenQASM) bytes; the message limit (4 MiB) is the outer bound. */
 export const PROGRAM_SOURCE_BYTES_MAX = 1024 * 1024;
+/** Programs up to this size are checked on the main thread (a few ms at most); larger ones on a thread of their own. */
+export const PROGRAM_CHECK_INLINE_BYTES_MAX = 4 * 1024;
+/** A program's check (parse and verify) off the main thread may take this long... */
+export const PROGRAM_CHECK_SECONDS_MAX = 10;
+/** ...and this much heap (MiB) on its thread; past either it is refused with LIMIT_EXCEEDED. */
+export const PROGRAM_CHECK_HEAP_MB = 512;
 export const MEASUREMENTS_PER_CALL_MAX = 1024;
 export const HANDLES_PER_RELEASE_MAX = 1024;
 export const TENANTS_MAX = 100_000;

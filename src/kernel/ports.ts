@@ -3,10 +3,12 @@
  * `store/`, `security/` and `sim/` implement them; `main.ts` wires them. The kernel never imports
  * an implementation, so its decisions can be tested with in-memory fakes and its imports stay inward.
  */
+
 import type { ChannelRecord } from './channels.js';
 import type { Basis, GateName } from './gate-set.js';
 import type { JobRecord } from './job-model.js';
 import type { Credential, Qubit, Session, Tenant } from './model.js';
+import type { ProgramCheckRequest, ProgramCheckResult } from './program-check.js';
 import type { Program } from './program/ir.js';
 
 export interface ClockPort {
@@ -271,4 +273,14 @@ export interface StateOperationsPort {
   verifyAudit(): Promise<AuditVerification>;
   backup(path: string, compact: boolean): Promise<BackupResult>;
   rotateMasterKey(newKeyFile: string): { dataKeys: number; keyFileReplaced: string };
+}
+
+/**
+ * Checks (parses and verifies) a program on a thread of its own, within
+ * `PROGRAM_CHECK_SECONDS_MAX` and `PROGRAM_CHECK_HEAP_MB`: a large program never holds up the
+ * main thread, which answers every tenant.
+ * @throws LIMIT_EXCEEDED when the check runs past either budget
+ */
+export interface ProgramCheckPort {
+  check(req: ProgramCheckRequest): Promise<ProgramCheckResult>;
 }

@@ -30,6 +30,10 @@ export const FAILPOINT_NAMES = [
   'worker.job',
   /** A pool worker thread dies running an interactive plan (match: the plan's first gate name). */
   'worker.plan',
+  /** A program check on its own thread never ends (match: the source's length). */
+  'check.spin',
+  /** A program check on its own thread allocates without end (match: the source's length). */
+  'check.oom',
 ] as const;
 
 export type FailpointName = (typeof FAILPOINT_NAMES)[number];

@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseProgram } from '../../src/kernel/job-programs.js';
+import { parseProgram } from '../../src/kernel/program-check.js';
 import {
   type VerifyContext,
   mergeViolations,
