@@ -43,35 +43,34 @@ interface Bound {
 const limitExceeded = (what: string) => (field: string, max: number) =>
   new KernelError('LIMIT_EXCEEDED', `${field}: more than ${max} ${what}`, field);
 
-/** Bounds that differ from the defaults, by `<message type>.<field>`. */
-function specialBounds(quota: Quota | null): ReadonlyMap<string, Bound> {
-  const gates = quota?.gatesPerCallMax;
-  return new Map<string, Bound>([
-    [
-      'qmk.v1.ApplyGatesRequest.gates',
-      gates === undefined
-        ? { max: REPEATED_FIELD_MAX, refuse: limitExceeded('gates') }
-        : {
-            max: gates,
-            refuse: (field, max) =>
-              new KernelError(
-                'QUOTA_EXCEEDED',
-                `${field}: more than ${max} gates > gates_per_call_max ${max}`,
-                'gates_per_call_max',
-              ),
-          },
-    ],
-    ['qmk.v1.Gate.qubits', { max: GATE_QUBITS_MAX, refuse: limitExceeded('operands') }],
-    [
-      'qmk.v1.MeasureQubitsRequest.measurements',
-      { max: MEASUREMENTS_PER_CALL_MAX, refuse: limitExceeded('measurements') },
-    ],
-    [
-      'qmk.v1.ReleaseQubitsRequest.qubit_handles',
-      { max: HANDLES_PER_RELEASE_MAX, refuse: limitExceeded('handles') },
-    ],
-    ['qmk.v1.Program.source', { max: PROGRAM_SOURCE_BYTES_MAX, refuse: limitExceeded('bytes') }],
-  ]);
+const GATES_FIELD = 'qmk.v1.ApplyGatesRequest.gates';
+
+/** Bounds that differ from the defaults and from caller to caller not at all, by `<type>.<field>`. */
+const FIXED_BOUNDS: ReadonlyMap<string, Bound> = new Map<string, Bound>([
+  ['qmk.v1.Gate.qubits', { max: GATE_QUBITS_MAX, refuse: limitExceeded('operands') }],
+  [
+    'qmk.v1.MeasureQubitsRequest.measurements',
+    { max: MEASUREMENTS_PER_CALL_MAX, refuse: limitExceeded('measurements') },
+  ],
+  [
+    'qmk.v1.ReleaseQubitsRequest.qubit_handles',
+    { max: HANDLES_PER_RELEASE_MAX, refuse: limitExceeded('handles') },
+  ],
+  ['qmk.v1.Program.source', { max: PROGRAM_SOURCE_BYTES_MAX, refuse: limitExceeded('bytes') }],
+]);
+
+/** ApplyGates' gates: the tenant's `gates_per_call_max`, or for the operator the default bound. */
+function gatesBound(quota: Quota | null): Bound {
+  if (quota === null) return { max: REPEATED_FIELD_MAX, refuse: limitExceeded('gates') };
+  return {
+    max: quota.gatesPerCallMax,
+    refuse: (field, max) =>
+      new KernelError(
+        'QUOTA_EXCEEDED',
+        `${field}: more than ${max} gates > gates_per_call_max ${max}`,
+        'gates_per_call_max',
+      ),
+  };
 }
 
 const DEFAULT_REPEATED: Bound = { max: REPEATED_FIELD_MAX, refuse: limitExceeded('entries') };
@@ -79,11 +78,11 @@ const DEFAULT_STRING: Bound = { max: STRING_FIELD_BYTES_MAX, refuse: limitExceed
 
 /** The limits one caller's requests are walked against. */
 export class RequestLimits {
-  private readonly special: ReadonlyMap<string, Bound>;
+  private readonly gates: Bound;
 
   /** `quota`: the tenant's (null for the operator: compiled-in ceilings only). */
   constructor(quota: Quota | null) {
-    this.special = specialBounds(quota);
+    this.gates = gatesBound(quota);
   }
 
   /**
@@ -101,7 +100,8 @@ export class RequestLimits {
   }
 
   private bound(type: protobuf.Type, field: protobuf.Field): Bound {
-    const special = this.special.get(`${type.fullName.slice(1)}.${field.name}`);
+    const key = `${type.fullName.slice(1)}.${field.name}`;
+    const special = key === GATES_FIELD ? this.gates : FIXED_BOUNDS.get(key);
     if (special) return special;
     return field.repeated ? DEFAULT_REPEATED : DEFAULT_STRING;
   }

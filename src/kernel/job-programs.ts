@@ -102,7 +102,8 @@ export class JobPrograms {
     estimate: JobEstimate | null;
   }> {
     const { format, source, shots, quota, tier, bindings, strict, tenantId } = req;
-    if (Buffer.byteLength(source, 'utf8') > PROGRAM_SOURCE_BYTES_MAX) {
+    const bytes = Buffer.byteLength(source, 'utf8');
+    if (bytes > PROGRAM_SOURCE_BYTES_MAX) {
       throw new KernelError(
         'LIMIT_EXCEEDED',
         `program.source: more than ${PROGRAM_SOURCE_BYTES_MAX} bytes`,
@@ -139,7 +140,7 @@ export class JobPrograms {
     };
     // Small programs are checked here: a thread hop would cost more than the check.
     const checked =
-      Buffer.byteLength(source, 'utf8') <= PROGRAM_CHECK_INLINE_BYTES_MAX
+      bytes <= PROGRAM_CHECK_INLINE_BYTES_MAX
         ? checkProgram(checkReq)
         : await this.checker.check(checkReq);
     const program = checked.program;
