@@ -15,6 +15,9 @@ import { PROGRAM_CHECK_HEAP_MB, PROGRAM_CHECK_SECONDS_MAX } from '../kernel/limi
 import type { ProgramCheckPort } from '../kernel/ports.js';
 import type { ProgramCheckRequest, ProgramCheckResult } from '../kernel/program-check.js';
 
+/** A check thread ends after this long without work (its heap is given back). */
+export const CHECK_THREAD_IDLE_MS = 5_000;
+
 const WORKER_URL = new URL(
   import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js',
   import.meta.url,
@@ -40,9 +43,12 @@ export class ProgramCheckPool implements ProgramCheckPort {
     this.heapMb = opts.heapMb ?? PROGRAM_CHECK_HEAP_MB;
     this.pool = new Piscina({
       filename: WORKER_URL.href,
+      // No thread while no large program is checked: a thread ends 5 s after its last check,
+      // and with it the heap a megabyte of program grew (starting one costs ~50 ms, small
+      // against the check itself).
       minThreads: 0,
       maxThreads: this.threads,
-      idleTimeout: 60_000,
+      idleTimeout: CHECK_THREAD_IDLE_MS,
       resourceLimits: { maxOldGenerationSizeMb: this.heapMb },
     });
   }

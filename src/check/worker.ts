@@ -9,7 +9,12 @@ import {
   type ProgramCheckResult,
   checkProgram,
 } from '../kernel/program-check.js';
+import { preparedRun } from '../sim/program.js';
 import { fires } from '../util/failpoints.js';
+import { lowerThisThreadPriority } from '../util/thread-priority.js';
+
+// Check threads run below the main thread: one tenant's large program waits, calls do not.
+lowerThisThreadPriority();
 
 /**
  * Tests only: a check that never ends, or one that never stops allocating (match: the source's
@@ -24,7 +29,18 @@ function misbehaveIfArmed(req: ProgramCheckRequest): void {
   }
 }
 
+/**
+ * Checks, and for a valid program on no bound qubits also estimates its run (sampling mode and
+ * work), so that no part of a large program's preparation runs on the main thread.
+ */
 export default function check(req: ProgramCheckRequest): ProgramCheckResult {
   misbehaveIfArmed(req);
-  return checkProgram(req);
+  const checked = checkProgram(req);
+  const { program } = checked;
+  if (program === null || req.bound.length > 0) return checked;
+  if (checked.violations.some((v) => v.severity === 'error')) return checked;
+  // Neither the program nor its plan goes back: receiving a large one would cost the main
+  // thread ~40 ms. The run plans it again from the source, on a pool thread.
+  const { sampling, work } = preparedRun(program, req.shots);
+  return { ...checked, program: null, prepared: { sampling, work, plan: null } };
 }

@@ -21,7 +21,12 @@ import {
 import type { Quota } from './model.js';
 import type { JobRunnerPort, ProgramCheckPort } from './ports.js';
 import type { TenantPrincipal } from './principals.js';
-import { type ProgramCheckRequest, checkProgram, parseProgram } from './program-check.js';
+import {
+  type ProgramCheckRequest,
+  checkProgram,
+  keyEvents,
+  parseProgram,
+} from './program-check.js';
 import type { Program, Violation } from './program/ir.js';
 import { COUNTS_ORDER } from './program/qvm.js';
 
@@ -36,7 +41,18 @@ export function bitOrderOf(format: ProgramFormat): string {
 }
 
 export interface Compiled {
-  program: Program;
+  /**
+   * The parsed program, kept only for a job on bound qubits (planned when it starts, on the
+   * qubits as they are then); any other job needs only its plan.
+   */
+  program: Program | null;
+  /**
+   * The run's plan (`PreparedRun.plan`); null for a program checked off the main thread, which
+   * runs from its source on a pool thread (never inline).
+   */
+  plan: unknown;
+  /** The name behind each result key character. */
+  keyEvents: string[];
   /** The runner's work estimate for the job's shots: cost, and inline routing. */
   work: number;
   /** Classical register sizes in key order (OpenQASM), for the spaces in result keys. */
@@ -137,12 +153,29 @@ export class JobPrograms {
       tenant: tenantId,
       foreign,
       firewall: this.k.firewall.snapshot([tenantId, ...foreign.map(([, f]) => f.tenant)]),
+      shots,
     };
     // Small programs are checked here: a thread hop would cost more than the check.
     const checked =
       bytes <= PROGRAM_CHECK_INLINE_BYTES_MAX
         ? checkProgram(checkReq)
         : await this.checker.check(checkReq);
+    // A checker thread estimated the run and kept the program: the run plans it from the source.
+    const prepared = checked.prepared;
+    if (prepared) {
+      return {
+        compiled: {
+          program: null,
+          plan: null,
+          keyEvents: checked.keyEvents,
+          registers: checked.registers,
+          work: prepared.work,
+          channelUses: checked.channelUses,
+        },
+        violations: checked.violations,
+        estimate: { ...checked.estimate!, sampling: prepared.sampling },
+      };
+    }
     const program = checked.program;
     if (program === null) return { compiled: null, violations: checked.violations, estimate: null };
     bindings.forEach((b, i) => {
@@ -157,21 +190,20 @@ export class JobPrograms {
       }
     });
     const violations = checked.violations;
-    const valid = !violations.some((v) => v.severity === 'error');
-    const estimate: JobEstimate = {
-      ...checked.estimate!,
-      sampling: valid ? this.runner.samplingMode(program) : '',
-    };
-    const work = valid ? this.runner.workEstimate(program, shots) : 0;
+    const run = violations.some((v) => v.severity === 'error')
+      ? null
+      : this.runner.prepare(program, shots);
     return {
       compiled: {
-        program,
+        program: bindings.length > 0 ? program : null,
+        plan: run?.plan ?? null,
+        keyEvents: checked.keyEvents,
         registers: checked.registers,
-        work,
+        work: run?.work ?? 0,
         channelUses: checked.channelUses,
       },
       violations,
-      estimate,
+      estimate: { ...checked.estimate!, sampling: run?.sampling ?? '' },
     };
   }
 
@@ -274,9 +306,15 @@ export class JobPrograms {
   }): Compiled | null {
     const parsed = parseProgram(rec.format, rec.source, rec.bindings);
     if (!parsed.program || parsed.violations.some((v) => v.severity !== 'warning')) return null;
-    const work = this.runner.workEstimate(parsed.program, rec.shots);
-    const channelUses = new Map(Object.entries(rec.channelUses ?? {}));
-    return { program: parsed.program, registers: parsed.registers, work, channelUses };
+    const run = this.runner.prepare(parsed.program, rec.shots);
+    return {
+      program: rec.bindings.length > 0 ? parsed.program : null,
+      plan: run.plan,
+      keyEvents: keyEvents(parsed.program),
+      registers: parsed.registers,
+      work: run.work,
+      channelUses: new Map(Object.entries(rec.channelUses ?? {})),
+    };
   }
 }
 
@@ -336,13 +374,4 @@ export function spaceKeys(
   const out: Record<string, number> = {};
   for (const [k, n] of Object.entries(counts)) out[spaceKey(k, registers)] = n;
   return out;
-}
-
-/** The name behind each key character: events in key order (a 1-event MEASURE_BELL takes two). */
-export function keyEvents(c: Compiled): string[] {
-  const widths = new Map<string, number>();
-  for (const node of c.program.nodes) {
-    if (node.op === 'MEASURE_BELL' && node.produces.length === 1) widths.set(node.produces[0]!, 2);
-  }
-  return c.program.events.flatMap((e) => (widths.get(e) === 2 ? [`${e}.m0`, `${e}.m1`] : [e]));
 }

@@ -19,7 +19,7 @@ import {
   type JobResultRecord,
   TERMINAL_STATES,
 } from './job-model.js';
-import { bitOrderOf, keyEvents, spaceKey, spaceKeys } from './job-programs.js';
+import { bitOrderOf, spaceKey, spaceKeys } from './job-programs.js';
 import type { Kernel } from './kernel.js';
 import type {
   AuditEvent,
@@ -172,7 +172,9 @@ export class JobRuns {
   }
 
   private isInline(job: LiveJob): boolean {
-    return job.compiled!.work <= this.runner.inlineWorkMax;
+    // A program checked off the main thread has no plan here: it runs on the pool.
+    const c = job.compiled!;
+    return c.plan !== null && c.work <= this.runner.inlineWorkMax;
   }
 
   /** Starts a job the admission queue picked; `release` frees its pool thread (if it took one). */
@@ -184,8 +186,12 @@ export class JobRuns {
     rec.startedAtMs = now;
     rec.attempts++;
     this.ledger.markRunning(rec);
+    const compiled = job.compiled!;
     const runReq = {
-      program: job.compiled!.program,
+      program:
+        compiled.plan === null
+          ? { format: rec.format, source: rec.source }
+          : { plan: compiled.plan },
       shots: rec.shots,
       seed: rec.seed,
       shotOutcomesMax: rec.shotOutcomesMax,
@@ -262,7 +268,7 @@ export class JobRuns {
    */
   private startBound(job: LiveJob, startedEvent: AuditEvent): void {
     const rec = job.rec;
-    const program = job.compiled!.program;
+    const program = job.compiled!.program!; // kept for a job on bound qubits
     this.kernel.durability.background(
       this.ledger.commit(job, [this.ledger.put(rec)], [startedEvent]),
     );
@@ -349,7 +355,7 @@ export class JobRuns {
     const now = this.clock.nowMs();
     const result: JobResultRecord = {
       counts: spaceKeys(out.counts, job.compiled!.registers),
-      keyEvents: keyEvents(job.compiled!),
+      keyEvents: job.compiled!.keyEvents,
       bitOrder: bitOrderOf(rec.format),
       shotOutcomes: out.shotOutcomes.map((s) => spaceKey(s, job.compiled!.registers)),
       sampling: out.mode,

@@ -6,9 +6,9 @@
 
 import type { ChannelRecord } from './channels.js';
 import type { Basis, GateName } from './gate-set.js';
-import type { JobRecord } from './job-model.js';
+import type { JobRecord, ProgramFormat } from './job-model.js';
 import type { Credential, Qubit, Session, Tenant } from './model.js';
-import type { ProgramCheckRequest, ProgramCheckResult } from './program-check.js';
+import type { PreparedRun, ProgramCheckRequest, ProgramCheckResult } from './program-check.js';
 import type { Program } from './program/ir.js';
 
 export interface ClockPort {
@@ -22,8 +22,12 @@ export interface CryptoPort {
   unit(): number;
   /** 32 random bytes (API key secrets). */
   secret(): Buffer;
-  /** SHA-256 of a UTF-8 string, hex. API keys are 256-bit random, so one hash is enough. */
-  sha256Hex(text: string): string;
+  /**
+   * SHA-256 of UTF-8 text, hex; of several parts, of each part's length (decimal, then ':') and
+   * the part in turn, so no two lists of parts hash alike. API keys are 256-bit random, so one
+   * hash is enough.
+   */
+  sha256Hex(...parts: string[]): string;
 }
 
 export type KeyState = 'ok' | 'unknown-key' | 'retired';
@@ -196,7 +200,11 @@ export interface StorePort {
 
 /** One job run: a verified program for a number of shots, reproducible from the seed. */
 export interface JobRunRequest {
-  program: Program;
+  /**
+   * What runs: the plan `prepare` made (`PreparedRun.plan`), or a large program's verified source,
+   * planned on the runner's thread (its plan never crosses the main thread).
+   */
+  program: { plan: unknown } | { format: ProgramFormat; source: string };
   shots: number;
   /** Decimal unsigned 64-bit seed of the run's PRNG. */
   seed: string;
@@ -222,10 +230,9 @@ export interface JobRunnerPort {
   readonly engine: string;
   /** Pool jobs that may run at once (more would only queue inside the pool). */
   readonly slots: number;
-  samplingMode(program: Program): 'sampled' | 'per-shot';
-  /** Amplitude updates the run needs (scheduling cost, inline routing). */
-  workEstimate(program: Program, shots: number): number;
-  /** Work (`workEstimate`) up to which a job runs inline: a pool round trip would cost more. */
+  /** Plans a valid program's run for `shots`, on the calling thread. */
+  prepare(program: Program, shots: number): PreparedRun;
+  /** Work (`PreparedRun.work`) up to which a job runs inline: a pool round trip would cost more. */
   readonly inlineWorkMax: number;
   /** Runs on the calling thread (the caller checked the work against `inlineWorkMax`). */
   runInline(req: JobRunRequest): JobRunResult;

@@ -41,6 +41,23 @@ export interface ProgramCheckRequest {
   /** Bound names that are another tenant's qubit: its owner and the channel shared through. */
   foreign: [string, { tenant: string; channel: string }][];
   firewall: FirewallSnapshot;
+  /** The job's shots (a checker that prepares the run estimates its work for them). */
+  shots: number;
+}
+
+/**
+ * A valid program's run as the runner prepared it (`JobRunnerPort.prepare`, or a checker thread
+ * for a large program, so that its planning does not run on the main thread either).
+ */
+export interface PreparedRun {
+  sampling: 'sampled' | 'per-shot';
+  /** Amplitude updates the run needs for its shots (scheduling cost, inline routing). */
+  work: number;
+  /**
+   * The runner's compiled plan, opaque to the kernel: handed back in `JobRunRequest.program`;
+   * null when the run is planned from the source on the runner's thread.
+   */
+  plan: unknown;
 }
 
 export interface ProgramCheckResult {
@@ -51,6 +68,15 @@ export interface ProgramCheckResult {
   /** Null when the program did not parse. */
   estimate: ResourceEstimate | null;
   channelUses: Map<string, number>;
+  /** The name behind each result key character (empty when the program did not parse). */
+  keyEvents: string[];
+  /**
+   * Set by a checker thread for a valid program on no bound qubits (`ProgramCheckPort`): its
+   * sampling mode and work, with `plan` null and `program` null. Neither crosses back to the main
+   * thread (a megabyte of program would cost it tens of ms to receive, and again to send on): the
+   * job runs from its source on a pool thread, which plans it there.
+   */
+  prepared?: PreparedRun;
 }
 
 /** Parses and verifies; never throws for anything in the request (violations are values). */
@@ -58,7 +84,7 @@ export function checkProgram(req: ProgramCheckRequest): ProgramCheckResult {
   const bound = req.bound.map((name) => ({ name }));
   const parsed = parseProgram(req.format, req.source, bound);
   if (parsed.program === null) {
-    return { ...parsed, estimate: null, channelUses: new Map() };
+    return { ...parsed, estimate: null, channelUses: new Map(), keyEvents: [] };
   }
   const table = new ChannelTable(req.firewall.channels);
   const { nowMs, names } = req.firewall;
@@ -82,7 +108,17 @@ export function checkProgram(req: ProgramCheckRequest): ProgramCheckResult {
     violations: mergeViolations(parsed.violations, verified.violations),
     estimate: verified.estimate,
     channelUses: verified.channelUses,
+    keyEvents: keyEvents(parsed.program),
   };
+}
+
+/** The name behind each key character: events in key order (a 1-event MEASURE_BELL takes two). */
+export function keyEvents(program: Program): string[] {
+  const widths = new Map<string, number>();
+  for (const node of program.nodes) {
+    if (node.op === 'MEASURE_BELL' && node.produces.length === 1) widths.set(node.produces[0]!, 2);
+  }
+  return program.events.flatMap((e) => (widths.get(e) === 2 ? [`${e}.m0`, `${e}.m1`] : [e]));
 }
 
 export function parseProgram(

@@ -31,7 +31,10 @@ export class NodeCrypto implements CryptoPort {
     return randomBytes(32);
   }
 
-  sha256Hex(text: string): string {
-    return createHash('sha256').update(text).digest('hex');
+  sha256Hex(...parts: string[]): string {
+    const h = createHash('sha256');
+    if (parts.length === 1) return h.update(parts[0]!).digest('hex');
+    for (const p of parts) h.update(`${p.length}:`).update(p);
+    return h.digest('hex');
   }
 }

@@ -24,11 +24,12 @@ import type {
   PoolOwner,
   SimulatorPort,
 } from '../kernel/ports.js';
+import type { PreparedRun } from '../kernel/program-check.js';
 import type { Program } from '../kernel/program/ir.js';
 import type { BatchInput, BatchOutput, ClusterState } from './batch.js';
 import { engineInfo, fusionWidth } from './kernels.js';
 import type { Plan } from './plan.js';
-import { compileProgram, planWork } from './program.js';
+import { preparedRun } from './program.js';
 import { type WorkerReply, type WorkerTask, handle, jobOutput, planOutput } from './protocol.js';
 
 /**
@@ -80,7 +81,6 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
   /** The one admission queue for pool threads (plans here, jobs through the job manager). */
   readonly admission: Admission;
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly plans = new WeakMap<Program, Plan>();
 
   constructor(opts: PoolSimulatorOptions = {}) {
     this.threads = opts.threads ?? Math.max(1, availableParallelism());
@@ -234,38 +234,26 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
 
   // ---------------------------------------------------------------- jobs (JobRunnerPort)
 
-  /**
-   * A program's plan, compiled once for this engine and kept while the kernel holds the program
-   * (its job's lifetime): the work estimate, the inline run and the pool run all use it.
-   */
-  private planOf(program: Program): Plan {
-    let plan = this.plans.get(program);
-    if (plan === undefined) {
-      plan = compileProgram(program);
-      this.plans.set(program, plan);
-    }
-    return plan;
-  }
-
-  samplingMode(program: Program): 'sampled' | 'per-shot' {
-    return this.planOf(program).mode;
-  }
-
-  workEstimate(program: Program, shots: number): number {
-    return planWork(this.planOf(program), shots);
+  /** The plan, compiled once: the estimate, the inline run and the pool run all use it. */
+  prepare(program: Program, shots: number): PreparedRun {
+    return preparedRun(program, shots);
   }
 
   readonly inlineWorkMax = JOB_INLINE_WORK_MAX;
 
   runInline(req: JobRunRequest): JobRunResult {
     const { program, ...run } = req;
-    return jobOutput(handle({ kind: 'job', run: { plan: this.planOf(program), ...run } }));
+    assert('plan' in program, 'a job run inline has its plan');
+    return jobOutput(handle({ kind: 'job', run: { ...run, plan: program.plan as Plan } }));
   }
 
   /** Runs a job on a pool thread; the caller holds the thread (it was admitted). */
   async run(req: JobRunRequest): Promise<JobRunResult> {
     const { program, ...run } = req;
-    const task: WorkerTask = { kind: 'job', run: { plan: this.planOf(program), ...run } };
+    const task: WorkerTask =
+      'plan' in program
+        ? { kind: 'job', run: { ...run, plan: program.plan as Plan } }
+        : { kind: 'job-source', run: { ...run, ...program } };
     return jobOutput(await this.runOnThread(task));
   }
 

@@ -43,8 +43,10 @@
  * (`ops.ts` defines both).
  */
 import assert from 'node:assert';
+import type { ProgramFormat } from '../kernel/job-model.js';
 import { QUBITS_PER_CLUSTER_MAX, SHOTS_PER_JOB_MAX } from '../kernel/limits.js';
 import type { JobRunRequest, JobRunResult } from '../kernel/ports.js';
+import { type PreparedRun, parseProgram } from '../kernel/program-check.js';
 import type { Program } from '../kernel/program/ir.js';
 import { zeroState } from './engine.js';
 import { type Kernels, type PassCosts, activeKernels, fusionWidth, jsKernels } from './kernels.js';
@@ -73,7 +75,7 @@ export const POLL_WORK_AMPLITUDES = 1 << 16;
  * shots are 1..SHOTS_PER_JOB_MAX, the seed a decimal uint64; control[0] is the stop flag (checked
  * at gate boundaries, at least every ~1 ms of work) and control[1] the shots completed.
  */
-export type ProgramRunInput = JobRunRequest;
+export type ProgramRunInput = Omit<JobRunRequest, 'program'> & { program: Program };
 export type ProgramRunOutput = JobRunResult;
 
 /** The engine a run uses and its fusion width (0: no fusion). */
@@ -301,8 +303,25 @@ export function runProgram(
 }
 
 /** A job run of a compiled program: what crosses to a pool thread (plain data). */
-export interface PlanRun extends Omit<ProgramRunInput, 'program'> {
+export interface PlanRun extends Omit<JobRunRequest, 'program'> {
   plan: Plan;
+}
+
+/** A job run of a verified program's source, parsed and planned where it runs. */
+export interface SourceRun extends Omit<JobRunRequest, 'program'> {
+  format: ProgramFormat;
+  source: string;
+}
+
+/**
+ * Parses, plans and runs a verified program's source (it verified at submission, so it parses
+ * again without errors; an assertion otherwise).
+ */
+export function runSource(input: SourceRun): ProgramRunOutput {
+  const { format, source, ...run } = input;
+  const parsed = parseProgram(format, source);
+  assert(parsed.program !== null, 'a verified source parses again');
+  return runPlan({ plan: compileProgram(parsed.program), ...run });
 }
 
 /** Compiles a verified program for an engine (its fusion width and pass costs). */
@@ -482,6 +501,12 @@ export function samplingMode(program: Program): 'sampled' | 'per-shot' {
  */
 export function workEstimate(program: Program, shots: number): number {
   return planWork(compile(program), shots);
+}
+
+/** A valid program's run prepared: its sampling mode, its work for `shots`, and its plan. */
+export function preparedRun(program: Program, shots: number): PreparedRun {
+  const plan = compileProgram(program);
+  return { sampling: plan.mode, work: planWork(plan, shots), plan };
 }
 
 /** `workEstimate` of a compiled plan (the estimate is of its unfused ops, so any plan will do). */

@@ -9,7 +9,7 @@
  */
 import type { JobRunResult } from '../kernel/ports.js';
 import { type BatchInput, type BatchOutput, runBatch } from './batch.js';
-import { type PlanRun, runPlan } from './program.js';
+import { type PlanRun, type SourceRun, runPlan, runSource } from './program.js';
 
 export type WorkerTask =
   /** Starts the thread (loads the engine) so the first real task does not pay for it. */
@@ -17,7 +17,9 @@ export type WorkerTask =
   /** One plan on session clusters: ops or a bound job (replayable: the reference kernels). */
   | { kind: 'plan'; batch: BatchInput }
   /** One job run: a compiled program for many shots on fresh qubits. */
-  | { kind: 'job'; run: PlanRun };
+  | { kind: 'job'; run: PlanRun }
+  /** One job run from a verified program's source, planned here (a large program). */
+  | { kind: 'job-source'; run: SourceRun };
 
 export type WorkerReply =
   | { kind: 'warm' }
@@ -41,6 +43,8 @@ export function handle(task: WorkerTask): WorkerReply {
         return { kind: 'plan', out: runBatch(task.batch, sharedAlloc) };
       case 'job':
         return { kind: 'job', out: runPlan(task.run) };
+      case 'job-source':
+        return { kind: 'job', out: runSource(task.run) };
     }
   } catch (err) {
     return { kind: 'failed', message: err instanceof Error ? err.message : String(err) };

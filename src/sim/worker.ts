@@ -4,24 +4,12 @@
  * a `failed` reply (an assertion here is a programmer error in the plan, never tenant input: the
  * kernel validated everything).
  */
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { fires } from '../util/failpoints.js';
+import { lowerThisThreadPriority } from '../util/thread-priority.js';
 import { type WorkerReply, type WorkerTask, handle } from './protocol.js';
 
-/**
- * Simulation threads run at a lower CPU priority (nice 10) than the main thread: when the cores
- * are busy, deciding, committing and answering calls (every tenant's latency) comes first, and
- * long simulations take what is left. Linux only (a thread's id is in /proc/thread-self, and
- * setpriority on it affects that thread alone); elsewhere the workers keep the default priority.
- */
-export const WORKER_NICE = 10;
-try {
-  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-  if (Number.isInteger(tid) && tid > 0) setPriority(tid, WORKER_NICE);
-} catch {
-  // Not Linux, or /proc not mounted: default priority.
-}
+// Simulation threads run below the main thread: long simulations take what calls leave.
+lowerThisThreadPriority();
 
 /** Tests only: the thread dies as on a native abort (process.exit in a worker ends the thread). */
 function dieIfArmed(task: WorkerTask): void {

@@ -16,6 +16,7 @@ import {
   jobClient,
   newTenant,
   removeStateDir,
+  runJob,
   startDaemon,
 } from '../support/daemon.js';
 
@@ -139,6 +140,23 @@ test('a program just over the source limit is refused by its limit; one just und
     shots: 10,
   });
   assert.is(ok.valid, true);
+  await stillServes(kernel);
+});
+
+test('a program just under the source limit (checked off the main thread, run from its source) runs to DONE with true statistics', async () => {
+  const under = qasmOfSize(PROGRAM_SOURCE_BYTES_MAX);
+  const { job, result } = await runJob(jobs, {
+    program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: under },
+    shots: 2000,
+    seed: '7',
+  });
+  assert.is(job.state, 'JOB_STATE_DONE', job.reason);
+  assert.is(job.estimate.sampling, 'sampled');
+  const counts = result!.counts as Record<string, number>;
+  assert.equal(Object.keys(counts).sort(), ['00', '11']);
+  assert.is(counts['00']! + counts['11']!, 2000);
+  // A fair coin: 2,000 shots land within 5 standard deviations (±112) of 1,000.
+  assert.ok(Math.abs(counts['00']! - 1000) < 112, JSON.stringify(counts));
   await stillServes(kernel);
 });
 

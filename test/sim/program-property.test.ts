@@ -67,7 +67,7 @@ test(`property: ${RUNS} random programs are accepted and run on the pool; their 
         if (valid.program === null)
           throw new Error(`a valid program was refused: ${JSON.stringify(valid.errors)}`);
         const out = await pool.run({
-          program: valid.program,
+          program: { plan: pool.prepare(valid.program, SHOTS).plan },
           shots: SHOTS,
           seed: seed.toString(),
           shotOutcomesMax: 0,

@@ -877,6 +877,23 @@ test('workEstimate: grows with shots and state size; Bell at 1000 shots is small
   assert.ok(workEstimate(ghz(12), 1000) > workEstimate(ghz(6), 1000));
 });
 
+test('workEstimate: a guard costs per term, so many deep guards are not taken for tiny work', () => {
+  let deep: Json = when('m', 1);
+  for (let i = 1; i < 16; i++) deep = { type: i % 2 ? 'and' : 'or', conditions: [deep] };
+  const guarded = (guard: Json, n: number) =>
+    program(
+      ['q'],
+      [mz('q', 'm'), ...Array.from({ length: n }, () => ({ ...gate('X', 'q'), guard }))],
+      ['m'],
+    );
+  const flat = workEstimate(guarded(when('m', 1), 1000), 1);
+  const nested = workEstimate(guarded(deep, 1000), 1);
+  // 16 terms per guard instead of 1: the guards' share grows sixteenfold.
+  assert.ok(nested - flat >= 1000 * 15 * 16, `flat ${flat}, nested ${nested}`);
+  // 6,000 such nodes took ~6 ms to run: past the inline limit (2^17), so they run on the pool.
+  assert.ok(workEstimate(guarded(deep, 6000), 1) > 1 << 17);
+});
+
 test('timing: Bell at 1000 shots after warm-up (printed, not asserted)', () => {
   const p = ghz(2);
   for (let i = 0; i < 50; i++) run(p, 1000, String(i));
