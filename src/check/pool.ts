@@ -6,7 +6,7 @@
  * Budgets: each check may run `secondsMax` once it has a thread (a waiting check is not charged),
  * on a thread whose heap is capped at `heapMb`; past either the thread is ended and the check
  * refused with LIMIT_EXCEEDED naming the budget. At most `threads` checks run at once; the others
- * wait in arrival order.
+ * wait, each tenant's in arrival order and the tenants in turn (`fair-turns.ts`).
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
@@ -14,6 +14,7 @@ import { KernelError } from '../kernel/errors.js';
 import { PROGRAM_CHECK_HEAP_MB, PROGRAM_CHECK_SECONDS_MAX } from '../kernel/limits.js';
 import type { ProgramCheckPort } from '../kernel/ports.js';
 import type { ProgramCheckRequest, ProgramCheckResult } from '../kernel/program-check.js';
+import { FairTurns } from './fair-turns.js';
 
 /** A check thread ends after this long without work (its heap is given back). */
 export const CHECK_THREAD_IDLE_MS = 5_000;
@@ -34,13 +35,14 @@ export class ProgramCheckPool implements ProgramCheckPort {
   private readonly secondsMax: number;
   private readonly heapMb: number;
   private readonly pool: Piscina;
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** At most `threads` checks run at once; waiting ones take turns between tenants. */
+  private readonly turns: FairTurns;
 
   constructor(opts: ProgramCheckPoolOptions = {}) {
     this.threads = opts.threads ?? Math.max(1, Math.floor(availableParallelism() / 2));
     this.secondsMax = opts.secondsMax ?? PROGRAM_CHECK_SECONDS_MAX;
     this.heapMb = opts.heapMb ?? PROGRAM_CHECK_HEAP_MB;
+    this.turns = new FairTurns(this.threads);
     this.pool = new Piscina({
       filename: WORKER_URL.href,
       // No thread while no large program is checked: a thread ends 5 s after its last check,
@@ -55,7 +57,7 @@ export class ProgramCheckPool implements ProgramCheckPort {
 
   /** @throws LIMIT_EXCEEDED past the time or heap budget */
   async check(req: ProgramCheckRequest): Promise<ProgramCheckResult> {
-    await this.turn();
+    await this.turns.take(req.tenant);
     try {
       return await this.runOnThread(req);
     } catch (err) {
@@ -75,27 +77,12 @@ export class ProgramCheckPool implements ProgramCheckPort {
       }
       throw err;
     } finally {
-      this.running--;
-      this.waiting.shift()?.();
+      this.turns.release();
     }
   }
 
   close(): Promise<void> {
     return this.pool.destroy();
-  }
-
-  /** Waits for one of the `threads` places; the check's time budget starts once it has one. */
-  private turn(): Promise<void> {
-    if (this.running < this.threads) {
-      this.running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) =>
-      this.waiting.push(() => {
-        this.running++;
-        resolve();
-      }),
-    );
   }
 
   /** Piscina's `run` is untyped; the worker entry answers with a `ProgramCheckResult`. */

@@ -18,11 +18,14 @@ export const CHANNEL_USES_MAX = 1_000_000;
 export const CHANNEL_LIFETIME_MS_MAX = 30 * 24 * 60 * 60 * 1000;
 export const CHANNEL_TEXT_CHARS_MAX = 256;
 /**
- * Live channels (pending or active) a tenant may be party to. Ended ones (rejected, revoked,
- * expired, exhausted) stay readable but do not count, so no tenant can use up another's slots by
- * sending requests it will reject, and a long life does not lock a tenant out.
+ * Live channels a tenant may hold: active ones and the requests it sent that are pending. Ended
+ * ones (rejected, revoked, expired, exhausted) stay readable but do not count, and neither do
+ * requests addressed to it until it approves one, so no tenant can use up another's slots by
+ * sending requests, and a long life does not lock a tenant out.
  */
 export const CHANNELS_PER_TENANT_MAX = 1024;
+/** Pending requests addressed to one tenant (its inbox), from all requesters together. */
+export const CHANNEL_REQUESTS_INCOMING_MAX = 1024;
 /**
  * Pending requests from one tenant to one peer: a peer's inbox holds at most this many from any
  * one requester, so one tenant cannot fill it.
@@ -180,12 +183,26 @@ export class ChannelTable {
     return out;
   }
 
-  /** The tenant's live channels (pending or active) at `nowMs`: what its limit counts. */
-  liveCountOf(tenantId: string, nowMs: number): number {
+  /**
+   * What the tenant holds at `nowMs` (its limit counts these): active channels, and pending
+   * requests it sent.
+   */
+  heldCountOf(tenantId: string, nowMs: number): number {
     let n = 0;
     for (const id of this.byTenant.get(tenantId) ?? []) {
-      const state = channelState(this.byId.get(id)!, nowMs);
-      if (state === 'PENDING' || state === 'ACTIVE') n++;
+      const c = this.byId.get(id)!;
+      const state = channelState(c, nowMs);
+      if (state === 'ACTIVE' || (state === 'PENDING' && c.requesterId === tenantId)) n++;
+    }
+    return n;
+  }
+
+  /** Pending requests addressed to the tenant at `nowMs` (its inbox). */
+  incomingCountOf(tenantId: string, nowMs: number): number {
+    let n = 0;
+    for (const id of this.byTenant.get(tenantId) ?? []) {
+      const c = this.byId.get(id)!;
+      if (c.peerId === tenantId && channelState(c, nowMs) === 'PENDING') n++;
     }
     return n;
   }

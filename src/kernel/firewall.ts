@@ -9,6 +9,7 @@ import assert from 'node:assert';
 import { type Actor, auditEvent } from './actors.js';
 import {
   CHANNELS_PER_TENANT_MAX,
+  CHANNEL_REQUESTS_INCOMING_MAX,
   CHANNEL_REQUESTS_PENDING_PER_PEER_MAX,
   type ChannelRecord,
   type ChannelState,
@@ -182,14 +183,19 @@ export class Firewall {
         'channels',
       );
     }
-    for (const t of [tenant, peer]) {
-      if (this.table.liveCountOf(t.id, now) >= CHANNELS_PER_TENANT_MAX) {
-        throw new KernelError(
-          'QUOTA_EXCEEDED',
-          `channels: ${t === tenant ? 'you are' : 'the peer is'} party to ${CHANNELS_PER_TENANT_MAX} live channels already`,
-          'channels',
-        );
-      }
+    if (this.table.heldCountOf(tenant.id, now) >= CHANNELS_PER_TENANT_MAX) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `channels: you hold ${CHANNELS_PER_TENANT_MAX} live channels (active, or requested and pending) already`,
+        'channels',
+      );
+    }
+    if (this.table.incomingCountOf(peer.id, now) >= CHANNEL_REQUESTS_INCOMING_MAX) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `channels: the peer has ${CHANNEL_REQUESTS_INCOMING_MAX} requests waiting for its answer already`,
+        'channels',
+      );
     }
     const c: ChannelRecord = {
       id: this.d.crypto.id(),
@@ -271,6 +277,13 @@ export class Firewall {
       );
     }
     checkText('reason', reason);
+    if (approve && this.table.heldCountOf(p.tenantId, now) >= CHANNELS_PER_TENANT_MAX) {
+      throw new KernelError(
+        'QUOTA_EXCEEDED',
+        `channels: you hold ${CHANNELS_PER_TENANT_MAX} live channels (active, or requested and pending) already; revoke one to approve another`,
+        'channels',
+      );
+    }
     const before = endedFields(c);
     if (approve) {
       c.status = 'approved';

@@ -44,6 +44,8 @@ export const INLINE_QUBITS_MAX = 10;
  * shots is a few thousand): well under a millisecond, less than the pool round trip they save.
  */
 export const JOB_INLINE_WORK_MAX = 1 << 17;
+/** A simulation thread ends after this long without work (its heap is given back). */
+export const SIM_THREAD_IDLE_MS = 15_000;
 
 /** Pool threads beyond the job slots, so interactive work never queues behind jobs alone. */
 export const INTERACTIVE_THREADS = 1;
@@ -90,15 +92,21 @@ export class PoolSimulator implements SimulatorPort, JobRunnerPort {
     // interactive plans (gates and measurements on large clusters) from waiting behind long jobs.
     this.pool = new Piscina({
       filename: WORKER_URL.href,
-      minThreads: this.threads + INTERACTIVE_THREADS,
+      // A thread ends after `SIM_THREAD_IDLE_MS` without work, and with it the heap that large
+      // programs grew there (V8 keeps a grown heap while the thread lives, even after collecting
+      // it); the next pool work after that pays for starting one (tens of ms).
+      minThreads: 0,
       maxThreads: this.threads + INTERACTIVE_THREADS,
       // Bounded: beyond this the kernel's per-tenant limits already refused the work.
       maxQueue: 100_000,
-      idleTimeout: 60_000,
+      idleTimeout: SIM_THREAD_IDLE_MS,
     });
   }
 
-  /** Runs a trivial task on every thread so the first real call does not pay for thread start. */
+  /**
+   * Runs a trivial task on every thread at start, so the engine is known to load before the daemon
+   * listens and the first calls do not pay for thread start (idle threads end later).
+   */
   async warm(): Promise<void> {
     await Promise.all(
       Array.from({ length: this.threads + INTERACTIVE_THREADS }, () =>

@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   CHANNELS_PER_TENANT_MAX,
+  CHANNEL_REQUESTS_INCOMING_MAX,
   CHANNEL_REQUESTS_PENDING_PER_PEER_MAX,
 } from '../../src/kernel/channels.js';
 import {
@@ -82,6 +83,38 @@ test(`one requester keeps at most ${CHANNEL_REQUESTS_PENDING_PER_PEER_MAX} reque
   assert.match(err.details, /^channels: 16 requests to this peer are pending already/);
   const ok = await channel(honest, inbox, 1);
   assert.is(ok.state, 'CHANNEL_STATE_ACTIVE');
+});
+
+test(`a full inbox (${CHANNEL_REQUESTS_INCOMING_MAX} pending from many requesters) does not stop its tenant from holding channels`, async () => {
+  const target = await tenant('target');
+  const requesters = CHANNEL_REQUESTS_INCOMING_MAX / CHANNEL_REQUESTS_PENDING_PER_PEER_MAX;
+  for (let r = 0; r < requesters; r++) {
+    const from = await tenant(`requester-${r}`);
+    await Promise.all(
+      Array.from({ length: CHANNEL_REQUESTS_PENDING_PER_PEER_MAX }, () =>
+        channel(from, target, 1, { approve: false }),
+      ),
+    );
+  }
+  const late = await tenant('late-requester');
+  const err = await callError(late.channels, 'RequestChannel', {
+    peer_tenant: target.name,
+    max_entanglements: 1,
+    expires_at_unix_ms: Date.now() + 60 * 60 * 1000,
+  });
+  assert.is(err.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.is(err.metadata.get('qmk-error-code')[0], 'QUOTA_EXCEEDED');
+  assert.match(err.details, /^channels: the peer has 1024 requests waiting for its answer already/);
+  // Requests addressed to it are not channels it holds: it opens its own, and approves one.
+  const own = await channel(target, late, 1);
+  assert.is(own.state, 'CHANNEL_STATE_ACTIVE');
+  const waiting = await call<{ channels: Wire[] }>(target.channels, 'ListChannelRequests', {});
+  assert.ok(waiting.channels.length > 0);
+  const approved = await call<{ channel: Wire }>(target.channels, 'RespondChannelRequest', {
+    channel_id: waiting.channels[0]!.channel_id,
+    approve: true,
+  });
+  assert.is(approved.channel.state, 'CHANNEL_STATE_ACTIVE');
 });
 
 test.run();
