@@ -173,6 +173,11 @@ async function attack(
   let r: { codes: Record<string, number>; lat: number[] };
   // Jobs the attack got accepted: the attack ends by cancelling those not yet ended.
   const accepted = new Set<string>();
+  /** 4 loops submitting the two sources in alternation, one shot each. */
+  const submitting = (c: AnyClient, format: string, sources: [string, string]) =>
+    hammer(4, seconds, (l, n) =>
+      submitOutcome(c, { program: { format, source: sources[(l + n) % 2]! }, shots: 1 }, accepted),
+    );
   switch (mode) {
     case 'refused-calls':
       // 32 loops: twice the tier's calls in flight, far past its 1,000 calls a minute.
@@ -204,36 +209,19 @@ async function attack(
       raw.close();
       break;
     }
-    case 'max-programs': {
-      const tooMany = bigQasm(150_000);
-      const valid = bigQasm(20_000 - 20);
-      r = await hammer(4, seconds, (l, n) =>
-        submitOutcome(
-          jobs,
-          {
-            program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: (l + n) % 2 ? tooMany : valid },
-            shots: 1,
-          },
-          accepted,
-        ),
-      );
+    case 'max-programs':
+      // Half with too many nodes (refused after parsing), half valid (20,000 gates).
+      r = await submitting(jobs, 'PROGRAM_FORMAT_OPENQASM2', [
+        bigQasm(20_000 - 20),
+        bigQasm(150_000),
+      ]);
       break;
-    }
-    case 'deep-guards': {
-      const atLimit = guardedQvm(GUARD_DEPTH_MAX);
-      const over = guardedQvm(GUARD_DEPTH_MAX + 1);
-      r = await hammer(4, seconds, (l, n) =>
-        submitOutcome(
-          jobs,
-          {
-            program: { format: 'PROGRAM_FORMAT_QVM_JSON', source: (l + n) % 2 ? over : atLimit },
-            shots: 1,
-          },
-          accepted,
-        ),
-      );
+    case 'deep-guards':
+      r = await submitting(jobs, 'PROGRAM_FORMAT_QVM_JSON', [
+        guardedQvm(GUARD_DEPTH_MAX),
+        guardedQvm(GUARD_DEPTH_MAX + 1),
+      ]);
       break;
-    }
     case 'failed-auth': {
       const wrong = kernelClient(d, `qmk_${'A'.repeat(43)}`);
       r = await hammer(32, seconds, () => outcome(wrong, 'GetUsage', {}));

@@ -9,7 +9,7 @@ import {
   type ProgramCheckResult,
   checkProgram,
 } from '../kernel/program-check.js';
-import { preparedRun } from '../sim/program.js';
+import { estimateRun } from '../sim/program.js';
 import { fires } from '../util/failpoints.js';
 import { lowerThisThreadPriority } from '../util/thread-priority.js';
 
@@ -39,8 +39,7 @@ export default function check(req: ProgramCheckRequest): ProgramCheckResult {
   const { program } = checked;
   if (program === null || req.bound.length > 0) return checked;
   if (checked.violations.some((v) => v.severity === 'error')) return checked;
-  // Neither the program nor its plan goes back: receiving a large one would cost the main
-  // thread ~40 ms. The run plans it again from the source, on a pool thread.
-  const { sampling, work } = preparedRun(program, req.shots);
-  return { ...checked, program: null, prepared: { sampling, work, plan: null } };
+  // The program does not go back: receiving a large one would cost the main thread ~40 ms. The
+  // run plans it from the source, on a pool thread.
+  return { ...checked, program: null, runEstimate: estimateRun(program, req.shots) };
 }

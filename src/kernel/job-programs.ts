@@ -161,19 +161,19 @@ export class JobPrograms {
         ? checkProgram(checkReq)
         : await this.checker.check(checkReq);
     // A checker thread estimated the run and kept the program: the run plans it from the source.
-    const prepared = checked.prepared;
-    if (prepared) {
+    const estimated = checked.runEstimate;
+    if (estimated) {
       return {
         compiled: {
           program: null,
           plan: null,
           keyEvents: checked.keyEvents,
           registers: checked.registers,
-          work: prepared.work,
+          work: estimated.work,
           channelUses: checked.channelUses,
         },
         violations: checked.violations,
-        estimate: { ...checked.estimate!, sampling: prepared.sampling },
+        estimate: { ...checked.estimate!, sampling: estimated.sampling },
       };
     }
     const program = checked.program;

@@ -45,18 +45,16 @@ export interface ProgramCheckRequest {
   shots: number;
 }
 
-/**
- * A valid program's run as the runner prepared it (`JobRunnerPort.prepare`, or a checker thread
- * for a large program, so that its planning does not run on the main thread either).
- */
-export interface PreparedRun {
+/** What a valid program's run will be: its sampling mode and its work for the shots. */
+export interface RunEstimate {
   sampling: 'sampled' | 'per-shot';
   /** Amplitude updates the run needs for its shots (scheduling cost, inline routing). */
   work: number;
-  /**
-   * The runner's compiled plan, opaque to the kernel: handed back in `JobRunRequest.program`;
-   * null when the run is planned from the source on the runner's thread.
-   */
+}
+
+/** A valid program's run as the runner prepared it (`JobRunnerPort.prepare`). */
+export interface PreparedRun extends RunEstimate {
+  /** The runner's compiled plan, opaque to the kernel: handed back in `JobRunRequest.program`. */
   plan: unknown;
 }
 
@@ -71,12 +69,12 @@ export interface ProgramCheckResult {
   /** The name behind each result key character (empty when the program did not parse). */
   keyEvents: string[];
   /**
-   * Set by a checker thread for a valid program on no bound qubits (`ProgramCheckPort`): its
-   * sampling mode and work, with `plan` null and `program` null. Neither crosses back to the main
-   * thread (a megabyte of program would cost it tens of ms to receive, and again to send on): the
-   * job runs from its source on a pool thread, which plans it there.
+   * Set by a checker thread for a valid program on no bound qubits (`ProgramCheckPort`), with
+   * `program` null: the program does not cross back to the main thread (a megabyte of it would
+   * cost tens of ms to receive, and again to send on); the job runs from its source on a pool
+   * thread, which plans it there.
    */
-  prepared?: PreparedRun;
+  runEstimate?: RunEstimate;
 }
 
 /** Parses and verifies; never throws for anything in the request (violations are values). */

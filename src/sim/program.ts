@@ -46,7 +46,7 @@ import assert from 'node:assert';
 import type { ProgramFormat } from '../kernel/job-model.js';
 import { QUBITS_PER_CLUSTER_MAX, SHOTS_PER_JOB_MAX } from '../kernel/limits.js';
 import type { JobRunRequest, JobRunResult } from '../kernel/ports.js';
-import { type PreparedRun, parseProgram } from '../kernel/program-check.js';
+import { type PreparedRun, type RunEstimate, parseProgram } from '../kernel/program-check.js';
 import type { Program } from '../kernel/program/ir.js';
 import { zeroState } from './engine.js';
 import { type Kernels, type PassCosts, activeKernels, fusionWidth, jsKernels } from './kernels.js';
@@ -500,7 +500,13 @@ export function samplingMode(program: Program): 'sampled' | 'per-shot' {
  * or (per-shot) the state restores and the per-shot ops. Saturates at Number.MAX_SAFE_INTEGER.
  */
 export function workEstimate(program: Program, shots: number): number {
-  return planWork(compile(program), shots);
+  return estimateRun(program, shots).work;
+}
+
+/** Sampling mode and work estimate together, from one unfused plan (no fusion pass). */
+export function estimateRun(program: Program, shots: number): RunEstimate {
+  const plan = compile(program);
+  return { sampling: plan.mode, work: planWork(plan, shots) };
 }
 
 /** A valid program's run prepared: its sampling mode, its work for `shots`, and its plan. */
