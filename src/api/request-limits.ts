@@ -76,6 +76,72 @@ function gatesBound(quota: Quota | null): Bound {
 const DEFAULT_REPEATED: Bound = { max: REPEATED_FIELD_MAX, refuse: limitExceeded('entries') };
 const DEFAULT_STRING: Bound = { max: STRING_FIELD_BYTES_MAX, refuse: limitExceeded('bytes') };
 
+/** What the walk needs of one field, worked out once per field (not per element). */
+interface FieldPlan {
+  name: string;
+  repeated: boolean;
+  /** Its bound; null for ApplyGates' gates, whose bound is the caller's. */
+  bound: Bound | null;
+  /** Bound of each element's bytes (strings, bytes). */
+  elementBytes: Bound;
+  message: protobuf.Type | null;
+  stringLike: boolean;
+  packedType: string | null;
+}
+
+const PLANS = new WeakMap<protobuf.Type, ReadonlyMap<number, FieldPlan>>();
+
+/** The fields of `type` by id, with their bounds (cached per type). */
+function plansOf(type: protobuf.Type): ReadonlyMap<number, FieldPlan> {
+  let plans = PLANS.get(type);
+  if (plans) return plans;
+  const m = new Map<number, FieldPlan>();
+  const typeName = type.fullName.slice(1);
+  for (const field of type.fieldsArray) {
+    field.resolve();
+    const key = `${typeName}.${field.name}`;
+    const stringLike = field.type === 'string' || field.type === 'bytes';
+    const message = field.resolvedType instanceof protobuf.Type ? field.resolvedType : null;
+    const bound =
+      key === GATES_FIELD
+        ? null
+        : (FIXED_BOUNDS.get(key) ?? (field.repeated ? DEFAULT_REPEATED : DEFAULT_STRING));
+    m.set(field.id, {
+      name: field.name,
+      repeated: field.repeated,
+      bound,
+      // An element of a repeated string field has the default string bound (its own bound, if
+      // any, counts entries).
+      elementBytes: field.repeated || bound === null ? DEFAULT_STRING : bound,
+      message,
+      stringLike,
+      packedType: field.repeated && !message && !stringLike ? field.type : null,
+    });
+  }
+  plans = m;
+  PLANS.set(type, plans);
+  return plans;
+}
+
+/** Where the walk is, for messages: built into a string only when something is refused. */
+interface At {
+  parent: At | null;
+  field: string;
+  index: number;
+}
+
+function pathOf(at: At | null): string {
+  if (at === null) return '';
+  const up = pathOf(at.parent);
+  const here = at.index >= 0 ? `${at.field}[${at.index}]` : at.field;
+  return up === '' ? here : `${up}.${here}`;
+}
+
+function fieldPath(at: At | null, field: string): string {
+  const up = pathOf(at);
+  return up === '' ? field : `${up}.${field}`;
+}
+
 /** The limits one caller's requests are walked against. */
 export class RequestLimits {
   private readonly gates: Bound;
@@ -92,73 +158,67 @@ export class RequestLimits {
    */
   check(type: protobuf.Type, bytes: Uint8Array): void {
     try {
-      this.walk(type, protobuf.Reader.create(bytes), bytes.length, '', 0);
+      this.walk(type, protobuf.Reader.create(bytes), bytes.length, null, 0);
     } catch (err) {
       if (err instanceof KernelError) throw err;
       // Truncated or otherwise malformed: not ours to describe; the decoder will.
     }
   }
 
-  private bound(type: protobuf.Type, field: protobuf.Field): Bound {
-    const key = `${type.fullName.slice(1)}.${field.name}`;
-    const special = key === GATES_FIELD ? this.gates : FIXED_BOUNDS.get(key);
-    if (special) return special;
-    return field.repeated ? DEFAULT_REPEATED : DEFAULT_STRING;
-  }
-
-  private walk(type: protobuf.Type, r: protobuf.Reader, end: number, at: string, depth: number) {
+  private walk(type: protobuf.Type, r: protobuf.Reader, end: number, at: At | null, depth: number) {
     if (depth >= MESSAGE_DEPTH_MAX) {
-      const field = at || 'request';
+      const field = pathOf(at) || 'request';
       throw new KernelError(
         'LIMIT_EXCEEDED',
         `${field}: nested more than ${MESSAGE_DEPTH_MAX} deep`,
         field,
       );
     }
-    const counts = new Map<number, number>();
+    const plans = plansOf(type);
+    // Entries so far of each repeated field met, by field id (made at the first one).
+    const counts: number[] = [];
     while (r.pos < end) {
       const tag = r.uint32();
       const id = tag >>> 3;
       const wire = tag & 7;
-      const field = type.fieldsById[id];
-      if (!field || wire !== 2) {
-        if (field?.repeated) this.count(type, field, counts, at, 1);
+      const plan = plans.get(id);
+      if (plan === undefined || wire !== 2) {
+        if (plan?.repeated) this.count(counts, at, id, plan, 1);
         r.skipType(wire);
         continue;
       }
       const length = r.uint32();
       const start = r.pos;
       if (start + length > end) return; // truncated: the decoder reports it
-      const name = at === '' ? field.name : `${at}.${field.name}`;
-      const index = field.repeated ? this.count(type, field, counts, at, 1) - 1 : -1;
-      const path = index >= 0 ? `${name}[${index}]` : name;
-      if (field.resolvedType instanceof protobuf.Type) {
-        this.walk(field.resolvedType, r, start + length, path, depth + 1);
-      } else if (field.type === 'string' || field.type === 'bytes') {
-        // An element of a repeated string field has the default string bound (its own bound, if
-        // any, counts entries).
-        const b = field.repeated ? DEFAULT_STRING : this.bound(type, field);
-        if (length > b.max) throw b.refuse(path, b.max);
-      } else if (field.repeated) {
+      const index = plan.repeated ? this.count(counts, at, id, plan, 1) - 1 : -1;
+      if (plan.message !== null) {
+        this.walk(
+          plan.message,
+          r,
+          start + length,
+          { parent: at, field: plan.name, index },
+          depth + 1,
+        );
+      } else if (plan.stringLike) {
+        const b = plan.elementBytes;
+        if (length > b.max) {
+          const name = fieldPath(at, plan.name);
+          throw b.refuse(index >= 0 ? `${name}[${index}]` : name, b.max);
+        }
+      } else if (plan.packedType !== null) {
         // A packed repeated scalar: count its elements without decoding them.
-        this.count(type, field, counts, at, packedCount(field.type, r.buf, start, length) - 1);
+        this.count(counts, at, id, plan, packedCount(plan.packedType, r.buf, start, length) - 1);
       }
       r.pos = start + length;
     }
   }
 
   /** Adds `n` entries of a repeated field; returns the new count. @throws past its bound */
-  private count(
-    type: protobuf.Type,
-    field: protobuf.Field,
-    counts: Map<number, number>,
-    at: string,
-    n: number,
-  ): number {
-    const c = (counts.get(field.id) ?? 0) + n;
-    counts.set(field.id, c);
-    const b = this.bound(type, field);
-    if (c > b.max) throw b.refuse(at === '' ? field.name : `${at}.${field.name}`, b.max);
+  private count(counts: number[], at: At | null, id: number, plan: FieldPlan, n: number): number {
+    const c = (counts[id] ?? 0) + n;
+    counts[id] = c;
+    const b = plan.bound ?? this.gates;
+    if (c > b.max) throw b.refuse(fieldPath(at, plan.name), b.max);
     return c;
   }
 }
