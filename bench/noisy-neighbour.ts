@@ -10,15 +10,20 @@
  * open loop. The attacker runs at nice 10 (`--attacker-nice`): on this one host it stands in for
  * a neighbour on another machine, whose CPU is not the daemon's; the daemon and the quiet client
  * run at the default priority.
+ * Each trial runs on a fresh daemon whose boot-time threads have ended, so no mode inherits
+ * another's memory and "before" is a settled daemon; `--repeat N` runs N trials per mode and
+ * shows the median one (a p99 of ~120 samples is noisy on a 2-core host).
  * Targets (issue #14): per mode, quiet p99 under attack ≤ 3 × quiet p99 alone, zero quiet errors,
  * memory back within 10 % of its pre-attack size within 30 s; with 17:1 concurrency and equal
  * weights, completed work within 2×.
- * Usage: npm run bench:noisy-neighbour [-- --seconds 6 --rate 20 --modes a,b --no-imbalance]
+ * Usage: npm run bench:noisy-neighbour [-- --seconds 6 --rate 20 --modes a,b --repeat 3
+ *   --no-imbalance]; QMK_DAEMON_DIST=1 (after `npm run build`) measures the compiled daemon.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SIM_THREAD_IDLE_MS } from '../src/sim/front.js';
 import {
   type AnyClient,
   call,
@@ -38,11 +43,13 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '20' },
     modes: { type: 'string', default: MODES.join(',') },
     'attacker-nice': { type: 'string', default: '10' },
+    repeat: { type: 'string', default: '1' },
     'no-imbalance': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(values.seconds);
 const RATE = Number(values.rate);
+const REPEAT = Math.max(1, Number(values.repeat));
 
 const BELL = {
   program: {
@@ -107,39 +114,51 @@ async function quietLoad(
   return { lat, errors };
 }
 
-async function main(): Promise<void> {
-  const modes = (values.modes as string).split(',').filter(Boolean) as Mode[];
-  for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}`);
+interface Trial {
+  alone: number[];
+  attacked: number[];
+  errors: number;
+  beforeMb: number;
+  peakMb: number;
+  /** ms until back within 10 %, or null. */
+  backMs: number | null;
+  report: AttackReport;
+}
+
+/**
+ * One trial of one mode on a fresh daemon: warm up, wait until the threads started at boot have
+ * ended (so the memory before the attack is the settled daemon's), the quiet load alone, then the
+ * same load under attack; then how long the memory takes to come back.
+ */
+async function trial(mode: Mode): Promise<Trial> {
   const d = await startDaemon();
-  const f1 = (x: number) => x.toFixed(1);
   try {
     const quiet = await newTenant(d, 'quiet');
     const quietJobs = jobClient(d, quiet.apiKey);
     for (let i = 0; i < 30; i++) await runJob(quietJobs, BELL); // warm up
-    const rows: string[] = [];
-    let met = true;
-    for (const mode of modes) {
-      const noisy = await newTenant(d, `noisy-${mode}`, MODE_TIER[mode]);
-      noisy.client.close();
-      const alone = await quietLoad(quietJobs, SECONDS);
-      const before = rssMb(d.child.pid!);
-      const attacker = spawn(
-        'nice',
-        [
-          '-n',
-          String(values['attacker-nice']),
-          process.execPath,
-          '--import',
-          'tsx',
-          fileURLToPath(new URL('./attacks.ts', import.meta.url)),
-          mode,
-          d.address,
-          noisy.apiKey,
-          'quiet',
-          String(SECONDS + 1),
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
-      );
+    await new Promise((r) => setTimeout(r, SIM_THREAD_IDLE_MS + 2000));
+    const noisy = await newTenant(d, `noisy-${mode}`, MODE_TIER[mode]);
+    noisy.client.close();
+    const alone = await quietLoad(quietJobs, SECONDS);
+    const before = rssMb(d.child.pid!);
+    const attacker = spawn(
+      'nice',
+      [
+        '-n',
+        String(values['attacker-nice']),
+        process.execPath,
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./attacks.ts', import.meta.url)),
+        mode,
+        d.address,
+        noisy.apiKey,
+        'quiet',
+        String(SECONDS + 1),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
       let out = '';
       attacker.stdout!.on('data', (b: Buffer) => {
         out += b.toString();
@@ -155,33 +174,75 @@ async function main(): Promise<void> {
       await exited;
       clearInterval(sampler);
       const report = JSON.parse(out.slice(out.indexOf('{'))) as AttackReport;
-      const back = await memoryBack(d.child.pid!, before * 1.1, 30_000);
-      const ap99 = pct(alone.lat, 99);
-      const bp99 = pct(attacked.lat, 99);
-      const ok = bp99 <= 3 * ap99 && attacked.errors === 0 && back !== null;
-      met &&= ok;
-      const codes = Object.entries(report.codes)
-        .map(([c, n]) => `${c} ${n}`)
-        .join(', ');
-      rows.push(
-        `| ${mode} | ${f1(pct(alone.lat, 50))} / ${f1(ap99)} | ${f1(pct(attacked.lat, 50))} / ${f1(bp99)} | ${(bp99 / ap99).toFixed(2)} | ${attacked.errors} | ${Math.round(before)} → ${Math.round(peak)} MB, ${back === null ? 'not back in 30 s' : `back in ${f1(back / 1000)} s`} | ${codes}; p50 ${f1(report.p50)} ms | ${ok ? 'met' : 'NOT met'} |`,
-      );
-      console.log(rows[rows.length - 1]);
+      const backMs = await memoryBack(d.child.pid!, before * 1.1, 30_000);
+      for (const c of [quietJobs, quiet.client]) c.close();
+      return {
+        alone: alone.lat,
+        attacked: attacked.lat,
+        errors: attacked.errors,
+        beforeMb: before,
+        peakMb: peak,
+        backMs,
+        report,
+      };
+    } finally {
+      attacker.kill('SIGKILL');
     }
-    for (const c of [quietJobs, quiet.client]) c.close();
-    console.log(
-      `\nbench/noisy-neighbour — quiet: Bell 1,000 shots at ${RATE}/s open loop, ${SECONDS} s alone and ${SECONDS} s attacked per mode`,
-    );
-    console.log(
-      '| attack | quiet alone p50 / p99 ms | attacked p50 / p99 ms | p99 ratio (≤ 3) | quiet errors | daemon RSS | attacker got | targets |',
-    );
-    console.log('|---|---|---|---|---|---|---|---|');
-    for (const r of rows) console.log(r);
-    console.log(`all attack targets ${met ? 'met' : 'NOT met'}`);
-    if (values['no-imbalance'] !== true) await imbalance(d);
   } finally {
     await d.stop();
     removeStateDir(d.stateDir);
+  }
+}
+
+async function main(): Promise<void> {
+  const modes = (values.modes as string).split(',').filter(Boolean) as Mode[];
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}`);
+  const f1 = (x: number) => x.toFixed(1);
+  const rows: string[] = [];
+  let met = true;
+  for (const mode of modes) {
+    const trials: Trial[] = [];
+    for (let i = 0; i < REPEAT; i++) trials.push(await trial(mode));
+    // Per trial: the ratio of quiet p99 attacked to alone; the mode's figure is the median trial.
+    const ratio = (t: Trial) => pct(t.attacked, 99) / pct(t.alone, 99);
+    trials.sort((a, b) => ratio(a) - ratio(b));
+    const t = trials[Math.floor(trials.length / 2)]!;
+    const errors = trials.reduce((n, x) => n + x.errors, 0);
+    const allBack = trials.every((x) => x.backMs !== null);
+    const ok = ratio(t) <= 3 && errors === 0 && allBack;
+    met &&= ok;
+    const ratios = trials.map((x) => ratio(x).toFixed(2)).join(', ');
+    const memory = trials
+      .map(
+        (x) =>
+          `${Math.round(x.beforeMb)} → ${Math.round(x.peakMb)} MB, ${x.backMs === null ? 'not back in 30 s' : `back in ${f1(x.backMs / 1000)} s`}`,
+      )
+      .join('; ');
+    const codes = Object.entries(t.report.codes)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ');
+    rows.push(
+      `| ${mode} | ${f1(pct(t.alone, 50))} / ${f1(pct(t.alone, 99))} | ${f1(pct(t.attacked, 50))} / ${f1(pct(t.attacked, 99))} | ${ratio(t).toFixed(2)} (${ratios}) | ${errors} | ${memory} | ${codes}; p50 ${f1(t.report.p50)} ms | ${ok ? 'met' : 'NOT met'} |`,
+    );
+    console.log(rows[rows.length - 1]);
+  }
+  console.log(
+    `\nbench/noisy-neighbour — quiet: Bell 1,000 shots at ${RATE}/s open loop, ${SECONDS} s alone and ${SECONDS} s attacked; ${REPEAT} trial(s) per mode, each on a fresh daemon; the median trial shown`,
+  );
+  console.log(
+    '| attack | quiet alone p50 / p99 ms | attacked p50 / p99 ms | p99 ratio ≤ 3 (each trial) | quiet errors | daemon RSS per trial | attacker got | targets |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of rows) console.log(r);
+  console.log(`all attack targets ${met ? 'met' : 'NOT met'}`);
+  if (values['no-imbalance'] !== true) {
+    const d = await startDaemon();
+    try {
+      await imbalance(d);
+    } finally {
+      await d.stop();
+      removeStateDir(d.stateDir);
+    }
   }
 }
 

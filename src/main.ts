@@ -31,7 +31,7 @@ import { Keyring } from './security/keyring.js';
 import { DEV_MASTER_KEY_FILE, masterKeyPath, readMasterKey } from './security/master-key.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
-import { engineInfo, fusionWidth } from './sim/kernels.js';
+import { engineInfo, fusionWidth, trimNativeHeap } from './sim/kernels.js';
 import { HeadFile } from './store/head.js';
 import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { lockStateDir } from './store/lock.js';
@@ -39,6 +39,7 @@ import { NEXT_MASTER_KEY_SUFFIX, StateOperations } from './store/operations.js';
 import { tightenStateDir } from './store/permissions.js';
 import { LOADED_DBS, LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { onBug, reportBug } from './util/bugs.js';
+import { collectWhenIdle } from './util/idle-collect.js';
 import { createNotifier } from './util/sd-notify.js';
 
 const VERSION = '0.1.0';
@@ -366,6 +367,7 @@ async function main(): Promise<void> {
   );
   sweep.unref();
   checkpoints.unref();
+  const stopIdleCollection = collectWhenIdle(trimNativeHeap);
 
   let stopping = false;
   const stop = async (signal: string, exitCode = 0) => {
@@ -380,6 +382,7 @@ async function main(): Promise<void> {
     notifier.stopping();
     clearInterval(sweep);
     clearInterval(checkpoints);
+    stopIdleCollection();
     stopWatchdog();
     const shutdown = Promise.all([shutdownServer(s.tenant), shutdownServer(s.admin)]);
     // Running jobs stop at their next gate boundary and re-run after the restart (same seed);

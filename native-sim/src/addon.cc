@@ -4,6 +4,10 @@
 // tenant input before it reached the engine.
 #include <napi.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "kernels.h"
 
 namespace {
@@ -244,6 +248,18 @@ Napi::Value Isa(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), qmk::isa());
 }
 
+// Gives the C heap's free memory back to the system: glibc keeps what threads freed in their
+// arenas (an ended worker thread's included) until asked. Returns whether this C library can
+// (glibc's malloc_trim); elsewhere nothing to do.
+Napi::Value TrimHeap(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("applyDense", Napi::Function::New(env, ApplyDense));
   exports.Set("applyMatrix1", Napi::Function::New(env, ApplyMatrix1));
@@ -261,6 +277,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("isa", Napi::Function::New(env, Isa));
+  exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
   return exports;
 }
 

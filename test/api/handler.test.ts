@@ -87,6 +87,19 @@ test('handler: malformed request bytes → INVALID_ARGUMENT naming the request',
   assert.match(r.details, /^request:/);
 });
 
+test('a timer a call started and that outlives it no longer reaches the call (nor holds it)', async () => {
+  let routed: Promise<'call' | 'none'> = Promise.resolve('call');
+  const r = await invoke(() => {
+    // A timer started in the call's context that fires after the call was answered.
+    routed = new Promise((resolve) =>
+      setTimeout(() => resolve(routeUncaught(new Error('after the answer'))), 5),
+    );
+    return { a: 1 };
+  });
+  assert.equal(r, { ok: { a: 1 } });
+  assert.is(await routed, 'none');
+});
+
 test('routeUncaught: outside any call → none (no call to answer; the caller stops the daemon)', () => {
   assert.is(routeUncaught(new Error('stray')), 'none');
 });

@@ -1,0 +1,114 @@
+/**
+ * Memory back after a burst: once the main thread has been busy and then idle for a while, a
+ * young-generation collection and a full one, which let V8 give back what the burst made it grow.
+ *
+ * Why: V8 grows its young generation under a high allocation rate (16 → 32 MB seen after a
+ * flood of refused calls) and shrinks it only in a young collection that finds the allocation
+ * rate low, measured over about the last 5 s (and none that also finds cause to grow it); an
+ * idle daemon allocates nothing, so no
+ * collection comes and the grown heap stays resident (measured: still there 30 s after the flood
+ * ended; a full collection alone, even V8's "last resort" one, leaves the young generation as
+ * it is). Young collections after 7 s of idleness bring it back (32 → 1 MB, measured; after
+ * 3 or 5 s they do not), then a full one returns the old generation's garbage — a few
+ * milliseconds of a thread that has nothing else to do. Worker threads need none of this: an
+ * idle one ends; but what it freed in the C heap stays in glibc's arenas until trimmed (44 MB
+ * after a large-program attack, all of it returned by malloc_trim, measured), so each
+ * collection ends with a trim of the C heap.
+ *
+ * The decision is a small state machine over event-loop utilisation samples (`IdleCollector`),
+ * so tests drive it with samples instead of a clock.
+ */
+import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** How often the main thread's utilisation is sampled. */
+export const IDLE_SAMPLE_MS = 1000;
+/** A sample at or above this utilisation counts as busy. */
+export const BUSY_UTILISATION = 0.2;
+/** A sample at or below this counts as idle. */
+export const IDLE_UTILISATION = 0.02;
+/** Consecutive idle samples after a busy one before collecting. */
+export const IDLE_SAMPLES_BEFORE_COLLECT = 7;
+/**
+ * Collections per burst, each after another idle run: worker threads end 5–10 s after their last
+ * work and only then is what they freed in the C heap returnable, so one collection at the
+ * first idle moment would come too early for it.
+ */
+export const COLLECTIONS_PER_BURST = 3;
+
+/**
+ * Busy, then idle for `IDLE_SAMPLES_BEFORE_COLLECT` samples: a collection is due; again after
+ * each further idle run, `COLLECTIONS_PER_BURST` in all; then nothing until the next busy sample.
+ */
+export class IdleCollector {
+  private left = 0;
+  private idleRun = 0;
+
+  /** One utilisation sample (0..1); true when a collection is due now. */
+  sample(utilisation: number): boolean {
+    if (utilisation >= BUSY_UTILISATION) {
+      this.left = COLLECTIONS_PER_BURST;
+      this.idleRun = 0;
+      return false;
+    }
+    if (this.left === 0) return false;
+    this.idleRun = utilisation <= IDLE_UTILISATION ? this.idleRun + 1 : 0;
+    if (this.idleRun < IDLE_SAMPLES_BEFORE_COLLECT) return false;
+    this.left--;
+    this.idleRun = 0;
+    return true;
+  }
+}
+
+type Gc = (options?: { type: 'minor' | 'major'; flavor?: 'regular' | 'last-resort' }) => void;
+
+/**
+ * A function that runs the collections: young, then full. V8 exposes `gc` only to contexts made
+ * after `--expose-gc` is set, so the flag is set and a fresh context hands it over; null if this
+ * runtime refuses.
+ */
+export function idleCollection(): (() => void) | null {
+  let gc = (globalThis as { gc?: Gc }).gc;
+  if (!gc) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const exposed = runInNewContext('gc') as unknown;
+      if (typeof exposed === 'function') gc = exposed as Gc;
+    } catch {
+      // Refused by this runtime: no idle collection.
+    }
+  }
+  if (!gc) return null;
+  const run = gc;
+  return () => {
+    // V8 shrinks the young generation in a young collection that finds the allocation rate low,
+    // unless the same collection also finds cause to grow it (enough survived since it last
+    // grew), which a first collection settles by resetting that count; hence two.
+    run({ type: 'minor' });
+    run({ type: 'minor' });
+    // The thorough kind (repeated until nothing more is freed): a regular full collection left
+    // 6 MB of a refused-call flood's garbage that a heap snapshot's collection then freed.
+    run({ type: 'major', flavor: 'last-resort' });
+  };
+}
+
+/**
+ * Samples the main thread's utilisation and collects after each burst; `trimNative` then gives
+ * the C heap's free memory back (it may be unavailable: false). Returns a stop function.
+ */
+export function collectWhenIdle(trimNative: () => boolean): () => void {
+  const collect = idleCollection();
+  const collector = new IdleCollector();
+  let last = performance.eventLoopUtilization();
+  const timer = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    const delta = performance.eventLoopUtilization(now, last);
+    last = now;
+    if (!collector.sample(delta.utilization)) return;
+    collect?.();
+    trimNative();
+  }, IDLE_SAMPLE_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
