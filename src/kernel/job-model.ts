@@ -42,7 +42,10 @@ export interface JobRecord {
   shots: number;
   seed: string;
   idempotencyKey: string;
-  /** SHA-256 of everything that defines the request (idempotency compares it). */
+  /**
+   * SHA-256 of everything that defines the request (idempotency compares it); empty for a job
+   * submitted without an idempotency key.
+   */
   requestHash: string;
   bindings: Binding[];
   /**
