@@ -24,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SIM_THREAD_IDLE_MS } from '../src/sim/front.js';
+import { IDLE_SAMPLES_BEFORE_COLLECT, IDLE_SAMPLE_MS } from '../src/util/idle-collect.js';
 import {
   type AnyClient,
   call,
@@ -122,6 +123,8 @@ interface Trial {
   peakMb: number;
   /** ms until back within 10 %, or null. */
   backMs: number | null;
+  /** RSS when the wait for it ended, MB. */
+  endMb: number;
   report: AttackReport;
 }
 
@@ -140,6 +143,9 @@ async function trial(mode: Mode): Promise<Trial> {
     const noisy = await newTenant(d, `noisy-${mode}`, MODE_TIER[mode]);
     noisy.client.close();
     const alone = await quietLoad(quietJobs, SECONDS);
+    // The size before the attack is the settled daemon's, as the size after it will be: the
+    // daemon collects once it has been idle for a while after the quiet load (src/util/idle-collect).
+    await new Promise((r) => setTimeout(r, (IDLE_SAMPLES_BEFORE_COLLECT + 2) * IDLE_SAMPLE_MS));
     const before = rssMb(d.child.pid!);
     const attacker = spawn(
       'nice',
@@ -183,6 +189,7 @@ async function trial(mode: Mode): Promise<Trial> {
         beforeMb: before,
         peakMb: peak,
         backMs,
+        endMb: rssMb(d.child.pid!),
         report,
       };
     } finally {
@@ -215,7 +222,7 @@ async function main(): Promise<void> {
     const memory = trials
       .map(
         (x) =>
-          `${Math.round(x.beforeMb)} → ${Math.round(x.peakMb)} MB, ${x.backMs === null ? 'not back in 30 s' : `back in ${f1(x.backMs / 1000)} s`}`,
+          `${Math.round(x.beforeMb)} → ${Math.round(x.peakMb)} MB, ${x.backMs === null ? `not back in 30 s (${Math.round(x.endMb)} MB)` : `back in ${f1(x.backMs / 1000)} s`}`,
       )
       .join('; ');
     const codes = Object.entries(t.report.codes)

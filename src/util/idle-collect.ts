@@ -28,18 +28,22 @@ export const IDLE_SAMPLE_MS = 1000;
 export const BUSY_UTILISATION = 0.2;
 /** A sample at or below this counts as idle. */
 export const IDLE_UTILISATION = 0.02;
-/** Consecutive idle samples after a busy one before collecting. */
+/** Consecutive idle samples after a busy one before the first collection. */
 export const IDLE_SAMPLES_BEFORE_COLLECT = 7;
+/** Consecutive idle samples between the later collections of the same burst. */
+export const IDLE_SAMPLES_BETWEEN_COLLECTIONS = 3;
 /**
- * Collections per burst, each after another idle run: worker threads end 5–10 s after their last
- * work and only then is what they freed in the C heap returnable, so one collection at the
- * first idle moment would come too early for it.
+ * Collections per burst: worker threads end 5–10 s after their last work and only then is what
+ * they freed in the C heap returnable, and a first collection does not give back all a collection
+ * can (measured: after a flood of refused calls the memory was back only after the second or
+ * third), so the collections repeat while the daemon stays idle, up to about 20 s after the burst.
  */
-export const COLLECTIONS_PER_BURST = 3;
+export const COLLECTIONS_PER_BURST = 5;
 
 /**
  * Busy, then idle for `IDLE_SAMPLES_BEFORE_COLLECT` samples: a collection is due; again after
- * each further idle run, `COLLECTIONS_PER_BURST` in all; then nothing until the next busy sample.
+ * each further `IDLE_SAMPLES_BETWEEN_COLLECTIONS` idle samples, `COLLECTIONS_PER_BURST` in all;
+ * then nothing until the next busy sample.
  */
 export class IdleCollector {
   private left = 0;
@@ -54,7 +58,11 @@ export class IdleCollector {
     }
     if (this.left === 0) return false;
     this.idleRun = utilisation <= IDLE_UTILISATION ? this.idleRun + 1 : 0;
-    if (this.idleRun < IDLE_SAMPLES_BEFORE_COLLECT) return false;
+    const needed =
+      this.left === COLLECTIONS_PER_BURST
+        ? IDLE_SAMPLES_BEFORE_COLLECT
+        : IDLE_SAMPLES_BETWEEN_COLLECTIONS;
+    if (this.idleRun < needed) return false;
     this.left--;
     this.idleRun = 0;
     return true;

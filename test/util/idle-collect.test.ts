@@ -11,6 +11,7 @@ import {
   BUSY_UTILISATION,
   COLLECTIONS_PER_BURST,
   IDLE_SAMPLES_BEFORE_COLLECT,
+  IDLE_SAMPLES_BETWEEN_COLLECTIONS,
   IDLE_SAMPLE_MS,
   IdleCollector,
   idleCollection,
@@ -30,7 +31,10 @@ test('a burst, then idle: due after each idle run, COLLECTIONS_PER_BURST times',
   const at = due.flatMap((d, i) => (d ? [i + 1] : []));
   assert.equal(
     at,
-    Array.from({ length: COLLECTIONS_PER_BURST }, (_, k) => (k + 1) * IDLE_SAMPLES_BEFORE_COLLECT),
+    Array.from(
+      { length: COLLECTIONS_PER_BURST },
+      (_, k) => IDLE_SAMPLES_BEFORE_COLLECT + k * IDLE_SAMPLES_BETWEEN_COLLECTIONS,
+    ),
   );
 });
 
