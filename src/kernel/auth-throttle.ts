@@ -5,8 +5,9 @@
  * `FAILED_AUTH_PER_MINUTE`. A failure (no key, not a key, an unknown or revoked key) takes one;
  * once a peer's bucket is empty its failures are answered QUOTA_EXCEEDED with the delay after
  * which one would be heard again, instead of the credential error. The moment a peer runs out is
- * reported once (the kernel audits it), not each refused call, so a flood of bad keys cannot flood
- * the audit log. Other addresses are untouched.
+ * reported once per episode (the kernel audits it) — not each refused call, nor each time the
+ * bucket, refilled by one, runs out again; only after it has refilled completely — so a flood of
+ * bad keys cannot flood the audit log. Other addresses are untouched.
  *
  * Why a valid key from a throttled address still passes: many honest clients share an address (one
  * host, a NAT, a proxy); refusing them all would let anyone who shares it lock them out with 256
@@ -29,6 +30,8 @@ const REFILL_MS = 60_000 / FAILED_AUTH_PER_MINUTE;
 interface Bucket {
   tokens: number;
   atMs: number;
+  /** This run-out was reported; cleared once the bucket is full again (a new episode). */
+  reported: boolean;
 }
 
 export class FailedAuthThrottle {
@@ -47,13 +50,18 @@ export class FailedAuthThrottle {
     let b = this.peers.get(peer);
     if (!b) {
       this.makeRoom(nowMs);
-      b = { tokens: FAILED_AUTH_BURST, atMs: nowMs };
+      b = { tokens: FAILED_AUTH_BURST, atMs: nowMs, reported: false };
       this.peers.set(peer, b);
     }
     this.refill(b, nowMs);
+    if (b.tokens >= FAILED_AUTH_BURST) b.reported = false;
     if (b.tokens >= 1) {
       b.tokens -= 1;
-      return { report: b.tokens < 1, refusal: null };
+      // Once per episode: a bucket that refills a failure at a time while the flood goes on (a
+      // slow attacker, or a loaded daemon) runs out again and again, but is reported once.
+      const report = b.tokens < 1 && !b.reported;
+      if (report) b.reported = true;
+      return { report, refusal: null };
     }
     const retryMs = Math.ceil((1 - b.tokens) * REFILL_MS);
     const refusal = new KernelError(

@@ -1,6 +1,6 @@
 /**
  * The failed-authentication throttle with an injected clock: the burst, the refill, the one
- * report per emptying, other addresses untouched, bounded memory.
+ * report per episode, other addresses untouched, bounded memory.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -40,7 +40,25 @@ test('after the retry delay one more failure is answered with its own error', ()
   assert.ok(t.failed('a', now + REFILL_MS - 1).refusal, 'still refused just before');
   const r = t.failed('a', now + REFILL_MS + 1);
   assert.is(r.refusal, null);
-  assert.is(r.report, true, 'emptied again: reported again');
+  assert.is(r.report, false, 'emptied again in the same episode: not reported again');
+});
+
+test('a new episode, after the bucket has refilled completely, is reported again', () => {
+  const t = new FailedAuthThrottle();
+  let now = 7_000_000;
+  const drain = () => {
+    let reports = 0;
+    for (let i = 0; i < FAILED_AUTH_BURST; i++) if (t.failed('a', now).report) reports++;
+    return reports;
+  };
+  assert.is(drain(), 1);
+  // A slow flood: one failure per refill, each emptying the bucket again; no further reports.
+  for (let i = 0; i < 10; i++) {
+    now += REFILL_MS;
+    assert.is(t.failed('a', now).report, false);
+  }
+  now += FAILED_AUTH_BURST * REFILL_MS;
+  assert.is(drain(), 1);
 });
 
 test(`at most ${FAILED_AUTH_PEERS_MAX} addresses are tracked`, () => {
