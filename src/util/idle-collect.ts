@@ -28,6 +28,8 @@ export const IDLE_SAMPLE_MS = 1000;
 export const BUSY_UTILISATION = 0.2;
 /** A sample at or below this counts as idle. */
 export const IDLE_UTILISATION = 0.02;
+/** Resident memory above this multiple of its size after the last collection counts as a burst. */
+export const GROWTH_FACTOR = 1.1;
 /** Consecutive idle samples after a busy one before the first collection. */
 export const IDLE_SAMPLES_BEFORE_COLLECT = 7;
 /** Consecutive idle samples between the later collections of the same burst. */
@@ -41,21 +43,26 @@ export const IDLE_SAMPLES_BETWEEN_COLLECTIONS = 3;
 export const COLLECTIONS_PER_BURST = 5;
 
 /**
- * Busy, then idle for `IDLE_SAMPLES_BEFORE_COLLECT` samples: a collection is due; again after
- * each further `IDLE_SAMPLES_BETWEEN_COLLECTIONS` idle samples, `COLLECTIONS_PER_BURST` in all;
- * then nothing until the next busy sample.
+ * Busy (or grown), then idle for `IDLE_SAMPLES_BEFORE_COLLECT` samples: a collection is due;
+ * again after each further `IDLE_SAMPLES_BETWEEN_COLLECTIONS` idle samples,
+ * `COLLECTIONS_PER_BURST` in all; then nothing until the next busy sample or growth.
  */
 export class IdleCollector {
   private left = 0;
   private idleRun = 0;
 
-  /** One utilisation sample (0..1); true when a collection is due now. */
-  sample(utilisation: number): boolean {
+  /**
+   * One utilisation sample (0..1) and whether memory has grown since the last collection (a
+   * burst light on the main thread still leaves what it allocated); true when a collection is due.
+   */
+  sample(utilisation: number, grown = false): boolean {
     if (utilisation >= BUSY_UTILISATION) {
       this.left = COLLECTIONS_PER_BURST;
       this.idleRun = 0;
       return false;
     }
+    // Grown memory arms the collections without counting as activity (it stays grown while idle).
+    if (grown && this.left === 0) this.left = COLLECTIONS_PER_BURST;
     if (this.left === 0) return false;
     this.idleRun = utilisation <= IDLE_UTILISATION ? this.idleRun + 1 : 0;
     const needed =
@@ -109,13 +116,16 @@ export function collectWhenIdle(trimNative: () => boolean): () => void {
   const collect = idleCollection();
   const collector = new IdleCollector();
   let last = performance.eventLoopUtilization();
+  let collectedRss = process.memoryUsage.rss();
   const timer = setInterval(() => {
     const now = performance.eventLoopUtilization();
     const delta = performance.eventLoopUtilization(now, last);
     last = now;
-    if (!collector.sample(delta.utilization)) return;
+    const grown = process.memoryUsage.rss() > collectedRss * GROWTH_FACTOR;
+    if (!collector.sample(delta.utilization, grown)) return;
     collect?.();
     trimNative();
+    collectedRss = process.memoryUsage.rss();
   }, IDLE_SAMPLE_MS);
   timer.unref();
   return () => clearInterval(timer);

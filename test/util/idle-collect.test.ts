@@ -56,6 +56,14 @@ test('the next burst makes it due again', () => {
   assert.ok(idle(c, IDLE_SAMPLES_BEFORE_COLLECT).includes(true));
 });
 
+test('grown memory without a busy sample: due after the idle run, even while it stays grown', () => {
+  const c = new IdleCollector();
+  const due = Array.from({ length: IDLE_SAMPLES_BEFORE_COLLECT }, () => c.sample(0.1, true));
+  assert.equal(due.indexOf(true), -1, 'not idle enough yet (0.1 is not idle)');
+  const idleGrown = Array.from({ length: IDLE_SAMPLES_BEFORE_COLLECT }, () => c.sample(0, true));
+  assert.equal(idleGrown.indexOf(true), IDLE_SAMPLES_BEFORE_COLLECT - 1);
+});
+
 test('trimming the C heap: available on this (glibc) host with the addon built', () => {
   assert.is(trimNativeHeap(), true);
 });
