@@ -41,6 +41,18 @@ async function tenant(name: string): Promise<Party> {
   return p;
 }
 
+/** A channel request from `from` to `peer` that is refused: its error, checked as a quota refusal. */
+async function refusedRequest(from: Party, peer: Party): Promise<grpc.ServiceError> {
+  const err = await callError(from.channels, 'RequestChannel', {
+    peer_tenant: peer.name,
+    max_entanglements: 1,
+    expires_at_unix_ms: Date.now() + 60 * 60 * 1000,
+  });
+  assert.is(err.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.is(err.metadata.get('qmk-error-code')[0], 'QUOTA_EXCEEDED');
+  return err;
+}
+
 test(`${CHANNELS_PER_TENANT_MAX} rejected requests from one tenant do not stop two others from opening a channel with the victim`, async () => {
   const [attacker, victim, b, c] = [
     await tenant('attacker'),
@@ -73,13 +85,7 @@ test(`one requester keeps at most ${CHANNEL_REQUESTS_PENDING_PER_PEER_MAX} reque
   for (let i = 0; i < CHANNEL_REQUESTS_PENDING_PER_PEER_MAX; i++) {
     await channel(spammer, inbox, 1, { approve: false });
   }
-  const err = await callError(spammer.channels, 'RequestChannel', {
-    peer_tenant: inbox.name,
-    max_entanglements: 1,
-    expires_at_unix_ms: Date.now() + 60 * 60 * 1000,
-  });
-  assert.is(err.code, grpc.status.RESOURCE_EXHAUSTED);
-  assert.is(err.metadata.get('qmk-error-code')[0], 'QUOTA_EXCEEDED');
+  const err = await refusedRequest(spammer, inbox);
   assert.match(err.details, /^channels: 16 requests to this peer are pending already/);
   const ok = await channel(honest, inbox, 1);
   assert.is(ok.state, 'CHANNEL_STATE_ACTIVE');
@@ -97,13 +103,7 @@ test(`a full inbox (${CHANNEL_REQUESTS_INCOMING_MAX} pending from many requester
     );
   }
   const late = await tenant('late-requester');
-  const err = await callError(late.channels, 'RequestChannel', {
-    peer_tenant: target.name,
-    max_entanglements: 1,
-    expires_at_unix_ms: Date.now() + 60 * 60 * 1000,
-  });
-  assert.is(err.code, grpc.status.RESOURCE_EXHAUSTED);
-  assert.is(err.metadata.get('qmk-error-code')[0], 'QUOTA_EXCEEDED');
+  const err = await refusedRequest(late, target);
   assert.match(err.details, /^channels: the peer has 1024 requests waiting for its answer already/);
   // Requests addressed to it are not channels it holds: it opens its own, and approves one.
   const own = await channel(target, late, 1);
