@@ -41,7 +41,7 @@ async function tenant(name: string): Promise<Party> {
   return p;
 }
 
-/** A channel request from `from` to `peer` that is refused: its error, checked as a quota refusal. */
+/** A request from `from` to `peer` that is refused: its error, checked as a quota refusal. */
 async function refusedRequest(from: Party, peer: Party): Promise<grpc.ServiceError> {
   const err = await callError(from.channels, 'RequestChannel', {
     peer_tenant: peer.name,
