@@ -37,6 +37,7 @@ function generate(outDir) {
       'qmk/v1/admin.proto',
       'qmk/v1/jobs.proto',
       'qmk/v1/channels.proto',
+      'qmk/v1/audit.proto',
       'google/rpc/status.proto',
       'google/rpc/error_details.proto',
       '--keepCase',

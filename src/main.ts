@@ -19,10 +19,11 @@ import {
 import { join } from 'node:path';
 import { setErrorLogger } from './api/errors.js';
 import { CallTracker, routeUncaught } from './api/handler.js';
-import { type Servers, shutdownServer, startServers } from './api/server.js';
+import { type Servers, setHealth, shutdownServer, startServers } from './api/server.js';
 import { ProgramCheckPool } from './check/pool.js';
 import { loadConfig } from './config.js';
 import { Admin } from './kernel/admin.js';
+import { AuditLog } from './kernel/audit-log.js';
 import { JobManager } from './kernel/jobs.js';
 import { Kernel } from './kernel/kernel.js';
 import { SESSION_SWEEP_INTERVAL_MS } from './kernel/limits.js';
@@ -321,6 +322,7 @@ async function main(): Promise<void> {
       kernel,
       jobs,
       admin,
+      audit: new AuditLog(store.auditLog, keyring, clock),
       tracker,
       status,
       stateOps: new StateOperations(config.stateDir, store, keys, config.masterKeyFile),
@@ -343,10 +345,7 @@ async function main(): Promise<void> {
         },
   );
   bound.servers = servers;
-  servers.health.setStatus('', 'SERVING');
-  servers.health.setStatus('qmk.v1.KernelService', 'SERVING');
-  servers.health.setStatus('qmk.v1.JobService', 'SERVING');
-  servers.health.setStatus('qmk.v1.ChannelService', 'SERVING');
+  setHealth(servers.health, 'SERVING');
   const stopWatchdog = notifier.startWatchdog();
 
   const background = (what: string, fn: () => Promise<unknown>) => () => {
@@ -375,10 +374,7 @@ async function main(): Promise<void> {
     stopping = true;
     log('info', 'stopping', { signal });
     const s = servers;
-    s.health.setStatus('', 'NOT_SERVING');
-    s.health.setStatus('qmk.v1.KernelService', 'NOT_SERVING');
-    s.health.setStatus('qmk.v1.JobService', 'NOT_SERVING');
-    s.health.setStatus('qmk.v1.ChannelService', 'NOT_SERVING');
+    setHealth(s.health, 'NOT_SERVING');
     notifier.stopping();
     clearInterval(sweep);
     clearInterval(checkpoints);

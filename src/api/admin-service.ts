@@ -120,6 +120,10 @@ export function adminServiceHandlers(
         keys: out.keys.map((k) => signingKeyToWire(k, now)),
       };
     }),
+    ListSigningKeys: unary(tracker, () => {
+      const now = Date.now();
+      return { keys: a.signingKeys().map((k) => signingKeyToWire(k, now)) };
+    }),
     GetStatus: unary(tracker, () => status()),
     VerifyAudit: unary(tracker, async () => {
       const r = await ops.verifyAudit();

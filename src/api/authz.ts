@@ -8,7 +8,9 @@ import type { Role } from '../kernel/model.js';
 export type AuthzEntry =
   | { principal: 'none' }
   | { principal: 'operator' }
-  | { principal: 'tenant'; roles: readonly Role[] };
+  | { principal: 'tenant'; roles: readonly Role[] }
+  /** Served on both listeners: the operator on the admin socket, tenants with these roles. */
+  | { principal: 'tenant-or-operator'; roles: readonly Role[] };
 
 /**
  * Roles ride on API keys. `tenant_admin` may do everything a tenant can, including consenting to
@@ -21,12 +23,17 @@ const BUILDERS: readonly Role[] = ['tenant_admin', 'researcher'];
 const ADMINS: readonly Role[] = ['tenant_admin'];
 const tenant = (roles: readonly Role[] = ALL_ROLES): AuthzEntry => ({ principal: 'tenant', roles });
 const operator: AuthzEntry = { principal: 'operator' };
+const both = (roles: readonly Role[] = ALL_ROLES): AuthzEntry => ({
+  principal: 'tenant-or-operator',
+  roles,
+});
 const none: AuthzEntry = { principal: 'none' };
 
 const KERNEL = '/qmk.v1.KernelService/';
 const ADMIN = '/qmk.v1.AdminService/';
 const JOBS = '/qmk.v1.JobService/';
 const CHANNELS = '/qmk.v1.ChannelService/';
+const AUDIT = '/qmk.v1.AuditService/';
 
 export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${KERNEL}OpenSession`]: tenant(BUILDERS),
@@ -52,6 +59,12 @@ export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${CHANNELS}RevokeChannel`]: tenant(ADMINS),
   [`${CHANNELS}ShareQubit`]: tenant(BUILDERS),
   [`${CHANNELS}GetSigningKeys`]: tenant(),
+  // Heads and consistency proofs show sizes and hashes only; records and their proofs are a
+  // tenant's own (the operator's: all).
+  [`${AUDIT}GetTreeHead`]: both(),
+  [`${AUDIT}GetConsistencyProof`]: both(),
+  [`${AUDIT}ListAuditRecords`]: both(BUILDERS),
+  [`${AUDIT}GetInclusionProof`]: both(BUILDERS),
   [`${ADMIN}CreateTenant`]: operator,
   [`${ADMIN}GetTenant`]: operator,
   [`${ADMIN}ListTenants`]: operator,
@@ -63,6 +76,7 @@ export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${ADMIN}ListApiKeys`]: operator,
   [`${ADMIN}RevokeApiKey`]: operator,
   [`${ADMIN}RotateSigningKey`]: operator,
+  [`${ADMIN}ListSigningKeys`]: operator,
   [`${ADMIN}GetStatus`]: operator,
   [`${ADMIN}VerifyAudit`]: operator,
   [`${ADMIN}BackupState`]: operator,

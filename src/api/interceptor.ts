@@ -73,6 +73,9 @@ function decide(
   const entry = opts.table[path];
   if (!entry) throw new KernelError('ROLE_FORBIDDEN', `${path}: no authorization entry; denied`);
   if (entry.principal === 'none') return null;
+  if (entry.principal === 'tenant-or-operator' && opts.audience === 'operator') {
+    return { kind: 'operator' };
+  }
   if (entry.principal === 'operator') {
     if (opts.audience !== 'operator') {
       throw new KernelError('ROLE_FORBIDDEN', `${path}: operator-only, use the admin socket`);

@@ -29,6 +29,7 @@ export const PROTO_FILES = [
   'qmk/v1/admin.proto',
   'qmk/v1/jobs.proto',
   'qmk/v1/channels.proto',
+  'qmk/v1/audit.proto',
   // Error details travel in the `grpc-status-details-bin` trailer; loading them here puts them in
   // reflection, so clients can fetch the types they decode.
   'google/rpc/status.proto',
@@ -80,4 +81,5 @@ export interface QmkGrpc {
   AdminService: grpc.ServiceClientConstructor;
   JobService: grpc.ServiceClientConstructor;
   ChannelService: grpc.ServiceClientConstructor;
+  AuditService: grpc.ServiceClientConstructor;
 }

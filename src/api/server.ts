@@ -9,11 +9,13 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Admin } from '../kernel/admin.js';
+import type { AuditLog } from '../kernel/audit-log.js';
 import type { KernelError } from '../kernel/errors.js';
 import type { JobManager } from '../kernel/jobs.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { StateOperationsPort } from '../kernel/ports.js';
 import { adminServiceHandlers } from './admin-service.js';
+import { auditServiceHandlers } from './audit-service.js';
 import { AUTHZ_TABLE } from './authz.js';
 import { channelServiceHandlers } from './channel-service.js';
 import type { GetStatusResponse } from './generated/qmk/v1/GetStatusResponse.js';
@@ -45,6 +47,20 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
 };
 
+/** What health reports on: the whole server ('') and each tenant-facing service. */
+const HEALTH_SERVICES = [
+  '',
+  'qmk.v1.KernelService',
+  'qmk.v1.JobService',
+  'qmk.v1.ChannelService',
+  'qmk.v1.AuditService',
+];
+
+/** Every health status at once: SERVING once the daemon serves, NOT_SERVING when it stops. */
+export function setHealth(health: HealthImplementation, status: 'SERVING' | 'NOT_SERVING'): void {
+  for (const name of HEALTH_SERVICES) health.setStatus(name, status);
+}
+
 export interface Servers {
   tenant: grpc.Server;
   admin: grpc.Server;
@@ -57,6 +73,7 @@ export interface ServerDeps {
   kernel: Kernel;
   jobs: JobManager;
   admin: Admin;
+  audit: AuditLog;
   tracker: CallTracker;
   status(): GetStatusResponse;
   stateOps: StateOperationsPort;
@@ -99,12 +116,9 @@ export async function startServers(
 ): Promise<Servers> {
   const pkg = loadPackageDefinition();
   const qmk = loadGrpcObject();
-  const health = new HealthImplementation({
-    '': 'NOT_SERVING',
-    'qmk.v1.KernelService': 'NOT_SERVING',
-    'qmk.v1.JobService': 'NOT_SERVING',
-    'qmk.v1.ChannelService': 'NOT_SERVING',
-  });
+  const health = new HealthImplementation(
+    Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'NOT_SERVING'])),
+  );
   const reflection = new ReflectionService(pkg);
   const root = loadProtobufRoot();
   const deferred = (name: keyof QmkGrpc) =>
@@ -134,6 +148,8 @@ export async function startServers(
   tenant.addService(deferred('KernelService'), kernelServiceHandlers(deps.kernel, deps.tracker));
   tenant.addService(deferred('JobService'), jobServiceHandlers(deps.jobs, deps.tracker));
   tenant.addService(deferred('ChannelService'), channelServiceHandlers(deps.kernel, deps.tracker));
+  const audit = auditServiceHandlers(deps.audit, deps.tracker);
+  tenant.addService(deferred('AuditService'), audit);
   health.addToServer(tenant);
   reflection.addToServer(tenant);
 
@@ -153,6 +169,7 @@ export async function startServers(
     deferred('AdminService'),
     adminServiceHandlers(deps.admin, deps.tracker, deps.status, deps.stateOps),
   );
+  admin.addService(deferred('AuditService'), audit);
   health.addToServer(admin);
   reflection.addToServer(admin);
 

@@ -1,12 +1,14 @@
 /**
- * qmkctl's connection to the daemon: where the admin socket is, and a lazily connected
- * `AdminService` client whose `call` is typed by method from the generated protos. Layer: cli.
+ * qmkctl's connection to the daemon: where the admin socket is, and lazily connected
+ * `AdminService` and `AuditService` clients (one connection) whose `call` is typed by method
+ * from the generated protos. Layer: cli.
  */
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { MethodDefinition } from '@grpc/proto-loader';
 import type { AdminServiceDefinition } from '../api/generated/qmk/v1/AdminService.js';
+import type { AuditServiceDefinition } from '../api/generated/qmk/v1/AuditService.js';
 import { loadGrpcObject } from '../api/proto.js';
 
 /** Every RPC gets this long; an admin call that takes longer means a wedged daemon. */
@@ -15,9 +17,10 @@ export const CALL_DEADLINE_MS = 10_000;
 // proto-loader decodes with defaults, enums as names and 64-bit ints as numbers (src/api/proto.ts),
 // which is what the generated `__Output` types say; unset message fields decode as null.
 
-/** The AdminService's methods, with their request and reply types as generated from the protos. */
-export type AdminMethod = keyof AdminServiceDefinition & string;
-export type RequestOf<M extends AdminMethod> = AdminServiceDefinition[M] extends MethodDefinition<
+/** The admin socket's methods (no name is in both services), typed as generated from the protos. */
+type SocketServices = AdminServiceDefinition & AuditServiceDefinition;
+export type AdminMethod = keyof SocketServices & string;
+export type RequestOf<M extends AdminMethod> = SocketServices[M] extends MethodDefinition<
   infer Q,
   infer _R,
   infer _QO,
@@ -25,7 +28,7 @@ export type RequestOf<M extends AdminMethod> = AdminServiceDefinition[M] extends
 >
   ? Q
   : never;
-export type ReplyOf<M extends AdminMethod> = AdminServiceDefinition[M] extends MethodDefinition<
+export type ReplyOf<M extends AdminMethod> = SocketServices[M] extends MethodDefinition<
   infer _Q,
   infer _R,
   infer _QO,
@@ -61,16 +64,20 @@ export const NOT_RUNNING =
   'the daemon may not be running (start qmkd, or point --socket, ' +
   'QMK_ADMIN_SOCKET or QMK_STATE_DIR at its socket)';
 
-/** A lazily connected AdminService client; `close()` lets the process exit. */
+/** Lazily connected AdminService and AuditService clients; `close()` lets the process exit. */
 export class Admin {
-  private client: grpc.Client | undefined;
+  private clients: grpc.Client[] | undefined;
 
   constructor(readonly socketPath: string) {}
 
   call<M extends AdminMethod>(method: M, request: RequestOf<M>): Promise<ReplyOf<M>> {
-    const client = this.connect();
-    const fn = (client as unknown as Record<string, UnaryMethod | undefined>)[method];
-    if (typeof fn !== 'function') throw new Error(`AdminService has no method ${method}`);
+    const client = this.connect().find(
+      (c) => typeof (c as unknown as Record<string, unknown>)[method] === 'function',
+    );
+    const fn = (client as unknown as Record<string, UnaryMethod | undefined> | undefined)?.[method];
+    if (client === undefined || typeof fn !== 'function') {
+      throw new Error(`the admin socket has no method ${method}`);
+    }
     return new Promise<ReplyOf<M>>((resolvePromise, reject) => {
       const options: grpc.CallOptions = { deadline: Date.now() + CALL_DEADLINE_MS };
       fn.call(client, request, new grpc.Metadata(), options, (err, response) => {
@@ -81,11 +88,12 @@ export class Admin {
   }
 
   close(): void {
-    this.client?.close();
+    // One channel: the admin client owns it, the audit client borrows it.
+    this.clients?.[0]?.close();
   }
 
-  private connect(): grpc.Client {
-    if (this.client !== undefined) return this.client;
+  private connect(): grpc.Client[] {
+    if (this.clients !== undefined) return this.clients;
     // Checked up front because grpc's own message for a missing socket is an opaque UNAVAILABLE.
     let isSocket: boolean;
     try {
@@ -98,9 +106,13 @@ export class Admin {
       throw new ConnectError(`cannot access ${this.socketPath}: ${(e as Error).message}`);
     }
     if (!isSocket) throw new ConnectError(`${this.socketPath} is not a socket`);
-    const { AdminService } = loadGrpcObject();
-    this.client = new AdminService(`unix:${this.socketPath}`, grpc.credentials.createInsecure());
-    return this.client;
+    const { AdminService, AuditService } = loadGrpcObject();
+    const admin = new AdminService(`unix:${this.socketPath}`, grpc.credentials.createInsecure());
+    const audit = new AuditService(`unix:${this.socketPath}`, grpc.credentials.createInsecure(), {
+      channelOverride: admin.getChannel(),
+    });
+    this.clients = [admin, audit];
+    return this.clients;
   }
 }
 

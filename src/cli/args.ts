@@ -37,6 +37,17 @@ export const FLAG_TYPES = {
   'retire-previous-now': { type: 'boolean' },
   'no-compact': { type: 'boolean' },
   'new-key-file': { type: 'string' },
+  // audit
+  size: { type: 'string' },
+  tenant: { type: 'string' },
+  actor: { type: 'string' },
+  action: { type: 'string' },
+  target: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  limit: { type: 'string' },
+  'newest-first': { type: 'boolean' },
+  'page-token': { type: 'string' },
 } as const;
 
 export type FlagName = keyof typeof FLAG_TYPES;

@@ -6,8 +6,10 @@ import { resolve } from 'node:path';
 import type { ListTenantsResponse__Output } from '../api/generated/qmk/v1/ListTenantsResponse.js';
 import type { Tenant__Output } from '../api/generated/qmk/v1/Tenant.js';
 import type { WireQuota } from '../kernel/quota-fields.js';
-import type { AdminMethod, ReplyOf, RequestOf } from './admin-client.js';
-import { type FlagName, type Flags, QUOTA_FLAGS, UINT32_MAX, UsageError } from './args.js';
+import type { ReplyOf, RequestOf } from './admin-client.js';
+import { QUOTA_FLAGS, UINT32_MAX, UsageError } from './args.js';
+import { AUDIT_COMMANDS } from './audit-commands.js';
+import type { Command, Ctx } from './command.js';
 import {
   KEY_HEADERS,
   TENANT_HEADERS,
@@ -25,22 +27,6 @@ import {
   tenantRow,
   time,
 } from './format.js';
-
-export interface Ctx {
-  args: string[];
-  flags: Flags;
-  /** Calls an AdminService method with the deadline; connects on first use. */
-  call<M extends AdminMethod>(method: M, request: RequestOf<M>): Promise<ReplyOf<M>>;
-  /** Prints `response` as JSON under --json, else the human form `human()` renders. */
-  show(response: unknown, human: () => string): void;
-}
-
-export interface Command {
-  /** Positional argument names, for usage errors. */
-  args: readonly string[];
-  flags: readonly FlagName[];
-  run(ctx: Ctx): Promise<void>;
-}
 
 function arg(ctx: Ctx, i: number): string {
   const value = ctx.args[i];
@@ -75,7 +61,22 @@ async function showTenant(
   ctx.show(res, () => tenantDetail(requireTenant(res)));
 }
 
+/** The signing keys with their states, the active one named first. */
+function signingKeyTable(keys: ReplyOf<'ListSigningKeys'>['keys']): string {
+  const rows = keys.map((k) => [
+    String(k.key_id),
+    signingKeyState(k),
+    time(k.created_at_unix_ms),
+    time(k.retire_at_unix_ms),
+    k.public_key,
+  ]);
+  const active = keys.find((k) => k.active)?.key_id;
+  const table = formatTable(['KEY_ID', 'STATE', 'CREATED', 'RETIRE_AT', 'PUBLIC_KEY'], rows);
+  return `active signing key: ${active ?? '-'}\n\n${table}`;
+}
+
 export const COMMANDS: Record<string, Command> = {
+  ...AUDIT_COMMANDS,
   'tenant create': {
     args: ['NAME'],
     flags: ['tier', 'weight', 'role'],
@@ -224,34 +225,15 @@ export const COMMANDS: Record<string, Command> = {
         throw new UsageError('--grace-seconds and --retire-previous-now contradict each other');
       }
       const res = await ctx.call('RotateSigningKey', request);
-      ctx.show(res, () => {
-        const rows = res.keys.map((k) => [
-          String(k.key_id),
-          signingKeyState(k),
-          time(k.created_at_unix_ms),
-          time(k.retire_at_unix_ms),
-          k.public_key,
-        ]);
-        const active = res.active === null ? '-' : String(res.active.key_id);
-        const table = formatTable(['KEY_ID', 'STATE', 'CREATED', 'RETIRE_AT', 'PUBLIC_KEY'], rows);
-        return `active signing key: ${active}\n\n${table}`;
-      });
+      ctx.show(res, () => signingKeyTable(res.keys));
     },
   },
-  'audit verify': {
+  'signing-key list': {
     args: [],
     flags: [],
     async run(ctx) {
-      const r = await ctx.call('VerifyAudit', {});
-      ctx.show(r, () =>
-        formatFields([
-          ['result', r.ok ? 'ok' : `BROKEN at seq ${r.broken_seq}: ${r.reason}`],
-          ['records', String(r.records)],
-          ['head_seq', String(r.head_seq)],
-          ['head_hash', r.head_hash],
-        ]),
-      );
-      if (!r.ok) throw new Error(`audit chain broken at seq ${r.broken_seq}: ${r.reason}`);
+      const res = await ctx.call('ListSigningKeys', {});
+      ctx.show(res, () => signingKeyTable(res.keys));
     },
   },
   backup: {

@@ -66,11 +66,23 @@ Signing keys:
   signing-key rotate [--grace-seconds N] [--retire-previous-now]
                               make a new key active; the previous one verifies for the grace
                               period (0 or unset: the longest session lifetime)
+  signing-key list            every signing key: active, in its grace period, or retired
 
 Daemon and state:
   status                      version, uptime, load, free space and audit head of the daemon
-  audit verify                re-hash the whole audit chain from its first record; exit 1 if it
-                              does not verify
+
+Audit log (an RFC 6962 Merkle tree with signed heads; proofs are checked by qmkctl itself):
+  audit head [--size N]       the signed tree head of the whole log (or of its first N records),
+                              its signature checked with the daemon's signing keys
+  audit list [--tenant ID] [--actor A] [--action X] [--target T] [--since TIME] [--until TIME]
+             [--newest-first] [--limit N] [--page-token TOKEN]
+                              records, oldest first; TIME is ISO 8601 or epoch milliseconds
+  audit verify                re-hash the whole audit chain and its Merkle tree from the first
+                              record; exit 1 naming the first record that does not verify
+  audit prove SEQ [--size N]  prove record SEQ is in the signed log (inclusion proof)
+  audit prove-consistency OLD_SIZE [--size N]
+                              prove the log of OLD_SIZE records is a prefix of today's (or of
+                              the first N records): nothing in it changed since
   backup PATH [--no-compact]  a hot, consistent copy of the state into the new directory PATH
                               (on the daemon's host): data file, data keys, marker; not the
                               master key. Start a daemon on PATH to restore it

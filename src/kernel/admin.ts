@@ -137,11 +137,9 @@ export class Admin {
         { op: 'put', db: 'credentials', key: key.credential.keyId, value: key.credential },
       ],
       [
-        auditEvent(OPERATOR, 'CreateTenant', tenant.id, {
-          name,
-          tier,
-          key: key.credential.keyId,
-        }),
+        auditEvent(OPERATOR, 'CreateTenant', tenant.id, { name, tier, key: key.credential.keyId }, [
+          tenant.id,
+        ]),
       ],
     );
     return { tenant, ...key };
@@ -209,7 +207,7 @@ export class Admin {
     await this.k.durability.commitOrUndo(
       () => this.k.principals.putTenant(before),
       [{ op: 'put', db: 'tenants', key: t.id, value: t }],
-      [auditEvent(OPERATOR, action, t.id, detail)],
+      [auditEvent(OPERATOR, action, t.id, detail, [t.id])],
     );
     return t;
   }
@@ -270,10 +268,13 @@ export class Admin {
       () => this.k.principals.dropCredential(key.credential),
       [{ op: 'put', db: 'credentials', key: key.credential.keyId, value: key.credential }],
       [
-        auditEvent(OPERATOR, 'CreateApiKey', key.credential.keyId, {
-          tenant: t.id,
-          roles: key.credential.roles,
-        }),
+        auditEvent(
+          OPERATOR,
+          'CreateApiKey',
+          key.credential.keyId,
+          { tenant: t.id, roles: key.credential.roles },
+          [t.id],
+        ),
       ],
     );
     return key;
@@ -293,7 +294,7 @@ export class Admin {
     await this.k.durability.commitOrUndo(
       () => this.k.principals.putCredential(c),
       [{ op: 'put', db: 'credentials', key: keyId, value: next }],
-      [auditEvent(OPERATOR, 'RevokeApiKey', keyId, { tenant: c.tenantId })],
+      [auditEvent(OPERATOR, 'RevokeApiKey', keyId, { tenant: c.tenantId }, [c.tenantId])],
     );
     return next;
   }
@@ -302,6 +303,10 @@ export class Admin {
    * New active signing key. Handles signed by the previous key keep verifying for `graceSeconds`
    * (default: the longest session lifetime, so no live handle breaks), or stop now.
    */
+  signingKeys(): SigningKeyInfo[] {
+    return this.ports.signer.keys(this.ports.clock.nowMs());
+  }
+
   async rotateSigningKey(
     graceSeconds: number,
     retireNow: boolean,

@@ -184,9 +184,13 @@ export class BoundJobs {
       channels.length === 0
         ? []
         : [
-            auditEvent('kernel', 'RunBoundJob', jobId, {
-              channels: Object.fromEntries(channels.map((c) => [c.channel.id, c.uses])),
-            }),
+            auditEvent(
+              'kernel',
+              'RunBoundJob',
+              jobId,
+              { channels: Object.fromEntries(channels.map((c) => [c.channel.id, c.uses])) },
+              channels.flatMap((c) => [c.channel.requesterId, c.channel.peerId]),
+            ),
           ];
     for (const b of plan.job.bound) {
       const q = this.d.table.qubit(b.qubitId)!;

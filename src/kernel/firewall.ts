@@ -218,11 +218,13 @@ export class Firewall {
       () => this.table.remove(c.id),
       [this.record(c)],
       [
-        auditEvent(p, 'RequestChannel', c.id, {
-          peer: peer.id,
-          max_entanglements: maxUses,
-          expires_at: expiresAtMs,
-        }),
+        auditEvent(
+          p,
+          'RequestChannel',
+          c.id,
+          { peer: peer.id, max_entanglements: maxUses, expires_at: expiresAtMs },
+          [p.tenantId, peer.id],
+        ),
       ],
     );
     return c;
@@ -242,7 +244,9 @@ export class Firewall {
         for (const c of gone) this.table.put(c);
       },
       gone.map((c) => ({ op: 'del', db: 'channels', key: c.id }) as const),
-      gone.map((c) => auditEvent('kernel', 'RetireChannel', c.id, { reason: 'retention over' })),
+      gone.map((c) =>
+        auditEvent('kernel', 'RetireChannel', c.id, { reason: 'retention over' }, parties(c)),
+      ),
     );
     return gone.length;
   }
@@ -303,6 +307,7 @@ export class Firewall {
           approve ? 'ApproveChannel' : 'RejectChannel',
           c.id,
           reason ? { reason } : undefined,
+          parties(c),
         ),
       ],
     );
@@ -332,7 +337,7 @@ export class Firewall {
     await this.d.durability.commitOrUndo(
       () => Object.assign(c, before),
       [this.record(c)],
-      [auditEvent(p, 'RevokeChannel', c.id, reason ? { reason } : undefined)],
+      [auditEvent(p, 'RevokeChannel', c.id, reason ? { reason } : undefined, parties(c))],
     );
     return c;
   }
@@ -380,7 +385,7 @@ export class Firewall {
     await this.d.durability.commitOrUndo(
       () => {},
       [],
-      [auditEvent(p, 'ShareQubit', claims.resourceId, { channel: c.id, with: holder })],
+      [auditEvent(p, 'ShareQubit', claims.resourceId, { channel: c.id, with: holder }, parties(c))],
     );
     return { handle, expiresAtMs };
   }
@@ -457,3 +462,8 @@ const FIREWALL_CODES: ReadonlySet<string> = new Set([
   'CHANNEL_REVOKED',
   'CHANNEL_EXHAUSTED',
 ]);
+
+/** Both tenants of a channel: each sees its records in its view of the audit log. */
+function parties(c: ChannelRecord): string[] {
+  return [c.requesterId, c.peerId];
+}

@@ -219,7 +219,14 @@ export class Interactive {
         qubits: plan.results.flatMap((r) => r.qubits).length,
       };
       if (channels.length > 0) detail.channels = channels.map((c) => c.id);
-      const event = auditEvent(p, action, plan.results.map((r) => r.id).join(','), detail);
+      const event = auditEvent(
+        p,
+        action,
+        plan.results.map((r) => r.id).join(','),
+        detail,
+        // A join across tenants concerns both sides of each channel it used.
+        channels.length > 0 ? channels.flatMap((c) => [c.requesterId, c.peerId]) : undefined,
+      );
       return this.d.durability.executeOrDiverge(
         plan,
         (outcomes) => {

@@ -196,9 +196,9 @@ export class JobRuns {
       seed: rec.seed,
       shotOutcomesMax: rec.shotOutcomesMax,
     };
-    const startedEvent = auditEvent('kernel', 'JobStarted', rec.id, {
-      attempt: rec.attempts,
-    });
+    const startedEvent = auditEvent('kernel', 'JobStarted', rec.id, { attempt: rec.attempts }, [
+      rec.tenantId,
+    ]);
     if (rec.bindings.length > 0) {
       this.startBound(job, startedEvent);
       return;
@@ -339,7 +339,9 @@ export class JobRuns {
         `cancelled by ${job.cancelActor || 'the tenant'} after ${out.shotsDone} of ${rec.shots} shots`,
         records,
       );
-      return [auditEvent('kernel', 'JobCancelled', rec.id, { shots_done: out.shotsDone })];
+      return [
+        auditEvent('kernel', 'JobCancelled', rec.id, { shots_done: out.shotsDone }, [rec.tenantId]),
+      ];
     }
     if (out.stopped === JOB_STOP_RUNTIME) {
       const limit = this.kernel.principals.quotaOf(
@@ -366,11 +368,13 @@ export class JobRuns {
     };
     records.push({ op: 'put', db: 'job_results', key: rec.id, value: result, owner: rec.tenantId });
     this.ledger.finish(job, 'DONE', '', records);
-    return [auditEvent('kernel', 'JobDone', rec.id, { shots: rec.shots, mode: out.mode })];
+    return [
+      auditEvent('kernel', 'JobDone', rec.id, { shots: rec.shots, mode: out.mode }, [rec.tenantId]),
+    ];
   }
 
   private fail(job: LiveJob, reason: string, records: StoreRecord[]) {
     this.ledger.finish(job, 'FAILED', reason, records);
-    return [auditEvent('kernel', 'JobFailed', job.rec.id, { reason })];
+    return [auditEvent('kernel', 'JobFailed', job.rec.id, { reason }, [job.rec.tenantId])];
   }
 }

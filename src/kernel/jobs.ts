@@ -120,7 +120,9 @@ export class JobManager {
         rec.shotsDone = 0;
         requeued++;
         records.push(this.ledger.put(rec));
-        audit.push(auditEvent('kernel', 'JobRequeued', rec.id, { attempts: rec.attempts }));
+        audit.push(
+          auditEvent('kernel', 'JobRequeued', rec.id, { attempts: rec.attempts }, [rec.tenantId]),
+        );
       } else if (rec.state === 'CANCELLING') {
         this.ledger.finish(
           job,
@@ -128,7 +130,7 @@ export class JobManager {
           'cancelled; the daemon restarted before the run stopped',
           records,
         );
-        audit.push(auditEvent('kernel', 'JobCancelled', rec.id));
+        audit.push(auditEvent('kernel', 'JobCancelled', rec.id, undefined, [rec.tenantId]));
       }
     }
     if (records.length > 0) await this.kernel.durability.commitEffects(records, audit);
@@ -155,7 +157,9 @@ export class JobManager {
     const records: StoreRecord[] = [];
     this.ledger.finish(job, 'FAILED', 'the stored program no longer parses', records);
     this.kernel.durability.background(
-      this.ledger.commit(job, records, [auditEvent('kernel', 'JobFailed', rec.id)]),
+      this.ledger.commit(job, records, [
+        auditEvent('kernel', 'JobFailed', rec.id, undefined, [rec.tenantId]),
+      ]),
     );
     return null;
   }

@@ -150,6 +150,8 @@ export type DbName =
   | 'oplog'
   | 'clusters'
   | 'audit'
+  | 'audit_tree'
+  | 'audit_index'
   | 'jobs'
   | 'job_results'
   | 'channels';
@@ -165,6 +167,44 @@ export interface AuditEvent {
   target: string;
   outcome: 'ok' | string;
   detail?: Record<string, unknown>;
+  /** The tenants the act concerns: each sees the record in its own view of the log. */
+  tenants?: string[];
+}
+
+/** An audit record as committed: its place in the log, its time and its chain links. */
+export interface AuditRecord extends AuditEvent {
+  seq: number;
+  tsMs: number;
+  prev: string;
+  hash: string;
+}
+
+/** A committed record with its leaf in the log's Merkle tree (leaf index `seq - 1`). */
+export interface AuditLeaf {
+  record: AuditRecord;
+  /** The exact bytes the leaf hash covers. */
+  leafInput: Buffer;
+  leafHash: Buffer;
+}
+
+/**
+ * The audit log read as an RFC 6962 Merkle tree, leaf i being record i + 1 (the store keeps
+ * the tree; the kernel decides who may read what).
+ */
+export interface AuditLogPort {
+  /** The tree of the first `size` records (default: all committed): its size and root hash. */
+  treeRoot(size?: number): { size: number; root: Buffer };
+  /** @throws RangeError unless index < size ≤ the committed size */
+  inclusionProof(index: number, size: number): Buffer[];
+  /** @throws RangeError unless size1 ≤ size2 ≤ the committed size */
+  consistencyProof(size1: number, size2: number): Buffer[];
+  /** A committed record with its leaf, or undefined. */
+  auditLeaf(seq: number): AuditLeaf | undefined;
+  /**
+   * Sequence numbers of the records concerning `tenant`, from `fromSeq` on (down from it when
+   * `down`), at most `limit`.
+   */
+  auditSeqsOf(tenant: string, fromSeq: number, limit: number, down: boolean): number[];
 }
 
 /**

@@ -130,10 +130,13 @@ export class Sessions {
       () => this.d.table.addSession(session),
       [{ op: 'del', db: 'sessions', key: session.id }],
       [
-        auditEvent(actor, action, session.id, {
-          tenant: session.tenantId,
-          qubits_released: qubits.length,
-        }),
+        auditEvent(
+          actor,
+          action,
+          session.id,
+          { tenant: session.tenantId, qubits_released: qubits.length },
+          [session.tenantId],
+        ),
       ],
     );
     await Promise.all([released, done]);
@@ -260,7 +263,9 @@ export class Sessions {
     for (const q of qubits) {
       this.d.table.removeQubit(q);
       const del: StoreRecord = { op: 'del', db: 'qubits', key: q.id };
-      const event = [auditEvent(actor, 'ReleaseQubit', q.id, { session: q.sessionId })];
+      const event = [
+        auditEvent(actor, 'ReleaseQubit', q.id, { session: q.sessionId }, [q.tenantId]),
+      ];
       const cluster = this.d.graph.clusterOf(q.id);
       if (cluster.qubits.length === 1) {
         this.d.graph.remove(cluster.id);

@@ -4,16 +4,11 @@
  * link. Layer: security (pure functions; the store persists the records).
  */
 import { createHash } from 'node:crypto';
-import type { AuditEvent } from '../kernel/ports.js';
+import type { AuditEvent, AuditRecord } from '../kernel/ports.js';
+
+export type { AuditRecord };
 
 export const AUDIT_GENESIS_HASH = '0'.repeat(64);
-
-export interface AuditRecord extends AuditEvent {
-  seq: number;
-  tsMs: number;
-  prev: string;
-  hash: string;
-}
 
 /** JSON with object keys sorted at every level: one byte sequence per record, whatever built it. */
 export function canonicalJson(v: unknown): string {
@@ -27,9 +22,21 @@ export function canonicalJson(v: unknown): string {
 }
 
 export function hashAuditRecord(r: Omit<AuditRecord, 'hash'>): string {
-  const { seq, tsMs, prev, actor, action, target, outcome, detail } = r;
-  const body = canonicalJson({ seq, tsMs, prev, actor, action, target, outcome, detail });
+  const { seq, tsMs, prev, actor, action, target, outcome, detail, tenants } = r;
+  const body = canonicalJson({ seq, tsMs, prev, actor, action, target, outcome, detail, tenants });
   return createHash('sha256').update(prev).update('\n').update(body).digest('hex');
+}
+
+/**
+ * The record's leaf in the audit log's Merkle tree: its canonical JSON (every field, its chain
+ * hash included) as UTF-8. A verifier hashes these bytes as given; it need not re-encode.
+ */
+export function auditLeafInput(r: AuditRecord): Buffer {
+  const { seq, tsMs, prev, hash, actor, action, target, outcome, detail, tenants } = r;
+  return Buffer.from(
+    canonicalJson({ seq, tsMs, prev, hash, actor, action, target, outcome, detail, tenants }),
+    'utf8',
+  );
 }
 
 export function linkAuditRecord(

@@ -4,6 +4,7 @@
  * verified point) and the operator's `audit verify` (from genesis, in slices that yield).
  */
 import { type AuditRecord, verifyAuditRun } from '../security/audit-chain.js';
+import { RecordError } from '../security/record-codec.js';
 import type { AuditPoint } from './head.js';
 
 export interface ChainBreak {
@@ -29,6 +30,10 @@ export function walkChain(
   let prev = from;
   for (const { key, value } of entries) {
     if ((key as number) > end) break;
+    if (value === null) {
+      const reason = 'record does not authenticate (changed outside the daemon)';
+      return { last: prev, broken: { seq: key as number, reason } };
+    }
     const r = value as AuditRecord;
     if (key !== prev.seq + 1 || r.seq !== key) {
       return { last: prev, broken: { seq: prev.seq + 1, reason: 'record missing' } };
@@ -62,4 +67,22 @@ export async function verifyChainInSlices(
     return { records: prev.seq, head, broken: { seq: head.seq, reason: 'head hash mismatch' } };
   }
   return { records: prev.seq, head, broken: null };
+}
+
+/**
+ * Raw audit entries opened with `decode`; one that does not open (edited outside the daemon) is
+ * yielded as null, so a verification reports it as a broken record instead of failing.
+ */
+export function* openedOrNull(
+  raw: Iterable<{ key: unknown; value: unknown }>,
+  decode: (key: unknown, bytes: Uint8Array) => unknown,
+): Generator<{ key: unknown; value: unknown }> {
+  for (const { key, value } of raw) {
+    try {
+      yield { key, value: decode(key, value as Uint8Array) };
+    } catch (err) {
+      if (!(err instanceof RecordError)) throw err;
+      yield { key, value: null };
+    }
+  }
 }

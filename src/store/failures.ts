@@ -5,6 +5,7 @@
  * about reading and writing, and are read on their own when a disk fills or a file is damaged.
  */
 import { constants as osConstants } from 'node:os';
+import type { RootDatabase } from 'lmdb';
 import { KernelError } from '../kernel/errors.js';
 import { FAILPOINTS_ON, fires } from '../util/failpoints.js';
 
@@ -106,4 +107,42 @@ export function storageFailure(
     `storage: writing ${file} failed (${cause.message}); nothing was written`,
     'storage',
   );
+}
+
+/**
+ * One write transaction, synced before it resolves. lmdb-js reports a failed commit as an error
+ * whose `commitError` promise holds the cause (ENOSPC and EIO both arrive as LMDB's EIO); the
+ * cause is awaited here so that it is neither lost nor left as an unhandled rejection.
+ */
+export async function transactDurably(
+  root: RootDatabase,
+  fn: (write: (result: unknown) => void) => void,
+  injected: Error | null = null,
+): Promise<void> {
+  if (injected) throw injected;
+  // Inside a transaction lmdb-js's put and remove return the transaction's commit promise; on a
+  // failed commit it rejects, and unobserved that would be an unhandled rejection. The failure
+  // is reported once, below, through the transaction's own promise.
+  const seen = new Set<Promise<unknown>>();
+  const write = (result: unknown) => {
+    if (result instanceof Promise && !seen.has(result)) {
+      seen.add(result);
+      result.catch(() => {});
+    }
+  };
+  try {
+    await root.transaction(() => fn(write));
+  } catch (err) {
+    const pending = (err as { commitError?: Promise<unknown> }).commitError;
+    if (pending) {
+      await pending.then(
+        () => {},
+        (cause: unknown) => {
+          throw cause;
+        },
+      );
+    }
+    throw err;
+  }
+  await root.flushed;
 }

@@ -5,8 +5,11 @@
  */
 import assert from 'node:assert';
 import type { Database, RootDatabase } from 'lmdb';
+import type { ChannelRecord } from '../kernel/channels.js';
 import type { JobRecord } from '../kernel/job-model.js';
-import type { DbName } from '../kernel/ports.js';
+import type { Credential, Qubit, Session, Tenant } from '../kernel/model.js';
+import type { ClusterRef, DbName, LoadedState, OplogEntry } from '../kernel/ports.js';
+import type { SealedSigningKey } from '../security/keyring.js';
 import type { RecordKey } from '../security/record-codec.js';
 
 /** 2: every record authenticated or sealed. 1: plain msgpack (migrated at open). */
@@ -21,6 +24,9 @@ export const DB_NAMES: readonly DbName[] = [
   'oplog',
   'clusters',
   'audit',
+  // The audit log's Merkle tree (its complete subtrees) and its index by tenant.
+  'audit_tree',
+  'audit_index',
   'jobs',
   'job_results',
   'channels',
@@ -87,4 +93,43 @@ export function migrateFromV1(
     }
     dbs.meta.put('schema_version', encode('meta', 'schema_version', SCHEMA_VERSION, undefined));
   });
+}
+
+export interface StoreLoad extends LoadedState {
+  signingKeys: SealedSigningKey[];
+}
+
+/**
+ * The state a daemon starts from: every record of the loaded databases, cluster snapshots as
+ * state vectors, and the op log after the checkpoint. `entries` opens (and so authenticates) each.
+ */
+export function loadState(
+  entries: (db: DbName, start?: RecordKey) => Iterable<{ key: RecordKey; value: unknown }>,
+  checkpointSeq: number,
+  nextClusterId: number,
+): StoreLoad {
+  const all = <T>(db: DbName): T[] => [...entries(db)].map((e) => e.value as T);
+  const clusters: { cluster: ClusterRef; state: Float64Array }[] = [];
+  for (const { key, value } of entries('clusters')) {
+    const v = value as { qubits: string[]; state: Uint8Array };
+    const copy = new Float64Array(v.state.byteLength / 8);
+    new Uint8Array(copy.buffer).set(v.state);
+    clusters.push({ cluster: { id: key as number, qubits: v.qubits }, state: copy });
+  }
+  const oplog: { seq: number; entry: OplogEntry }[] = [];
+  for (const { key, value } of entries('oplog', checkpointSeq + 1)) {
+    oplog.push({ seq: key as number, entry: value as OplogEntry });
+  }
+  return {
+    tenants: all<Tenant>('tenants'),
+    credentials: all<Credential>('credentials'),
+    sessions: all<Session>('sessions'),
+    qubits: all<Qubit>('qubits'),
+    signingKeys: all<SealedSigningKey>('signing_keys'),
+    checkpoint: { seq: checkpointSeq, clusters },
+    oplog,
+    nextClusterId,
+    jobs: all<JobRecord>('jobs'),
+    channels: all<ChannelRecord>('channels'),
+  };
 }

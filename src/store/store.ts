@@ -17,29 +17,38 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, type RootDatabase, open } from 'lmdb';
-import type { ChannelRecord } from '../kernel/channels.js';
 import { KernelError } from '../kernel/errors.js';
-import type { JobRecord } from '../kernel/job-model.js';
-import type { Credential, Qubit, Session, Tenant } from '../kernel/model.js';
 import type {
   AuditEvent,
   ClusterRef,
   DbName,
-  LoadedState,
   OplogEntry,
   StorePort,
   StoreRecord,
 } from '../kernel/ports.js';
 import { AUDIT_GENESIS_HASH, type AuditRecord, linkAuditRecord } from '../security/audit-chain.js';
 import type { DataKeys } from '../security/data-keys.js';
-import type { SealedSigningKey } from '../security/keyring.js';
 import { RecordCodec, RecordError, type RecordKey } from '../security/record-codec.js';
 import { crashNow, fires } from '../util/failpoints.js';
-import { StoreError, batchFaults, storageFailure } from './failures.js';
-import { DB_NAMES, LOADED_DBS, SCHEMA_VERSION, SEALED_DBS, migrateFromV1 } from './schema.js';
+import { AuditTree, type TreeStore } from './audit-tree.js';
+import {
+  type ChainVerification,
+  openedOrNull,
+  verifyChainInSlices,
+  walkChain,
+} from './audit-walk.js';
+import { StoreError, batchFaults, storageFailure, transactDurably } from './failures.js';
+import {
+  DB_NAMES,
+  LOADED_DBS,
+  SCHEMA_VERSION,
+  SEALED_DBS,
+  type StoreLoad,
+  loadState,
+  migrateFromV1,
+} from './schema.js';
 
-export { DB_NAMES, LOADED_DBS, SCHEMA_VERSION, StoreError };
-import { type ChainVerification, verifyChainInSlices, walkChain } from './audit-walk.js';
+export { DB_NAMES, LOADED_DBS, SCHEMA_VERSION, StoreError, type StoreLoad };
 import { type AuditPoint, HeadFile, checkAgainstHead } from './head.js';
 
 /** The data file's name inside the store directory. */
@@ -64,10 +73,6 @@ export interface StoreOptions {
   protect?: boolean;
 }
 
-export interface StoreLoad extends LoadedState {
-  signingKeys: SealedSigningKey[];
-}
-
 const GENESIS_POINT: AuditPoint = { seq: 0, hash: AUDIT_GENESIS_HASH };
 
 /** One caller's commit, waiting for its batch. Sequence numbers are assigned when the batch is written. */
@@ -82,6 +87,8 @@ export class LmdbStore implements StorePort {
   /** The durable head: these advance only after a transaction is on disk. */
   private auditSeq = 0;
   private auditHash = AUDIT_GENESIS_HASH;
+  /** The audit log's Merkle tree: its durable size is the head's (set at open). */
+  auditLog!: AuditTree;
   private oplogSeq = 0;
   private checkpointSeq = 0;
   private oplogSinceCheckpoint = 0;
@@ -219,7 +226,13 @@ export class LmdbStore implements StorePort {
       this.putSync('meta', 'schema_version', SCHEMA_VERSION);
     } else if (raw.length === 1) {
       // Schema 1 stored the bare msgpack integer 1 (one byte); every protected record is longer.
-      this.migrateFromV1();
+      // Schema 1 stored plain msgpack: every record is rewritten protected (`schema.ts`).
+      migrateFromV1(
+        this.root,
+        this.dbs,
+        (o) => this.options.keys.ensure(o),
+        this.encode.bind(this),
+      );
     } else {
       const version = this.get('meta', 'schema_version') as number;
       if (version > SCHEMA_VERSION) {
@@ -257,6 +270,7 @@ export class LmdbStore implements StorePort {
     if (this.auditSeq > verified.seq) {
       this.putSync('meta', 'audit_verified', { seq: this.auditSeq, hash: this.auditHash });
     }
+    this.auditLog = new AuditTree(this.treeStore(), this.auditSeq);
     if (this.options.headFile !== undefined) this.checkHead(this.options.headFile);
   }
 
@@ -269,22 +283,45 @@ export class LmdbStore implements StorePort {
     return null;
   }
 
+  /** What the audit tree reads and writes of this store. */
+  private treeStore(): TreeStore {
+    return {
+      root: this.root,
+      tree: this.dbs.audit_tree,
+      index: this.dbs.audit_index,
+      get: (db, key) => this.get(db, key),
+      encode: (db, key, value) => this.encode(db, key, value, undefined),
+      records: (from) => this.auditRecords(from),
+      damaged: (detail) =>
+        new StoreError(`state file damaged: ${join(this.dir, DATA_FILE)}: ${detail}`),
+    };
+  }
+
   /** Re-hashes the whole chain from genesis (operators' `qmkctl audit verify`, tests). */
   verifyAudit(): { seq: number; reason: string } | null {
     return this.verifyAuditRange(GENESIS_POINT);
   }
 
   /**
-   * The whole chain, re-hashed in slices that yield between them, so a long log does not stall
-   * the daemon. Resolves with the head verified, or the first broken record.
+   * The whole chain re-hashed, then the Merkle tree rebuilt from the records and compared node by
+   * node with the stored one, in slices that yield between them, so a long log does not stall
+   * the daemon. A record that does not open (edited outside the daemon) breaks the chain there.
+   * Resolves with the head verified, or the first broken record.
    */
-  verifyAuditAsync(): Promise<ChainVerification> {
-    return verifyChainInSlices(
-      (from) => this.entries('audit', from),
+  async verifyAuditAsync(): Promise<ChainVerification> {
+    const head = { seq: this.auditSeq, hash: this.auditHash };
+    const chain = await verifyChainInSlices(
+      (from) =>
+        openedOrNull(this.dbs.audit.getRange({ start: from }), (key, bytes) =>
+          this.codec.decode('audit', key as number, bytes),
+        ),
       GENESIS_POINT,
-      { seq: this.auditSeq, hash: this.auditHash },
+      head,
       AUDIT_VERIFY_SLICE_RECORDS,
     );
+    if (chain.broken) return chain;
+    const broken = await this.auditLog.verify(head.seq, AUDIT_VERIFY_SLICE_RECORDS);
+    return broken ? { ...chain, broken } : chain;
   }
 
   /** Bytes free to unprivileged writers on the filesystem that holds the store. */
@@ -316,16 +353,6 @@ export class LmdbStore implements StorePort {
   /** Writes one record outside a batch (open-time bookkeeping); durable with the next sync. */
   private putSync(db: DbName, key: RecordKey, value: unknown): void {
     this.dbs[db].putSync(key, this.encode(db, key, value, undefined));
-  }
-
-  /** Schema 1 stored plain msgpack: every record is rewritten protected (`schema.ts`). */
-  private migrateFromV1(): void {
-    migrateFromV1(
-      this.root,
-      this.dbs,
-      (owner) => this.options.keys.ensure(owner),
-      (db, key, value, owner) => this.encode(db, key, value, owner),
-    );
   }
 
   get storeId(): string {
@@ -371,6 +398,7 @@ export class LmdbStore implements StorePort {
     let auditSeq = this.auditSeq;
     let auditHash = this.auditHash;
     let oplogSeq = this.oplogSeq;
+    const tree = this.auditLog.draft();
     const linked = batch.map(({ records, audit, oplog }) => ({
       records,
       audit: audit.map((e) => {
@@ -398,7 +426,11 @@ export class LmdbStore implements StorePort {
               ? { ...r, bytes: this.encode(r.db, r.key, r.value, r.owner) }
               : { ...r, bytes: null },
           ),
-        audit: audit.map((r) => ({ seq: r.seq, bytes: this.encode('audit', r.seq, r, undefined) })),
+        audit: audit.map((r) => ({
+          seq: r.seq,
+          bytes: this.encode('audit', r.seq, r, undefined),
+          tree: this.auditLog.writes(r, tree),
+        })),
         ops: ops
           .filter((o) => writable(o.e.owner))
           .map((o) => ({ seq: o.seq, bytes: this.encode('oplog', o.seq, o.e, o.e.owner) })),
@@ -410,7 +442,10 @@ export class LmdbStore implements StorePort {
           for (const r of records) {
             w(r.bytes !== null ? this.dbs[r.db].put(r.key, r.bytes) : this.dbs[r.db].remove(r.key));
           }
-          for (const r of audit) w(this.dbs.audit.put(r.seq, r.bytes));
+          for (const r of audit) {
+            w(this.dbs.audit.put(r.seq, r.bytes));
+            for (const t of r.tree) w(this.dbs[t.db].put(t.key, t.bytes));
+          }
           if (fault.auditAppend) crashNow('store.audit-append');
           for (const o of ops) w(this.dbs.oplog.put(o.seq, o.bytes));
           if (fault.oplogAppend) crashNow('store.oplog-append');
@@ -424,45 +459,17 @@ export class LmdbStore implements StorePort {
     this.oplogSinceCheckpoint += oplogSeq - this.oplogSeq;
     this.auditSeq = auditSeq;
     this.auditHash = auditHash;
+    this.auditLog.advance(tree);
     this.oplogSeq = oplogSeq;
     this.head?.schedule({ seq: auditSeq, hash: auditHash });
   }
 
-  /**
-   * One write transaction, synced before it resolves. lmdb-js reports a failed commit as an error
-   * whose `commitError` promise holds the cause (ENOSPC and EIO both arrive as LMDB's EIO); the
-   * cause is awaited here so that it is neither lost nor left as an unhandled rejection.
-   */
-  private async transact(
+  /** One write transaction, synced before it resolves (`failures.ts`). */
+  private transact(
     fn: (write: (result: unknown) => void) => void,
     injected: Error | null = null,
   ): Promise<void> {
-    if (injected) throw injected;
-    // Inside a transaction lmdb-js's put and remove return the transaction's commit promise; on a
-    // failed commit it rejects, and unobserved that would be an unhandled rejection. The failure
-    // is reported once, below, through the transaction's own promise.
-    const seen = new Set<Promise<unknown>>();
-    const write = (result: unknown) => {
-      if (result instanceof Promise && !seen.has(result)) {
-        seen.add(result);
-        result.catch(() => {});
-      }
-    };
-    try {
-      await this.root.transaction(() => fn(write));
-    } catch (err) {
-      const pending = (err as { commitError?: Promise<unknown> }).commitError;
-      if (pending) {
-        await pending.then(
-          () => {},
-          (cause: unknown) => {
-            throw cause;
-          },
-        );
-      }
-      throw err;
-    }
-    await this.root.flushed;
+    return transactDurably(this.root, fn, injected);
   }
 
   /** A failed write as the kernel's error (`failures.ts`). */
@@ -510,7 +517,9 @@ export class LmdbStore implements StorePort {
       this.options.clock(),
       this.auditHash,
     );
+    const tree = this.auditLog.draft();
     try {
+      const treeWrites = this.auditLog.writes(audit, tree);
       for (const c of clusters) if (c.owner !== undefined) this.options.keys.ensure(c.owner);
       const snapshots = clusters.map(({ cluster, state, owner }) => {
         const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
@@ -542,42 +551,22 @@ export class LmdbStore implements StorePort {
           ),
         );
         w(this.dbs.audit.put(audit.seq, this.encode('audit', audit.seq, audit, undefined)));
+        for (const t of treeWrites) w(this.dbs[t.db].put(t.key, t.bytes));
       });
     } catch (err) {
       throw this.storageError(err);
     }
     this.auditSeq = audit.seq;
     this.auditHash = audit.hash;
+    this.auditLog.advance(tree);
     this.oplogSinceCheckpoint = 0;
     this.checkpointSeq = seq;
     this.head?.schedule({ seq: audit.seq, hash: audit.hash });
   }
 
   load(): StoreLoad {
-    const all = <T>(db: DbName): T[] => [...this.entries(db)].map((e) => e.value as T);
-    const clusters: { cluster: ClusterRef; state: Float64Array }[] = [];
-    for (const { key, value } of this.entries('clusters')) {
-      const v = value as { qubits: string[]; state: Uint8Array };
-      const copy = new Float64Array(v.state.byteLength / 8);
-      new Uint8Array(copy.buffer).set(v.state);
-      clusters.push({ cluster: { id: key as number, qubits: v.qubits }, state: copy });
-    }
-    const oplog: { seq: number; entry: OplogEntry }[] = [];
-    for (const { key, value } of this.entries('oplog', this.checkpointSeq + 1)) {
-      oplog.push({ seq: key as number, entry: value as OplogEntry });
-    }
-    return {
-      tenants: all<Tenant>('tenants'),
-      credentials: all<Credential>('credentials'),
-      sessions: all<Session>('sessions'),
-      qubits: all<Qubit>('qubits'),
-      signingKeys: all<SealedSigningKey>('signing_keys'),
-      checkpoint: { seq: this.checkpointSeq, clusters },
-      oplog,
-      nextClusterId: (this.get('meta', 'next_cluster_id') as number | undefined) ?? 1,
-      jobs: all<JobRecord>('jobs'),
-      channels: all<ChannelRecord>('channels'),
-    };
+    const nextClusterId = (this.get('meta', 'next_cluster_id') as number | undefined) ?? 1;
+    return loadState((db, start) => this.entries(db, start), this.checkpointSeq, nextClusterId);
   }
 
   /** All audit records in order (operators' verification and tests). */

@@ -122,6 +122,12 @@ export function adminClient(d: Pick<Daemon, 'adminSocket'>): AnyClient {
   return new AdminService(`unix:${d.adminSocket}`, grpc.credentials.createInsecure()) as AnyClient;
 }
 
+/** The AuditService on the admin socket (the operator's view: every record). */
+export function adminAuditClient(d: Pick<Daemon, 'adminSocket'>): AnyClient {
+  const { AuditService } = loadGrpcObject();
+  return new AuditService(`unix:${d.adminSocket}`, grpc.credentials.createInsecure()) as AnyClient;
+}
+
 export function kernelClient(d: Pick<Daemon, 'address'>, apiKey?: string): AnyClient {
   return serviceClient(d, 'KernelService', apiKey);
 }
@@ -137,7 +143,7 @@ export function channelClient(d: Pick<Daemon, 'address'>, apiKey?: string): AnyC
 /** A client of one tenant service, sending `authorization: Bearer <apiKey>` when given. */
 export function serviceClient(
   d: Pick<Daemon, 'address'>,
-  service: 'KernelService' | 'JobService' | 'ChannelService' | 'AdminService',
+  service: 'KernelService' | 'JobService' | 'ChannelService' | 'AuditService' | 'AdminService',
   apiKey?: string,
   creds: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): AnyClient {

@@ -28,6 +28,8 @@ export interface ProtoGrpcType {
       GetTenantResponse: MessageTypeDefinition
       ListApiKeysRequest: MessageTypeDefinition
       ListApiKeysResponse: MessageTypeDefinition
+      ListSigningKeysRequest: MessageTypeDefinition
+      ListSigningKeysResponse: MessageTypeDefinition
       ListTenantsRequest: MessageTypeDefinition
       ListTenantsResponse: MessageTypeDefinition
       Quota: MessageTypeDefinition

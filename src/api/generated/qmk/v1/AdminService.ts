@@ -17,6 +17,8 @@ import type { GetTenantRequest as _qmk_v1_GetTenantRequest, GetTenantRequest__Ou
 import type { GetTenantResponse as _qmk_v1_GetTenantResponse, GetTenantResponse__Output as _qmk_v1_GetTenantResponse__Output } from '../../qmk/v1/GetTenantResponse.js';
 import type { ListApiKeysRequest as _qmk_v1_ListApiKeysRequest, ListApiKeysRequest__Output as _qmk_v1_ListApiKeysRequest__Output } from '../../qmk/v1/ListApiKeysRequest.js';
 import type { ListApiKeysResponse as _qmk_v1_ListApiKeysResponse, ListApiKeysResponse__Output as _qmk_v1_ListApiKeysResponse__Output } from '../../qmk/v1/ListApiKeysResponse.js';
+import type { ListSigningKeysRequest as _qmk_v1_ListSigningKeysRequest, ListSigningKeysRequest__Output as _qmk_v1_ListSigningKeysRequest__Output } from '../../qmk/v1/ListSigningKeysRequest.js';
+import type { ListSigningKeysResponse as _qmk_v1_ListSigningKeysResponse, ListSigningKeysResponse__Output as _qmk_v1_ListSigningKeysResponse__Output } from '../../qmk/v1/ListSigningKeysResponse.js';
 import type { ListTenantsRequest as _qmk_v1_ListTenantsRequest, ListTenantsRequest__Output as _qmk_v1_ListTenantsRequest__Output } from '../../qmk/v1/ListTenantsRequest.js';
 import type { ListTenantsResponse as _qmk_v1_ListTenantsResponse, ListTenantsResponse__Output as _qmk_v1_ListTenantsResponse__Output } from '../../qmk/v1/ListTenantsResponse.js';
 import type { ResumeTenantRequest as _qmk_v1_ResumeTenantRequest, ResumeTenantRequest__Output as _qmk_v1_ResumeTenantRequest__Output } from '../../qmk/v1/ResumeTenantRequest.js';
@@ -97,6 +99,15 @@ export interface AdminServiceClient extends grpc.Client {
   listApiKeys(argument: _qmk_v1_ListApiKeysRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_ListApiKeysResponse__Output>): grpc.ClientUnaryCall;
   listApiKeys(argument: _qmk_v1_ListApiKeysRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_ListApiKeysResponse__Output>): grpc.ClientUnaryCall;
   listApiKeys(argument: _qmk_v1_ListApiKeysRequest, callback: grpc.requestCallback<_qmk_v1_ListApiKeysResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListSigningKeys(argument: _qmk_v1_ListSigningKeysRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_ListSigningKeysResponse__Output>): grpc.ClientUnaryCall;
+  ListSigningKeys(argument: _qmk_v1_ListSigningKeysRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_ListSigningKeysResponse__Output>): grpc.ClientUnaryCall;
+  ListSigningKeys(argument: _qmk_v1_ListSigningKeysRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_ListSigningKeysResponse__Output>): grpc.ClientUnaryCall;
+  ListSigningKeys(argument: _qmk_v1_ListSigningKeysRequest, callback: grpc.requestCallback<_qmk_v1_ListSigningKeysResponse__Output>): grpc.ClientUnaryCall;
+  listSigningKeys(argument: _qmk_v1_ListSigningKeysRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_ListSigningKeysResponse__Output>): grpc.ClientUnaryCall;
+  listSigningKeys(argument: _qmk_v1_ListSigningKeysRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_ListSigningKeysResponse__Output>): grpc.ClientUnaryCall;
+  listSigningKeys(argument: _qmk_v1_ListSigningKeysRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_ListSigningKeysResponse__Output>): grpc.ClientUnaryCall;
+  listSigningKeys(argument: _qmk_v1_ListSigningKeysRequest, callback: grpc.requestCallback<_qmk_v1_ListSigningKeysResponse__Output>): grpc.ClientUnaryCall;
   
   ListTenants(argument: _qmk_v1_ListTenantsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_ListTenantsResponse__Output>): grpc.ClientUnaryCall;
   ListTenants(argument: _qmk_v1_ListTenantsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_ListTenantsResponse__Output>): grpc.ClientUnaryCall;
@@ -187,6 +198,8 @@ export type AdminServiceHandlers = {
   
   ListApiKeys: grpc.handleUnaryCall<_qmk_v1_ListApiKeysRequest__Output, _qmk_v1_ListApiKeysResponse>;
   
+  ListSigningKeys: grpc.handleUnaryCall<_qmk_v1_ListSigningKeysRequest__Output, _qmk_v1_ListSigningKeysResponse>;
+  
   ListTenants: grpc.handleUnaryCall<_qmk_v1_ListTenantsRequest__Output, _qmk_v1_ListTenantsResponse>;
   
   ResumeTenant: grpc.handleUnaryCall<_qmk_v1_ResumeTenantRequest__Output, _qmk_v1_ResumeTenantResponse>;
@@ -213,6 +226,7 @@ export interface AdminServiceDefinition extends grpc.ServiceDefinition {
   GetStatus: MethodDefinition<_qmk_v1_GetStatusRequest, _qmk_v1_GetStatusResponse, _qmk_v1_GetStatusRequest__Output, _qmk_v1_GetStatusResponse__Output>
   GetTenant: MethodDefinition<_qmk_v1_GetTenantRequest, _qmk_v1_GetTenantResponse, _qmk_v1_GetTenantRequest__Output, _qmk_v1_GetTenantResponse__Output>
   ListApiKeys: MethodDefinition<_qmk_v1_ListApiKeysRequest, _qmk_v1_ListApiKeysResponse, _qmk_v1_ListApiKeysRequest__Output, _qmk_v1_ListApiKeysResponse__Output>
+  ListSigningKeys: MethodDefinition<_qmk_v1_ListSigningKeysRequest, _qmk_v1_ListSigningKeysResponse, _qmk_v1_ListSigningKeysRequest__Output, _qmk_v1_ListSigningKeysResponse__Output>
   ListTenants: MethodDefinition<_qmk_v1_ListTenantsRequest, _qmk_v1_ListTenantsResponse, _qmk_v1_ListTenantsRequest__Output, _qmk_v1_ListTenantsResponse__Output>
   ResumeTenant: MethodDefinition<_qmk_v1_ResumeTenantRequest, _qmk_v1_ResumeTenantResponse, _qmk_v1_ResumeTenantRequest__Output, _qmk_v1_ResumeTenantResponse__Output>
   RevokeApiKey: MethodDefinition<_qmk_v1_RevokeApiKeyRequest, _qmk_v1_RevokeApiKeyResponse, _qmk_v1_RevokeApiKeyRequest__Output, _qmk_v1_RevokeApiKeyResponse__Output>

@@ -1,0 +1,207 @@
+/**
+ * The audit log's Merkle tree and its index by tenant, as the store keeps them. Layer: store.
+ *
+ * - `audit_tree`: the hash of every complete subtree, keyed `level · 2^40 + index` (so one level's
+ *   nodes are one key range, the leaves first); written in the transaction of the record that
+ *   completes it, so the tree always has exactly the committed records as leaves;
+ * - `audit_index`: one key `<tenant> NUL <seq, 16 digits>` per tenant a record concerns, so a
+ *   tenant's view of the log is one key range, not a scan of everyone's records.
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import type { AuditLeaf, AuditLogPort, AuditRecord } from '../kernel/ports.js';
+import { auditLeafInput } from '../security/audit-chain.js';
+import {
+  MerkleFrontier,
+  type NodeSource,
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  rangeHash,
+} from '../security/merkle.js';
+import type { RecordKey } from '../security/record-codec.js';
+
+/** Leaves per level of the key space: 2^40 records, about a trillion. */
+export const LEVEL_STRIDE = 2 ** 40;
+
+export function nodeKey(level: number, index: number): number {
+  return level * LEVEL_STRIDE + index;
+}
+
+const SEQ_DIGITS = 16;
+
+export function indexKey(tenant: string, seq: number): string {
+  return `${tenant}\u0000${String(seq).padStart(SEQ_DIGITS, '0')}`;
+}
+
+/** The key range of `tenant`'s index entries from `fromSeq` on (down from it when `down`). */
+export function indexRange(
+  tenant: string,
+  fromSeq: number,
+  down: boolean,
+): { start: string; end: string; reverse: boolean } {
+  return down
+    ? { start: indexKey(tenant, fromSeq), end: `${tenant}\u0000`, reverse: true }
+    : { start: indexKey(tenant, fromSeq), end: `${tenant}\u0001`, reverse: false };
+}
+
+export function seqOfIndexKey(key: string): number {
+  return Number(key.slice(key.length - SEQ_DIGITS));
+}
+
+/** One write besides the record itself. */
+export interface TreeWrite {
+  db: 'audit_tree' | 'audit_index';
+  key: RecordKey;
+  value: unknown;
+}
+
+/** The writes that add `r` to the tree (`tree` advances) and to its tenants' index. */
+export function auditTreeWrites(r: AuditRecord, tree: MerkleFrontier): TreeWrite[] {
+  const writes: TreeWrite[] = tree
+    .append(leafHash(auditLeafInput(r)))
+    .map((n) => ({ db: 'audit_tree', key: nodeKey(n.level, n.index), value: n.hash }));
+  for (const t of new Set(r.tenants ?? [])) {
+    writes.push({ db: 'audit_index', key: indexKey(t, r.seq), value: 1 });
+  }
+  return writes;
+}
+
+/** What the tree reads and writes of the store it lives in. */
+export interface TreeStore {
+  root: RootDatabase;
+  tree: Database;
+  index: Database;
+  /** A record, opened (undefined when absent). @throws StoreError when it does not open */
+  get(db: 'audit' | 'audit_tree', key: number): unknown;
+  /** A value as stored (authenticated, bound to its database and key). */
+  encode(db: TreeWrite['db'], key: RecordKey, value: unknown): Buffer;
+  /** Audit records in order from `from`. */
+  records(from: number): Iterable<AuditRecord>;
+  /** The error for a damaged store, naming its file. */
+  damaged(detail: string): Error;
+}
+
+/**
+ * The audit log's Merkle tree, as stored. Its size is the number of durable records: a batch
+ * appends to a `draft()` whose nodes commit with the records, then `advance()` makes it current.
+ */
+export class AuditTree implements AuditLogPort {
+  private edge: MerkleFrontier;
+
+  /**
+   * The stored tree of a log of `records` records. A log written before the tree existed gets
+   * its tree here, once, from its records; a tree with more leaves than the log is refused.
+   */
+  constructor(
+    private readonly s: TreeStore,
+    records: number,
+  ) {
+    let leaves = 0;
+    for (const key of s.tree.getKeys({ start: LEVEL_STRIDE - 1, reverse: true, limit: 1 })) {
+      leaves = (key as number) + 1;
+    }
+    if (leaves > records) {
+      throw s.damaged(`the audit tree has ${leaves} leaves, the log ${records} records`);
+    }
+    this.edge = leaves === 0 ? MerkleFrontier.empty() : MerkleFrontier.of(leaves, this.node);
+    if (leaves < records) {
+      const writes: TreeWrite[] = [];
+      for (const r of s.records(leaves + 1)) writes.push(...auditTreeWrites(r, this.edge));
+      s.root.transactionSync(() => {
+        for (const w of writes)
+          s[w.db === 'audit_tree' ? 'tree' : 'index'].put(w.key, s.encode(w.db, w.key, w.value));
+      });
+    }
+  }
+
+  /** A stored complete subtree's hash. @throws StoreError when it is missing */
+  private readonly node: NodeSource = (level, index) => {
+    const hash = this.s.get('audit_tree', nodeKey(level, index));
+    if (!(hash instanceof Uint8Array))
+      throw this.s.damaged(`audit tree node ${level}/${index} missing`);
+    return Buffer.from(hash);
+  };
+
+  /** The writes, ready to put, that add `r` to the tree (`draft` advances) and to the index. */
+  writes(
+    r: AuditRecord,
+    draft: MerkleFrontier,
+  ): { db: TreeWrite['db']; key: RecordKey; bytes: Buffer }[] {
+    return auditTreeWrites(r, draft).map((w) => ({
+      db: w.db,
+      key: w.key,
+      bytes: this.s.encode(w.db, w.key, w.value),
+    }));
+  }
+
+  draft(): MerkleFrontier {
+    return this.edge.copy();
+  }
+
+  advance(durable: MerkleFrontier): void {
+    this.edge = durable;
+  }
+
+  treeRoot(size = this.edge.size): { size: number; root: Buffer } {
+    if (!(Number.isInteger(size) && size >= 0 && size <= this.edge.size)) {
+      throw new RangeError(`tree size ${size} is not in 0..${this.edge.size}`);
+    }
+    return {
+      size,
+      root: size === this.edge.size ? this.edge.root() : rangeHash(this.node, 0, size),
+    };
+  }
+
+  inclusionProof(index: number, size: number): Buffer[] {
+    this.treeRoot(size);
+    return inclusionProof(this.node, index, size);
+  }
+
+  consistencyProof(size1: number, size2: number): Buffer[] {
+    this.treeRoot(size2);
+    return consistencyProof(this.node, size1, size2);
+  }
+
+  auditLeaf(seq: number): AuditLeaf | undefined {
+    if (!(Number.isInteger(seq) && seq >= 1 && seq <= this.edge.size)) return undefined;
+    const record = this.s.get('audit', seq) as AuditRecord | undefined;
+    if (record === undefined) return undefined;
+    const leafInput = auditLeafInput(record);
+    return { record, leafInput, leafHash: leafHash(leafInput) };
+  }
+
+  auditSeqsOf(tenant: string, fromSeq: number, limit: number, down: boolean): number[] {
+    const out: number[] = [];
+    for (const key of this.s.index.getKeys({ ...indexRange(tenant, fromSeq, down), limit })) {
+      const seq = seqOfIndexKey(key as string);
+      if (seq <= this.edge.size) out.push(seq);
+    }
+    return out;
+  }
+
+  /**
+   * Rebuilds the tree of the first `size` records from the records and compares every node with
+   * the stored one, `slice` records between yields. Returns the first record whose leaf or a node
+   * it completes differs, or null.
+   */
+  async verify(size: number, slice: number): Promise<{ seq: number; reason: string } | null> {
+    const tree = MerkleFrontier.empty();
+    for (let from = 1; from <= size; from += slice) {
+      const to = Math.min(size, from + slice - 1);
+      for (const r of this.s.records(from)) {
+        if (r.seq > to) break;
+        for (const n of tree.append(leafHash(auditLeafInput(r)))) {
+          const stored = this.s.get('audit_tree', nodeKey(n.level, n.index));
+          if (!(stored instanceof Uint8Array) || !n.hash.equals(stored)) {
+            return {
+              seq: r.seq,
+              reason: `Merkle tree node ${n.level}/${n.index} does not match the records`,
+            };
+          }
+        }
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    return null;
+  }
+}
