@@ -160,22 +160,26 @@ async function bellOnly(env: NodeJS.ProcessEnv): Promise<{ lat: number[]; rate: 
 }
 
 /**
- * What record protection costs, measured fairly: Bell phases on fresh daemons with protection off
- * and on, alternated (off, on, off, on) so that drift in the machine's speed hits both alike.
+ * What a feature costs, measured fairly: Bell phases on fresh daemons with it off (`offEnv`) and
+ * on, alternated (off, on, off, on) so that drift in the machine's speed hits both alike.
  */
-async function protectionCost(): Promise<{ off: number[]; on: number[] }> {
+async function featureCost(offEnv: NodeJS.ProcessEnv): Promise<{ off: number[]; on: number[] }> {
   const off: number[] = [];
   const on: number[] = [];
   for (let round = 0; round < 2; round++) {
-    off.push((await bellOnly({ QMK_RECORD_PROTECTION: 'off' })).rate);
+    off.push((await bellOnly(offEnv)).rate);
     on.push((await bellOnly({})).rate);
   }
   return { off, on };
 }
 
+/** Metrics off and the audit log's Merkle tree not kept (AuditService not served). */
+const OBSERVABILITY_OFF = { QMK_METRICS_LISTEN: 'off', QMK_AUDIT_TREE: 'off' };
+
 async function main(): Promise<void> {
   const echo = await echoBaseline();
-  const protection = await protectionCost();
+  const protection = await featureCost({ QMK_RECORD_PROTECTION: 'off' });
+  const observability = await featureCost(OBSERVABILITY_OFF);
   const d = await startDaemon();
   try {
     const { clients, bellJob } = await bellClients(d);
@@ -254,6 +258,13 @@ async function main(): Promise<void> {
     );
     console.log(
       `  record protection (MACs + sealing) cost: jobs/s ×${(sum(protection.on) / sum(protection.off)).toFixed(3)}  (goal: at least ×0.90)`,
+    );
+    console.log(
+      `  Bell jobs/s, metrics and audit tree off / on, alternating rounds: ${observability.off.map((x, i) => `${x.toFixed(0)} / ${observability.on[i]!.toFixed(0)}`).join(', ')}`,
+    );
+    const obs = sum(observability.on) / sum(observability.off);
+    console.log(
+      `  metrics + audit tree cost: jobs/s ×${obs.toFixed(3)}  (goal: within 5 %: ${obs >= 0.95 ? 'met' : 'NOT met'})`,
     );
   } finally {
     await d.stop();

@@ -236,6 +236,8 @@ async function main() {
   removeStateDir(stateDir);
   // Unprotected first, then protected: the protected run is the one the targets are read from.
   const off = await daemonPhases({ QMK_RECORD_PROTECTION: 'off' });
+  // Metrics off and no audit Merkle tree: what observability costs (goal: within 5 %).
+  const bare = await daemonPhases({ QMK_METRICS_LISTEN: 'off', QMK_AUDIT_TREE: 'off' });
   const { seq, seqRate, conc, concRate } = await daemonPhases({});
   const decisionUs = await decisionCost();
 
@@ -255,6 +257,18 @@ async function main() {
       pct(off.conc, 50),
       pct(off.conc, 99),
       off.concRate,
+    ],
+    [
+      'ApplyGates sequential, no metrics, no audit tree',
+      pct(bare.seq, 50),
+      pct(bare.seq, 99),
+      bare.seqRate,
+    ],
+    [
+      'ApplyGates 64 in flight, no metrics, no audit tree',
+      pct(bare.conc, 50),
+      pct(bare.conc, 99),
+      bare.concRate,
     ],
   ] as const;
   console.log('\n| measurement | p50 ms | p99 ms | ops/s |\n|---|---|---|---|');
@@ -287,6 +301,12 @@ async function main() {
   console.log(
     `record protection (MACs + sealing) cost: sequential p50 ×${sealSeq.toFixed(3)}, ` +
       `64-in-flight throughput ×${(1 / sealConc).toFixed(3)}  (goal: at most 10 % either way)`,
+  );
+  const obsSeq = seqP50 / pct(bare.seq, 50);
+  const obsConc = concRate / bare.concRate;
+  console.log(
+    `metrics + audit tree cost: sequential p50 ×${obsSeq.toFixed(3)}, 64-in-flight throughput ` +
+      `×${obsConc.toFixed(3)}  (goal: within 5 % either way: ${obsSeq <= 1.05 && obsConc >= 0.95 ? 'met' : 'NOT met'})`,
   );
   console.log(
     JSON.stringify({

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROGRAM_CHECK_SECONDS_MAX } from './kernel/limits.js';
+import { LOG_LEVELS, type LogLevel } from './util/log.js';
 
 export interface Config {
   stateDir: string;
@@ -26,7 +27,13 @@ export interface Config {
   allowInsecureListen: boolean;
   /** Seconds a large program's check (parse and verify, off the main thread) may take. */
   programCheckSecondsMax: number;
+  logLevel: LogLevel;
+  /** HOST:PORT of the Prometheus metrics listener; null: no metrics. */
+  metricsListen: string | null;
 }
+
+/** Where metrics are served unless told otherwise: loopback only. */
+export const METRICS_LISTEN_DEFAULT = '127.0.0.1:9464';
 
 /** The default free-space watermark: room for checkpoints and the calls that free space. */
 export const STORAGE_FREE_MIN_BYTES_DEFAULT = 64 * 1024 ** 2;
@@ -51,6 +58,10 @@ export const USAGE = `qmkd — multi-tenant quantum microkernel daemon
                          env QMK_TLS_CLIENT_CA (default $CREDENTIALS_DIRECTORY/tls-client-ca when present)
   --allow-insecure-listen  serve plaintext on an address that is not loopback (refused otherwise)
                          env QMK_ALLOW_INSECURE_LISTEN=1
+  --log-level L          fatal, error, warn, info, debug (a line per call), trace or silent
+                         env QMK_LOG_LEVEL (default info)
+  --metrics-listen HOST:PORT  Prometheus metrics at http://HOST:PORT/metrics, or off
+                         env QMK_METRICS_LISTEN (default 127.0.0.1:9464; port 0 = any)
 `;
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
@@ -69,6 +80,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       'tls-key': { type: 'string' },
       'tls-client-ca': { type: 'string' },
       'allow-insecure-listen': { type: 'boolean' },
+      'log-level': { type: 'string' },
+      'metrics-listen': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -125,6 +138,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       env.QMK_PROGRAM_CHECK_SECONDS_MAX ?? String(PROGRAM_CHECK_SECONDS_MAX),
       'QMK_PROGRAM_CHECK_SECONDS_MAX',
     ),
+    logLevel: logLevel(values['log-level'] ?? env.QMK_LOG_LEVEL ?? 'info'),
+    metricsListen: metricsListen(
+      values['metrics-listen'] ?? env.QMK_METRICS_LISTEN ?? METRICS_LISTEN_DEFAULT,
+    ),
   };
 }
 
@@ -166,4 +183,22 @@ function positiveInt(v: string, name: string): number {
   if (!Number.isInteger(n) || n < 1)
     throw new Error(`${name}: expected a positive integer, got ${v}`);
   return n;
+}
+
+function logLevel(v: string): LogLevel {
+  if ((LOG_LEVELS as readonly string[]).includes(v)) return v as LogLevel;
+  throw new Error(
+    `log-level: must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(v.slice(0, 64))}`,
+  );
+}
+
+function metricsListen(v: string): string | null {
+  if (v === 'off') return null;
+  const port = Number(v.slice(v.lastIndexOf(':') + 1));
+  if (!/^.+:\d+$/.test(v) || !(port >= 0 && port <= 65535)) {
+    throw new Error(
+      `metrics-listen: must be HOST:PORT or off, got ${JSON.stringify(v.slice(0, 64))}`,
+    );
+  }
+  return v;
 }

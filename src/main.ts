@@ -16,14 +16,17 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
-import { setErrorLogger } from './api/errors.js';
+import { CallLog } from './api/call-log.js';
 import { CallTracker, routeUncaught } from './api/handler.js';
+import { Metrics, serveMetrics } from './api/metrics.js';
 import { type Servers, setHealth, shutdownServer, startServers } from './api/server.js';
 import { ProgramCheckPool } from './check/pool.js';
 import { loadConfig } from './config.js';
 import { Admin } from './kernel/admin.js';
 import { AuditLog } from './kernel/audit-log.js';
+import type { JobRecord } from './kernel/job-model.js';
 import { JobManager } from './kernel/jobs.js';
 import { Kernel } from './kernel/kernel.js';
 import { SESSION_SWEEP_INTERVAL_MS } from './kernel/limits.js';
@@ -32,7 +35,13 @@ import { Keyring } from './security/keyring.js';
 import { DEV_MASTER_KEY_FILE, masterKeyPath, readMasterKey } from './security/master-key.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
-import { engineInfo, fusionWidth, trimNativeHeap } from './sim/kernels.js';
+import {
+  HEAP_ARENAS,
+  engineInfo,
+  fusionWidth,
+  trimNativeHeap,
+  tuneNativeHeap,
+} from './sim/kernels.js';
 import { HeadFile } from './store/head.js';
 import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { lockStateDir } from './store/lock.js';
@@ -41,36 +50,10 @@ import { tightenStateDir } from './store/permissions.js';
 import { LOADED_DBS, LmdbStore, SCHEMA_VERSION } from './store/store.js';
 import { onBug, reportBug } from './util/bugs.js';
 import { collectWhenIdle } from './util/idle-collect.js';
+import { configureLog, log } from './util/log.js';
 import { createNotifier } from './util/sd-notify.js';
 
 const VERSION = '0.1.0';
-/** Refusals at the door are summed and logged once per window, not once each: a flood of them must stay cheap. */
-const REFUSAL_LOG_WINDOW_MS = 10_000;
-
-/** Counts refused calls by method and code; the first of each kind in a window is logged at once. */
-class RefusalLog {
-  private counts = new Map<string, number>();
-
-  constructor() {
-    setInterval(() => this.flush(), REFUSAL_LOG_WINDOW_MS).unref();
-  }
-
-  count(method: string, code: string): void {
-    const key = `${method} ${code}`;
-    const n = this.counts.get(key) ?? 0;
-    if (n === 0) log('info', 'refused', { method, code });
-    this.counts.set(key, n + 1);
-  }
-
-  private flush(): void {
-    if (this.counts.size === 0) return;
-    const refused = Object.fromEntries(this.counts);
-    this.counts = new Map();
-    log('info', 'refusals', { window_ms: REFUSAL_LOG_WINDOW_MS, refused });
-  }
-}
-
-const refusals = new RefusalLog();
 /** EX_TEMPFAIL: the unit's Restart=on-failure brings the daemon back. */
 const EXIT_RESTART = 75;
 /** Exit status after a programmer error (EX_SOFTWARE). */
@@ -82,24 +65,6 @@ const RESTART_AFTER_FAILED_WRITE =
 const CHECKPOINT_CHECK_INTERVAL_MS = 10_000;
 /** How long a stopping daemon lets grpc-js deliver the last replies before cutting connections. */
 const SHUTDOWN_FLUSH_MS = 2_000;
-
-/**
- * Log streams whose reader went away (EPIPE: journald restarted, the parent died). Writing on
- * would only raise the error again; without this handler each failed write became an uncaught
- * exception whose own log line failed the same way, a loop that spun the main thread and starved
- * shutdown. The daemon keeps serving without those logs.
- */
-const brokenLogStreams = new Set<NodeJS.WriteStream>();
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', () => brokenLogStreams.add(stream));
-}
-
-function log(level: 'info' | 'warn' | 'error', msg: string, fields: object = {}): void {
-  const stream = level === 'info' ? process.stdout : process.stderr;
-  if (brokenLogStreams.has(stream)) return;
-  const line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields });
-  stream.write(`${line}\n`);
-}
 
 /** Where the development tenant's key is written when stdout is not a terminal. */
 const DEV_KEY_FILE = 'dev-tenant.key';
@@ -124,7 +89,7 @@ function showDevKey(stateDir: string, apiKey: string): void {
   }
   const path = join(stateDir, DEV_KEY_FILE);
   writeFileSync(path, `${apiKey}\n`, { mode: 0o600 });
-  log('info', 'created development tenant "dev"; its API key is in a file', { path });
+  log.info('created development tenant "dev"; its API key is in a file', { path });
 }
 
 /** Reads the operator's master key, or in the development default generates one (mode 0400). */
@@ -134,7 +99,7 @@ function masterKey(file: string | null, stateDir: string): Uint8Array {
     const key = new NodeCrypto().secret();
     writeFileSync(path, key.toString('base64'), { mode: 0o400 });
     chmodSync(path, 0o400);
-    log('info', 'generated a development master key', { path });
+    log.info('generated a development master key', { path });
   }
   return readMasterKey(path);
 }
@@ -158,7 +123,7 @@ function openDataKeys(
     if (!(err instanceof DataKeysError) || !devKey || !existsSync(next)) throw err;
     const keys = DataKeys.open(stateDir, readMasterKey(next), create);
     renameSync(next, masterKeyPath(null, stateDir));
-    log('info', 'finished an interrupted master key rotation', {
+    log.info('finished an interrupted master key rotation', {
       path: masterKeyPath(null, stateDir),
     });
     return keys;
@@ -167,15 +132,18 @@ function openDataKeys(
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
+  configureLog(config.logLevel);
+  // Before the pool's threads exist: they share the bounded arenas from their first allocation.
+  const heapTuned = tuneNativeHeap();
+  const calls = new CallLog();
   const notifier = createNotifier(process.env, {
-    onError: (e) => log('warn', 'systemd notification failed', { error: e.message }),
+    onError: (e) => log.warn('systemd notification failed', { error: e.message }),
   });
-  setErrorLogger(log);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // Before anything in the directory is read: a second daemon must not even look at the state.
   lockStateDir(config.stateDir);
   for (const t of tightenStateDir(config.stateDir, [DEV_MASTER_KEY_FILE])) {
-    log('warn', 'tightened the mode of a state file', t);
+    log.warn('tightened the mode of a state file', { ...t });
   }
   const dbDir = join(config.stateDir, 'db');
   // A missing, empty, foreign or crashing data file is refused before anything maps it.
@@ -191,15 +159,36 @@ async function main(): Promise<void> {
   // Benchmarks measure what record protection costs by turning it off; nothing else should.
   const protect = process.env.QMK_RECORD_PROTECTION !== 'off';
   if (!protect)
-    log(
-      'warn',
+    log.warn(
       'records are written without MACs or sealing (QMK_RECORD_PROTECTION=off): for benchmarks only',
     );
+  // Likewise the audit log's Merkle tree (its cost; AuditService is then not served).
+  const auditTree = process.env.QMK_AUDIT_TREE !== 'off';
+  if (!auditTree)
+    log.warn(
+      'the audit Merkle tree is not kept and AuditService is not served (QMK_AUDIT_TREE=off): for benchmarks only; the next start adds the records to the tree',
+    );
+  // Its sources are read at scrape time, once everything below exists (metrics are served last).
+  const metrics: Metrics | null =
+    config.metricsListen === null
+      ? null
+      : new Metrics({
+          jobsByState: (): Record<string, number> => {
+            const { poolBusy: _, ...byState } = jobs.stats();
+            return byState;
+          },
+          poolThreads: () => sim.admission.capacity,
+          poolThreadsBusy: () => sim.admission.threadsBusy,
+          freeBytes: () => store.freeBytes(),
+          auditSeq: () => store.auditHead().seq,
+        });
   const store = LmdbStore.open(dbDir, {
     freeMinBytes: config.storageFreeMinBytes,
     keys,
     headFile: HeadFile.at(config.stateDir),
     protect,
+    auditTree,
+    ...(metrics === null ? {} : { onBatch: (s: number, n: number) => metrics.storeBatch(s, n) }),
   });
   if (!marked) writeMarker(config.stateDir, { storeId: store.storeId, createdAtMs: clock.nowMs() });
   // Every record opens (its MAC or seal checks) before anything is served: `load` opens what it
@@ -222,7 +211,11 @@ async function main(): Promise<void> {
   }
   const sim = new PoolSimulator(config.threads === undefined ? {} : { threads: config.threads });
   // Every pool worker selects the same way (same environment, same addon file).
-  log('info', 'simulation engine', { ...engineInfo(), fusion: fusionWidth() });
+  log.info('simulation engine', {
+    ...engineInfo(),
+    fusion: fusionWidth(),
+    c_heap: heapTuned ? `${HEAP_ARENAS} arenas` : 'default',
+  });
   await sim.warm();
   const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto }, loaded);
   // A failed write whose effect is already in memory (simulator state, job transitions) cannot be
@@ -230,7 +223,7 @@ async function main(): Promise<void> {
   // rebuilds exactly the acknowledged state. Until the servers run, that is an immediate exit.
   const divergence: { restart: (err: Error) => void } = {
     restart: (err: Error) => {
-      log('error', RESTART_AFTER_FAILED_WRITE, { error: err.message });
+      log.error(RESTART_AFTER_FAILED_WRITE, { error: err.message });
       process.exit(EXIT_RESTART);
     },
   };
@@ -251,7 +244,7 @@ async function main(): Promise<void> {
   for (const owner of keys.owners()) {
     if (kernel.principals.tenant(owner) === undefined) keys.shred(owner);
   }
-  log('info', 'state loaded', {
+  log.info('state loaded', {
     tenants: kernel.principals.tenantCount,
     sessions: kernel.table.sessionCount,
     qubits: kernel.table.qubitCount,
@@ -267,17 +260,23 @@ async function main(): Promise<void> {
   const jobs = new JobManager(
     kernel,
     sim,
-    { clock, crypto, results: store, checker },
+    {
+      clock,
+      crypto,
+      results: store,
+      checker,
+      ...(metrics === null ? {} : { onFinished: (rec: JobRecord) => jobFinished(metrics, rec) }),
+    },
     sim.admission,
     loaded.jobs,
   );
   const recovered = await jobs.recover();
-  if (recovered.requeued + recovered.queued > 0) log('info', 'jobs recovered', recovered);
+  if (recovered.requeued + recovered.queued > 0) log.info('jobs recovered', recovered);
 
   const admin = new Admin(kernel, { clock, crypto, signer: keyring, store });
   if (config.devTenant && firstStart) {
     if (underSystemd(process.env)) {
-      log('info', 'no development tenant under systemd: create tenants with qmkctl');
+      log.info('no development tenant under systemd: create tenants with qmkctl');
     } else {
       const dev = await admin.createTenant('dev', 'pro', 0, ['tenant_admin']);
       showDevKey(config.stateDir, dev.apiKey);
@@ -293,7 +292,8 @@ async function main(): Promise<void> {
   };
   const tracker = new CallTracker();
   const startedAt = Date.now();
-  const bound: { servers?: Servers } = {}; // filled once the servers listen; status reads it
+  // Filled once the servers listen; status and stop read it.
+  const bound: { servers?: Servers; metrics?: HttpServer | null } = {};
   const status = () => {
     const j = jobs.stats();
     return {
@@ -322,15 +322,15 @@ async function main(): Promise<void> {
       kernel,
       jobs,
       admin,
-      audit: new AuditLog(store.auditLog, keyring, clock),
+      audit: auditTree ? new AuditLog(store.auditLog, keyring, clock) : null,
       tracker,
       status,
       stateOps: new StateOperations(config.stateDir, store, keys, config.masterKeyFile),
+      observers: metrics === null ? [calls] : [calls, metrics],
       onRefuse: (path, err, peer) => {
-        refusals.count(path, err.code);
         // Bounded per address by the failed-authentication throttle, so these cannot flood.
         if (err.code.startsWith('CREDENTIAL_')) {
-          log('warn', 'failed authentication', { method: path, code: err.code, peer });
+          log.warn('failed authentication', { method: path, code: err.code, peer });
         }
       },
     },
@@ -349,7 +349,7 @@ async function main(): Promise<void> {
   const stopWatchdog = notifier.startWatchdog();
 
   const background = (what: string, fn: () => Promise<unknown>) => () => {
-    fn().catch((err) => log('error', `${what} failed`, { error: String(err) }));
+    fn().catch((err) => log.error(`${what} failed`, { error: String(err) }));
   };
   const sweep = setInterval(
     background('sweep', async () => {
@@ -372,13 +372,16 @@ async function main(): Promise<void> {
   const stop = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
-    log('info', 'stopping', { signal });
+    log.info('stopping', { signal });
     const s = servers;
     setHealth(s.health, 'NOT_SERVING');
     notifier.stopping();
     clearInterval(sweep);
     clearInterval(checkpoints);
     stopIdleCollection();
+    calls.stop();
+    bound.metrics?.close();
+    bound.metrics?.closeAllConnections();
     stopWatchdog();
     const shutdown = Promise.all([shutdownServer(s.tenant), shutdownServer(s.admin)]);
     // Running jobs stop at their next gate boundary and re-run after the restart (same seed);
@@ -387,7 +390,7 @@ async function main(): Promise<void> {
     tracker.endStreams();
     const drained = await tracker.drained(config.drainMs);
     tracker.draining = true;
-    if (!drained) log('warn', 'drain timed out', { in_flight: tracker.inFlight });
+    if (!drained) log.warn('drain timed out', { in_flight: tracker.inFlight });
     // Replies already handed to grpc-js still have to reach their clients: the graceful shutdown
     // sends them and closes the connections; only what is still open after a bound is cut.
     const closed = await Promise.race([
@@ -404,19 +407,25 @@ async function main(): Promise<void> {
     await checker.close();
     await sim.close();
     await store.close();
-    log('info', 'stopped');
+    log.info('stopped');
     process.exit(exitCode);
   };
   divergence.restart = (err) => {
-    log('error', RESTART_AFTER_FAILED_WRITE, { error: err.message });
+    log.error(RESTART_AFTER_FAILED_WRITE, { error: err.message });
     // After the current turn: the call whose write failed gets its error before the drain.
     setImmediate(() => void stop('storage', EXIT_RESTART));
   };
   shutdownSignals.stop = (signal) => void stop(signal);
   // Announced last, with the signal handlers in place: whoever waits for this line may stop us.
-  log('info', 'listening', {
+  const metricsServer =
+    metrics === null || config.metricsListen === null
+      ? null
+      : await serveMetrics(metrics, config.metricsListen);
+  bound.metrics = metricsServer?.server ?? null;
+  log.info('listening', {
     address: servers.tenantAddress,
     admin_socket: servers.adminSocket,
+    metrics: metricsServer === null ? 'off' : `http://${metricsServer.address}/metrics`,
     state_dir: config.stateDir,
     tls: config.tls === null ? 'off' : config.tls.clientCaFile === null ? 'tls' : 'mutual',
   });
@@ -447,7 +456,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 // The short delay lets the INTERNAL reply and the log line leave the process.
 let stopping = false;
 onBug((err: unknown) => {
-  log('error', 'programmer error: stopping', {
+  log.error('programmer error: stopping', {
     error: err instanceof Error ? (err.stack ?? err.message) : String(err),
   });
   if (stopping) return;
@@ -462,6 +471,17 @@ process.on('uncaughtException', onUncaught);
 process.on('unhandledRejection', onUncaught);
 
 main().catch((err: unknown) => {
-  log('error', 'failed to start', { error: err instanceof Error ? err.message : String(err) });
+  log.error('failed to start', { error: err instanceof Error ? err.message : String(err) });
   process.exit(1);
 });
+
+/** A finished job in the metrics: queue wait and run time when it started. */
+function jobFinished(metrics: Metrics, rec: JobRecord): void {
+  const started = rec.startedAtMs > 0;
+  metrics.jobFinished(
+    rec.tenantId,
+    rec.state,
+    started ? Math.max(0, rec.startedAtMs - rec.submittedAtMs) : null,
+    started ? Math.max(0, rec.finishedAtMs - rec.startedAtMs) : null,
+  );
+}

@@ -41,6 +41,7 @@ export function recordToWire(leaf: AuditLeaf): WireRecord {
     hash: r.hash,
     leaf_input: leaf.leafInput,
     leaf_hash: leaf.leafHash,
+    request_id: r.request ?? '',
   };
 }
 

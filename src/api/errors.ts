@@ -6,22 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, type StatusObject, status } from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
+import { log } from '../util/log.js';
 import { STATUS_DETAILS_KEY, statusDetails } from './details.js';
 import { GRPC_STATUS } from './status.js';
 
 export const ERROR_CODE_KEY = 'qmk-error-code';
-
-export type Logger = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) => void;
-
-let log: Logger = (level, msg, fields) => {
-  process.stderr.write(
-    `${JSON.stringify({ level, msg, ...fields, ts: new Date().toISOString() })}\n`,
-  );
-};
-
-export function setErrorLogger(l: Logger): void {
-  log = l;
-}
 
 export function errorStatus(err: unknown): Partial<StatusObject> {
   const metadata = new Metadata();
@@ -46,7 +35,7 @@ export function errorStatus(err: unknown): Partial<StatusObject> {
     return { code, details: err.message, metadata };
   }
   const id = randomUUID();
-  log('error', 'handler failed', {
+  log.error('handler failed', {
     correlation: id,
     error: err instanceof Error ? (err.stack ?? err.message) : String(err),
   });

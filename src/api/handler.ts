@@ -10,8 +10,9 @@ import type * as grpc from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
 import type { Principal } from '../kernel/model.js';
 import { reportBug } from '../util/bugs.js';
+import { type RequestScope, withRequest } from '../util/request-context.js';
 import { errorStatus } from './errors.js';
-import { principalOf } from './interceptor.js';
+import { principalOf, requestIdOf } from './interceptor.js';
 import type { DecodeFailure } from './request-limits.js';
 
 export class CallTracker {
@@ -122,15 +123,17 @@ export function unary<Req, Res>(
       else callback(null, res);
     };
     callContext.run(ctx, () =>
-      Promise.resolve()
-        .then(() => {
-          const { p, req } = admit<Req>(tracker, call);
-          return fn(p, req);
-        })
-        .then(
-          (res) => answer(null, res),
-          (err: unknown) => answer(failureStatus(err)),
-        ),
+      withRequest(scopeOf(call.metadata), () =>
+        Promise.resolve()
+          .then(() => {
+            const { p, req } = admit<Req>(tracker, call);
+            return fn(p, req);
+          })
+          .then(
+            (res) => answer(null, res),
+            (err: unknown) => answer(failureStatus(err)),
+          ),
+      ),
     );
   };
 }
@@ -169,7 +172,7 @@ export function serverStream<Req, Res>(
     const onDrain = () =>
       close(errorStatus(new KernelError('UNAVAILABLE', 'daemon is shutting down')));
     call.on('cancelled', () => close(null));
-    callContext.run(ctx, async () => {
+    const stream = async () => {
       try {
         const { p, req } = admit<Req>(tracker, call);
         tracker.onDrain(onDrain);
@@ -186,6 +189,16 @@ export function serverStream<Req, Res>(
       } catch (err) {
         close(failureStatus(err));
       }
-    });
+    };
+    callContext.run(ctx, () => withRequest(scopeOf(call.metadata), stream));
+  };
+}
+
+/** The call's request id and who makes it, for log lines and audit records made for it. */
+function scopeOf(metadata: grpc.Metadata): RequestScope {
+  const p = principalOf(metadata);
+  return {
+    requestId: requestIdOf(metadata) ?? '',
+    actor: p === undefined ? null : p.kind === 'operator' ? 'operator' : `${p.tenantId}/`,
   };
 }

@@ -2,18 +2,16 @@
  * The one server interceptor: authenticates every call and checks the authorization table before
  * any handler runs. Layer: api. A refused call never reaches a handler; the principal of an
  * accepted call is attached to its metadata object through a WeakMap (not a header), so a client
- * cannot forge it.
+ * cannot forge it. Every call gets a request id (the client's `x-request-id`, when usable, else a
+ * new one), sent back in the `x-request-id` response header (or trailer), and every call's end is
+ * reported once (`onEnd`: logs, metrics), refused ones included.
  */
-import {
-  type Metadata,
-  ServerInterceptingCall,
-  type ServerInterceptor,
-  status,
-} from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { Metadata, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
 import type { Principal } from '../kernel/model.js';
 import type { AuthzEntry } from './authz.js';
-import { errorStatus } from './errors.js';
+import { ERROR_CODE_KEY, errorStatus } from './errors.js';
 import {
   type DecodeFailure,
   type DeferredRequest,
@@ -22,6 +20,40 @@ import {
 } from './request-limits.js';
 
 const principals = new WeakMap<Metadata, Principal>();
+const requestIds = new WeakMap<Metadata, string>();
+
+export const REQUEST_ID_KEY = 'x-request-id';
+/** A client's request id is used when it is 1–128 printable ASCII characters without spaces. */
+const USABLE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** The request id of a call, as the interceptor settled it. */
+export function requestIdOf(metadata: Metadata): string | undefined {
+  return requestIds.get(metadata);
+}
+
+function requestIdFrom(metadata: Metadata): string {
+  const given = metadata.get(REQUEST_ID_KEY)[0];
+  return typeof given === 'string' && USABLE_REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+export type GrpcType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
+
+/** A call as metrics name it: its path and its kind. */
+export interface CallInfo {
+  path: string;
+  type: GrpcType;
+}
+
+/** How one call ended, as the interceptor saw it. */
+export interface CallEnd extends CallInfo {
+  principal: Principal | null;
+  peer: string;
+  requestId: string;
+  /** gRPC status code, and the kernel's code for an error ('' when OK or not a kernel error). */
+  code: number;
+  kernelCode: string;
+  ms: number;
+}
 
 export function principalOf(metadata: Metadata): Principal | undefined {
   return principals.get(metadata);
@@ -43,8 +75,17 @@ export interface InterceptorOptions {
   enter?(p: Principal): () => void;
   /** The limits a caller's requests are walked against before they are decoded. */
   limits(p: Principal | null): RequestLimits;
-  /** Called for every refusal (logging, metrics), with the caller's address. */
+  /** Called for every refusal at the door (before any handler), with the caller's address. */
   onRefuse?(path: string, err: KernelError, peer: string): void;
+  /** Told of every call: its start, each message each way, and once its end (refused or not). */
+  observers?: readonly CallObserver[];
+}
+
+export interface CallObserver {
+  started?(call: CallInfo): void;
+  received?(call: CallInfo): void;
+  sent?(call: CallInfo): void;
+  ended?(end: CallEnd): void;
 }
 
 /** Extracts the key from `authorization: Bearer <key>`; undefined when absent. */
@@ -103,22 +144,52 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
     };
     let limits: RequestLimits | null = null;
     const peer = peerAddress(call.getConnectionInfo().remoteAddress);
+    const started = performance.now();
+    const info: CallInfo = {
+      path: method.path,
+      type: method.requestStream
+        ? method.responseStream
+          ? 'bidi_stream'
+          : 'client_stream'
+        : method.responseStream
+          ? 'server_stream'
+          : 'unary',
+    };
+    const observers = opts.observers ?? [];
+    for (const o of observers) o.started?.(info);
+    let requestId = '';
+    let principal: Principal | null = null;
+    let headersSent = false;
+    const ended = (code: number, trailers: Metadata | undefined) => {
+      const kernelCode = trailers?.get(ERROR_CODE_KEY)[0];
+      const end: CallEnd = {
+        ...info,
+        principal,
+        peer,
+        requestId,
+        code,
+        kernelCode: typeof kernelCode === 'string' ? kernelCode : '',
+        ms: performance.now() - started,
+      };
+      for (const o of observers) o.ended?.(end);
+    };
     const refuse = (err: unknown) => {
       const e =
         err instanceof KernelError ? err : new KernelError('INTERNAL', 'authentication failed');
       opts.onRefuse?.(method.path, e, peer);
       const s = errorStatus(e);
-      call.sendStatus({
-        code: s.code ?? status.INTERNAL,
-        details: s.details ?? '',
-        metadata: s.metadata!,
-      });
+      const metadata = s.metadata ?? new Metadata();
+      metadata.set(REQUEST_ID_KEY, requestId);
+      const code = s.code ?? status.INTERNAL;
+      call.sendStatus({ code, details: s.details ?? '', metadata });
+      ended(code, metadata);
     };
     return new ServerInterceptingCall(call, {
       start(next) {
         next({
           onReceiveMetadata(metadata, mdNext) {
-            let principal: Principal | null;
+            requestId = requestIdFrom(metadata);
+            requestIds.set(metadata, requestId);
             try {
               principal = decide(opts, method.path, metadata, peer);
               if (principal && opts.enter) release = opts.enter(principal);
@@ -131,6 +202,7 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
             mdNext(metadata);
           },
           onReceiveMessage(message, msgNext) {
+            for (const o of observers) o.received?.(info);
             if (!isDeferred(message)) {
               msgNext(message);
               return;
@@ -147,9 +219,21 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
           onCancel: done,
         });
       },
+      sendMessage(message, next) {
+        for (const o of observers) o.sent?.(info);
+        next(message);
+      },
+      sendMetadata(metadata, next) {
+        headersSent = true;
+        metadata.set(REQUEST_ID_KEY, requestId);
+        next(metadata);
+      },
       sendStatus(s, next) {
         done();
-        next(s);
+        const trailers = s.metadata ?? new Metadata();
+        if (!headersSent) trailers.set(REQUEST_ID_KEY, requestId);
+        next({ ...s, metadata: trailers });
+        ended(s.code, trailers);
       },
     });
   };

@@ -20,7 +20,7 @@ import { AUTHZ_TABLE } from './authz.js';
 import { channelServiceHandlers } from './channel-service.js';
 import type { GetStatusResponse } from './generated/qmk/v1/GetStatusResponse.js';
 import type { CallTracker } from './handler.js';
-import { authInterceptor } from './interceptor.js';
+import { type CallObserver, authInterceptor } from './interceptor.js';
 import { jobServiceHandlers } from './job-service.js';
 import { kernelServiceHandlers } from './kernel-service.js';
 import { type QmkGrpc, loadGrpcObject, loadPackageDefinition, loadProtobufRoot } from './proto.js';
@@ -73,11 +73,13 @@ export interface ServerDeps {
   kernel: Kernel;
   jobs: JobManager;
   admin: Admin;
-  audit: AuditLog;
+  /** null: AuditService is not served (UNIMPLEMENTED; benchmarks only). */
+  audit: AuditLog | null;
   tracker: CallTracker;
   status(): GetStatusResponse;
   stateOps: StateOperationsPort;
   onRefuse(path: string, err: KernelError, peer: string): void;
+  observers: readonly CallObserver[];
 }
 
 /** TLS material for the tenant listener (PEM). */
@@ -142,14 +144,15 @@ export async function startServers(
           return new RequestLimits(quota);
         },
         onRefuse: deps.onRefuse,
+        observers: deps.observers,
       }),
     ],
   });
   tenant.addService(deferred('KernelService'), kernelServiceHandlers(deps.kernel, deps.tracker));
   tenant.addService(deferred('JobService'), jobServiceHandlers(deps.jobs, deps.tracker));
   tenant.addService(deferred('ChannelService'), channelServiceHandlers(deps.kernel, deps.tracker));
-  const audit = auditServiceHandlers(deps.audit, deps.tracker);
-  tenant.addService(deferred('AuditService'), audit);
+  const audit = deps.audit && auditServiceHandlers(deps.audit, deps.tracker);
+  if (audit) tenant.addService(deferred('AuditService'), audit);
   health.addToServer(tenant);
   reflection.addToServer(tenant);
 
@@ -162,6 +165,7 @@ export async function startServers(
         authenticate: () => ({ kind: 'operator' }),
         limits: () => OPERATOR_LIMITS,
         onRefuse: deps.onRefuse,
+        observers: deps.observers,
       }),
     ],
   });
@@ -169,7 +173,7 @@ export async function startServers(
     deferred('AdminService'),
     adminServiceHandlers(deps.admin, deps.tracker, deps.status, deps.stateOps),
   );
-  admin.addService(deferred('AuditService'), audit);
+  if (audit) admin.addService(deferred('AuditService'), audit);
   health.addToServer(admin);
   reflection.addToServer(admin);
 

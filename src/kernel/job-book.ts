@@ -25,6 +25,8 @@ export interface LiveJob {
   cancelActor: string;
   watchers: Set<JobListener>;
   lastSent: string;
+  /** The state the log last reported ('' before the job's first commit). */
+  logged: string;
 }
 
 export function liveJob(rec: JobRecord, compiled: Compiled | null): LiveJob {
@@ -38,6 +40,7 @@ export function liveJob(rec: JobRecord, compiled: Compiled | null): LiveJob {
     cancelActor: '',
     watchers: new Set(),
     lastSent: '',
+    logged: '',
   };
 }
 

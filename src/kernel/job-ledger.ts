@@ -6,6 +6,7 @@
  * and the progress updates watchers get. It decides no transition: the manager and the runs do.
  */
 import assert from 'node:assert';
+import { log } from '../util/log.js';
 import type { Admission } from './admission.js';
 import type { Durability } from './durability.js';
 import { KernelError, invalid, quote } from './errors.js';
@@ -52,6 +53,7 @@ export class JobLedger {
     private readonly results: Pick<StorePort, 'read'>,
     /** Whether no job is running on the pool (the progress timer may stop). */
     private readonly idle: () => boolean,
+    private readonly onFinished: (rec: JobRecord) => void = () => {},
   ) {}
 
   /** Counts a job as running (RUNNING or CANCELLING) until `finish`. */
@@ -245,6 +247,18 @@ export class JobLedger {
   }
 
   private show(job: LiveJob, rec: JobRecord): void {
+    if (job.logged !== rec.state) {
+      log.info('job', {
+        job: rec.id,
+        tenant: rec.tenantId,
+        from: job.logged,
+        state: rec.state,
+        ...(rec.reason === '' ? {} : { reason: rec.reason }),
+        ...(TERMINAL_STATES.has(rec.state) ? { shots_done: rec.shotsDone } : {}),
+      });
+    }
+    if (job.logged !== rec.state && TERMINAL_STATES.has(rec.state)) this.onFinished(rec);
+    job.logged = rec.state;
     job.shown = rec;
     this.emit(job, this.view(job));
     if (TERMINAL_STATES.has(rec.state)) job.watchers.clear();

@@ -5,6 +5,7 @@
  * end becomes its terminal state. Layer: kernel. The ledger commits and shows each transition.
  */
 import assert from 'node:assert';
+import { outsideRequest } from '../util/request-context.js';
 import { auditEvent } from './actors.js';
 import type { Admission } from './admission.js';
 import type { ChannelUse } from './bound-jobs.js';
@@ -138,9 +139,13 @@ export class JobRuns {
     return Math.max(1, Math.ceil((this.runner.slots * this.weightOf(tenantId)) / total));
   }
 
-  /** Starts every queued job that may run now (the tenant policy below may have changed). */
+  /**
+   * Starts every queued job that may run now (the tenant policy below may have changed). The
+   * runs belong to no call: whichever call woke the pump, its request id stays out of the jobs'
+   * log lines and audit records.
+   */
   pump(): void {
-    if (!this.stopped) this.admission.dispatch();
+    if (!this.stopped) outsideRequest(() => this.admission.dispatch());
   }
 
   /** The tenant policy a queued job must pass to start: running limit, pool slots and share. */

@@ -66,6 +66,8 @@ export interface JobPorts {
   results: Pick<StorePort, 'read'>;
   /** Checks large programs off the main thread (absent: every check runs inline). */
   checker?: ProgramCheckPort;
+  /** Told of each job that reached a final state, once that is durable (metrics). */
+  onFinished?: (rec: JobRecord) => void;
 }
 
 /** Marks a request hash of the current form (the source hashed apart from the other fields). */
@@ -94,6 +96,7 @@ export class JobManager {
       ports.clock,
       ports.results,
       () => this.runs.poolJobs === 0,
+      ports.onFinished,
     );
     this.runs = new JobRuns(kernel, runner, ports.clock, admission, this.ledger);
     const sorted = [...loaded].sort((a, b) => a.seq - b.seq);

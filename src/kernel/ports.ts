@@ -169,6 +169,8 @@ export interface AuditEvent {
   detail?: Record<string, unknown>;
   /** The tenants the act concerns: each sees the record in its own view of the log. */
   tenants?: string[];
+  /** The request id of the call that did the act (set by the store for the caller's own acts). */
+  request?: string;
 }
 
 /** An audit record as committed: its place in the log, its time and its chain links. */

@@ -22,8 +22,19 @@ export function canonicalJson(v: unknown): string {
 }
 
 export function hashAuditRecord(r: Omit<AuditRecord, 'hash'>): string {
-  const { seq, tsMs, prev, actor, action, target, outcome, detail, tenants } = r;
-  const body = canonicalJson({ seq, tsMs, prev, actor, action, target, outcome, detail, tenants });
+  const { seq, tsMs, prev, actor, action, target, outcome, detail, tenants, request } = r;
+  const body = canonicalJson({
+    seq,
+    tsMs,
+    prev,
+    actor,
+    action,
+    target,
+    outcome,
+    detail,
+    tenants,
+    request,
+  });
   return createHash('sha256').update(prev).update('\n').update(body).digest('hex');
 }
 
@@ -32,11 +43,21 @@ export function hashAuditRecord(r: Omit<AuditRecord, 'hash'>): string {
  * hash included) as UTF-8. A verifier hashes these bytes as given; it need not re-encode.
  */
 export function auditLeafInput(r: AuditRecord): Buffer {
-  const { seq, tsMs, prev, hash, actor, action, target, outcome, detail, tenants } = r;
-  return Buffer.from(
-    canonicalJson({ seq, tsMs, prev, hash, actor, action, target, outcome, detail, tenants }),
-    'utf8',
-  );
+  const { seq, tsMs, prev, hash, actor, action, target, outcome, detail, tenants, request } = r;
+  const fields = {
+    seq,
+    tsMs,
+    prev,
+    hash,
+    actor,
+    action,
+    target,
+    outcome,
+    detail,
+    tenants,
+    request,
+  };
+  return Buffer.from(canonicalJson(fields), 'utf8');
 }
 
 export function linkAuditRecord(

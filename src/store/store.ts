@@ -30,6 +30,7 @@ import { AUDIT_GENESIS_HASH, type AuditRecord, linkAuditRecord } from '../securi
 import type { DataKeys } from '../security/data-keys.js';
 import { RecordCodec, RecordError, type RecordKey } from '../security/record-codec.js';
 import { crashNow, fires } from '../util/failpoints.js';
+import { actsFor, currentRequest } from '../util/request-context.js';
 import { AuditTree, type TreeStore } from './audit-tree.js';
 import {
   type ChainVerification,
@@ -48,13 +49,12 @@ import {
   migrateFromV1,
 } from './schema.js';
 
-export { DB_NAMES, LOADED_DBS, SCHEMA_VERSION, StoreError, type StoreLoad };
 import { type AuditPoint, HeadFile, checkAgainstHead } from './head.js';
+
+export { DB_NAMES, LOADED_DBS, SCHEMA_VERSION, StoreError, type StoreLoad, type AuditPoint };
 
 /** The data file's name inside the store directory. */
 export const DATA_FILE = 'qmk.lmdb';
-
-export type { AuditPoint };
 
 /** Audit records re-hashed per slice of an on-demand verification, between yields to other work. */
 const AUDIT_VERIFY_SLICE_RECORDS = 5_000;
@@ -71,6 +71,10 @@ export interface StoreOptions {
   headFile?: string;
   /** false: records written without MAC or sealing, to measure their cost (benchmarks only). */
   protect?: boolean;
+  /** false: the audit log's Merkle tree is not kept, to measure its cost (benchmarks only). */
+  auditTree?: boolean;
+  /** Told of each batch written: seconds to write and sync it, and how many commits it held. */
+  onBatch?: (seconds: number, commits: number) => void;
 }
 
 const GENESIS_POINT: AuditPoint = { seq: 0, hash: AUDIT_GENESIS_HASH };
@@ -270,7 +274,7 @@ export class LmdbStore implements StorePort {
     if (this.auditSeq > verified.seq) {
       this.putSync('meta', 'audit_verified', { seq: this.auditSeq, hash: this.auditHash });
     }
-    this.auditLog = new AuditTree(this.treeStore(), this.auditSeq);
+    this.auditLog = new AuditTree(this.treeStore(), this.auditSeq, this.options.auditTree ?? true);
     if (this.options.headFile !== undefined) this.checkHead(this.options.headFile);
   }
 
@@ -372,7 +376,17 @@ export class LmdbStore implements StorePort {
    * Rejects with STORAGE_FULL or STORAGE_FAILED when the batch could not be written; then nothing
    * of it is on disk and the durable head (audit sequence and hash, op-log sequence) is unchanged.
    */
-  commit(records: StoreRecord[], audit: AuditEvent[], oplog: OplogEntry[] = []): Promise<void> {
+  commit(records: StoreRecord[], events: AuditEvent[], oplog: OplogEntry[] = []): Promise<void> {
+    // The caller's own acts carry its request id (the kernel's acts it merely woke do not).
+    const scope = currentRequest();
+    const audit =
+      scope === undefined
+        ? events
+        : events.map((e) =>
+            e.request === undefined && actsFor(scope, e.actor)
+              ? { ...e, request: scope.requestId }
+              : e,
+          );
     if (!this.openBatch) {
       const commits: PendingCommit[] = [];
       const done = this.tail.then(() => {
@@ -437,6 +451,7 @@ export class LmdbStore implements StorePort {
       }));
       const fault = batchFaults(linked);
       if (fault.beforeCommit) crashNow('store.before-commit');
+      const t0 = performance.now();
       await this.transact((w) => {
         for (const { records, audit, ops } of encoded) {
           for (const r of records) {
@@ -451,6 +466,7 @@ export class LmdbStore implements StorePort {
           if (fault.oplogAppend) crashNow('store.oplog-append');
         }
       }, fault.commitError);
+      this.options.onBatch?.((performance.now() - t0) / 1000, batch.length);
       if (fault.afterCommit) crashNow('store.after-commit');
     } catch (err) {
       if (oplogSeq !== this.oplogSeq) this.oplogLost = true;

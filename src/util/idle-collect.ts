@@ -105,7 +105,15 @@ export function idleCollection(): (() => void) | null {
     // The full collection is asked for without options: this runtime's V8 (Node 20) reads
     // `{ type: 'major' }` as a young collection (seen in --trace-gc: "Scavenge"), which left a
     // failed-auth flood's 33 MB of old-generation garbage in place until V8 happened to collect.
-    run();
+    // It also compacts: a full collection frees the garbage but keeps the pages the survivors
+    // are spread over (after a flood of large programs: 16.6 MB live in 22.8 MB of pages);
+    // moving the survivors together gives the pages back (measured: 30.4 → 9.9 MB committed).
+    setFlagsFromString('--compact-on-every-full-gc');
+    try {
+      run();
+    } finally {
+      setFlagsFromString('--no-compact-on-every-full-gc');
+    }
   };
 }
 

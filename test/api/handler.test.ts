@@ -7,13 +7,13 @@ import { Metadata, status } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { setErrorLogger } from '../../src/api/errors.js';
 import { CallTracker, routeUncaught, unary } from '../../src/api/handler.js';
 import { attachPrincipal } from '../../src/api/interceptor.js';
 import { KernelError } from '../../src/kernel/errors.js';
 import { onBug, reportBug } from '../../src/util/bugs.js';
+import { configureLog } from '../../src/util/log.js';
 
-setErrorLogger(() => {});
+configureLog('silent');
 const bugs: unknown[] = [];
 onBug((err) => bugs.push(err));
 process.on('uncaughtException', (err) => {

@@ -18,6 +18,8 @@ export interface Daemon {
   stateDir: string;
   address: string;
   adminSocket: string;
+  /** `http://127.0.0.1:<port>/metrics`, or 'off'. */
+  metricsUrl: string;
   child: ChildProcess;
   output: () => string;
   /** SIGKILL, no cleanup (crash). */
@@ -57,7 +59,12 @@ function spawnDaemon(stateDir: string, env: NodeJS.ProcessEnv): ChildProcess {
       // QMK_TEST_DEV_TENANT=1: let the daemon create its development tenant (first start).
       ...(env.QMK_TEST_DEV_TENANT === '1' ? [] : ['--no-dev-tenant']),
     ],
-    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: ROOT,
+      // Metrics on a free port unless a test says otherwise: daemons of parallel tests coexist.
+      env: { QMK_METRICS_LISTEN: '127.0.0.1:0', ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
 }
 
@@ -71,32 +78,39 @@ export async function startDaemon(
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
   const exited = ended.then((e) => e.code);
-  const address = await new Promise<{ address: string; admin: string }>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`daemon did not start:\n${out}`)),
-      START_TIMEOUT_MS,
-    );
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /"msg":"listening","address":"([^"]+)","admin_socket":"([^"]+)"/.exec(out);
-      if (m) {
+  const address = await new Promise<{ address: string; admin: string; metrics: string }>(
+    (resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`daemon did not start:\n${out}`)),
+        START_TIMEOUT_MS,
+      );
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        const line = logLines(out).find((l) => l.msg === 'listening');
+        if (line) {
+          clearTimeout(timer);
+          resolve({
+            address: String(line.address),
+            admin: String(line.admin_socket),
+            metrics: String(line.metrics),
+          });
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      void exited.then((code) => {
         clearTimeout(timer);
-        resolve({ address: m[1]!, admin: m[2]! });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`daemon exited with ${code} before listening:\n${out}`));
-    });
-  });
+        reject(new Error(`daemon exited with ${code} before listening:\n${out}`));
+      });
+    },
+  );
   return {
     stateDir,
     address: address.address,
     adminSocket: address.admin,
+    metricsUrl: address.metrics,
     child,
     output: () => out,
     async kill() {
@@ -116,6 +130,20 @@ export type AnyClient = grpc.Client & Record<string, any>;
 /** A decoded reply message: tests read whichever fields they assert on. */
 // biome-ignore lint/suspicious/noExplicitAny: reply shapes are checked by the assertions
 export type Wire = Record<string, any>;
+
+/** The daemon's JSON log lines in `output` (other text, and a partial last line, skipped). */
+export function logLines(output: string): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  for (const text of output.split('\n')) {
+    if (!text.startsWith('{') || !text.endsWith('}')) continue;
+    try {
+      lines.push(JSON.parse(text) as Record<string, unknown>);
+    } catch {
+      // not a log line
+    }
+  }
+  return lines;
+}
 
 export function adminClient(d: Pick<Daemon, 'adminSocket'>): AnyClient {
   const { AdminService } = loadGrpcObject();

@@ -87,6 +87,23 @@ test('the collections are available, and after a burst and 7 s idle the young ge
   assert.ok(young() < grown, `shrank: ${grown} → ${young()}`);
 });
 
+test('the collection gives back the pages of the old generation that survivors were spread over', () => {
+  const gc = idleCollection()!;
+  const old = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!;
+  const keep: ({ i: number; s: string } | null)[] = Array.from({ length: 400_000 }, (_, i) => ({
+    i,
+    s: `x${i}`,
+  }));
+  gc();
+  // Three of every four die: a plain full collection frees them but keeps their pages.
+  for (let i = 0; i < keep.length; i++) if (i % 4 !== 0) keep[i] = null;
+  const before = old().space_size;
+  gc();
+  const after = old().space_size;
+  assert.ok(keep[0] !== null);
+  assert.ok(after < before - 8_000_000, `committed old space ${before} → ${after}`);
+});
+
 test('the collection frees garbage of the old generation', () => {
   const gc = idleCollection()!;
   const old = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!;

@@ -17,6 +17,7 @@ export interface AuditRecord {
   'hash'?: (string);
   'leaf_input'?: (Buffer | Uint8Array | string);
   'leaf_hash'?: (Buffer | Uint8Array | string);
+  'request_id'?: (string);
 }
 
 export interface AuditRecord__Output {
@@ -33,4 +34,5 @@ export interface AuditRecord__Output {
   'hash': (string);
   'leaf_input': (Buffer);
   'leaf_hash': (Buffer);
+  'request_id': (string);
 }
