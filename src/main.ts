@@ -35,13 +35,7 @@ import { Keyring } from './security/keyring.js';
 import { DEV_MASTER_KEY_FILE, masterKeyPath, readMasterKey } from './security/master-key.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
-import {
-  HEAP_ARENAS,
-  engineInfo,
-  fusionWidth,
-  trimNativeHeap,
-  tuneNativeHeap,
-} from './sim/kernels.js';
+import { engineInfo, fusionWidth, trimNativeHeap } from './sim/kernels.js';
 import { HeadFile } from './store/head.js';
 import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { lockStateDir } from './store/lock.js';
@@ -133,8 +127,6 @@ function openDataKeys(
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env);
   configureLog(config.logLevel);
-  // Before the pool's threads exist: they share the bounded arenas from their first allocation.
-  const heapTuned = tuneNativeHeap();
   const calls = new CallLog();
   const notifier = createNotifier(process.env, {
     onError: (e) => log.warn('systemd notification failed', { error: e.message }),
@@ -211,11 +203,7 @@ async function main(): Promise<void> {
   }
   const sim = new PoolSimulator(config.threads === undefined ? {} : { threads: config.threads });
   // Every pool worker selects the same way (same environment, same addon file).
-  log.info('simulation engine', {
-    ...engineInfo(),
-    fusion: fusionWidth(),
-    c_heap: heapTuned ? `${HEAP_ARENAS} arenas` : 'default',
-  });
+  log.info('simulation engine', { ...engineInfo(), fusion: fusionWidth() });
   await sim.warm();
   const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto }, loaded);
   // A failed write whose effect is already in memory (simulator state, job transitions) cannot be

@@ -260,22 +260,6 @@ Napi::Value TrimHeap(const Napi::CallbackInfo& info) {
 #endif
 }
 
-// Bounds how much of the C heap one burst can leave behind (glibc): at most `arenas` malloc
-// arenas (by default up to 8 per core, one per thread that met contention, each keeping what its
-// threads freed, fragmented), and blocks of `mmapBytes` or more mapped on their own, so they go
-// back to the system when freed (fixing the threshold also stops glibc from raising it after a
-// large block is freed, which put later large blocks into the arenas). Returns whether it could.
-Napi::Value TuneHeap(const Napi::CallbackInfo& info) {
-#if defined(__GLIBC__)
-  const int arenas = info[0].As<Napi::Number>().Int32Value();
-  const int mmapBytes = info[1].As<Napi::Number>().Int32Value();
-  const bool ok = mallopt(M_ARENA_MAX, arenas) == 1 && mallopt(M_MMAP_THRESHOLD, mmapBytes) == 1;
-  return Napi::Boolean::New(info.Env(), ok);
-#else
-  return Napi::Boolean::New(info.Env(), false);
-#endif
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("applyDense", Napi::Function::New(env, ApplyDense));
   exports.Set("applyMatrix1", Napi::Function::New(env, ApplyMatrix1));
@@ -294,7 +278,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("isa", Napi::Function::New(env, Isa));
   exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
-  exports.Set("tuneHeap", Napi::Function::New(env, TuneHeap));
   return exports;
 }
 

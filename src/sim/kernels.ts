@@ -139,7 +139,6 @@ export interface NativeAddon {
   isa(): string;
   /** glibc's malloc_trim: the C heap's free memory back to the system; false elsewhere. */
   trimHeap(): boolean;
-  tuneHeap(arenas: number, mmapBytes: number): boolean;
 }
 
 const NATIVE_ERRORS: Readonly<Record<number, string>> = {
@@ -324,27 +323,6 @@ export function trimNativeHeap(): boolean {
   const loaded = loadNative();
   return (
     'addon' in loaded && typeof loaded.addon.trimHeap === 'function' && loaded.addon.trimHeap()
-  );
-}
-
-/** Arenas the C heap may use, for all threads (see `tuneNativeHeap`). */
-export const HEAP_ARENAS = 2;
-/** Blocks this large or larger are mapped on their own and go back to the system when freed. */
-export const HEAP_MMAP_BYTES = 256 * 1024;
-
-/**
- * Bounds what a burst can leave in the C heap: `HEAP_ARENAS` malloc arenas and blocks of
- * `HEAP_MMAP_BYTES` or more mapped on their own (glibc; the addon's `tuneHeap`). Measured after
- * floods of 1 MiB programs (bench:noisy-neighbour deep-guards): back within 10 % of the size
- * before in 10–12 s in 6 of 6 trials, where with glibc's default arenas (16 on 2 cores) 5 of 6
- * stayed 1–3 MB above that line after 30 s. False when the addon is not built.
- */
-export function tuneNativeHeap(): boolean {
-  const loaded = loadNative();
-  return (
-    'addon' in loaded &&
-    typeof loaded.addon.tuneHeap === 'function' &&
-    loaded.addon.tuneHeap(HEAP_ARENAS, HEAP_MMAP_BYTES)
   );
 }
 
