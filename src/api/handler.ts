@@ -5,12 +5,11 @@
  * answered INTERNAL and the bug is reported (`util/bugs.ts`), which stops the daemon. Also counts
  * in-flight calls so shutdown can drain them. Layer: api.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type * as grpc from '@grpc/grpc-js';
 import { KernelError } from '../kernel/errors.js';
 import type { Principal } from '../kernel/model.js';
 import { reportBug } from '../util/bugs.js';
-import { type RequestScope, withRequest } from '../util/request-context.js';
+import { type RequestScope, currentRequest, withRequest } from '../util/request-context.js';
 import { errorStatus } from './errors.js';
 import { principalOf, requestIdOf } from './interceptor.js';
 import type { DecodeFailure } from './request-limits.js';
@@ -58,24 +57,13 @@ export class CallTracker {
 }
 
 /**
- * The call a piece of code runs for, across awaits, callbacks and timers it starts. `fail` is
- * cleared once the call is answered: a timer the call started can outlive it by minutes (a
- * job's, a pool thread's idle timer) and holds this context; without the call it holds nothing
- * of the request (a 1 MiB program stayed resident that way, measured).
- */
-interface CallContext {
-  fail: ((err: unknown) => void) | null;
-}
-const callContext = new AsyncLocalStorage<CallContext>();
-
-/**
  * Routes an exception nothing caught (a throw in a timer or callback a handler started). Every
  * such exception is a programmer error; inside a call's context that call is answered INTERNAL
  * first ('call'), so its client is not left waiting; otherwise there is no call to answer
  * ('none'). Either way the caller stops the daemon.
  */
 export function routeUncaught(err: unknown): 'call' | 'none' {
-  const fail = callContext.getStore()?.fail;
+  const fail = currentRequest()?.fail;
   if (!fail) return 'none';
   fail(err);
   return 'call';
@@ -113,7 +101,7 @@ export function unary<Req, Res>(
   return (call, callback) => {
     tracker.enter();
     let answered = false;
-    const ctx: CallContext = { fail: (err) => answer(errorStatus(err)) };
+    const ctx = scopeOf(call.metadata, (err) => answer(errorStatus(err)));
     const answer = (err: Partial<grpc.StatusObject> | null, res?: Res) => {
       if (answered) return;
       answered = true;
@@ -122,18 +110,16 @@ export function unary<Req, Res>(
       if (err) callback(err as grpc.ServiceError);
       else callback(null, res);
     };
-    callContext.run(ctx, () =>
-      withRequest(scopeOf(call.metadata), () =>
-        Promise.resolve()
-          .then(() => {
-            const { p, req } = admit<Req>(tracker, call);
-            return fn(p, req);
-          })
-          .then(
-            (res) => answer(null, res),
-            (err: unknown) => answer(failureStatus(err)),
-          ),
-      ),
+    withRequest(ctx, () =>
+      Promise.resolve()
+        .then(() => {
+          const { p, req } = admit<Req>(tracker, call);
+          return fn(p, req);
+        })
+        .then(
+          (res) => answer(null, res),
+          (err: unknown) => answer(failureStatus(err)),
+        ),
     );
   };
 }
@@ -158,7 +144,7 @@ export function serverStream<Req, Res>(
     tracker.enter();
     let closed = false;
     let unsubscribe: () => void = () => {};
-    const ctx: CallContext = { fail: (err) => close(errorStatus(err)) };
+    const ctx = scopeOf(call.metadata, (err) => close(errorStatus(err)));
     const close = (err: Partial<grpc.StatusObject> | null) => {
       if (closed) return;
       closed = true;
@@ -190,15 +176,19 @@ export function serverStream<Req, Res>(
         close(failureStatus(err));
       }
     };
-    callContext.run(ctx, () => withRequest(scopeOf(call.metadata), stream));
+    withRequest(ctx, stream);
   };
 }
 
-/** The call's request id and who makes it, for log lines and audit records made for it. */
-function scopeOf(metadata: grpc.Metadata): RequestScope {
+/**
+ * The call a piece of code runs for, across awaits, callbacks and timers it starts: its request
+ * id and who makes it (for log lines and audit records), and how to answer it on a bug.
+ */
+function scopeOf(metadata: grpc.Metadata, fail: (err: unknown) => void): RequestScope {
   const p = principalOf(metadata);
   return {
     requestId: requestIdOf(metadata) ?? '',
     actor: p === undefined ? null : p.kind === 'operator' ? 'operator' : `${p.tenantId}/`,
+    fail,
   };
 }

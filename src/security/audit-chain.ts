@@ -21,21 +21,15 @@ export function canonicalJson(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 
-export function hashAuditRecord(r: Omit<AuditRecord, 'hash'>): string {
+/** The fields a record is hashed over: the event, its place and its link (no extra keys). */
+function recordBody(r: Omit<AuditRecord, 'hash'>) {
   const { seq, tsMs, prev, actor, action, target, outcome, detail, tenants, request } = r;
-  const body = canonicalJson({
-    seq,
-    tsMs,
-    prev,
-    actor,
-    action,
-    target,
-    outcome,
-    detail,
-    tenants,
-    request,
-  });
-  return createHash('sha256').update(prev).update('\n').update(body).digest('hex');
+  return { seq, tsMs, prev, actor, action, target, outcome, detail, tenants, request };
+}
+
+export function hashAuditRecord(r: Omit<AuditRecord, 'hash'>): string {
+  const body = canonicalJson(recordBody(r));
+  return createHash('sha256').update(r.prev).update('\n').update(body).digest('hex');
 }
 
 /**
@@ -43,21 +37,7 @@ export function hashAuditRecord(r: Omit<AuditRecord, 'hash'>): string {
  * hash included) as UTF-8. A verifier hashes these bytes as given; it need not re-encode.
  */
 export function auditLeafInput(r: AuditRecord): Buffer {
-  const { seq, tsMs, prev, hash, actor, action, target, outcome, detail, tenants, request } = r;
-  const fields = {
-    seq,
-    tsMs,
-    prev,
-    hash,
-    actor,
-    action,
-    target,
-    outcome,
-    detail,
-    tenants,
-    request,
-  };
-  return Buffer.from(canonicalJson(fields), 'utf8');
+  return Buffer.from(canonicalJson({ ...recordBody(r), hash: r.hash }), 'utf8');
 }
 
 export function linkAuditRecord(

@@ -92,20 +92,26 @@ async function twoTenantsWithAChannel(d: Daemon) {
     channel_id: channel.channel_id,
     approve: true,
   });
-  return {
+  const parties = {
     alice: {
       ...alice,
       audit: serviceClient(d, 'AuditService', alice.apiKey),
       channels: aliceChannels,
     },
     bob: { ...bob, audit: serviceClient(d, 'AuditService', bob.apiKey), channels: bobChannels },
-    channelId: channel.channel_id as string,
   };
+  /** Closes every client of both tenants. */
+  const close = () => {
+    for (const t of [parties.alice, parties.bob]) {
+      for (const c of [t.client, t.audit, t.channels]) c.close();
+    }
+  };
+  return { ...parties, channelId: channel.channel_id as string, close };
 }
 
 test('a tenant lists only the records that concern it; the operator lists all', async () => {
   const d = await startDaemon();
-  const { alice, bob, channelId } = await twoTenantsWithAChannel(d);
+  const { alice, bob, channelId, close } = await twoTenantsWithAChannel(d);
   const admin = adminAuditClient(d);
   try {
     const mine = await listAll(alice.audit);
@@ -150,16 +156,8 @@ test('a tenant lists only the records that concern it; the operator lists all', 
     const badToken = await callError(alice.audit, 'ListAuditRecords', { page_token: 'x' });
     assert.match(badToken.details, /^page_token: /);
   } finally {
-    for (const c of [
-      alice.client,
-      alice.audit,
-      alice.channels,
-      bob.client,
-      bob.audit,
-      bob.channels,
-      admin,
-    ])
-      c.close();
+    close();
+    admin.close();
     await d.stop();
     removeStateDir(d.stateDir);
   }
@@ -167,7 +165,7 @@ test('a tenant lists only the records that concern it; the operator lists all', 
 
 test('proofs: a signed head, inclusion of own records (TypeScript and Python agree), consistency between heads', async () => {
   const d = await startDaemon();
-  const { alice, bob } = await twoTenantsWithAChannel(d);
+  const { alice, bob, close } = await twoTenantsWithAChannel(d);
   try {
     const { head: first } = await call<Wire>(alice.audit, 'GetTreeHead', {});
     assert.ok(await headSigned(alice.channels, first), 'head signed by a GetSigningKeys key');
@@ -248,15 +246,7 @@ test('proofs: a signed head, inclusion of own records (TypeScript and Python agr
     assert.ok(python(q), 'python verifies the consistency proof');
     assert.not.ok(python({ ...q, root1: hex(c.second.root_hash) }), 'python refuses wrong roots');
   } finally {
-    for (const c of [
-      alice.client,
-      alice.audit,
-      alice.channels,
-      bob.client,
-      bob.audit,
-      bob.channels,
-    ])
-      c.close();
+    close();
     await d.stop();
     removeStateDir(d.stateDir);
   }
@@ -264,7 +254,7 @@ test('proofs: a signed head, inclusion of own records (TypeScript and Python agr
 
 test('qmkctl audit head, list, prove and prove-consistency check what the daemon sends', async () => {
   const d = await startDaemon();
-  const { alice, bob } = await twoTenantsWithAChannel(d);
+  const { alice, bob, close } = await twoTenantsWithAChannel(d);
   try {
     const head = await ctl(d, 'audit', 'head');
     assert.is(head.code, 0, head.err);
@@ -295,15 +285,7 @@ test('qmkctl audit head, list, prove and prove-consistency check what the daemon
     assert.is(tooBig.code, 1);
     assert.match(tooBig.err, /leaf_index|tree_size/);
   } finally {
-    for (const c of [
-      alice.client,
-      alice.audit,
-      alice.channels,
-      bob.client,
-      bob.audit,
-      bob.channels,
-    ])
-      c.close();
+    close();
     await d.stop();
     removeStateDir(d.stateDir);
   }
@@ -311,7 +293,7 @@ test('qmkctl audit head, list, prove and prove-consistency check what the daemon
 
 test('audit verify names a record changed behind the daemon: re-signed by an insider, or garbled', async () => {
   const d = await startDaemon();
-  const { alice, bob } = await twoTenantsWithAChannel(d);
+  const { close } = await twoTenantsWithAChannel(d);
   try {
     const ok = await ctl(d, 'audit', 'verify');
     assert.is(ok.code, 0, ok.err);
@@ -339,15 +321,7 @@ test('audit verify names a record changed behind the daemon: re-signed by an ins
     assert.match(garbled.out, /BROKEN at seq 6: record does not authenticate/);
     await raw.close();
   } finally {
-    for (const c of [
-      alice.client,
-      alice.audit,
-      alice.channels,
-      bob.client,
-      bob.audit,
-      bob.channels,
-    ])
-      c.close();
+    close();
     await d.stop();
     removeStateDir(d.stateDir);
   }
