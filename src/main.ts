@@ -35,7 +35,7 @@ import { Keyring } from './security/keyring.js';
 import { DEV_MASTER_KEY_FILE, masterKeyPath, readMasterKey } from './security/master-key.js';
 import { NodeCrypto } from './security/node-crypto.js';
 import { PoolSimulator } from './sim/front.js';
-import { engineInfo, fusionWidth, trimNativeHeap } from './sim/kernels.js';
+import { engineInfo, fusionWidth, notifySender, trimNativeHeap } from './sim/kernels.js';
 import { HeadFile } from './store/head.js';
 import { checkStateDir, readMarker, writeMarker } from './store/integrity.js';
 import { lockStateDir } from './store/lock.js';
@@ -129,8 +129,14 @@ async function main(): Promise<void> {
   configureLog(config.logLevel);
   const calls = new CallLog();
   const notifier = createNotifier(process.env, {
+    datagram: notifySender(),
     onError: (e) => log.warn('systemd notification failed', { error: e.message }),
   });
+  if (notifier.enabled && notifier.via === 'helper') {
+    log.warn(
+      'native addon not built: systemd notifications go through systemd-notify, which needs NotifyAccess=all in the unit',
+    );
+  }
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // Before anything in the directory is read: a second daemon must not even look at the state.
   lockStateDir(config.stateDir);
@@ -282,6 +288,8 @@ async function main(): Promise<void> {
   const startedAt = Date.now();
   // Filled once the servers listen; status and stop read it.
   const bound: { servers?: Servers; metrics?: HttpServer | null } = {};
+  // Set once a stop begins (status reports it; a second signal does not start a second stop).
+  let stopping = false;
   const status = () => {
     const j = jobs.stats();
     return {
@@ -303,6 +311,13 @@ async function main(): Promise<void> {
       jobs_running: j.RUNNING + j.CANCELLING,
       storage_free_bytes: freeBytes(),
       storage_free_min_bytes: config.storageFreeMinBytes,
+      pool_threads_busy: sim.admission.threadsBusy,
+      ...(auditTree
+        ? (({ size, root }) => ({ audit_tree_size: size, audit_tree_root: root.toString('hex') }))(
+            store.auditLog.treeRoot(),
+          )
+        : { audit_tree_size: 0, audit_tree_root: '' }),
+      draining: stopping,
     };
   };
   const servers = await startServers(
@@ -356,7 +371,6 @@ async function main(): Promise<void> {
   checkpoints.unref();
   const stopIdleCollection = collectWhenIdle(trimNativeHeap);
 
-  let stopping = false;
   const stop = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
@@ -371,12 +385,22 @@ async function main(): Promise<void> {
     bound.metrics?.close();
     bound.metrics?.closeAllConnections();
     stopWatchdog();
+    // No new calls (connections are told to go away); calls in flight go on, and so do the watch
+    // streams, so a client watching a job that finishes during the drain sees it end.
     const shutdown = Promise.all([shutdownServer(s.tenant), shutdownServer(s.admin)]);
-    // Running jobs stop at their next gate boundary and re-run after the restart (same seed);
-    // watch streams end with UNAVAILABLE so clients reconnect.
-    jobs.stop();
+    // Nothing more starts; running jobs get the drain time to finish, then stop with their shot
+    // progress recorded and go on from there after the restart (same seed, same counts).
+    const drainStart = performance.now();
+    const [interrupted, drained] = await Promise.all([
+      jobs.drain(config.drainMs),
+      tracker.drained(config.drainMs),
+    ]);
+    log.info('drained', {
+      ms: Math.round(performance.now() - drainStart),
+      jobs_interrupted: interrupted,
+    });
+    // Watch streams end with UNAVAILABLE so clients reconnect after the restart.
     tracker.endStreams();
-    const drained = await tracker.drained(config.drainMs);
     tracker.draining = true;
     if (!drained) log.warn('drain timed out', { in_flight: tracker.inFlight });
     // Replies already handed to grpc-js still have to reach their clients: the graceful shutdown

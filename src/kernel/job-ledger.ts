@@ -175,6 +175,7 @@ export class JobLedger {
     rec.finishedAtMs = this.clock.nowMs();
     if (state === 'DONE') rec.shotsDone = rec.shots;
     rec.source = '';
+    rec.progress = undefined;
     job.compiled = null;
     records.push(this.put(rec));
     for (const old of this.book.ended(rec)) {
@@ -294,7 +295,7 @@ export class JobLedger {
   }
 
   view(job: LiveJob): JobView {
-    const { source: _s, requestHash: _h, cost: _c, ...rest } = job.shown;
+    const { source: _s, requestHash: _h, cost: _c, progress: _p, ...rest } = job.shown;
     const shotsDone =
       job.control !== null && (rest.state === 'RUNNING' || rest.state === 'CANCELLING')
         ? Atomics.load(job.control, 1)

@@ -20,8 +20,25 @@ export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(['DONE', 'FAILED',
 /** Stop flag values in a run's control word 0. */
 export const JOB_STOP_CANCEL = 1;
 export const JOB_STOP_RUNTIME = 2;
-/** The daemon is shutting down: the run is abandoned and re-runs after the restart. */
+/**
+ * The daemon is stopping and the drain time is over: the run stops at its next poll, its shot
+ * progress is recorded (`RunProgress`), and it goes on from there after the restart.
+ */
 export const JOB_STOP_SHUTDOWN = 3;
+
+/**
+ * Where a stopped run's shots end: the shots done, their counts and first outcomes, and the
+ * generator's state after them (the draws of the shots still to run follow from it), so the run
+ * goes on and ends with the counts an uninterrupted run gives.
+ */
+export interface RunProgress {
+  shotsDone: number;
+  /** Keys as the runner counts them (before OpenQASM register spacing). */
+  counts: Record<string, number>;
+  shotOutcomes: string[];
+  /** The run's generator state: four 32-bit words. */
+  rng: number[];
+}
 
 export type ProgramFormat = 'qvm' | 'qasm';
 
@@ -62,6 +79,8 @@ export interface JobRecord {
   finishedAtMs: number;
   attempts: number;
   shotsDone: number;
+  /** Set while an interrupted run's shots are recorded for the next attempt (drained stop). */
+  progress?: RunProgress | undefined;
   estimate: JobEstimate;
   cost: number;
 }

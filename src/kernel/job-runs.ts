@@ -46,6 +46,8 @@ export class JobRuns {
   private readonly lastActiveMs = new Map<string, number>();
   private pumpTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
+  /** Pool runs not yet ended (their end committed), for a drain to wait on. */
+  private readonly running = new Set<Promise<void>>();
 
   constructor(
     private readonly kernel: Kernel,
@@ -66,14 +68,41 @@ export class JobRuns {
     this.countQueued(job.rec.tenantId, -1);
   }
 
-  /** Stops dispatching and asks running jobs to stop; they re-run after the restart. */
-  stop(): void {
+  /** Stops dispatching: queued jobs stay queued (and durable) for the restart. */
+  stopAdmitting(): void {
     this.stopped = true;
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+  }
+
+  /** Resolves true once no pool job is running, false if `ms` pass first (a drain's wait). */
+  async settled(ms: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), ms);
+    });
+    try {
+      for (;;) {
+        if (this.running.size === 0) return true;
+        const next = Promise.all(this.running).then(() => true as const);
+        if (!(await Promise.race([next, late]))) return false;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Stops dispatching and stops the running pool jobs at their next poll; resolves once each has
+   * recorded its shot progress (committed), so the restarted daemon goes on from there.
+   */
+  async interrupt(): Promise<void> {
+    this.stopAdmitting();
     for (const job of this.ledger.book.all()) {
       if (job.control) Atomics.store(job.control, 0, JOB_STOP_SHUTDOWN);
       if (job.timer) clearTimeout(job.timer);
     }
+    while (this.running.size > 0) await Promise.all(this.running);
   }
 
   /**
@@ -200,10 +229,19 @@ export class JobRuns {
       shots: rec.shots,
       seed: rec.seed,
       shotOutcomesMax: rec.shotOutcomesMax,
+      // An interrupted attempt's recorded shots are not run again.
+      ...(rec.progress === undefined ? {} : { resume: rec.progress }),
     };
-    const startedEvent = auditEvent('kernel', 'JobStarted', rec.id, { attempt: rec.attempts }, [
-      rec.tenantId,
-    ]);
+    const startedEvent = auditEvent(
+      'kernel',
+      'JobStarted',
+      rec.id,
+      {
+        attempt: rec.attempts,
+        ...(rec.progress === undefined ? {} : { resumed_at_shot: rec.progress.shotsDone }),
+      },
+      [rec.tenantId],
+    );
     if (rec.bindings.length > 0) {
       this.startBound(job, startedEvent);
       return;
@@ -252,7 +290,10 @@ export class JobRuns {
         this.lastActiveMs.set(rec.tenantId, this.clock.nowMs());
         if (job.timer) clearTimeout(job.timer);
         job.timer = null;
-        if (!(out instanceof Error) && out.stopped === JOB_STOP_SHUTDOWN) return; // re-runs after restart
+        if (!(out instanceof Error) && out.stopped === JOB_STOP_SHUTDOWN) {
+          await this.recordProgress(job, out);
+          return;
+        }
         const records: StoreRecord[] = [];
         const audit =
           out instanceof Error
@@ -262,7 +303,38 @@ export class JobRuns {
         await this.ledger.commit(job, records, audit);
         this.pump();
       });
+    const ended = ran.then(
+      () => {},
+      () => {},
+    );
+    this.running.add(ended);
+    void ended.then(() => this.running.delete(ended));
     this.kernel.durability.background(ran);
+  }
+
+  /**
+   * A run stopped by a drain: its shot progress goes into the job's record (the job stays RUNNING
+   * in the store; the restarted daemon queues it again and it resumes from these shots).
+   */
+  private async recordProgress(job: LiveJob, out: JobRunResult): Promise<void> {
+    const rec = job.rec;
+    job.control = null;
+    if (out.shotsDone <= (rec.progress?.shotsDone ?? 0) || out.rng === undefined) return;
+    rec.progress = {
+      shotsDone: out.shotsDone,
+      counts: out.counts,
+      shotOutcomes: out.shotOutcomes,
+      rng: out.rng,
+    };
+    rec.shotsDone = out.shotsDone;
+    const event = auditEvent(
+      'kernel',
+      'JobInterrupted',
+      rec.id,
+      { shots_done: out.shotsDone, shots: rec.shots },
+      [rec.tenantId],
+    );
+    await this.ledger.commit(job, [this.ledger.put(rec)], [event]);
   }
 
   /**

@@ -10,7 +10,9 @@
  * Crash safety: a job's result commits with its DONE transition, so after a crash a job is either
  * terminal with its result or not terminal. At start, RUNNING jobs go back to the queue (with a
  * committed record saying so) and run again with the same seed, which gives the same counts;
- * CANCELLING jobs become CANCELLED. A terminal job is never run again.
+ * CANCELLING jobs become CANCELLED. A terminal job is never run again. A drained stop (SIGTERM)
+ * does better than a crash: a job it must interrupt records its shot progress (counts so far
+ * and the generator's state), and the next attempt goes on from there, to the same counts.
  *
  * Decisions are synchronous on the main thread (as in `Kernel`): checks, the queue limit and the
  * enqueue happen in one turn, so two submissions cannot both take the last queue place.
@@ -119,12 +121,22 @@ export class JobManager {
       const rec = job.rec;
       if (rec.state === 'RUNNING') {
         rec.state = 'QUEUED';
-        rec.reason = `interrupted by a daemon restart during attempt ${rec.attempts}; it runs again with the same seed`;
-        rec.shotsDone = 0;
+        const done = rec.progress?.shotsDone ?? 0;
+        rec.reason =
+          done > 0
+            ? `interrupted by a daemon stop after ${done} of ${rec.shots} shots; it goes on from shot ${done} with the same seed`
+            : `interrupted by a daemon restart during attempt ${rec.attempts}; it runs again with the same seed`;
+        rec.shotsDone = done;
         requeued++;
         records.push(this.ledger.put(rec));
         audit.push(
-          auditEvent('kernel', 'JobRequeued', rec.id, { attempts: rec.attempts }, [rec.tenantId]),
+          auditEvent(
+            'kernel',
+            'JobRequeued',
+            rec.id,
+            { attempts: rec.attempts, shots_done: done },
+            [rec.tenantId],
+          ),
         );
       } else if (rec.state === 'CANCELLING') {
         this.ledger.finish(
@@ -167,10 +179,20 @@ export class JobManager {
     return null;
   }
 
-  /** Stops dispatching and asks running jobs to stop; they re-run after the restart. */
-  stop(): void {
-    this.runs.stop();
+  /**
+   * The jobs' part of a drained stop: nothing more starts (queued jobs wait, durable, for the
+   * restart); running jobs get up to `drainMs` to finish; those still running are then stopped
+   * at their next poll with their shot progress recorded, to go on from there after the restart.
+   * Resolves with the number of jobs interrupted.
+   */
+  async drain(drainMs: number): Promise<number> {
+    this.runs.stopAdmitting();
+    const running = this.runs.poolJobs;
+    const finished = running === 0 || (await this.runs.settled(drainMs));
+    const interrupted = finished ? 0 : this.runs.poolJobs;
+    if (!finished) await this.runs.interrupt();
     this.ledger.stop();
+    return interrupted;
   }
 
   /**

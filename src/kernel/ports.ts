@@ -6,7 +6,7 @@
 
 import type { ChannelRecord } from './channels.js';
 import type { Basis, GateName } from './gate-set.js';
-import type { JobRecord, ProgramFormat } from './job-model.js';
+import type { JobRecord, ProgramFormat, RunProgress } from './job-model.js';
 import type { Credential, Qubit, Session, Tenant } from './model.js';
 import type { PreparedRun, ProgramCheckRequest, ProgramCheckResult } from './program-check.js';
 import type { Program } from './program/ir.js';
@@ -254,6 +254,11 @@ export interface JobRunRequest {
   shotOutcomesMax: number;
   /** Shared control words: [0] stop flag (0 run; see JOB_STOP_*), [1] shots done (runner writes). */
   control?: Int32Array;
+  /**
+   * A stopped run of the same program, shots and seed to go on from: its first `shotsDone` shots
+   * are not run again, and the counts are those an uninterrupted run gives.
+   */
+  resume?: RunProgress;
 }
 
 export interface JobRunResult {
@@ -265,6 +270,8 @@ export interface JobRunResult {
   mode: 'sampled' | 'per-shot';
   shotsDone: number;
   largestState: number;
+  /** The generator's state after the `shotsDone` shots (a stopped run resumes from it). */
+  rng?: number[];
 }
 
 /** Runs jobs (programs for many shots) on the simulator: inline when tiny, else on the pool. */

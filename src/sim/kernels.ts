@@ -139,6 +139,8 @@ export interface NativeAddon {
   isa(): string;
   /** glibc's malloc_trim: the C heap's free memory back to the system; false elsewhere. */
   trimHeap(): boolean;
+  /** One sd_notify datagram from this process: 0, or an errno (-1: no unix sockets here). */
+  notifySocket(socketPath: string, message: string): number;
 }
 
 const NATIVE_ERRORS: Readonly<Record<number, string>> = {
@@ -324,6 +326,17 @@ export function trimNativeHeap(): boolean {
   return (
     'addon' in loaded && typeof loaded.addon.trimHeap === 'function' && loaded.addon.trimHeap()
   );
+}
+
+/**
+ * The addon's sd_notify sender (datagrams from this process, so systemd can attribute them to the
+ * main PID), or null when the addon is not built (an older build without it counts as not built).
+ */
+export function notifySender(): ((socketPath: string, message: string) => number) | null {
+  const loaded = loadNative();
+  if (!('addon' in loaded) || typeof loaded.addon.notifySocket !== 'function') return null;
+  const addon = loaded.addon;
+  return (socketPath, message) => addon.notifySocket(socketPath, message);
 }
 
 /** The loaded addon itself (benchmarks: bandwidth pass, thread count), or null. */

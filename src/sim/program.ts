@@ -180,14 +180,15 @@ function cumulative(
   n: number,
   k: number,
   stop: Stopper,
+  shotsDone: number,
 ): { cdf: Float64Array; last: number } | number {
   const size = 1 << n;
   const m = 1 << k;
   for (let i = 0; i < size; i++) s[i] = s[2 * i]! * s[2 * i]! + s[2 * i + 1]! * s[2 * i + 1]!;
-  let flag = stop.add(2 * size, 0);
+  let flag = stop.add(2 * size, shotsDone);
   for (let h = m; h < size && flag === 0; h += m) {
     for (let j = 0; j < m; j++) s[j] = s[j]! + s[h + j]!;
-    flag = stop.add(m, 0);
+    flag = stop.add(m, shotsDone);
   }
   if (flag !== 0) return flag;
   let acc = 0;
@@ -213,20 +214,24 @@ function search(cdf: Float64Array, last: number, x: number): number {
   return lo;
 }
 
-function runSampled(plan: Plan, m: Machine, tally: Tally, shots: number): [number, number] {
+/** A run's end: the stop flag (0: all shots ran), shots done, the generator state after them. */
+type RunEnd = [stopped: number, shotsDone: number, rng: number[]];
+
+function runSampled(plan: Plan, m: Machine, tally: Tally, start: number, shots: number): RunEnd {
   const dists: { cdf: Float64Array; last: number; marks: Int32Array }[] = [];
   for (let g = 0; g < plan.groups.length; g++) {
     const n = m.sizes[g]!;
     m.states[g] = freshState(m, n);
-    const flag = execute(plan.prefix[g]!, m, 0);
-    if (flag !== 0) return [flag, 0];
-    const d = cumulative(m.states[g]!, n, plan.groups[g]!.measured, m.stop);
+    // The prefix and the distributions draw nothing: a stop here has the generator untouched.
+    const flag = execute(plan.prefix[g]!, m, start);
+    if (flag !== 0) return [flag, start, m.rng.state()];
+    const d = cumulative(m.states[g]!, n, plan.groups[g]!.measured, m.stop, start);
     m.states[g] = EMPTY; // the distribution holds what is still needed
-    if (typeof d === 'number') return [d, 0];
+    if (typeof d === 'number') return [d, start, m.rng.state()];
     dists.push({ ...d, marks: plan.marks[g]! });
   }
   const shotWork = SHOT_WORK_AMPLITUDES + OP_WORK_AMPLITUDES * dists.length;
-  for (let shot = 0; shot < shots; shot++) {
+  for (let shot = start; shot < shots; shot++) {
     tally.clear();
     for (const { cdf, last, marks } of dists) {
       let j = search(cdf, last, m.rng.next() * cdf[last]!);
@@ -234,9 +239,9 @@ function runSampled(plan: Plan, m: Machine, tally: Tally, shots: number): [numbe
     }
     tally.commit();
     const flag = m.stop.add(shotWork, shot + 1);
-    if (flag !== 0) return [flag, shot + 1];
+    if (flag !== 0) return [flag, shot + 1, m.rng.state()];
   }
-  return [0, shots];
+  return [0, shots, m.rng.state()];
 }
 
 const EMPTY = new Float64Array(0);
@@ -245,22 +250,27 @@ function runPerShot(
   plan: Plan,
   m: Machine,
   tally: Tally,
+  start: number,
   shots: number,
   initial: (g: number, n: number) => Float64Array = (_g, n) => freshState(m, n),
-): [number, number] {
-  // Each group's prefix once; a snapshot only when there is a prefix and more than one shot.
+): RunEnd {
+  // Each group's prefix once (it draws nothing); a snapshot only when there is a prefix and more
+  // than one shot to run.
   const snaps: (Float64Array | null)[] = [];
   for (let g = 0; g < plan.groups.length; g++) {
     m.states[g] = initial(g, m.sizes[g]!);
-    const flag = execute(plan.prefix[g]!, m, 0);
-    if (flag !== 0) return [flag, 0];
-    snaps.push(plan.prefix[g]!.length > 0 && shots > 1 ? m.states[g]!.slice() : null);
+    const flag = execute(plan.prefix[g]!, m, start);
+    if (flag !== 0) return [flag, start, m.rng.state()];
+    snaps.push(plan.prefix[g]!.length > 0 && shots - start > 1 ? m.states[g]!.slice() : null);
   }
   const events = plan.eventOffset.length;
   const restoreWork = SHOT_WORK_AMPLITUDES + m.sizes.reduce((w, n) => w + 2 ** n, 0);
-  for (let shot = 0; shot < shots; shot++) {
+  // The generator as each shot begins: a stop inside a shot resumes by running that shot again.
+  const atShot = new Int32Array(4);
+  for (let shot = start; shot < shots; shot++) {
+    m.rng.saveTo(atShot);
     // The first shot runs on the prefix state itself; later ones restore it.
-    for (let g = 0; g < plan.groups.length && shot > 0; g++) {
+    for (let g = 0; g < plan.groups.length && shot > start; g++) {
       const snap = snaps[g] ?? null;
       const s = m.states[g]!;
       if (snap !== null) s.set(snap);
@@ -271,7 +281,7 @@ function runPerShot(
     }
     m.values.fill(0);
     const flag = execute(plan.suffix, m, shot);
-    if (flag !== 0) return [flag, shot];
+    if (flag !== 0) return [flag, shot, Array.from(atShot)];
     tally.clear();
     for (let e = 0; e < events; e++) {
       const v = m.values[e]!;
@@ -285,9 +295,9 @@ function runPerShot(
     }
     tally.commit();
     const after = m.stop.add(restoreWork, shot + 1);
-    if (after !== 0) return [after, shot + 1];
+    if (after !== 0) return [after, shot + 1, m.rng.state()];
   }
-  return [0, shots];
+  return [0, shots, m.rng.state()];
 }
 
 /**
@@ -338,20 +348,24 @@ export function compileProgram(
  * form) and internal invariants.
  */
 export function runPlan(input: PlanRun, kernels: Kernels = activeKernels()): ProgramRunOutput {
-  const { plan, shots, seed, shotOutcomesMax, control } = input;
+  const { plan, shots, seed, shotOutcomesMax, control, resume } = input;
   assert(Number.isInteger(shots) && shots >= 1 && shots <= SHOTS_PER_JOB_MAX, `shots ${shots}`);
   assert(Number.isInteger(shotOutcomesMax) && shotOutcomesMax >= 0, 'shotOutcomesMax ≥ 0');
   assert(control === undefined || control.length >= 2, 'control has two words');
-  const m = machineFor(plan, kernels, new Rng(parseSeed(seed)), control);
+  const start = resume?.shotsDone ?? 0;
+  assert(Number.isInteger(start) && start >= 0 && start <= shots, `resume at shot ${start}`);
+  const rng = resume === undefined ? new Rng(parseSeed(seed)) : new Rng(resume.rng);
+  const m = machineFor(plan, kernels, rng, control);
   const sizes = m.sizes;
   const tally = new Tally(plan.keyChars, Math.min(shotOutcomesMax, shots));
-  const early = m.stop.poll(0);
-  const [stopped, shotsDone] =
-    early !== 0
-      ? [early, 0]
+  if (resume !== undefined) tally.resume(resume.counts, resume.shotOutcomes);
+  const early = m.stop.poll(start);
+  const [stopped, shotsDone, after]: RunEnd =
+    early !== 0 || start === shots
+      ? [early, start, rng.state()]
       : plan.mode === 'sampled'
-        ? runSampled(plan, m, tally, shots)
-        : runPerShot(plan, m, tally, shots);
+        ? runSampled(plan, m, tally, start, shots)
+        : runPerShot(plan, m, tally, start, shots);
   if (control !== undefined) Atomics.store(control, 1, shotsDone);
   releaseAll(m);
   return {
@@ -361,6 +375,7 @@ export function runPlan(input: PlanRun, kernels: Kernels = activeKernels()): Pro
     mode: plan.mode,
     shotsDone,
     largestState: sizes.reduce((x, n) => Math.max(x, n), 0),
+    rng: after,
   };
 }
 
@@ -417,7 +432,7 @@ export function runBound(input: BoundRunInput): BoundRunOutput {
     s.set(state);
     return s;
   };
-  const [stopped, shotsDone] = runPerShot(plan, m, tally, 1, initial);
+  const [stopped, shotsDone] = runPerShot(plan, m, tally, 0, 1, initial);
   assert(stopped === 0 && shotsDone === 1, 'a bound run has no stop flag');
   // Measure out what the program added to group 0, then keep the slice of the outcome.
   const s = m.states[0]!;

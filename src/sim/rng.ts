@@ -18,7 +18,19 @@ export class Rng {
   private s2: number;
   private s3: number;
 
-  constructor(seed: bigint) {
+  /** From a seed, or from the four words `state()` gave (a stopped run resuming). */
+  constructor(seed: bigint | readonly number[]) {
+    if (typeof seed !== 'bigint') {
+      assert(seed.length === 4 && seed.every(Number.isInteger), 'xoshiro state is four words');
+      [this.s0, this.s1, this.s2, this.s3] = seed.map((w) => w | 0) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      assert((this.s0 | this.s1 | this.s2 | this.s3) !== 0, 'xoshiro state is all zero');
+      return;
+    }
     let x = seed;
     const next64 = (): bigint => {
       x = (x + 0x9e3779b97f4a7c15n) & MASK64;
@@ -36,6 +48,19 @@ export class Rng {
     // An all-zero state would stay zero; splitmix64 is a bijection, so two zero outputs in a row
     // cannot happen, but the generator's one forbidden state is still worth a check.
     assert((this.s0 | this.s1 | this.s2 | this.s3) !== 0, 'xoshiro state is all zero');
+  }
+
+  /** The generator's state as four 32-bit words: the draws that follow are fixed by it. */
+  state(): number[] {
+    return [this.s0, this.s1, this.s2, this.s3];
+  }
+
+  /** Copies the state into `into` (no allocation: saved at every shot of a per-shot run). */
+  saveTo(into: Int32Array): void {
+    into[0] = this.s0;
+    into[1] = this.s1;
+    into[2] = this.s2;
+    into[3] = this.s3;
   }
 
   nextU32(): number {

@@ -35,6 +35,17 @@ export class Tally {
     );
   }
 
+  /** Starts from a stopped run's counts and outcomes (keys as `counts()` gives them). */
+  resume(counts: Record<string, number>, outcomes: readonly string[]): void {
+    for (const [k, n] of Object.entries(counts)) {
+      if (this.chars === null) {
+        const key = k === '' ? 0 : Number.parseInt(k, 2);
+        this.numeric.set(key, (this.numeric.get(key) ?? 0) + n);
+      } else this.text.set(k, (this.text.get(k) ?? 0) + n);
+    }
+    this.outcomes.push(...outcomes.slice(0, this.outcomesMax));
+  }
+
   clear(): void {
     this.key = 0;
     this.chars?.fill(CHAR_0);

@@ -79,7 +79,7 @@ test('the same key and request give the same job; another request under the key 
       assert.is((err as KernelError).code, 'ALREADY_EXISTS');
     }
   }
-  jobs.stop();
+  await jobs.drain(0);
 });
 
 test('a job stored with the earlier hash form still matches its own request', async () => {
@@ -138,7 +138,7 @@ test('a job stored with the earlier hash form still matches its own request', as
   } catch (err) {
     assert.is((err as KernelError).code, 'ALREADY_EXISTS');
   }
-  jobs.stop();
+  await jobs.drain(0);
 });
 
 test.run();

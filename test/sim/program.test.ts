@@ -818,6 +818,94 @@ test('cancel: flag set mid-run by another thread → stops early, partial counts
   assert.is(total, out.shotsDone);
 });
 
+// Resuming a stopped run (a drained daemon's jobs go on from their recorded shots).
+
+/** What a stopped (or shorter) run hands on: its shots, counts, outcomes and generator state. */
+function progressOf(out: ProgramRunOutput) {
+  assert.ok(out.rng, 'a run reports its generator state');
+  return {
+    shotsDone: out.shotsDone,
+    counts: out.counts,
+    shotOutcomes: out.shotOutcomes,
+    rng: out.rng,
+  };
+}
+
+for (const [mode, make] of [
+  ['sampled', () => ghz(4)],
+  ['per-shot', TELEPORT],
+] as const) {
+  test(`resume (${mode}): k shots, then resumed to N → the counts and outcomes of one N-shot run`, () => {
+    const p = make();
+    const whole = run(p, N, SEED, { shotOutcomesMax: 50 });
+    assert.is(whole.mode, mode);
+    for (const k of [1, 17, 49, 50, 51, 4_321, N - 1, N]) {
+      const head = run(p, k, SEED, { shotOutcomesMax: 50 });
+      const rest = run(p, N, SEED, { shotOutcomesMax: 50, resume: progressOf(head) });
+      assert.is(rest.shotsDone, N, `k=${k}`);
+      assert.equal(rest.counts, whole.counts, `counts, k=${k}`);
+      assert.equal(rest.shotOutcomes, whole.shotOutcomes, `outcomes, k=${k}`);
+    }
+  });
+}
+
+test('resume: stopped again and again mid-run by another thread → the uninterrupted counts', async () => {
+  // Per-shot on 12 qubits: a shot is several polls of work, so stops fall inside shots too.
+  const qs = Array.from({ length: 12 }, (_, i) => `q${i}`);
+  const body: Json[] = [
+    ...qs.map((q) => gate('H', q)),
+    // One 12-qubit group: a shot's gates each update 2^12 amplitudes.
+    ...qs.slice(1).map((q, i) => gate('CNOT', qs[i]!, q)),
+    mz('q0', 'm0'),
+    ...qs.slice(1).map((q) => ({ ...gate('X', q), guard: when('m0', 1) })),
+    ...qs.slice(1).map((q) => rot('RY', q, 0.3)),
+    ...qs.slice(1).map((q, i) => mz(q, `m${i + 1}`)),
+  ];
+  const p = program(
+    qs,
+    body,
+    qs.map((_, i) => `m${i}`),
+  );
+  const shots = 400;
+  const whole = run(p, shots, SEED, { shotOutcomesMax: 100 });
+  assert.is(whole.mode, 'per-shot');
+  const { Worker } = await import('node:worker_threads');
+  let resume: ReturnType<typeof progressOf> | undefined;
+  let stops = 0;
+  for (;;) {
+    const c = control();
+    const target = (resume?.shotsDone ?? 0) + 40;
+    // Sets the stop flag once the run has published `target` shots done.
+    const w = new Worker(
+      'const { workerData: [c, target] } = require("node:worker_threads");' +
+        'const nap = new Int32Array(new SharedArrayBuffer(4));' +
+        'while (Atomics.load(c, 1) < target) Atomics.wait(nap, 0, 0, 1);' +
+        'Atomics.store(c, 0, 3);',
+      { eval: true, workerData: [c, target] },
+    );
+    await new Promise((r) => w.once('online', r));
+    const out = run(p, shots, SEED, {
+      shotOutcomesMax: 100,
+      control: c,
+      ...(resume ? { resume } : {}),
+    });
+    await w.terminate();
+    if (out.stopped === 0) {
+      assert.is(out.shotsDone, shots);
+      assert.equal(out.counts, whole.counts);
+      assert.equal(out.shotOutcomes, whole.shotOutcomes);
+      break;
+    }
+    assert.is(out.stopped, 3);
+    assert.ok(out.shotsDone >= (resume?.shotsDone ?? 0), 'shots done never go back');
+    const total = Object.values(out.counts).reduce((x, y) => x + y, 0);
+    assert.is(total, out.shotsDone, 'counts hold exactly the shots done');
+    resume = progressOf(out);
+    stops++;
+  }
+  assert.ok(stops >= 2, `the run was stopped ${stops} times`);
+});
+
 // The sampling decision and the work estimate.
 
 test('samplingMode: each rule → its decision', () => {
