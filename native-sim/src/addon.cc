@@ -8,6 +8,17 @@
 #include <malloc.h>
 #endif
 
+#if defined(__linux__)
+#include <errno.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#endif
+
 #include "kernels.h"
 
 namespace {
@@ -260,6 +271,35 @@ Napi::Value TrimHeap(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// One sd_notify datagram (systemd's notify protocol) from this process itself, so the service
+// manager attributes it to the main PID (the unit can say NotifyAccess=main): `socketPath` is
+// $NOTIFY_SOCKET (a filesystem path, or "@name" for the abstract namespace). Node has no unix
+// datagram sockets, hence this. Returns 0, or the errno of the failed step; -1 where there are
+// no unix sockets.
+Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
+#if defined(__linux__)
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const std::string message = info[1].As<Napi::String>().Utf8Value();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return Napi::Number::New(info.Env(), EINVAL);
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  if (path[0] == '@') addr.sun_path[0] = '\0';
+  const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(info.Env(), errno);
+  const ssize_t sent = sendto(fd, message.data(), message.size(), MSG_NOSIGNAL,
+                              reinterpret_cast<const sockaddr*>(&addr), len);
+  const int err = sent < 0 ? errno : 0;
+  close(fd);
+  return Napi::Number::New(info.Env(), err);
+#else
+  return Napi::Number::New(info.Env(), -1);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("applyDense", Napi::Function::New(env, ApplyDense));
   exports.Set("applyMatrix1", Napi::Function::New(env, ApplyMatrix1));
@@ -278,6 +318,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("isa", Napi::Function::New(env, Isa));
   exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
+  exports.Set("notifySocket", Napi::Function::New(env, NotifySocket));
   return exports;
 }
 

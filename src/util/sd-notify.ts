@@ -6,13 +6,12 @@
  * (development, tests, any non-systemd supervisor) every call is a no-op. Under systemd
  * (systemd/qmkd.service, Type=notify) it sends READY=1, STATUS=…, STOPPING=1 and WATCHDOG=1.
  *
- * Why a helper binary: the protocol is one datagram on an AF_UNIX SOCK_DGRAM socket, and Node has
- * no unix datagram sockets (node:dgram is UDP only; node:net is stream only). So each notification
- * runs the `systemd-notify` binary. Its datagram then comes from a child process, not from qmkd's
- * main PID, which is why the unit sets NotifyAccess=all, and why every call passes
- * `--pid=<process.pid>` (MAINPID=, so systemd keeps qmkd as the main process). systemd-notify waits
- * until PID 1 has processed the message (no --no-block), so the child is still alive when systemd
- * looks up which unit it belongs to.
+ * How: the protocol is one datagram on an AF_UNIX SOCK_DGRAM socket, which Node cannot send
+ * (node:dgram is UDP only; node:net is stream only). The daemon passes `datagram`, the native
+ * addon's sender: the datagram then leaves qmkd's own main thread, so systemd attributes it to the
+ * main PID and the unit can say NotifyAccess=main. Without the addon (its build failed) each
+ * notification runs the `systemd-notify` binary instead, with `--pid=<process.pid>`; that datagram
+ * comes from a child process, which only NotifyAccess=all accepts (the daemon logs this at start).
  *
  * Never throws: a notification failure must not take the daemon down. Errors go to the optional
  * `onError` callback (the daemon logs them); without one they are dropped.
@@ -27,7 +26,12 @@ export type ExecFn = (
   callback: (error: Error | null) => void,
 ) => void;
 
+/** Sends one datagram to `socketPath`: 0, or an errno (the native addon's `notifySocket`). */
+export type DatagramFn = (socketPath: string, message: string) => number;
+
 export interface NotifierOptions {
+  /** Sends from this process (preferred: NotifyAccess=main); without it, the helper binary. */
+  datagram?: DatagramFn | null;
   /** Runs the helper; defaults to node:child_process execFile. */
   exec?: ExecFn;
   /** Called with every failed notification (spawn error, non-zero exit, timeout). */
@@ -41,6 +45,8 @@ export interface NotifierOptions {
 export interface Notifier {
   /** True when NOTIFY_SOCKET is set, i.e. calls actually send something. */
   readonly enabled: boolean;
+  /** 'socket' when this process sends the datagrams itself, 'helper' when systemd-notify does. */
+  readonly via: 'socket' | 'helper';
   /** READY=1 (plus STATUS= when given): the daemon accepts requests. */
   ready(status?: string): void;
   /** STOPPING=1: shutdown has begun. */
@@ -90,8 +96,9 @@ export function watchdogIntervalMs(env: NodeJS.ProcessEnv, pid = process.pid): n
 }
 
 /**
- * systemd-notify joins its arguments with newlines, so a newline in a status text would start a
- * second variable (e.g. "x\nREADY=1"); NUL cannot be passed to execve at all.
+ * The assignments are newline-separated (in the datagram, and systemd-notify joins its arguments
+ * so), so a newline in a status text would start a second variable (e.g. "x\nREADY=1"); NUL
+ * cannot be passed to execve at all.
  */
 function oneLine(text: string): string {
   return text.replace(/[\r\n\0]+/g, ' ');
@@ -107,10 +114,11 @@ export function createNotifier(
   const pid = options.pid ?? process.pid;
   const onError = options.onError;
 
-  const report = (error: unknown, args: readonly string[]): void => {
+  /** `what`: the notification as attempted (the helper's command line, or the datagram). */
+  const report = (error: unknown, what: string): void => {
     if (!onError) return;
     const cause = error instanceof Error ? error : new Error(String(error));
-    const wrapped = new Error(`${binary} ${args.join(' ')} failed: ${cause.message}`, { cause });
+    const wrapped = new Error(`${what} failed: ${cause.message}`, { cause });
     try {
       onError(wrapped);
     } catch {
@@ -118,28 +126,52 @@ export function createNotifier(
     }
   };
 
-  const send = (args: readonly string[]): void => {
+  /** The helper's arguments for the protocol's assignments (its own spelling of two of them). */
+  const helperArgs = (vars: readonly string[]): string[] => [
+    `--pid=${pid}`,
+    ...vars.map((v) =>
+      v === 'READY=1' ? '--ready' : v.startsWith('STATUS=') ? `--status=${v.slice(7)}` : v,
+    ),
+  ];
+
+  const socketPath = env.NOTIFY_SOCKET ?? '';
+  const datagram = options.datagram ?? null;
+
+  /** One notification: newline-separated assignments, in one datagram. */
+  const send = (vars: readonly string[]): void => {
     if (!enabled) return;
-    const full = [`--pid=${pid}`, ...args];
+    if (datagram !== null) {
+      const what = `sd_notify ${vars.join(' ')} to ${socketPath}`;
+      try {
+        const errno = datagram(socketPath, vars.join('\n'));
+        if (errno !== 0) report(new Error(`errno ${errno}`), what);
+      } catch (error) {
+        report(error, what);
+      }
+      return;
+    }
+    const full = helperArgs(vars);
+    const what = `${binary} ${full.join(' ')}`;
     try {
       exec(binary, full, { env, timeout: EXEC_TIMEOUT_MS }, (error) => {
-        if (error) report(error, full);
+        if (error) report(error, what);
       });
     } catch (error) {
-      report(error, full);
+      report(error, what);
     }
   };
 
   return {
     enabled,
+    via: datagram === null ? 'helper' : 'socket',
     ready(status?: string) {
-      send(status === undefined ? ['--ready'] : ['--ready', `--status=${oneLine(status)}`]);
+      send(status === undefined ? ['READY=1'] : ['READY=1', `STATUS=${oneLine(status)}`]);
     },
     stopping() {
       send(['STOPPING=1']);
     },
     status(text: string) {
-      send([`--status=${oneLine(text)}`]);
+      send([`STATUS=${oneLine(text)}`]);
     },
     watchdog() {
       send(['WATCHDOG=1']);

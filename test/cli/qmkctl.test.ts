@@ -227,6 +227,10 @@ const HANDLERS: Record<string, Handler> = {
       tenant_address: '0.0.0.0:7443',
       storage_free_bytes: 3 * 1024 ** 3 + 200 * 1024 ** 2,
       storage_free_min_bytes: 64 * 1024 ** 2,
+      pool_threads_busy: 3,
+      audit_tree_size: 43,
+      audit_tree_root: 'c0ffee',
+      draining: true,
     };
   },
 };
@@ -716,6 +720,10 @@ test('status: daemon status → aligned key/value lines with uptime', async () =
   assert.match(r.out, /^tenant_address\s+0\.0\.0\.0:7443$/m);
   assert.match(r.out, /^storage_free\s+3\.2GiB$/m);
   assert.match(r.out, /^storage_free_min\s+64MiB$/m);
+  assert.match(r.out, /^pool_threads_busy\s+3$/m);
+  assert.match(r.out, /^audit_tree_size\s+43$/m);
+  assert.match(r.out, /^audit_tree_root\s+c0ffee$/m);
+  assert.match(r.out, /^draining\s+yes$/m);
   const valueColumn = (line: string) => line.search(/\s\S+$/);
   const lines = r.out.split('\n').filter((l) => !l.startsWith('started'));
   assert.ok(

@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   type Wire,
+  adminAuditClient,
   adminClient,
   call,
   callError,
@@ -67,6 +68,14 @@ test('a scrape after known calls: gRPC and kernel counters, and promtool accepts
     const admin = adminClient(d);
     const st = await call<Wire>(admin, 'GetStatus', {});
     admin.close();
+    // The status shows the audit tree the AuditService signs, and the pool's use.
+    const auditor = adminAuditClient(d);
+    const head = await call<Wire>(auditor, 'GetTreeHead', {});
+    auditor.close();
+    assert.is(Number(st.audit_tree_size), Number(head.head.tree_size));
+    assert.is(st.audit_tree_root, Buffer.from(head.head.root_hash).toString('hex'));
+    assert.is(st.pool_threads_busy, 0, 'no job running');
+    assert.is(st.draining, false);
 
     const res = await fetch(d.metricsUrl);
     assert.is(res.status, 200);

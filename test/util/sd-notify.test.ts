@@ -1,8 +1,8 @@
 /**
- * Tests for src/util/sd-notify.ts: the exact systemd-notify command lines, the no-op dev mode, the
- * watchdog timer, and that a failing real helper is reported, never thrown. Layer: util tests.
- * Why an injected exec: Node cannot open the unix datagram socket systemd listens on, so the only
- * observable effect in a test is which helper command would run.
+ * Tests for src/util/sd-notify.ts: the datagrams sent in-process (through an injected sender; the
+ * daemon's real one, the native addon, is tested against a real socket in
+ * test/integration/sd-notify.test.ts), the exact systemd-notify command lines of the fallback,
+ * the no-op dev mode, the watchdog timer, and that a failure is reported, never thrown.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -183,6 +183,66 @@ test('real spawn: helper binary missing → onError with ENOENT, nothing thrown'
   for (let i = 0; i < 100 && errors.length === 0; i++) await sleep(50);
   assert.is(errors.length, 1);
   assert.match(errors[0]!.message, 'ENOENT');
+});
+
+test('datagram: each notification → one datagram of newline-separated assignments, no helper', () => {
+  const { calls, exec } = recorder();
+  const sent: [string, string][] = [];
+  const n = createNotifier(SOCKET_ENV, {
+    exec,
+    pid: 7,
+    datagram: (path, message) => {
+      sent.push([path, message]);
+      return 0;
+    },
+  });
+  assert.is(n.via, 'socket');
+  n.ready('serving\non x');
+  n.status('draining');
+  n.stopping();
+  n.watchdog();
+  assert.equal(sent, [
+    ['/run/systemd/notify', 'READY=1\nSTATUS=serving on x'],
+    ['/run/systemd/notify', 'STATUS=draining'],
+    ['/run/systemd/notify', 'STOPPING=1'],
+    ['/run/systemd/notify', 'WATCHDOG=1'],
+  ]);
+  assert.is(calls.length, 0, 'no helper process');
+});
+
+test('datagram: the sender fails (errno) or throws → onError names it, nothing is thrown', () => {
+  const errors: Error[] = [];
+  let throwNext = false;
+  const n = createNotifier(SOCKET_ENV, {
+    datagram: () => {
+      if (throwNext) throw new Error('boom');
+      return 111;
+    },
+    onError: (e) => errors.push(e),
+  });
+  n.ready();
+  throwNext = true;
+  n.watchdog();
+  assert.is(errors.length, 2);
+  assert.match(errors[0]!.message, 'sd_notify READY=1 to /run/systemd/notify failed: errno 111');
+  assert.match(errors[1]!.message, 'sd_notify WATCHDOG=1 to /run/systemd/notify failed: boom');
+});
+
+test('datagram: NOTIFY_SOCKET unset → the sender is never called', () => {
+  let called = 0;
+  const n = createNotifier(
+    {},
+    {
+      datagram: () => {
+        called++;
+        return 0;
+      },
+    },
+  );
+  n.ready();
+  n.stopping();
+  assert.is(called, 0);
+  assert.is(n.enabled, false);
 });
 
 test.run();

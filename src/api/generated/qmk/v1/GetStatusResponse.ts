@@ -22,6 +22,10 @@ export interface GetStatusResponse {
   'jobs_running'?: (number);
   'storage_free_bytes'?: (number | string | Long);
   'storage_free_min_bytes'?: (number | string | Long);
+  'pool_threads_busy'?: (number);
+  'audit_tree_size'?: (number | string | Long);
+  'audit_tree_root'?: (string);
+  'draining'?: (boolean);
 }
 
 export interface GetStatusResponse__Output {
@@ -43,4 +47,8 @@ export interface GetStatusResponse__Output {
   'jobs_running': (number);
   'storage_free_bytes': (number);
   'storage_free_min_bytes': (number);
+  'pool_threads_busy': (number);
+  'audit_tree_size': (number);
+  'audit_tree_root': (string);
+  'draining': (boolean);
 }
