@@ -6,6 +6,13 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import {
+  ANOMALY_RESPONSES,
+  ANOMALY_THROTTLE_SECONDS,
+  ANOMALY_TYPES,
+  type AnomalyResponse,
+  type AnomalyType,
+} from './kernel/anomalies.js';
 import { PROGRAM_CHECK_SECONDS_MAX } from './kernel/limits.js';
 import { LOG_LEVELS, type LogLevel } from './util/log.js';
 
@@ -30,6 +37,10 @@ export interface Config {
   logLevel: LogLevel;
   /** HOST:PORT of the Prometheus metrics listener; null: no metrics. */
   metricsListen: string | null;
+  /** How anomalies are answered, per type (unnamed types keep their default). */
+  anomalyResponses: Partial<Record<AnomalyType, AnomalyResponse>>;
+  /** How long an anomaly's throttle lasts. */
+  anomalyThrottleSeconds: number;
 }
 
 /** Where metrics are served unless told otherwise: loopback only. */
@@ -47,7 +58,8 @@ export const USAGE = `qmkd — multi-tenant quantum microkernel daemon
                          else <state-dir>/master.key, generated with mode 0400 on first start)
   --threads N            simulation worker threads  env QMK_THREADS     (default: CPU count)
   --no-dev-tenant        do not create the "dev" tenant on first start   env QMK_DEV_TENANT=0
-  --drain-ms N           bound on draining calls at shutdown              env QMK_DRAIN_MS (default 10000)
+  --drain-ms N           at SIGTERM, how long running jobs and calls may go on before the jobs stop
+                         with their shot progress recorded               env QMK_DRAIN_MS (default 10000)
   --storage-free-min-bytes N  below this many free bytes on the state disk, new sessions, qubits,
                          gates, measurements, jobs and channel requests are refused (STORAGE_FULL)
                          env QMK_STORAGE_FREE_MIN_BYTES (default 67108864 = 64 MiB; 0 = off)
@@ -62,6 +74,13 @@ export const USAGE = `qmkd — multi-tenant quantum microkernel daemon
                          env QMK_LOG_LEVEL (default info)
   --metrics-listen HOST:PORT  Prometheus metrics at http://HOST:PORT/metrics, or off
                          env QMK_METRICS_LISTEN (default 127.0.0.1:9464; port 0 = any)
+  --anomaly-responses T=R,...  how each anomaly type is answered: record, throttle or suspend
+                         (types: firewall_probing, denial_probing, quota_pressure, rate_flooding;
+                         auth_failures is always recorded)   env QMK_ANOMALY_RESPONSES
+                         (default firewall_probing=suspend,denial_probing=throttle,
+                         quota_pressure=record,rate_flooding=throttle)
+  --anomaly-throttle-seconds N  how long a throttle lowers the tenant's rates (÷10)
+                         env QMK_ANOMALY_THROTTLE_SECONDS (default 300)
 `;
 
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
@@ -82,6 +101,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       'allow-insecure-listen': { type: 'boolean' },
       'log-level': { type: 'string' },
       'metrics-listen': { type: 'string' },
+      'anomaly-responses': { type: 'string' },
+      'anomaly-throttle-seconds': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -142,7 +163,39 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     metricsListen: metricsListen(
       values['metrics-listen'] ?? env.QMK_METRICS_LISTEN ?? METRICS_LISTEN_DEFAULT,
     ),
+    anomalyResponses: anomalyResponses(
+      values['anomaly-responses'] ?? env.QMK_ANOMALY_RESPONSES ?? '',
+    ),
+    anomalyThrottleSeconds: positiveInt(
+      values['anomaly-throttle-seconds'] ??
+        env.QMK_ANOMALY_THROTTLE_SECONDS ??
+        String(ANOMALY_THROTTLE_SECONDS),
+      'anomaly-throttle-seconds',
+    ),
   };
+}
+
+/** `type=response,...` → the responses named; each type and response must be known. */
+export function anomalyResponses(text: string): Partial<Record<AnomalyType, AnomalyResponse>> {
+  const out: Partial<Record<AnomalyType, AnomalyResponse>> = {};
+  for (const part of text.split(',').map((p) => p.trim())) {
+    if (part === '') continue;
+    const [type, response, extra] = part.split('=');
+    const t = ANOMALY_TYPES.find((x) => x === type?.trim());
+    const r = ANOMALY_RESPONSES.find((x) => x === response?.trim());
+    if (t === undefined || r === undefined || extra !== undefined) {
+      throw new Error(
+        `anomaly-responses: "${part.slice(0, 64)}" is not TYPE=RESPONSE (types: ${ANOMALY_TYPES.join(', ')}; responses: ${ANOMALY_RESPONSES.join(', ')})`,
+      );
+    }
+    if (t === 'auth_failures' && r !== 'record') {
+      throw new Error(
+        'anomaly-responses: auth_failures can only be recorded (failed authentications have no tenant to throttle or suspend; the failed-authentication throttle slows their address)',
+      );
+    }
+    out[t] = r;
+  }
+  return out;
 }
 
 function tlsConfig(

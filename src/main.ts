@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
+import { AnomalyFeed } from './api/anomaly-feed.js';
 import { CallLog } from './api/call-log.js';
 import { CallTracker, routeUncaught } from './api/handler.js';
 import { Metrics, serveMetrics } from './api/metrics.js';
@@ -211,7 +212,23 @@ async function main(): Promise<void> {
   // Every pool worker selects the same way (same environment, same addon file).
   log.info('simulation engine', { ...engineInfo(), fusion: fusionWidth() });
   await sim.warm();
-  const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto }, loaded);
+  const kernel = new Kernel({ store, signer: keyring, sim, clock, crypto }, loaded, {
+    responses: config.anomalyResponses,
+    throttleSeconds: config.anomalyThrottleSeconds,
+  });
+  kernel.anomalies.listeners.push((a) => {
+    log.warn('anomaly', {
+      type: a.type,
+      severity: a.severity,
+      tenant: a.tenantId ?? '',
+      peer: a.peer,
+      count: a.count,
+      threshold: a.threshold,
+      window_s: a.windowSeconds,
+      response: a.response,
+    });
+    metrics?.anomaly(a);
+  });
   // A failed write whose effect is already in memory (simulator state, job transitions) cannot be
   // taken back: the daemon restarts (non-zero exit; systemd's Restart=on-failure) and replay
   // rebuilds exactly the acknowledged state. Until the servers run, that is an immediate exit.
@@ -268,6 +285,8 @@ async function main(): Promise<void> {
   if (recovered.requeued + recovered.queued > 0) log.info('jobs recovered', recovered);
 
   const admin = new Admin(kernel, { clock, crypto, signer: keyring, store });
+  // An anomaly answered by suspension suspends as the operator's command does, acting as the kernel.
+  kernel.anomalies.suspend = (tenantId, reason) => admin.suspend(tenantId, reason, 'kernel');
   if (config.devTenant && firstStart) {
     if (underSystemd(process.env)) {
       log.info('no development tenant under systemd: create tenants with qmkctl');
@@ -329,7 +348,7 @@ async function main(): Promise<void> {
       tracker,
       status,
       stateOps: new StateOperations(config.stateDir, store, keys, config.masterKeyFile),
-      observers: metrics === null ? [calls] : [calls, metrics],
+      observers: [calls, new AnomalyFeed(kernel.anomalies), ...(metrics === null ? [] : [metrics])],
       onRefuse: (path, err, peer) => {
         // Bounded per address by the failed-authentication throttle, so these cannot flood.
         if (err.code.startsWith('CREDENTIAL_')) {
@@ -358,6 +377,7 @@ async function main(): Promise<void> {
     background('sweep', async () => {
       await kernel.sessions.sweepExpired();
       await kernel.firewall.sweepRetired();
+      kernel.anomalies.sweep();
     }),
     SESSION_SWEEP_INTERVAL_MS,
   );

@@ -11,11 +11,14 @@ import { STATUS_DETAILS_KEY, statusDetails } from './details.js';
 import { GRPC_STATUS } from './status.js';
 
 export const ERROR_CODE_KEY = 'qmk-error-code';
+/** The request field or quota a refusal names, when it names one. */
+export const ERROR_FIELD_KEY = 'qmk-error-field';
 
 export function errorStatus(err: unknown): Partial<StatusObject> {
   const metadata = new Metadata();
   if (err instanceof KernelError) {
     metadata.set(ERROR_CODE_KEY, err.code);
+    if (err.field) metadata.set(ERROR_FIELD_KEY, err.field);
     const code = GRPC_STATUS[err.code];
     // Every RESOURCE_EXHAUSTED names its quota (google.rpc.QuotaFailure); a rate limit adds when
     // the call would pass (RetryInfo); a refused program lists its violations (BadRequest).

@@ -11,7 +11,7 @@ import { Metadata, ServerInterceptingCall, type ServerInterceptor, status } from
 import { KernelError } from '../kernel/errors.js';
 import type { Principal } from '../kernel/model.js';
 import type { AuthzEntry } from './authz.js';
-import { ERROR_CODE_KEY, errorStatus } from './errors.js';
+import { ERROR_CODE_KEY, ERROR_FIELD_KEY, errorStatus } from './errors.js';
 import {
   type DecodeFailure,
   type DeferredRequest,
@@ -52,6 +52,8 @@ export interface CallEnd extends CallInfo {
   /** gRPC status code, and the kernel's code for an error ('' when OK or not a kernel error). */
   code: number;
   kernelCode: string;
+  /** The request field or quota the refusal names ('' if none). */
+  kernelField: string;
   ms: number;
 }
 
@@ -162,6 +164,7 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
     let headersSent = false;
     const ended = (code: number, trailers: Metadata | undefined) => {
       const kernelCode = trailers?.get(ERROR_CODE_KEY)[0];
+      const kernelField = trailers?.get(ERROR_FIELD_KEY)[0];
       const end: CallEnd = {
         ...info,
         principal,
@@ -169,6 +172,7 @@ export function authInterceptor(opts: InterceptorOptions): ServerInterceptor {
         requestId,
         code,
         kernelCode: typeof kernelCode === 'string' ? kernelCode : '',
+        kernelField: typeof kernelField === 'string' ? kernelField : '',
         ms: performance.now() - started,
       };
       for (const o of observers) o.ended?.(end);

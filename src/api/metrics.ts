@@ -77,6 +77,7 @@ export class Metrics implements CallObserver {
   private readonly jobRun: client.Histogram;
   private readonly commitSeconds: client.Histogram;
   private readonly commitBatch: client.Histogram;
+  private readonly anomalies: client.Counter;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -116,6 +117,12 @@ export class Metrics implements CallObserver {
       name: 'qmk_refusals_total',
       help: 'Calls answered with an error, by the kernel code (NOT_FOUND, QUOTA_EXCEEDED, ...).',
       labelNames: ['code'],
+      registers,
+    });
+    this.anomalies = new client.Counter({
+      name: 'qmk_anomalies_total',
+      help: 'Anomalies recorded (refusals of one kind past a tenant threshold), by type, severity and response.',
+      labelNames: ['type', 'severity', 'response'],
       registers,
     });
     this.tenantCalls = new client.Counter({
@@ -277,6 +284,10 @@ export class Metrics implements CallObserver {
   }
 
   /** One store transaction: how long its write and sync took and how many commits it held. */
+  anomaly(a: { type: string; severity: string; response: string }): void {
+    this.anomalies.inc({ type: a.type, severity: a.severity, response: a.response });
+  }
+
   storeBatch(seconds: number, commits: number): void {
     this.commitSeconds.observe(seconds);
     this.commitBatch.observe(commits);

@@ -153,6 +153,46 @@ export const AUDIT_COMMANDS: Record<string, Command> = {
       });
     },
   },
+  'anomalies list': {
+    args: [],
+    flags: ['tenant', 'since', 'until', 'limit', 'page-token'],
+    async run(ctx) {
+      // Anomalies are audit records (action Anomaly, by the kernel): listed newest first.
+      const res = await ctx.call('ListAuditRecords', {
+        since_unix_ms: timeFlag(ctx, 'since'),
+        until_unix_ms: timeFlag(ctx, 'until'),
+        actor: 'kernel',
+        action: 'Anomaly',
+        target: '',
+        tenant_id: ctx.flags.str('tenant') ?? '',
+        newest_first: true,
+        page_size: ctx.flags.int('limit', 1000) ?? 0,
+        page_token: ctx.flags.str('page-token') ?? '',
+      });
+      ctx.show(res, () => {
+        if (res.records.length === 0) return 'no anomalies recorded';
+        const rows = res.records.map((r) => {
+          const d = JSON.parse(r.detail_json || '{}') as Record<string, unknown>;
+          return [
+            String(r.seq),
+            time(r.time_unix_ms),
+            r.target,
+            String(d.type ?? '-'),
+            String(d.severity ?? '-'),
+            `${d.count ?? '?'}/${d.threshold ?? '?'} in ${d.window_seconds ?? '?'} s`,
+            String(d.response ?? '-'),
+          ];
+        });
+        const table = formatTable(
+          ['SEQ', 'TIME', 'SUBJECT', 'TYPE', 'SEVERITY', 'REFUSALS', 'RESPONSE'],
+          rows,
+        );
+        const more =
+          res.next_page_token === '' ? '' : `\nmore: --page-token ${res.next_page_token}`;
+        return `${table}${more}`;
+      });
+    },
+  },
   'audit prove': {
     args: ['SEQ'],
     flags: ['size'],

@@ -69,7 +69,8 @@ Signing keys:
   signing-key list            every signing key: active, in its grace period, or retired
 
 Daemon and state:
-  status                      version, uptime, load, free space and audit head of the daemon
+  status                      version, uptime, queue, running jobs, pool threads busy, free
+                              space, audit head and tree, and whether a stop has begun
 
 Audit log (an RFC 6962 Merkle tree with signed heads; proofs are checked by qmkctl itself):
   audit head [--size N]       the signed tree head of the whole log (or of its first N records),
@@ -83,6 +84,9 @@ Audit log (an RFC 6962 Merkle tree with signed heads; proofs are checked by qmkc
   audit prove-consistency OLD_SIZE [--size N]
                               prove the log of OLD_SIZE records is a prefix of today's (or of
                               the first N records): nothing in it changed since
+  anomalies list [--tenant ID] [--since TIME] [--until TIME] [--limit N] [--page-token T]
+                              anomalies the kernel recorded (refusals past a tenant's
+                              threshold), newest first: subject, type, severity, response
   backup PATH [--no-compact]  a hot, consistent copy of the state into the new directory PATH
                               (on the daemon's host): data file, data keys, marker; not the
                               master key. Start a daemon on PATH to restore it
@@ -98,6 +102,8 @@ Quota flags of tenant update (a flag not given leaves that quota as it is):
   --program-nodes-max N --shots-per-job-max N
   --api-calls-per-minute N   --jobs-per-minute N   --allocations-per-minute N
   --measurements-per-second N --calls-in-flight-max N
+  --anomaly-window-seconds N  --anomaly-firewall-refusals-max N  --anomaly-denials-max N
+  --anomaly-quota-refusals-max N  --anomaly-rate-refusals-max N
 
 Roles: tenant_admin, researcher, domain_scientist (repeat --role or separate with commas;
 none given: tenant_admin). Weight 0 or unset: the tier's weight.

@@ -3,7 +3,7 @@
  * ports). Each operation validates everything first, then mutates memory and commits the change
  * with its audit record in one transaction before returning.
  */
-import { auditEvent } from './actors.js';
+import { type Actor, auditEvent } from './actors.js';
 import { KernelError, invalid, quote } from './errors.js';
 import type { Kernel } from './kernel.js';
 import {
@@ -187,12 +187,14 @@ export class Admin {
     return this.save(next, 'UpdateTenant', { tier, weight: next.weight, quota: overrides });
   }
 
-  async suspend(ref: string, reason: string): Promise<Tenant> {
+  /** `by`: the operator, or the kernel answering an anomaly (`anomalies.ts`). */
+  async suspend(ref: string, reason: string, by: Actor = OPERATOR): Promise<Tenant> {
     const t = this.find(ref);
     return this.save(
       { ...t, status: 'suspended', suspendReason: reason.slice(0, 500) },
       'SuspendTenant',
       { reason },
+      by,
     );
   }
 
@@ -201,13 +203,18 @@ export class Admin {
     return this.save({ ...t, status: 'active', suspendReason: '' }, 'ResumeTenant');
   }
 
-  private async save(t: Tenant, action: string, detail?: Record<string, unknown>): Promise<Tenant> {
+  private async save(
+    t: Tenant,
+    action: string,
+    detail?: Record<string, unknown>,
+    by: Actor = OPERATOR,
+  ): Promise<Tenant> {
     const before = this.k.principals.tenant(t.id)!;
     this.k.principals.putTenant(t);
     await this.k.durability.commitOrUndo(
       () => this.k.principals.putTenant(before),
       [{ op: 'put', db: 'tenants', key: t.id, value: t }],
-      [auditEvent(OPERATOR, action, t.id, detail, [t.id])],
+      [auditEvent(by, action, t.id, detail, [t.id])],
     );
     return t;
   }

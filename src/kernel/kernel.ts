@@ -21,6 +21,13 @@
  * goes out only once that transaction is durable.
  */ import assert from 'node:assert';
 import { auditEvent } from './actors.js';
+import {
+  ANOMALY_THROTTLE_SECONDS,
+  Anomalies,
+  type AnomalyResponse,
+  type AnomalyType,
+  DEFAULT_ANOMALY_RESPONSES,
+} from './anomalies.js';
 import { BoundJobs } from './bound-jobs.js';
 import { ChannelTable } from './channels.js';
 import { ClusterGraph } from './clusters.js';
@@ -42,6 +49,12 @@ import type {
 import { Principals } from './principals.js';
 import { SessionTable } from './session-table.js';
 import { Sessions } from './sessions.js';
+
+/** How the daemon answers anomalies (its settings); unset parts take the defaults. */
+export interface AnomalyPolicy {
+  responses?: Partial<Record<AnomalyType, AnomalyResponse>>;
+  throttleSeconds?: number;
+}
 
 export interface KernelPorts {
   store: StorePort;
@@ -70,6 +83,8 @@ export class Kernel {
   readonly boundJobs: BoundJobs;
   /** Commits, the checkpoint barrier, divergence and the free-space watermark. */
   readonly durability: Durability;
+  /** Refusals counted per tenant; anomalies recorded and answered. */
+  readonly anomalies: Anomalies;
   /**
    * Takes a checkpoint (main wires the real one): afterwards no op-log entry precedes it, so a
    * deleted tenant's data key can be destroyed without breaking replay.
@@ -79,14 +94,24 @@ export class Kernel {
   constructor(
     private readonly ports: KernelPorts,
     loaded?: LoadedState,
+    anomalyPolicy: AnomalyPolicy = {},
   ) {
     this.durability = new Durability(ports.store, ports.sim);
+    this.anomalies = new Anomalies({
+      clock: ports.clock,
+      tenant: (id) => this.principals.tenant(id),
+      audit: (events) =>
+        this.durability.background(this.durability.commitOrUndo(() => {}, [], events)),
+      responses: { ...DEFAULT_ANOMALY_RESPONSES, ...anomalyPolicy.responses },
+      throttleMs: (anomalyPolicy.throttleSeconds ?? ANOMALY_THROTTLE_SECONDS) * 1000,
+    });
     this.table = new SessionTable(loaded?.sessions ?? [], loaded?.qubits ?? []);
     this.principals = new Principals(
       ports.clock,
       ports.crypto,
       loaded?.tenants ?? [],
       loaded?.credentials ?? [],
+      (tenantId) => this.anomalies.rateDivisor(tenantId),
       (peer) => {
         const event = auditEvent('kernel', 'authenticate', `peer:${peer}`, {
           reason: 'failed authentications past the limit; the address is throttled',

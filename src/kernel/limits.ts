@@ -64,6 +64,9 @@ export const SESSION_SWEEP_INTERVAL_MS = 5_000;
 
 export const TIERS: readonly Tier[] = ['free', 'pro', 'enterprise'];
 
+/** The longest anomaly window a tenant's quota may set (an hour). */
+export const ANOMALY_WINDOW_SECONDS_MAX = 3600;
+
 const BASIC_CAPS: readonly Cap[] = ['CAP_ALLOC', 'CAP_COMPUTE', 'CAP_MEASURE'];
 
 /** The compiled-in ceiling for each quota field: overrides are clamped to it. */
@@ -84,6 +87,11 @@ export const QUOTA_CEILING: Readonly<Quota> = {
   allocationsPerMinute: ALLOCATIONS_PER_MINUTE_MAX,
   measurementsPerSecond: MEASUREMENTS_PER_SECOND_MAX,
   callsInFlightMax: CALLS_IN_FLIGHT_PER_TENANT_MAX,
+  anomalyWindowSeconds: ANOMALY_WINDOW_SECONDS_MAX,
+  anomalyFirewallRefusalsMax: 100,
+  anomalyDenialsMax: 1000,
+  anomalyQuotaRefusalsMax: 10_000,
+  anomalyRateRefusalsMax: 100_000,
 };
 
 /**
@@ -122,6 +130,11 @@ export const TIER_DEFAULTS: Readonly<
       allocationsPerMinute: 100,
       measurementsPerSecond: 1000,
       callsInFlightMax: 16,
+      anomalyWindowSeconds: 60,
+      anomalyFirewallRefusalsMax: 10,
+      anomalyDenialsMax: 50,
+      anomalyQuotaRefusalsMax: 200,
+      anomalyRateRefusalsMax: 1000,
     },
     weight: 1,
     caps: BASIC_CAPS,
@@ -144,13 +157,19 @@ export const TIER_DEFAULTS: Readonly<
       allocationsPerMinute: 100_000,
       measurementsPerSecond: 100_000,
       callsInFlightMax: 256,
+      anomalyWindowSeconds: 60,
+      anomalyFirewallRefusalsMax: 20,
+      anomalyDenialsMax: 100,
+      anomalyQuotaRefusalsMax: 500,
+      anomalyRateRefusalsMax: 5000,
     },
     weight: 3,
     caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC'],
   },
   enterprise: {
-    // Enterprise gets the compiled-in ceiling itself.
-    quota: { ...QUOTA_CEILING },
+    // Enterprise gets the compiled-in ceiling itself, but the one-minute anomaly window (a wider
+    // window counts more refusals: it is no more permissive).
+    quota: { ...QUOTA_CEILING, anomalyWindowSeconds: 60 },
     weight: 10,
     caps: [...BASIC_CAPS, 'CAP_LINK', 'CAP_TELEPORT', 'CAP_MAGIC', 'CAP_DEBUG'],
   },

@@ -21,6 +21,14 @@ const FAILED_AUTH_CODES: ReadonlySet<string> = new Set([
   'CREDENTIAL_REVOKED',
 ]);
 
+/** The rates a throttle lowers. */
+const THROTTLED_RATES = [
+  'apiCallsPerMinute',
+  'jobsPerMinute',
+  'allocationsPerMinute',
+  'measurementsPerSecond',
+] as const;
+
 export class Principals {
   private readonly tenants = new Map<string, Tenant>();
   private readonly tenantsByName = new Map<string, Tenant>();
@@ -35,6 +43,8 @@ export class Principals {
     private readonly crypto: CryptoPort,
     tenants: readonly Tenant[] = [],
     credentials: readonly Credential[] = [],
+    /** What a tenant's rates are divided by now (a throttled tenant's: see `anomalies.ts`). */
+    private readonly rateDivisor: (tenantId: string) => number = () => 1,
     /** Told once when a peer address runs out of failed authentications (to audit it). */
     private readonly onAuthThrottled: (peer: string) => void = () => {},
   ) {
@@ -182,8 +192,13 @@ export class Principals {
     return t;
   }
 
+  /** The tenant's limits now: its quota, with its rates lowered while it is throttled. */
   quotaOf(t: Tenant): Quota {
-    return effectiveQuota(t.tier, t.quotaOverrides);
+    const q = effectiveQuota(t.tier, t.quotaOverrides);
+    const divisor = this.rateDivisor(t.id);
+    if (divisor === 1) return q;
+    for (const k of THROTTLED_RATES) q[k] = Math.max(1, Math.floor(q[k] / divisor));
+    return q;
   }
 
   /** A tenant's scheduling weight: its own, else its tier's. */

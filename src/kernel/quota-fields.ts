@@ -25,6 +25,15 @@ export const QUOTA_FIELDS = [
   { key: 'allocationsPerMinute', wire: 'allocations_per_minute', wireMax: UINT32_MAX },
   { key: 'measurementsPerSecond', wire: 'measurements_per_second', wireMax: UINT32_MAX },
   { key: 'callsInFlightMax', wire: 'calls_in_flight_max', wireMax: UINT32_MAX },
+  { key: 'anomalyWindowSeconds', wire: 'anomaly_window_seconds', wireMax: UINT32_MAX },
+  {
+    key: 'anomalyFirewallRefusalsMax',
+    wire: 'anomaly_firewall_refusals_max',
+    wireMax: UINT32_MAX,
+  },
+  { key: 'anomalyDenialsMax', wire: 'anomaly_denials_max', wireMax: UINT32_MAX },
+  { key: 'anomalyQuotaRefusalsMax', wire: 'anomaly_quota_refusals_max', wireMax: UINT32_MAX },
+  { key: 'anomalyRateRefusalsMax', wire: 'anomaly_rate_refusals_max', wireMax: UINT32_MAX },
 ] as const;
 
 export type QuotaField = (typeof QUOTA_FIELDS)[number];

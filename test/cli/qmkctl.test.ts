@@ -526,6 +526,16 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
     '500',
     '--calls-in-flight-max',
     '9',
+    '--anomaly-window-seconds',
+    '120',
+    '--anomaly-firewall-refusals-max',
+    '4',
+    '--anomaly-denials-max',
+    '40',
+    '--anomaly-quota-refusals-max',
+    '400',
+    '--anomaly-rate-refusals-max',
+    '4000',
   );
   assert.is(r.code, 0, r.err);
   assert.equal(lastRequest('UpdateTenant'), {
@@ -549,6 +559,11 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
       allocations_per_minute: 50,
       measurements_per_second: 500,
       calls_in_flight_max: 9,
+      anomaly_window_seconds: 120,
+      anomaly_firewall_refusals_max: 4,
+      anomaly_denials_max: 40,
+      anomaly_quota_refusals_max: 400,
+      anomaly_rate_refusals_max: 4000,
     },
   });
   const one = await run('tenant', 'update', 'acme', '--sessions-max', '3');
@@ -574,6 +589,11 @@ test('tenant update: quota flags → the matching Quota fields, others zero', as
       allocations_per_minute: 0,
       measurements_per_second: 0,
       calls_in_flight_max: 0,
+      anomaly_window_seconds: 0,
+      anomaly_firewall_refusals_max: 0,
+      anomaly_denials_max: 0,
+      anomaly_quota_refusals_max: 0,
+      anomaly_rate_refusals_max: 0,
     },
   });
   assert.match(one.out, /^ {2}sessions-max\s+3$/m);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isLoopback, loadConfig } from '../../src/config.js';
+import { anomalyResponses, isLoopback, loadConfig } from '../../src/config.js';
 
 test('loopback: 127.0.0.0/8, ::1 and localhost are; anything else is not', () => {
   for (const a of ['127.0.0.1:1', '127.9.8.7:0', '[::1]:50051', 'localhost:1'])
@@ -48,6 +48,34 @@ test('TLS from systemd credentials when present', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('anomaly responses: TYPE=RESPONSE pairs; unknown names and auth throttling refused', () => {
+  assert.equal(anomalyResponses(''), {});
+  assert.equal(anomalyResponses('firewall_probing=record, rate_flooding=suspend'), {
+    firewall_probing: 'record',
+    rate_flooding: 'suspend',
+  });
+  assert.throws(
+    () => anomalyResponses('firewall=suspend'),
+    /"firewall=suspend" is not TYPE=RESPONSE/,
+  );
+  assert.throws(
+    () => anomalyResponses('denial_probing=ban'),
+    /responses: record, throttle, suspend/,
+  );
+  assert.throws(() => anomalyResponses('denial_probing'), /is not TYPE=RESPONSE/);
+  assert.throws(
+    () => anomalyResponses('auth_failures=suspend'),
+    /auth_failures can only be recorded/,
+  );
+  const c = loadConfig(
+    ['--anomaly-responses', 'quota_pressure=throttle', '--anomaly-throttle-seconds', '30'],
+    {},
+  );
+  assert.equal(c.anomalyResponses, { quota_pressure: 'throttle' });
+  assert.is(c.anomalyThrottleSeconds, 30);
+  assert.is(loadConfig([], {}).anomalyThrottleSeconds, 300);
 });
 
 test.run();

@@ -20,6 +20,11 @@ export interface Quota {
   'allocations_per_minute'?: (number);
   'measurements_per_second'?: (number);
   'calls_in_flight_max'?: (number);
+  'anomaly_window_seconds'?: (number);
+  'anomaly_firewall_refusals_max'?: (number);
+  'anomaly_denials_max'?: (number);
+  'anomaly_quota_refusals_max'?: (number);
+  'anomaly_rate_refusals_max'?: (number);
 }
 
 export interface Quota__Output {
@@ -39,4 +44,9 @@ export interface Quota__Output {
   'allocations_per_minute': (number);
   'measurements_per_second': (number);
   'calls_in_flight_max': (number);
+  'anomaly_window_seconds': (number);
+  'anomaly_firewall_refusals_max': (number);
+  'anomaly_denials_max': (number);
+  'anomaly_quota_refusals_max': (number);
+  'anomaly_rate_refusals_max': (number);
 }
