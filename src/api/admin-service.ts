@@ -27,6 +27,7 @@ import type { ResumeTenantRequest__Output } from './generated/qmk/v1/ResumeTenan
 import type { RevokeApiKeyRequest__Output } from './generated/qmk/v1/RevokeApiKeyRequest.js';
 import type { RotateMasterKeyRequest__Output } from './generated/qmk/v1/RotateMasterKeyRequest.js';
 import type { RotateSigningKeyRequest__Output } from './generated/qmk/v1/RotateSigningKeyRequest.js';
+import type { SignEvidenceRequest__Output } from './generated/qmk/v1/SignEvidenceRequest.js';
 import type { SuspendTenantRequest__Output } from './generated/qmk/v1/SuspendTenantRequest.js';
 import type { UpdateTenantRequest__Output } from './generated/qmk/v1/UpdateTenantRequest.js';
 
@@ -96,7 +97,11 @@ export function adminServiceHandlers(
     })),
     DeleteTenant: unary(tracker, async (_p, r: DeleteTenantRequest__Output) => {
       const out = await a.delete(String(r.tenant ?? ''));
-      return { sessions_closed: out.sessions, keys_revoked: out.keys };
+      return {
+        sessions_closed: out.sessions,
+        keys_revoked: out.keys,
+        data_key_destroyed: out.dataKeyDestroyed,
+      };
     }),
     CreateApiKey: unary(tracker, async (_p, r: CreateApiKeyRequest__Output) => {
       const out = await a.createKey(
@@ -125,6 +130,15 @@ export function adminServiceHandlers(
       return { keys: a.signingKeys().map((k) => signingKeyToWire(k, now)) };
     }),
     GetStatus: unary(tracker, () => status()),
+    SignEvidence: unary(tracker, async (_p, r: SignEvidenceRequest__Output) => {
+      const out = await a.signEvidence(r.report_sha256 ?? Buffer.alloc(0));
+      return {
+        key_id: out.keyId,
+        signed_payload: out.payload,
+        signature: Buffer.from(out.signature),
+        signed_at_unix_ms: out.atMs,
+      };
+    }),
     VerifyAudit: unary(tracker, async () => {
       const r = await ops.verifyAudit();
       return {

@@ -81,6 +81,7 @@ export const AUTHZ_TABLE: Readonly<Record<string, AuthzEntry>> = {
   [`${ADMIN}VerifyAudit`]: operator,
   [`${ADMIN}BackupState`]: operator,
   [`${ADMIN}RotateMasterKey`]: operator,
+  [`${ADMIN}SignEvidence`]: operator,
   // Standard services: health for load balancers and systemd checks, reflection for grpcurl.
   '/grpc.health.v1.Health/Check': none,
   '/grpc.health.v1.Health/Watch': none,

@@ -48,6 +48,13 @@ export const FLAG_TYPES = {
   limit: { type: 'string' },
   'newest-first': { type: 'boolean' },
   'page-token': { type: 'string' },
+  // evidence
+  out: { type: 'string' },
+  previous: { type: 'string' },
+  address: { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
 } as const;
 
 export type FlagName = keyof typeof FLAG_TYPES;

@@ -33,7 +33,10 @@ function timeFlag(ctx: Ctx, name: 'since' | 'until'): number {
  * Checks a head: its payload says what its fields say, and a signing key of the daemon signed it.
  * Returns what failed, or null.
  */
-async function headProblem(ctx: Ctx, head: SignedTreeHead__Output | null): Promise<string | null> {
+export async function headProblem(
+  ctx: Ctx,
+  head: SignedTreeHead__Output | null,
+): Promise<string | null> {
   if (head === null) return 'the daemon sent no tree head';
   const payload = treeHeadPayload(head.tree_size, head.root_hash, head.timestamp_unix_ms);
   if (!payload.equals(Buffer.from(head.signed_payload))) {

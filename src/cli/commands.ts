@@ -10,6 +10,7 @@ import type { ReplyOf, RequestOf } from './admin-client.js';
 import { QUOTA_FLAGS, UINT32_MAX, UsageError } from './args.js';
 import { AUDIT_COMMANDS } from './audit-commands.js';
 import type { Command, Ctx } from './command.js';
+import { EVIDENCE_COMMANDS } from './evidence.js';
 import {
   KEY_HEADERS,
   TENANT_HEADERS,
@@ -77,6 +78,7 @@ function signingKeyTable(keys: ReplyOf<'ListSigningKeys'>['keys']): string {
 
 export const COMMANDS: Record<string, Command> = {
   ...AUDIT_COMMANDS,
+  ...EVIDENCE_COMMANDS,
   'tenant create': {
     args: ['NAME'],
     flags: ['tier', 'weight', 'role'],
@@ -171,7 +173,7 @@ export const COMMANDS: Record<string, Command> = {
         res,
         () =>
           `deleted tenant ${tenant}: ${res.sessions_closed} session(s) closed, ` +
-          `${res.keys_revoked} key(s) revoked`,
+          `${res.keys_revoked} key(s) revoked, data key ${res.data_key_destroyed ? 'destroyed' : 'NOT destroyed'}`,
       );
     },
   },

@@ -87,6 +87,13 @@ Audit log (an RFC 6962 Merkle tree with signed heads; proofs are checked by qmkc
   anomalies list [--tenant ID] [--since TIME] [--until TIME] [--limit N] [--page-token T]
                               anomalies the kernel recorded (refusals past a tenant's
                               threshold), newest first: subject, type, severity, response
+  evidence [--out DIR] [--previous FILE] [--address HOST:PORT]
+           [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]
+                              isolation self-tests with two temporary tenants (created, probed,
+                              deleted) and a report signed by the kernel key, JSON and HTML, in
+                              DIR; --previous: a consistency proof of the audit log from that
+                              report's head. Exit 1 if a self-test failed
+  evidence verify FILE        check a report's signature against the daemon's signing keys
   backup PATH [--no-compact]  a hot, consistent copy of the state into the new directory PATH
                               (on the daemon's host): data file, data keys, marker; not the
                               master key. Start a daemon on PATH to restore it
@@ -133,7 +140,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     let name = first;
     let args = rest;
-    if (GROUPS.has(first)) {
+    // A group's word alone is a command of its own where there is one (`evidence`).
+    if (GROUPS.has(first) && !(rest[0] === undefined && COMMANDS[first] !== undefined)) {
       const sub = rest[0];
       if (sub === undefined) throw new UsageError(`'${first}' needs a subcommand (see --help)`);
       name = `${first} ${sub}`;

@@ -5,6 +5,7 @@
  */
 import { type Actor, auditEvent } from './actors.js';
 import { KernelError, invalid, quote } from './errors.js';
+import { evidencePayload } from './evidence.js';
 import type { Kernel } from './kernel.js';
 import {
   API_KEYS_PER_TENANT_MAX,
@@ -220,7 +221,9 @@ export class Admin {
   }
 
   /** Closes the tenant's sessions (releasing qubits), revokes its keys, deletes it. */
-  async delete(ref: string): Promise<{ sessions: number; keys: number }> {
+  async delete(
+    ref: string,
+  ): Promise<{ sessions: number; keys: number; dataKeyDestroyed: boolean }> {
     await this.k.durability.waitForCheckpoint();
     const t = this.find(ref);
     const keys = this.k.principals.credentialsOf(t.id);
@@ -255,8 +258,8 @@ export class Admin {
     // Crypto-shredding: once a checkpoint covers every op-log entry sealed with the tenant's key,
     // the key is destroyed; its jobs, results and snapshots never open again, in any copy.
     await this.k.checkpointNow();
-    this.ports.store.shred(t.id);
-    return { sessions: sessions.length, keys: keys.length };
+    const dataKeyDestroyed = this.ports.store.shred(t.id);
+    return { sessions: sessions.length, keys: keys.length, dataKeyDestroyed };
   }
 
   async createKey(ref: string, roles: readonly string[], label: string): Promise<IssuedKey> {
@@ -336,6 +339,25 @@ export class Admin {
 
   quotaOf(t: Tenant): Quota {
     return effectiveQuota(t.tier, t.quotaOverrides);
+  }
+
+  /** Signs an evidence report's digest with the active signing key (`evidence.ts`); audited. */
+  async signEvidence(
+    digest: Uint8Array,
+  ): Promise<{ keyId: number; payload: Buffer; signature: Uint8Array; atMs: number }> {
+    const payload = evidencePayload(digest);
+    const keyId = this.ports.signer.activeKeyId();
+    const signature = this.ports.signer.sign(payload);
+    await this.k.durability.commitOrUndo(
+      () => {},
+      [],
+      [
+        auditEvent(OPERATOR, 'SignEvidence', Buffer.from(digest).toString('hex'), {
+          key_id: keyId,
+        }),
+      ],
+    );
+    return { keyId, payload, signature, atMs: this.ports.clock.nowMs() };
   }
 }
 

@@ -235,9 +235,10 @@ export interface StorePort {
   lowSpace(): { freeBytes: number; minBytes: number } | null;
   /**
    * Destroys `owner`'s data key (crypto-shredding): its sealed records never open again, even
-   * from an older copy of the data file; later records sealed for it are not written.
+   * from an older copy of the data file; later records sealed for it are not written. True when
+   * the key is gone (destroyed now, or before).
    */
-  shred(owner: string): void;
+  shred(owner: string): boolean;
 }
 
 /** One job run: a verified program for a number of shots, reproducible from the seed. */

@@ -132,11 +132,16 @@ export class DataKeys {
     this.persist();
   }
 
-  /** Destroys the tenant's data key for good (crypto-shredding). Durable on return. */
-  shred(tenantId: string): void {
-    if (!this.tenants.delete(tenantId) && this.shredded.has(tenantId)) return;
-    this.shredded.add(tenantId);
-    this.persist();
+  /**
+   * Destroys the tenant's data key for good (crypto-shredding). Durable on return; true when the
+   * key is gone (now or before).
+   */
+  shred(tenantId: string): boolean {
+    if (this.tenants.delete(tenantId) || !this.shredded.has(tenantId)) {
+      this.shredded.add(tenantId);
+      this.persist();
+    }
+    return !this.tenants.has(tenantId) && this.shredded.has(tenantId);
   }
 
   /** Tenants holding a key. */

@@ -339,8 +339,8 @@ export class LmdbStore implements StorePort {
     await this.root.backup(file, compact);
   }
 
-  shred(owner: string): void {
-    this.options.keys.shred(owner);
+  shred(owner: string): boolean {
+    return this.options.keys.shred(owner);
   }
 
   lowSpace(): { freeBytes: number; minBytes: number } | null {

@@ -171,7 +171,7 @@ const HANDLERS: Record<string, Handler> = {
     tenants.delete(t.tenant_id);
     let revoked = 0;
     for (const k of keys.values()) if (k.tenant_id === t.tenant_id && !k.revoked) revoked++;
-    return { sessions_closed: 3, keys_revoked: revoked };
+    return { sessions_closed: 3, keys_revoked: revoked, data_key_destroyed: true };
   },
   CreateApiKey(r) {
     const t = findTenant(r.tenant);
@@ -481,7 +481,10 @@ test('tenant delete: --yes → DeleteTenant sent, summary printed, exit 0', asyn
   const r = await run('tenant', 'delete', 'acme', '--yes');
   assert.is(r.code, 0, r.err);
   assert.equal(lastRequest('DeleteTenant'), { tenant: 'acme' });
-  assert.is(r.out, 'deleted tenant acme: 3 session(s) closed, 1 key(s) revoked');
+  assert.is(
+    r.out,
+    'deleted tenant acme: 3 session(s) closed, 1 key(s) revoked, data key destroyed',
+  );
 });
 
 test('tenant update: quota flags → the matching Quota fields, others zero', async () => {

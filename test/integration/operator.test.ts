@@ -101,7 +101,11 @@ test('qmkctl: tenant delete → its key fails, a second delete is NOT_FOUND (exi
   await call(c, 'AllocateQubits', { session_handle: s.session_handle, count: 3 });
   const del = await ctl('--json', 'tenant', 'delete', 'delta', '--yes');
   assert.is(del.code, 0, del.err);
-  assert.equal(JSON.parse(del.out), { sessions_closed: 1, keys_revoked: 1 });
+  assert.equal(JSON.parse(del.out), {
+    sessions_closed: 1,
+    keys_revoked: 1,
+    data_key_destroyed: true,
+  });
   assert.is((await callError(c, 'GetUsage', {})).code, grpc.status.UNAUTHENTICATED);
   const again = await ctl('tenant', 'delete', 'delta', '--yes');
   assert.is(again.code, 1);

@@ -31,6 +31,7 @@ export class MemoryStore implements StorePort {
   shredded: string[] = [];
   shred(owner: string) {
     this.shredded.push(owner);
+    return true;
   }
   auditHead() {
     return { seq: this.commits.length, hash: '' };

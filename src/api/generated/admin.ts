@@ -43,6 +43,8 @@ export interface ProtoGrpcType {
       RotateMasterKeyResponse: MessageTypeDefinition
       RotateSigningKeyRequest: MessageTypeDefinition
       RotateSigningKeyResponse: MessageTypeDefinition
+      SignEvidenceRequest: MessageTypeDefinition
+      SignEvidenceResponse: MessageTypeDefinition
       SigningKey: MessageTypeDefinition
       SuspendTenantRequest: MessageTypeDefinition
       SuspendTenantResponse: MessageTypeDefinition

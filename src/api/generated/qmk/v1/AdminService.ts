@@ -29,6 +29,8 @@ import type { RotateMasterKeyRequest as _qmk_v1_RotateMasterKeyRequest, RotateMa
 import type { RotateMasterKeyResponse as _qmk_v1_RotateMasterKeyResponse, RotateMasterKeyResponse__Output as _qmk_v1_RotateMasterKeyResponse__Output } from '../../qmk/v1/RotateMasterKeyResponse.js';
 import type { RotateSigningKeyRequest as _qmk_v1_RotateSigningKeyRequest, RotateSigningKeyRequest__Output as _qmk_v1_RotateSigningKeyRequest__Output } from '../../qmk/v1/RotateSigningKeyRequest.js';
 import type { RotateSigningKeyResponse as _qmk_v1_RotateSigningKeyResponse, RotateSigningKeyResponse__Output as _qmk_v1_RotateSigningKeyResponse__Output } from '../../qmk/v1/RotateSigningKeyResponse.js';
+import type { SignEvidenceRequest as _qmk_v1_SignEvidenceRequest, SignEvidenceRequest__Output as _qmk_v1_SignEvidenceRequest__Output } from '../../qmk/v1/SignEvidenceRequest.js';
+import type { SignEvidenceResponse as _qmk_v1_SignEvidenceResponse, SignEvidenceResponse__Output as _qmk_v1_SignEvidenceResponse__Output } from '../../qmk/v1/SignEvidenceResponse.js';
 import type { SuspendTenantRequest as _qmk_v1_SuspendTenantRequest, SuspendTenantRequest__Output as _qmk_v1_SuspendTenantRequest__Output } from '../../qmk/v1/SuspendTenantRequest.js';
 import type { SuspendTenantResponse as _qmk_v1_SuspendTenantResponse, SuspendTenantResponse__Output as _qmk_v1_SuspendTenantResponse__Output } from '../../qmk/v1/SuspendTenantResponse.js';
 import type { UpdateTenantRequest as _qmk_v1_UpdateTenantRequest, UpdateTenantRequest__Output as _qmk_v1_UpdateTenantRequest__Output } from '../../qmk/v1/UpdateTenantRequest.js';
@@ -154,6 +156,15 @@ export interface AdminServiceClient extends grpc.Client {
   rotateSigningKey(argument: _qmk_v1_RotateSigningKeyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_RotateSigningKeyResponse__Output>): grpc.ClientUnaryCall;
   rotateSigningKey(argument: _qmk_v1_RotateSigningKeyRequest, callback: grpc.requestCallback<_qmk_v1_RotateSigningKeyResponse__Output>): grpc.ClientUnaryCall;
   
+  SignEvidence(argument: _qmk_v1_SignEvidenceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_SignEvidenceResponse__Output>): grpc.ClientUnaryCall;
+  SignEvidence(argument: _qmk_v1_SignEvidenceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_SignEvidenceResponse__Output>): grpc.ClientUnaryCall;
+  SignEvidence(argument: _qmk_v1_SignEvidenceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_SignEvidenceResponse__Output>): grpc.ClientUnaryCall;
+  SignEvidence(argument: _qmk_v1_SignEvidenceRequest, callback: grpc.requestCallback<_qmk_v1_SignEvidenceResponse__Output>): grpc.ClientUnaryCall;
+  signEvidence(argument: _qmk_v1_SignEvidenceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_SignEvidenceResponse__Output>): grpc.ClientUnaryCall;
+  signEvidence(argument: _qmk_v1_SignEvidenceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_SignEvidenceResponse__Output>): grpc.ClientUnaryCall;
+  signEvidence(argument: _qmk_v1_SignEvidenceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_SignEvidenceResponse__Output>): grpc.ClientUnaryCall;
+  signEvidence(argument: _qmk_v1_SignEvidenceRequest, callback: grpc.requestCallback<_qmk_v1_SignEvidenceResponse__Output>): grpc.ClientUnaryCall;
+  
   SuspendTenant(argument: _qmk_v1_SuspendTenantRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_SuspendTenantResponse__Output>): grpc.ClientUnaryCall;
   SuspendTenant(argument: _qmk_v1_SuspendTenantRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_qmk_v1_SuspendTenantResponse__Output>): grpc.ClientUnaryCall;
   SuspendTenant(argument: _qmk_v1_SuspendTenantRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_qmk_v1_SuspendTenantResponse__Output>): grpc.ClientUnaryCall;
@@ -210,6 +221,8 @@ export type AdminServiceHandlers = {
   
   RotateSigningKey: grpc.handleUnaryCall<_qmk_v1_RotateSigningKeyRequest__Output, _qmk_v1_RotateSigningKeyResponse>;
   
+  SignEvidence: grpc.handleUnaryCall<_qmk_v1_SignEvidenceRequest__Output, _qmk_v1_SignEvidenceResponse>;
+  
   SuspendTenant: grpc.handleUnaryCall<_qmk_v1_SuspendTenantRequest__Output, _qmk_v1_SuspendTenantResponse>;
   
   UpdateTenant: grpc.handleUnaryCall<_qmk_v1_UpdateTenantRequest__Output, _qmk_v1_UpdateTenantResponse>;
@@ -232,6 +245,7 @@ export interface AdminServiceDefinition extends grpc.ServiceDefinition {
   RevokeApiKey: MethodDefinition<_qmk_v1_RevokeApiKeyRequest, _qmk_v1_RevokeApiKeyResponse, _qmk_v1_RevokeApiKeyRequest__Output, _qmk_v1_RevokeApiKeyResponse__Output>
   RotateMasterKey: MethodDefinition<_qmk_v1_RotateMasterKeyRequest, _qmk_v1_RotateMasterKeyResponse, _qmk_v1_RotateMasterKeyRequest__Output, _qmk_v1_RotateMasterKeyResponse__Output>
   RotateSigningKey: MethodDefinition<_qmk_v1_RotateSigningKeyRequest, _qmk_v1_RotateSigningKeyResponse, _qmk_v1_RotateSigningKeyRequest__Output, _qmk_v1_RotateSigningKeyResponse__Output>
+  SignEvidence: MethodDefinition<_qmk_v1_SignEvidenceRequest, _qmk_v1_SignEvidenceResponse, _qmk_v1_SignEvidenceRequest__Output, _qmk_v1_SignEvidenceResponse__Output>
   SuspendTenant: MethodDefinition<_qmk_v1_SuspendTenantRequest, _qmk_v1_SuspendTenantResponse, _qmk_v1_SuspendTenantRequest__Output, _qmk_v1_SuspendTenantResponse__Output>
   UpdateTenant: MethodDefinition<_qmk_v1_UpdateTenantRequest, _qmk_v1_UpdateTenantResponse, _qmk_v1_UpdateTenantRequest__Output, _qmk_v1_UpdateTenantResponse__Output>
   VerifyAudit: MethodDefinition<_qmk_v1_VerifyAuditRequest, _qmk_v1_VerifyAuditResponse, _qmk_v1_VerifyAuditRequest__Output, _qmk_v1_VerifyAuditResponse__Output>

@@ -5,9 +5,11 @@
 export interface DeleteTenantResponse {
   'sessions_closed'?: (number);
   'keys_revoked'?: (number);
+  'data_key_destroyed'?: (boolean);
 }
 
 export interface DeleteTenantResponse__Output {
   'sessions_closed': (number);
   'keys_revoked': (number);
+  'data_key_destroyed': (boolean);
 }
