@@ -1,7 +1,7 @@
 /**
  * The audit log's Merkle tree in the real store: it grows in the same transaction as the records
  * (checkpoint records included), its root is the RFC 6962 hash of the records' leaves, proofs
- * from it verify, a log from before the tree gets its tree at open, and the tenant index lists
+ * from it verify, only subtrees of 16 leaves or more are stored, a log from before the tree gets its tree at open, and the tenant index lists
  * exactly the records naming a tenant, in both directions.
  */
 import { mkdirSync } from 'node:fs';
@@ -17,6 +17,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../../src/security/merkle.js';
+import { LEVEL_STRIDE, STORED_LEVEL_MIN } from '../../src/store/audit-tree.js';
 import { LmdbStore } from '../../src/store/store.js';
 import { removeStateDir, tempStateDir } from '../support/daemon.js';
 
@@ -81,6 +82,24 @@ test('the tree grows with every commit and checkpoint; its root is that of the r
     await r.commit([], [ev('after')]);
     assert.equal(r.auditLog.treeRoot().root, rootFromRecords(r));
     await r.close();
+    // Only subtrees of 16 leaves or more are stored (the rest come from the records): for 35
+    // records, the two of 16 and the one of 32.
+    const raw = open({ path: `${dir}/qmk.lmdb`, maxDbs: 16 });
+    const tree = raw.openDB({
+      name: 'audit_tree',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+    });
+    const keys = [...tree.getKeys()].map((k) => [
+      Math.floor((k as number) / LEVEL_STRIDE),
+      (k as number) % LEVEL_STRIDE,
+    ]);
+    assert.equal(keys, [
+      [STORED_LEVEL_MIN, 0],
+      [STORED_LEVEL_MIN, 1],
+      [STORED_LEVEL_MIN + 1, 0],
+    ]);
+    await raw.close();
   } finally {
     removeStateDir(dir);
   }
