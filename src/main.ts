@@ -311,6 +311,7 @@ async function main(): Promise<void> {
   let stopping = false;
   const status = () => {
     const j = jobs.stats();
+    const tree = auditTree ? store.auditLog.treeRoot() : null;
     return {
       version: VERSION,
       started_at_unix_ms: startedAt,
@@ -331,11 +332,8 @@ async function main(): Promise<void> {
       storage_free_bytes: freeBytes(),
       storage_free_min_bytes: config.storageFreeMinBytes,
       pool_threads_busy: sim.admission.threadsBusy,
-      ...(auditTree
-        ? (({ size, root }) => ({ audit_tree_size: size, audit_tree_root: root.toString('hex') }))(
-            store.auditLog.treeRoot(),
-          )
-        : { audit_tree_size: 0, audit_tree_root: '' }),
+      audit_tree_size: tree?.size ?? 0,
+      audit_tree_root: tree?.root.toString('hex') ?? '',
       draining: stopping,
     };
   };

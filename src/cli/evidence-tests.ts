@@ -125,14 +125,28 @@ export interface Pair {
   bName: string;
 }
 
+/** Allocates `n` qubits in `sessionHandle` (a session of `t`'s). */
+async function allocate(t: TenantApi, sessionHandle: unknown, n: number): Promise<Wire[]> {
+  const r = await t.call('KernelService', 'AllocateQubits', {
+    session_handle: sessionHandle,
+    count: n,
+  });
+  return r.qubits as Wire[];
+}
+
+/** A new session of `t` with `n` fresh qubits. */
+async function sessionWith(t: TenantApi, n: number): Promise<{ handle: string; qubits: Wire[] }> {
+  const session = await t.call('KernelService', 'OpenSession', {});
+  return {
+    handle: String(session.session_handle),
+    qubits: await allocate(t, session.session_handle, n),
+  };
+}
+
 /** What tenant A holds: a session, a qubit, a finished job, a channel to B, an audit record. */
 async function holdings(a: TenantApi, aId: string) {
-  const session = await a.call('KernelService', 'OpenSession', {});
-  const alloc = await a.call('KernelService', 'AllocateQubits', {
-    session_handle: session.session_handle,
-    count: 1,
-  });
-  const qubit = (alloc.qubits as Wire[])[0]!;
+  const session = await sessionWith(a, 1);
+  const qubit = session.qubits[0]!;
   const submitted = await a.call('JobService', 'SubmitJob', {
     program: { format: 'PROGRAM_FORMAT_OPENQASM2', source: BELL },
     shots: 100,
@@ -146,7 +160,7 @@ async function holdings(a: TenantApi, aId: string) {
   });
   const record = (own.records as Wire[])[0];
   return {
-    sessionHandle: String(session.session_handle),
+    sessionHandle: session.handle,
     qubitHandle: String(qubit.handle),
     jobId,
     jobDone: watched.updates.some((u) => (u.job as Wire).state === 'JOB_STATE_DONE'),
@@ -238,24 +252,8 @@ export async function crossTenantAccess(p: Pair): Promise<SelfTest> {
 
 /** B names A's qubit in an entangling gate and in a job's bindings, with no channel between them. */
 export async function noEntanglementWithoutChannel(p: Pair): Promise<SelfTest> {
-  const aSession = await p.a.call('KernelService', 'OpenSession', {});
-  const aq = (
-    (
-      await p.a.call('KernelService', 'AllocateQubits', {
-        session_handle: aSession.session_handle,
-        count: 1,
-      })
-    ).qubits as Wire[]
-  )[0]!;
-  const bSession = await p.b.call('KernelService', 'OpenSession', {});
-  const bq = (
-    (
-      await p.b.call('KernelService', 'AllocateQubits', {
-        session_handle: bSession.session_handle,
-        count: 1,
-      })
-    ).qubits as Wire[]
-  )[0]!;
+  const aq = (await sessionWith(p.a, 1)).qubits[0]!;
+  const bq = (await sessionWith(p.b, 1)).qubits[0]!;
   const clustersOf = async (t: TenantApi) =>
     Number(((await t.call('KernelService', 'GetUsage', {})).usage as Wire).clusters);
   const before = [await clustersOf(p.a), await clustersOf(p.b)];
@@ -301,26 +299,12 @@ export async function channelUseLimit(p: Pair): Promise<SelfTest> {
     channel_id: channelId,
     approve: true,
   });
-  const bSession = await p.b.call('KernelService', 'OpenSession', {});
-  const bq = (
-    (
-      await p.b.call('KernelService', 'AllocateQubits', {
-        session_handle: bSession.session_handle,
-        count: 1,
-      })
-    ).qubits as Wire[]
-  )[0]!;
+  const bq = (await sessionWith(p.b, 1)).qubits[0]!;
   const shared = await p.b.call('ChannelService', 'ShareQubit', {
     channel_id: channelId,
     qubit_handle: bq.handle,
   });
-  const aSession = await p.a.call('KernelService', 'OpenSession', {});
-  const aqs = (
-    await p.a.call('KernelService', 'AllocateQubits', {
-      session_handle: aSession.session_handle,
-      count: 2,
-    })
-  ).qubits as Wire[];
+  const aqs = (await sessionWith(p.a, 2)).qubits;
   const join = (q: Wire) =>
     p.a.outcome('KernelService', 'ApplyGates', {
       gates: [{ kind: 'GATE_KIND_CNOT', qubits: [q.handle, shared.shared_handle] }],
@@ -349,12 +333,7 @@ export async function releasedStateZeroed(p: Pair): Promise<SelfTest> {
   let ones = 0;
   const ROUNDS = 8;
   for (let i = 0; i < ROUNDS; i++) {
-    const qs = (
-      await p.a.call('KernelService', 'AllocateQubits', {
-        session_handle: session.session_handle,
-        count: 2,
-      })
-    ).qubits as Wire[];
+    const qs = await allocate(p.a, session.session_handle, 2);
     const measured = await p.a.call('KernelService', 'MeasureQubits', {
       measurements: qs.map((q) => ({ qubit: q.handle, basis: 'BASIS_Z' })),
     });

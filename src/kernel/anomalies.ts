@@ -15,9 +15,11 @@
  * tenant probing the firewall is answered here.)
  */
 import { auditEvent } from './actors.js';
+import { type ErrorCode, FIREWALL_CODES } from './errors.js';
 import { effectiveQuota } from './limits.js';
 import type { Principal, Quota, Tenant } from './model.js';
 import type { AuditEvent, ClockPort } from './ports.js';
+import type { TenantPrincipal } from './principals.js';
 
 export const ANOMALY_TYPES = [
   'firewall_probing',
@@ -60,15 +62,9 @@ export const ANOMALY_THROTTLE_SECONDS = 300;
 /** Refusals of one (tenant, method, code) are audited once per window, the rest summed. */
 export const REFUSAL_AUDIT_WINDOW_MS = 10_000;
 
-const FIREWALL_CODES = [
-  'FIREWALL_NO_CHANNEL',
-  'CHANNEL_NOT_APPROVED',
-  'CHANNEL_EXPIRED',
-  'CHANNEL_REVOKED',
-  'CHANNEL_EXHAUSTED',
-  'CHANNEL_WRONG_TENANTS',
-];
-const DENIAL_CODES = [
+/** Firewall probing: the firewall's refusals, and answering a channel request not one's own. */
+const PROBING_CODES: readonly ErrorCode[] = [...FIREWALL_CODES, 'CHANNEL_WRONG_TENANTS'];
+const DENIAL_CODES: readonly ErrorCode[] = [
   'HANDLE_INVALID',
   'HANDLE_EXPIRED',
   'HANDLE_KEY_UNKNOWN',
@@ -90,7 +86,7 @@ const RATE_FIELDS = new Set([
   'calls_in_flight_max',
 ]);
 const TYPE_OF_CODE: ReadonlyMap<string, AnomalyType> = new Map([
-  ...FIREWALL_CODES.map((c) => [c, 'firewall_probing'] as const),
+  ...PROBING_CODES.map((c) => [c, 'firewall_probing'] as const),
   ...DENIAL_CODES.map((c) => [c, 'denial_probing'] as const),
   ['LIMIT_EXCEEDED', 'quota_pressure'],
 ]);
@@ -275,8 +271,8 @@ export class Anomalies {
     for (const [id, until] of this.throttled) if (now >= until) this.throttled.delete(id);
   }
 
-  private auditRefusal(p: Principal, r: Refusal, now: number): void {
-    const key = `${r.principal?.kind === 'tenant' ? r.principal.tenantId : ''}\u0000${r.method}\u0000${r.code}\u0000${r.field}`;
+  private auditRefusal(p: TenantPrincipal, r: Refusal, now: number): void {
+    const key = `${p.tenantId}\u0000${r.method}\u0000${r.code}\u0000${r.field}`;
     const w = this.refusals.get(key);
     if (w !== undefined && now - w.sinceMs < REFUSAL_AUDIT_WINDOW_MS) {
       w.pending++;

@@ -46,6 +46,15 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/** The entanglement firewall's refusals: a join across tenants without a usable channel. */
+export const FIREWALL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'FIREWALL_NO_CHANNEL',
+  'CHANNEL_NOT_APPROVED',
+  'CHANNEL_EXPIRED',
+  'CHANNEL_REVOKED',
+  'CHANNEL_EXHAUSTED',
+]);
+
 /** A refusal's message is at most this long (longer ones are cut and marked). */
 export const MESSAGE_CHARS_MAX = 512;
 

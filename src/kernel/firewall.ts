@@ -21,7 +21,7 @@ import {
 } from './channels.js';
 import { ClusterGraph } from './clusters.js';
 import type { Durability } from './durability.js';
-import { KernelError, invalid, quote } from './errors.js';
+import { FIREWALL_CODES, KernelError, invalid, quote } from './errors.js';
 import type { HandleAuthority } from './handle-authority.js';
 import { type HandleClaims, RIGHTS } from './handles.js';
 import { QUBITS_PER_CLUSTER_MAX } from './limits.js';
@@ -454,14 +454,6 @@ function endedFields(c: ChannelRecord): Partial<ChannelRecord> {
   const { status, approvals, endedBy, endedAtMs, endReason } = c;
   return { status, approvals: [...approvals], endedBy, endedAtMs, endReason };
 }
-
-const FIREWALL_CODES: ReadonlySet<string> = new Set([
-  'FIREWALL_NO_CHANNEL',
-  'CHANNEL_NOT_APPROVED',
-  'CHANNEL_EXPIRED',
-  'CHANNEL_REVOKED',
-  'CHANNEL_EXHAUSTED',
-]);
 
 /** Both tenants of a channel: each sees its records in its view of the audit log. */
 function parties(c: ChannelRecord): string[] {
