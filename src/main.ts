@@ -178,6 +178,7 @@ async function main(): Promise<void> {
           },
           poolThreads: () => sim.admission.capacity,
           poolThreadsBusy: () => sim.admission.threadsBusy,
+          poolPlansQueued: () => sim.admission.plansQueued,
           freeBytes: () => store.freeBytes(),
           auditSeq: () => store.auditHead().seq,
         });
@@ -332,6 +333,7 @@ async function main(): Promise<void> {
       storage_free_bytes: freeBytes(),
       storage_free_min_bytes: config.storageFreeMinBytes,
       pool_threads_busy: sim.admission.threadsBusy,
+      pool_plans_queued: sim.admission.plansQueued,
       audit_tree_size: tree?.size ?? 0,
       audit_tree_root: tree?.root.toString('hex') ?? '',
       draining: stopping,

@@ -51,6 +51,7 @@ export interface MetricsSources {
   jobsByState(): Record<string, number>;
   poolThreads(): number;
   poolThreadsBusy(): number;
+  poolPlansQueued(): number;
   freeBytes(): number;
   auditSeq(): number;
 }
@@ -192,6 +193,14 @@ export class Metrics implements CallObserver {
       registers,
       collect() {
         this.set(sources.poolThreadsBusy());
+      },
+    });
+    new client.Gauge({
+      name: 'qmk_pool_plans_queued',
+      help: 'Interactive plans waiting for a simulation pool thread now.',
+      registers,
+      collect() {
+        this.set(sources.poolPlansQueued());
       },
     });
     new client.Gauge({

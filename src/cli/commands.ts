@@ -299,6 +299,7 @@ export const COMMANDS: Record<string, Command> = {
           ['qubits', String(s.qubits)],
           ['clusters', String(s.clusters)],
           ['pool_threads_busy', String(s.pool_threads_busy)],
+          ['pool_plans_queued', String(s.pool_plans_queued)],
           ['jobs_queued', String(s.jobs_queued)],
           ['jobs_running', String(s.jobs_running)],
           ['audit_seq', String(s.audit_seq)],

@@ -42,6 +42,7 @@ export class Admission {
   private readonly entries = new Map<string, AdmissionEntry>();
   private busy = 0;
   private planSeq = 0;
+  private plansWaiting = 0;
   private dispatching = false;
 
   /** @param capacity pool threads work may hold at once */
@@ -52,6 +53,11 @@ export class Admission {
   /** Threads handed out now. */
   get threadsBusy(): number {
     return this.busy;
+  }
+
+  /** Interactive plans waiting for a pool thread now (the interactive backlog). */
+  get plansQueued(): number {
+    return this.plansWaiting;
   }
 
   /** Queues work; it starts at once if it may, else when its turn comes. */
@@ -68,6 +74,7 @@ export class Admission {
    */
   acquire(owner: PoolOwner, cost: number): Promise<() => void> {
     const id = `plan:${++this.planSeq}`;
+    this.plansWaiting++;
     return new Promise((resolve) =>
       this.enqueue({
         id,
@@ -78,7 +85,10 @@ export class Admission {
         weight: owner.weight,
         usesThread: true,
         eligible: () => true,
-        start: resolve,
+        start: (release) => {
+          this.plansWaiting--;
+          resolve(release);
+        },
       }),
     );
   }

@@ -26,6 +26,7 @@ export interface GetStatusResponse {
   'audit_tree_size'?: (number | string | Long);
   'audit_tree_root'?: (string);
   'draining'?: (boolean);
+  'pool_plans_queued'?: (number);
 }
 
 export interface GetStatusResponse__Output {
@@ -51,4 +52,5 @@ export interface GetStatusResponse__Output {
   'audit_tree_size': (number);
   'audit_tree_root': (string);
   'draining': (boolean);
+  'pool_plans_queued': (number);
 }
