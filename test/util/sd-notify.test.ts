@@ -128,12 +128,13 @@ test('helper fails, no onError → silently dropped, nothing is thrown', async (
   await sleep(0);
 });
 
-test('startWatchdog: WATCHDOG_USEC=200000 → WATCHDOG=1 within ~150 ms, none after stop', async () => {
+test('startWatchdog: WATCHDOG_USEC=200000 → WATCHDOG=1 pings, none after stop', async () => {
   const { calls, exec } = recorder();
   const notifier = createNotifier({ ...SOCKET_ENV, WATCHDOG_USEC: '200000' }, { exec, pid: 9 });
   const stop = notifier.startWatchdog();
-  await sleep(150);
-  assert.ok(calls.length >= 1, `expected a ping within 150 ms, got ${calls.length}`);
+  // Waits for the event, not a fixed time: a loaded machine may run the 100 ms timer late.
+  for (let i = 0; i < 500 && calls.length === 0; i++) await sleep(20);
+  assert.ok(calls.length >= 1, `expected a ping, got ${calls.length}`);
   assert.equal(calls[0]?.args, ['--pid=9', 'WATCHDOG=1']);
   stop();
   const after = calls.length;
