@@ -3,14 +3,16 @@
  *
  * Baselines measured in the same run: a bare grpc-js unary echo on loopback, an fdatasync of a
  * small file in the state directory, and a bare lmdb-js commit of one record (LMDB syncs the data
- * pages and then the meta page, so its floor is above one fdatasync). Then through the real daemon: sequential ApplyGates (one gate
- * on a 1-qubit cluster), the same with 64 calls in flight across 8 tenants (group commit), and
- * in-process the kernel's decision cost (handle verification and checks) per op.
+ * pages and then the meta page, so its floor is above one fdatasync). Then through the real
+ * daemon: sequential ApplyGates (one gate on a 1-qubit cluster), the same with 64 calls in flight
+ * across 8 tenants (group commit), and in-process the kernel's decision cost (handle verification
+ * and checks) per op. Costs of a feature (record protection; metrics + audit tree) compare two
+ * daemons run side by side in the same seconds, calls alternating between them.
  * Targets (issue #2): sequential ApplyGates p50 ≤ 1.5 × (echo p50 + fdatasync p50); 64-in-flight
  * throughput ≥ 20 × sequential throughput; decision cost < 20 µs per op.
  * Usage: npm run bench:kernel-latency [-- --seconds 5 --rounds 3]
  */
-import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
@@ -33,7 +35,7 @@ const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '4' }, rounds: { type: 'string', default: '3' } },
 });
 const SECONDS = Number(values.seconds);
-/** Alternating rounds of the bare and the full daemon (observability's cost). */
+/** Rounds of the bare and the full daemon side by side (observability's cost). */
 const ROUNDS = Number(values.rounds);
 
 function pct(xs: number[], p: number): number {
@@ -179,18 +181,15 @@ async function decisionCost(): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e3 / N;
 }
 
-/**
- * ApplyGates through a real daemon: sequential, then 64 in flight across 8 tenants. `env` starts
- * the daemon (QMK_RECORD_PROTECTION=off measures what record MACs and sealing cost).
- */
-interface Phases {
-  seq: number[];
-  seqRate: number;
-  conc: number[];
-  concRate: number;
+/** One daemon under measurement: ApplyGates on one of 64 one-qubit clusters of 8 tenants. */
+interface BenchDaemon {
+  apply(lane: number): Promise<void>;
+  /** CPU seconds the daemon process has used (all threads); NaN where /proc is not there. */
+  cpu(): number;
+  close(): Promise<void>;
 }
 
-async function daemonPhases(env: NodeJS.ProcessEnv): Promise<Phases> {
+async function benchDaemon(env: NodeJS.ProcessEnv): Promise<BenchDaemon> {
   const stateDir = tempStateDir();
   const d = await startDaemon(stateDir, env);
   const tenants: { client: AnyClient; handle: string }[] = [];
@@ -203,37 +202,111 @@ async function daemonPhases(env: NodeJS.ProcessEnv): Promise<Phases> {
     });
     for (const x of q.qubits) tenants.push({ client: t.client, handle: x.handle });
   }
-  const apply = (i: number) => {
-    const { client, handle } = tenants[i % tenants.length]!;
-    return call(client, 'ApplyGates', { gates: [{ kind: 'GATE_KIND_X', qubits: [handle] }] }).then(
-      () => undefined,
-    );
+  const ticks = Number(process.env.CLK_TCK ?? 100);
+  return {
+    apply(lane) {
+      const { client, handle } = tenants[lane % tenants.length]!;
+      return call(client, 'ApplyGates', {
+        gates: [{ kind: 'GATE_KIND_X', qubits: [handle] }],
+      }).then(() => undefined);
+    },
+    cpu() {
+      try {
+        const f = readFileSync(`/proc/${d.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return (Number(f[11]) + Number(f[12])) / ticks;
+      } catch {
+        return Number.NaN;
+      }
+    },
+    async close() {
+      for (const t of tenants) t.client.close();
+      await d.stop();
+      removeStateDir(stateDir);
+    },
   };
-  await timeLoop(() => apply(0), 0.5);
-  const seq = await timeLoop(() => apply(0), SECONDS);
-  const seqRate = seq.length / SECONDS;
+}
 
-  // 64 in flight across 8 tenants: each lane owns one qubit, so lanes never wait on each other's clusters.
-  const LANES = 64;
+/** What one daemon of a pair measured. */
+interface Phases {
+  seq: number[];
+  seqRate: number;
+  conc: number[];
+  concRate: number;
+  /** Daemon CPU time per call (all threads, µs), sequential and 64 in flight. */
+  seqCpuUs: number;
+  concCpuUs: number;
+}
+
+/** 64 ApplyGates calls in flight on `d` for `seconds`; latencies into `into`; returns calls done. */
+async function concSlice(d: BenchDaemon, seconds: number, into: number[]): Promise<number> {
+  // 64 in flight across 8 tenants: each lane owns one qubit, so lanes never wait on each other.
+  const end = performance.now() + seconds * 1000;
   let done = 0;
-  const conc: number[] = [];
-  const end = performance.now() + SECONDS * 1000;
-  const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: LANES }, async (_, lane) => {
+    Array.from({ length: 64 }, async (_, lane) => {
       while (performance.now() < end) {
         const s = process.hrtime.bigint();
-        await apply(lane);
-        conc.push(ms(process.hrtime.bigint() - s));
+        await d.apply(lane);
+        into.push(ms(process.hrtime.bigint() - s));
         done++;
       }
     }),
   );
-  const concRate = done / ((performance.now() - t0) / 1000);
-  for (const t of tenants) t.client.close();
-  await d.stop();
-  removeStateDir(stateDir);
-  return { seq, seqRate, conc, concRate };
+  return done;
+}
+
+/**
+ * Two daemons measured side by side, so drift in the machine's speed (disk sync times vary by
+ * tens of percent from one second to the next here) hits both alike: sequential calls alternate
+ * between them call by call, and the 64-in-flight phase alternates slices of 0.5 s.
+ */
+async function pairedPhases(
+  envA: NodeJS.ProcessEnv,
+  envB: NodeJS.ProcessEnv,
+): Promise<[Phases, Phases]> {
+  const pair = [await benchDaemon(envA), await benchDaemon(envB)] as const;
+  try {
+    for (const d of pair) await timeLoop(() => d.apply(0), 0.5);
+    const seq: [number[], number[]] = [[], []];
+    const cpu0 = pair.map((d) => d.cpu());
+    const end = performance.now() + 2 * SECONDS * 1000;
+    while (performance.now() < end) {
+      for (let i = 0; i < 2; i++) {
+        const t0 = process.hrtime.bigint();
+        await pair[i]!.apply(0);
+        seq[i]!.push(ms(process.hrtime.bigint() - t0));
+      }
+    }
+    const seqCpu = pair.map((d, i) => d.cpu() - cpu0[i]!);
+    const conc: [number[], number[]] = [[], []];
+    const done = [0, 0];
+    const took = [0, 0];
+    const concCpu = [0, 0];
+    const SLICE = 0.5;
+    for (let k = 0; k < Math.max(1, Math.round(SECONDS / SLICE)); k++) {
+      for (let i = 0; i < 2; i++) {
+        const c0 = pair[i]!.cpu();
+        const t0 = performance.now();
+        done[i]! += await concSlice(pair[i]!, SLICE, conc[i]!);
+        took[i]! += (performance.now() - t0) / 1000;
+        concCpu[i]! += pair[i]!.cpu() - c0;
+      }
+    }
+    const phases = (i: number): Phases => {
+      const total = seq[i]!.reduce((a, x) => a + x, 0) / 1000;
+      return {
+        seq: seq[i]!,
+        seqRate: seq[i]!.length / total,
+        conc: conc[i]!,
+        concRate: done[i]! / took[i]!,
+        seqCpuUs: (seqCpu[i]! * 1e6) / seq[i]!.length,
+        concCpuUs: (concCpu[i]! * 1e6) / done[i]!,
+      };
+    };
+    return [phases(0), phases(1)];
+  } finally {
+    for (const d of pair) await d.close();
+  }
 }
 
 async function main() {
@@ -243,26 +316,28 @@ async function main() {
   const sync = fdatasyncBaseline(stateDir);
   const lmdb = await lmdbBaseline(stateDir);
   removeStateDir(stateDir);
-  // Unprotected first, then protected: the protected run is the one the targets are read from.
-  const off = await daemonPhases({ QMK_RECORD_PROTECTION: 'off' });
-  // Metrics off and no audit Merkle tree: what observability costs (goal: within 5 %). Rounds
-  // alternate the bare and the full daemon, so drift in the machine's speed hits both alike; the
-  // cost is the median of the rounds' ratios.
+  // Record protection (MACs and sealing) off against on; then observability (metrics listener
+  // and audit Merkle tree) off against on. Each pair side by side; the targets read the full daemon.
+  const [off, protectedRun] = await pairedPhases({ QMK_RECORD_PROTECTION: 'off' }, {});
   const BARE = { QMK_METRICS_LISTEN: 'off', QMK_AUDIT_TREE: 'off' };
   const bareRounds: Phases[] = [];
   const fullRounds: Phases[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    bareRounds.push(await daemonPhases(BARE));
-    fullRounds.push(await daemonPhases({}));
+    const [bareRun, fullRun] = await pairedPhases(BARE, {});
+    bareRounds.push(bareRun);
+    fullRounds.push(fullRun);
   }
   const merged = (rs: Phases[]): Phases => ({
     seq: rs.flatMap((x) => x.seq),
     seqRate: rs.reduce((a, x) => a + x.seqRate, 0) / rs.length,
     conc: rs.flatMap((x) => x.conc),
     concRate: rs.reduce((a, x) => a + x.concRate, 0) / rs.length,
+    seqCpuUs: rs.reduce((a, x) => a + x.seqCpuUs, 0) / rs.length,
+    concCpuUs: rs.reduce((a, x) => a + x.concCpuUs, 0) / rs.length,
   });
   const bare = merged(bareRounds);
-  const { seq, seqRate, conc, concRate } = merged(fullRounds);
+  const full = merged(fullRounds);
+  const { seq, seqRate, conc, concRate } = full;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const roundSeq = fullRounds.map((f, i) => pct(f.seq, 50) / pct(bareRounds[i]!.seq, 50));
   const roundConc = fullRounds.map((f, i) => f.concRate / bareRounds[i]!.concRate);
@@ -323,8 +398,8 @@ async function main() {
   console.log(
     `decision cost (authenticate + decodeApplyGates, 1 gate) = ${decisionUs.toFixed(2)} µs/op  (target < 20)`,
   );
-  const sealSeq = seqP50 / pct(off.seq, 50);
-  const sealConc = off.concRate / concRate;
+  const sealSeq = pct(protectedRun.seq, 50) / pct(off.seq, 50);
+  const sealConc = off.concRate / protectedRun.concRate;
   console.log(
     `record protection (MACs + sealing) cost: sequential p50 ×${sealSeq.toFixed(3)}, ` +
       `64-in-flight throughput ×${(1 / sealConc).toFixed(3)}  (goal: at most 10 % either way)`,
@@ -336,6 +411,11 @@ async function main() {
     `metrics + audit tree cost, median of ${ROUNDS} alternating rounds: sequential p50 ×${obsSeq.toFixed(3)} ` +
       `(${list(roundSeq)}), 64-in-flight throughput ×${obsConc.toFixed(3)} (${list(roundConc)})  ` +
       `(goal: within 5 % either way: ${obsSeq <= 1.05 && obsConc >= 0.95 ? 'met' : 'NOT met'})`,
+  );
+  const cpu = (x: number) => `${x.toFixed(0)} µs`;
+  console.log(
+    `daemon CPU per call (all threads), bare / full: sequential ${cpu(bare.seqCpuUs)} / ${cpu(full.seqCpuUs)}, ` +
+      `64 in flight ${cpu(bare.concCpuUs)} / ${cpu(full.concCpuUs)}`,
   );
   console.log(
     JSON.stringify({
