@@ -443,12 +443,13 @@ export class LmdbStore implements StorePort {
         audit: audit.map((r) => ({
           seq: r.seq,
           bytes: this.encode('audit', r.seq, r, undefined),
-          tree: this.auditLog.writes(r, tree),
         })),
         ops: ops
           .filter((o) => writable(o.e.owner))
           .map((o) => ({ seq: o.seq, bytes: this.encode('oplog', o.seq, o.e, o.e.owner) })),
       }));
+      const auditRecords = linked.flatMap((c) => c.audit);
+      const treeWrites = this.auditLog.writes(auditRecords, tree);
       const fault = batchFaults(linked);
       if (fault.beforeCommit) crashNow('store.before-commit');
       const t0 = performance.now();
@@ -457,14 +458,12 @@ export class LmdbStore implements StorePort {
           for (const r of records) {
             w(r.bytes !== null ? this.dbs[r.db].put(r.key, r.bytes) : this.dbs[r.db].remove(r.key));
           }
-          for (const r of audit) {
-            w(this.dbs.audit.put(r.seq, r.bytes));
-            for (const t of r.tree) w(this.dbs[t.db].put(t.key, t.bytes));
-          }
+          for (const r of audit) w(this.dbs.audit.put(r.seq, r.bytes));
           if (fault.auditAppend) crashNow('store.audit-append');
           for (const o of ops) w(this.dbs.oplog.put(o.seq, o.bytes));
           if (fault.oplogAppend) crashNow('store.oplog-append');
         }
+        for (const t of treeWrites) w(this.dbs[t.db].put(t.key, t.bytes));
       }, fault.commitError);
       this.options.onBatch?.((performance.now() - t0) / 1000, batch.length);
       if (fault.afterCommit) crashNow('store.after-commit');
@@ -535,7 +534,7 @@ export class LmdbStore implements StorePort {
     );
     const tree = this.auditLog.draft();
     try {
-      const treeWrites = this.auditLog.writes(audit, tree);
+      const treeWrites = this.auditLog.writes([audit], tree);
       for (const c of clusters) if (c.owner !== undefined) this.options.keys.ensure(c.owner);
       const snapshots = clusters.map(({ cluster, state, owner }) => {
         const bytes = Buffer.from(state.buffer, state.byteOffset, state.byteLength);

@@ -155,4 +155,61 @@ test('the tenant index lists the records naming a tenant, up and down, from any 
   }
 });
 
+test('a batch of commits gets one index entry per tenant, listed alike from any point', async () => {
+  const dir = tempStateDir();
+  const s = openStore(dir);
+  const names = ['alice', 'bob', 'carol'];
+  const model = new Map<string, number[]>(names.map((n) => [n, []]));
+  try {
+    // Commits that arrive together are written in one transaction (after the first alone).
+    const tenantsOf = (i: number) => names.filter((_, k) => (i + k) % (k + 2) === 0);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => s.commit([], [ev(`b${i}`, tenantsOf(i))])),
+    );
+    await s.commit([], [ev('alone', ['alice'])]);
+    for (let seq = 1; seq <= 41; seq++) {
+      const tenants = seq === 41 ? ['alice'] : tenantsOf(seq - 1);
+      for (const t of tenants) model.get(t)!.push(seq);
+    }
+    for (const t of names) {
+      const all = model.get(t)!;
+      for (let from = 1; from <= 42; from++) {
+        for (const limit of [1, 2, 3, 100]) {
+          const up = all.filter((x) => x >= from).slice(0, limit);
+          const down = [...all]
+            .reverse()
+            .filter((x) => x <= from)
+            .slice(0, limit);
+          assert.equal(
+            s.auditLog.auditSeqsOf(t, from, limit, false),
+            up,
+            `${t} up ${from}/${limit}`,
+          );
+          assert.equal(
+            s.auditLog.auditSeqsOf(t, from, limit, true),
+            down,
+            `${t} down ${from}/${limit}`,
+          );
+        }
+      }
+    }
+  } finally {
+    await s.close();
+  }
+  try {
+    const raw = open({ path: `${dir}/qmk.lmdb`, maxDbs: 16 });
+    const index = raw.openDB({
+      name: 'audit_index',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+    });
+    const keys = [...index.getKeys()].length;
+    const entries = [...model.values()].reduce((a, x) => a + x.length, 0);
+    assert.ok(keys < entries / 2, `${keys} index entries for ${entries} listings`);
+    await raw.close();
+  } finally {
+    removeStateDir(dir);
+  }
+});
+
 test.run();
