@@ -270,8 +270,8 @@ async function pairedPhases(
     const seq: [number[], number[]] = [[], []];
     const cpu0 = pair.map((d) => d.cpu());
     const end = performance.now() + 2 * SECONDS * 1000;
-    while (performance.now() < end) {
-      for (let i = 0; i < 2; i++) {
+    for (let k = 0; performance.now() < end; k++) {
+      for (const i of k % 2 === 0 ? [0, 1] : [1, 0]) {
         const t0 = process.hrtime.bigint();
         await pair[i]!.apply(0);
         seq[i]!.push(ms(process.hrtime.bigint() - t0));
@@ -284,7 +284,9 @@ async function pairedPhases(
     const concCpu = [0, 0];
     const SLICE = 0.5;
     for (let k = 0; k < Math.max(1, Math.round(SECONDS / SLICE)); k++) {
-      for (let i = 0; i < 2; i++) {
+      // Each goes first in every other pair of slices: the one after another's slice starts
+      // with work left behind (syncs, collections), and that must not always be the same one.
+      for (const i of k % 2 === 0 ? [0, 1] : [1, 0]) {
         const c0 = pair[i]!.cpu();
         const t0 = performance.now();
         done[i]! += await concSlice(pair[i]!, SLICE, conc[i]!);
