@@ -30,59 +30,69 @@ export function canonicalJson(v: unknown): string {
 }
 
 /**
- * A record's fields in sorted key order (the canonical order); `hash` takes its place among them
- * in a leaf. Written out by hand because every audit record is encoded twice on the commit path
- * (chain hash and Merkle leaf): the generic encoder's key sort cost about 4 µs a time.
+ * A record's fields in canonical (sorted) order, as the two runs on either side of `hash`: the
+ * body hashed into the chain is both runs, the Merkle leaf puts the hash between them. Written
+ * out by hand because every audit record is encoded on the commit path: the generic encoder's key
+ * sort cost about 4 µs a time.
  */
-const RECORD_KEYS = [
-  'action',
-  'actor',
-  'detail',
-  'hash',
-  'outcome',
-  'prev',
-  'request',
-  'seq',
-  'target',
-  'tenants',
-  'tsMs',
-] as const;
-const KEY_PREFIX = new Map(RECORD_KEYS.map((k) => [k, `${JSON.stringify(k)}:`]));
+type Halves = [before: string, after: string];
 
-/** canonicalJson of the record's body (and of its hash when `hash` is given), byte for byte. */
-function recordJson(r: Omit<AuditRecord, 'hash'>, hash?: string): string {
-  const fields: Record<(typeof RECORD_KEYS)[number], unknown> = {
-    action: r.action,
-    actor: r.actor,
-    detail: r.detail,
-    hash,
-    outcome: r.outcome,
-    prev: r.prev,
-    request: r.request,
-    seq: r.seq,
-    target: r.target,
-    tenants: r.tenants,
-    tsMs: r.tsMs,
-  };
-  let out = '{';
-  for (const k of RECORD_KEYS) {
-    const x = fields[k];
+function fieldsJson(pairs: readonly [string, unknown][]): string {
+  let out = '';
+  for (const [k, x] of pairs) {
     if (x === undefined) continue;
-    out += `${out.length === 1 ? '' : ','}${KEY_PREFIX.get(k)}${canonicalJson(x)}`;
+    out += `${out === '' ? '' : ','}"${k}":${canonicalJson(x)}`;
   }
-  return `${out}}`;
+  return out;
 }
+
+function recordHalves(r: Omit<AuditRecord, 'hash'>): Halves {
+  return [
+    fieldsJson([
+      ['action', r.action],
+      ['actor', r.actor],
+      ['detail', r.detail],
+    ]),
+    fieldsJson([
+      ['outcome', r.outcome],
+      ['prev', r.prev],
+      ['request', r.request],
+      ['seq', r.seq],
+      ['target', r.target],
+      ['tenants', r.tenants],
+      ['tsMs', r.tsMs],
+    ]),
+  ];
+}
+
+/** canonicalJson of the fields in `halves`, with `"hash": hash` between them when given. */
+function joined(halves: Halves, hash?: string): string {
+  const parts =
+    hash === undefined ? halves : [halves[0], `"hash":${JSON.stringify(hash)}`, halves[1]];
+  return `{${parts.filter((x) => x !== '').join(',')}}`;
+}
+
+const bodyHash = (prev: string, halves: Halves): string =>
+  createHash('sha256').update(prev).update('\n').update(joined(halves)).digest('hex');
 
 export function hashAuditRecord(r: Omit<AuditRecord, 'hash'>): string {
-  return createHash('sha256').update(r.prev).update('\n').update(recordJson(r)).digest('hex');
+  return bodyHash(r.prev, recordHalves(r));
 }
+
+/**
+ * The leaf encoding of records just linked, kept until the commit path asks for it once (the
+ * record object is not changed in between), so a record is encoded once, not twice.
+ */
+const linkedLeaves = new WeakMap<AuditRecord, string>();
 
 /**
  * The record's leaf in the audit log's Merkle tree: its canonical JSON (every field, its chain
  * hash included) as UTF-8. A verifier hashes these bytes as given; it need not re-encode.
  */
 export function auditLeafInput(r: AuditRecord): Buffer {
-  return Buffer.from(recordJson(r, r.hash), 'utf8');
+  const kept = linkedLeaves.get(r);
+  if (kept !== undefined) linkedLeaves.delete(r);
+  return Buffer.from(kept ?? joined(recordHalves(r), r.hash), 'utf8');
 }
 
 export function linkAuditRecord(
@@ -92,7 +102,10 @@ export function linkAuditRecord(
   prev: string,
 ): AuditRecord {
   const r = { ...event, seq, tsMs, prev };
-  return { ...r, hash: hashAuditRecord(r) };
+  const halves = recordHalves(r);
+  const record = { ...r, hash: bodyHash(prev, halves) };
+  linkedLeaves.set(record, joined(halves, record.hash));
+  return record;
 }
 
 /**
